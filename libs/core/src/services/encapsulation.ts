@@ -1,0 +1,28 @@
+import type { Cidr, IpAddress } from '../net.js';
+
+/** A node as the routing layer sees it. */
+export interface NodeInfo {
+  readonly name: string;
+  readonly ipv4?: IpAddress;
+  readonly ipv6?: IpAddress;
+  readonly podCidrs: readonly Cidr[];
+  /** Underlay address tunnels to this node go to (usually its node IP). */
+  readonly tunnelEndpoint?: IpAddress;
+}
+
+/**
+ * How pods on different nodes reach each other: an overlay (VXLAN, Geneve) or native routing.
+ * Exactly one is active on a node.
+ */
+export interface Encapsulation {
+  /** e.g. `vxlan`, `geneve`, `native`. */
+  readonly mode: string;
+  /** Bytes the encapsulation adds; pod MTU is the device MTU minus this. */
+  readonly overhead: number;
+  /** Node-level setup: devices, the forward slot, local routes. */
+  setup(local: NodeInfo): Promise<void>;
+  /** A node joined or changed: routes or tunnel entries towards it. */
+  upsertNode(node: NodeInfo): Promise<void>;
+  /** A node left: everything towards it is removed. */
+  deleteNode(name: string): Promise<void>;
+}

@@ -1,0 +1,52 @@
+import type { IpAddress, Labels, Unsubscribe } from '../net.js';
+import type { NumericIdentity } from './identity.js';
+import type { PolicyRevision } from './policy.js';
+
+/** Life stages of an endpoint. */
+export type EndpointState =
+  | 'waiting-for-identity'
+  | 'regenerating'
+  | 'ready'
+  | 'not-ready'
+  | 'disconnecting';
+
+/** A pod (or other workload) attached to the datapath. JSON names are API. */
+export interface Endpoint {
+  readonly id: number;
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Labels;
+  readonly ipv4?: IpAddress;
+  readonly ipv6?: IpAddress;
+  /** Path of the workload's network namespace. */
+  readonly netns: string;
+  /** Host-side veth name. */
+  readonly hostInterface: string;
+  readonly identity: NumericIdentity;
+  readonly state: EndpointState;
+  /** The policy revision this endpoint's datapath has realized. */
+  readonly policyRevision: PolicyRevision;
+}
+
+/** What creating an endpoint needs. */
+export interface EndpointCreateRequest {
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Labels;
+  /** Existing netns path (from CNI), or omitted to have the agent create one. */
+  readonly netns?: string;
+  /** Interface name inside the netns; default `eth0`. */
+  readonly interfaceName?: string;
+  /** Container id, for CNI's idempotence and GC. */
+  readonly containerId?: string;
+}
+
+/** Creates, updates and deletes endpoints, and keeps their datapath state current. */
+export interface EndpointManager {
+  create(request: EndpointCreateRequest): Promise<Endpoint>;
+  updateLabels(id: number, labels: Labels): Promise<Endpoint>;
+  delete(id: number): Promise<boolean>;
+  get(id: number): Endpoint | undefined;
+  list(): readonly Endpoint[];
+  subscribe(listener: (event: { type: 'upsert' | 'delete'; endpoint: Endpoint }) => void): Unsubscribe;
+}

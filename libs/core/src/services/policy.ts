@@ -1,0 +1,70 @@
+import type { Direction, Labels, Unsubscribe } from '../net.js';
+import type { NumericIdentity } from './identity.js';
+
+/** Monotonic revision of the policy repository; every import or delete returns a new one. */
+export type PolicyRevision = number;
+
+/** Key of one per-endpoint policy map entry. */
+export interface PolicyKey {
+  /** Peer identity; 0 matches every peer. */
+  readonly identity: NumericIdentity;
+  readonly direction: Direction;
+  /** IP protocol number; 0 matches every protocol. */
+  readonly protocol: number;
+  /** Destination port; 0 matches every port. */
+  readonly port: number;
+  /** Inclusive end of a port range; equals `port` for a single port. */
+  readonly endPort: number;
+}
+
+/** Value of one per-endpoint policy map entry. */
+export interface PolicyEntry {
+  readonly verdict: 'allow' | 'deny';
+  /** Redirect to this L7 proxy port; 0 for none. */
+  readonly proxyPort: number;
+  /** Names of the rules that produced this entry, for trace and `endpoint get`. */
+  readonly derivedFrom: readonly string[];
+}
+
+/** Incremental change to one endpoint's map state. */
+export interface PolicyDelta {
+  readonly revision: PolicyRevision;
+  readonly upserts: ReadonlyArray<readonly [PolicyKey, PolicyEntry]>;
+  readonly deletes: readonly PolicyKey[];
+}
+
+/** The subject of resolution: an endpoint's identity and labels. */
+export interface PolicySubject {
+  readonly endpointId: number;
+  readonly identity: NumericIdentity;
+  readonly labels: Labels;
+}
+
+/** A stored rule, as `policy get` lists it. */
+export interface PolicyRuleInfo {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly kind: string;
+  readonly revision: PolicyRevision;
+  /** Why part of it is not enforced yet (e.g. L7 rules enforced at L4), if so. */
+  readonly notes: readonly string[];
+  /** The rule as imported. */
+  readonly spec: unknown;
+}
+
+/**
+ * Rules in, per-endpoint map state out. Changes are incremental: one rule or identity touches
+ * only the entries it affects.
+ */
+export interface PolicyRepository {
+  /** Validates and stores documents (CiliumNetworkPolicy, NetworkPolicy, …). */
+  import(documents: readonly unknown[]): Promise<PolicyRevision>;
+  /** Deletes by name (and namespace), or every rule with `{ all: true }`. */
+  delete(selector: { name: string; namespace?: string } | { all: true }): Promise<PolicyRevision>;
+  revision(): PolicyRevision;
+  rules(): readonly PolicyRuleInfo[];
+  /** Full map state for a subject at the current revision. */
+  resolve(subject: PolicySubject): { revision: PolicyRevision; entries: ReadonlyArray<readonly [PolicyKey, PolicyEntry]> };
+  /** Deltas for a subject as rules and identities change. */
+  watch(subject: PolicySubject, listener: (delta: PolicyDelta) => void): Unsubscribe;
+}
