@@ -1,0 +1,129 @@
+import {
+  CORE_API_VERSION,
+  PluginHost,
+  resolvePluginSet,
+  Tokens,
+  type AgentStatus,
+  type Health,
+  type Logger,
+  type PluginCandidate,
+} from '@cilia/core';
+import pkg from '../package.json' with { type: 'json' };
+import { ApiServer } from './api/server.js';
+import { defaultPlugins } from './builtin.js';
+import { pluginSpecifiers, validateConfig, type EffectiveConfig } from './config/compose.js';
+import { loadConfigDocument, type ConfigDocument } from './config/document.js';
+import { createLogger } from './logging.js';
+import { AgentMetrics } from './metrics.js';
+import { loadPlugins } from './plugin-loader.js';
+
+/** The agent's version (its package version). */
+export const AGENT_VERSION: string = pkg.version;
+
+/** Everything checked before anything starts. Throws ConfigError or PluginSetError (exit code 2). */
+export interface PreparedAgent {
+  readonly document: ConfigDocument;
+  readonly config: EffectiveConfig;
+  readonly candidates: readonly PluginCandidate[];
+}
+
+/** Reads the config, loads and resolves the plugin set, validates every section. No side effects. */
+export async function prepareAgent(configFile: string): Promise<PreparedAgent> {
+  const document = loadConfigDocument(configFile);
+  const loaded = await loadPlugins(pluginSpecifiers(document), document.file);
+  const candidates: PluginCandidate[] = [
+    ...defaultPlugins(),
+    ...loaded.map((l) => ({ definition: l.definition, origin: 'configured' as const })),
+  ];
+  // Resolution first: its message names plugins and tokens, which matters more than a section.
+  resolvePluginSet(candidates, { coreVersion: CORE_API_VERSION, hostTokens: HOST_TOKENS });
+  const config = validateConfig(
+    document,
+    candidates.map((c) => c.definition),
+  );
+  return { document, config, candidates };
+}
+
+const HOST_TOKENS = [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle];
+
+/** A running agent: plugins, API socket, metrics. */
+export class Agent {
+  readonly #prepared: PreparedAgent;
+  readonly #log: Logger & { flush(): void };
+  readonly #host: PluginHost;
+  readonly #api: ApiServer;
+  readonly #metrics: AgentMetrics;
+  readonly #startedAt = new Date();
+  #health: Health = 'starting';
+  #problems: string[] = [];
+
+  constructor(prepared: PreparedAgent) {
+    this.#prepared = prepared;
+    const { agent } = prepared.config;
+    this.#log = createLogger(agent.logLevel, agent.logFile);
+    const set = resolvePluginSet(prepared.candidates, { coreVersion: CORE_API_VERSION, hostTokens: HOST_TOKENS });
+    this.#host = new PluginHost({ set, agent, logger: this.#log, sections: prepared.config.sections });
+    this.#metrics = new AgentMetrics({ version: AGENT_VERSION, node: agent.nodeName }, () => this.#host.status());
+    this.#api = new ApiServer({
+      status: () => this.status(),
+      plugins: () => this.#host.status(),
+      config: () => ({ sources: prepared.document.sources, config: prepared.config.view }),
+    });
+  }
+
+  get logger(): Logger {
+    return this.#log;
+  }
+
+  /** Serves the API, then starts plugins in dependency order. A failed start stops the rest and rethrows. */
+  async start(): Promise<{ socket: string; metrics: string }> {
+    const { agent } = this.#prepared.config;
+    await this.#api.listen(agent.apiSocket);
+    const metrics = agent.metricsAddress === '' ? '' : await this.#metrics.listen(agent.metricsAddress);
+    this.#log.info(
+      { socket: agent.apiSocket, metrics, node: agent.nodeName, config: this.#prepared.document.sources },
+      'agent API listening',
+    );
+    try {
+      await this.#host.start();
+    } catch (err) {
+      this.#health = 'failed';
+      this.#problems.push((err as Error).message);
+      await this.#closeServers();
+      throw err;
+    }
+    this.#health = this.#problems.length === 0 ? 'ok' : 'degraded';
+    this.#log.info({ plugins: this.#host.status().map((p) => `${p.name}@${p.version}`) }, 'agent ready');
+    return { socket: agent.apiSocket, metrics };
+  }
+
+  /** Stops plugins in reverse within the shutdown budget, then the API (removing its socket). */
+  async stop(): Promise<boolean> {
+    this.#health = 'stopping';
+    const report = await this.#host.stop();
+    for (const name of report.timedOut) this.#log.error({ plugin: name }, 'plugin did not stop within the shutdown budget');
+    for (const f of report.failed) this.#log.error({ plugin: f.name, err: f.error }, 'plugin failed to stop');
+    await this.#closeServers();
+    this.#log.info('agent stopped');
+    this.#log.flush();
+    return report.timedOut.length === 0 && report.failed.length === 0;
+  }
+
+  status(): AgentStatus {
+    const uptime = (Date.now() - this.#startedAt.getTime()) / 1000;
+    return {
+      version: AGENT_VERSION,
+      apiVersion: CORE_API_VERSION,
+      node: this.#prepared.config.agent.nodeName,
+      uptimeSeconds: Math.round(uptime * 1000) / 1000,
+      startedAt: this.#startedAt.toISOString(),
+      health: this.#health,
+      problems: [...this.#problems],
+      plugins: this.#host.status(),
+    };
+  }
+
+  async #closeServers(): Promise<void> {
+    await Promise.allSettled([this.#api.close(), this.#metrics.close()]);
+  }
+}
