@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Datapath event records, as written to the events ring buffer and decoded by libs/bpf's
+ * codecs. Every record starts with struct cilia_event_hdr; `type` says what follows. */
+#ifndef CILIA_EVENTS_H
+#define CILIA_EVENTS_H
+
+#include <linux/types.h>
+
+enum cilia_event_type {
+	CILIA_EVENT_UNSPEC = 0,
+	CILIA_EVENT_DROP = 1,
+	CILIA_EVENT_TRACE = 2,
+	CILIA_EVENT_POLICY_VERDICT = 3,
+	CILIA_EVENT_L7 = 4,
+	CILIA_EVENT_DEBUG = 5,
+};
+
+struct cilia_event_hdr {
+	__u8 type;      /* enum cilia_event_type */
+	__u8 subtype;   /* drop reason, trace point, ... */
+	__u16 source;   /* enum cilia_attach_point of the emitting program */
+	__u32 ifindex;  /* device the packet was seen on, 0 if none */
+	__u64 ts_ns;    /* bpf_ktime_get_ns() at emission */
+};
+
+/* Key 0 of the per-CPU array that counts records the producer could not reserve. */
+#define CILIA_EVENTS_LOST_KEY 0
+
+#endif /* CILIA_EVENTS_H */

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Maps of each kind the agent uses, for the map API tests and benchmarks. */
+#include <cilia/common.h>
+
+struct test_key {
+	__u32 addr;
+	__u16 port;
+	__u8 proto;
+	__u8 dir;
+};
+
+struct test_value {
+	__u64 packets;
+	__u64 bytes;
+	__u32 flags;
+	__u16 proxy_port;
+	__u8 action;
+	__u8 pad;
+};
+
+struct lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4);
+	__type(key, struct test_key);
+	__type(value, struct test_value);
+} tiny_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct test_key);
+	__type(value, struct test_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} big_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} pcpu_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} pcpu_array SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 64);
+	__type(key, struct lpm_v4_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} lpm_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pinned_lru SEC(".maps");
+
+/* Increments pcpu_array[0] on the CPU it runs on, so per-CPU reads have something to sum. */
+SEC("tc")
+int cls_pcpu_inc(struct __sk_buff *skb)
+{
+	__u32 key = 0;
+	__u64 *v = bpf_map_lookup_elem(&pcpu_array, &key);
+
+	if (v)
+		*v += 1;
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
