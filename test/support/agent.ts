@@ -1,0 +1,139 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AgentStatus } from '@cilia/core';
+import { stringify } from 'yaml';
+
+/** Repository root. */
+export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+/** The built agent entry point (the bootstrap builds it before tests run). */
+export const AGENT_MAIN = join(REPO, 'apps/agent/dist/main.js');
+
+export interface ProcessResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the agent to completion (for refused configs); kills it after `timeoutMs`. */
+export function runAgent(args: readonly string[], options: { timeoutMs?: number; cwd?: string } = {}): Promise<ProcessResult> {
+  const child = spawn(process.execPath, [AGENT_MAIN, ...args], { cwd: options.cwd ?? REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  return collect(child, options.timeoutMs ?? 20_000);
+}
+
+function collect(child: ChildProcess, timeoutMs: number, onStdout?: (text: string) => void): Promise<ProcessResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    onStdout?.(stdout);
+  });
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolvePromise) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** GET a path on the agent's API socket and parse the JSON body. */
+export function apiGet<T>(socket: string, path: string): Promise<{ status: number; body: T }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request({ socketPath: socket, path, method: 'GET' }, (res) => {
+      let data = '';
+      res.on('data', (d: Buffer) => (data += d.toString()));
+      res.on('end', () => {
+        try {
+          resolvePromise({ status: res.statusCode ?? 0, body: JSON.parse(data) as T });
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface RunningAgent {
+  /** Temp directory holding the config, socket and state; removed by stop(). */
+  readonly dir: string;
+  readonly configFile: string;
+  readonly socket: string;
+  readonly process: ChildProcess;
+  /** Standard output (JSON log lines) so far. */
+  output(): string;
+  status(): Promise<AgentStatus>;
+  /** Sends `signal` (default SIGTERM), waits for exit, removes the temp directory. */
+  stop(signal?: NodeJS.Signals): Promise<ProcessResult>;
+}
+
+export interface StartAgentOptions {
+  /** The config as an object (written as YAML) or YAML text. `agent.apiSocket`, `stateDir` and `metricsAddress` default to the temp dir / disabled. */
+  readonly config?: Record<string, unknown> | string;
+  /** Directory to write the config file into (plugin resolution starts there). Default: a new temp dir. */
+  readonly configDir?: string;
+  /** How long to wait for every plugin to reach a final state. */
+  readonly readyTimeoutMs?: number;
+}
+
+/** Starts the real agent on a private socket and waits until its status reports readiness. */
+export async function startAgent(options: StartAgentOptions = {}): Promise<RunningAgent> {
+  const dir = mkdtempSync(join(tmpdir(), 'cilia-agent-'));
+  const socket = join(dir, 'cilia.sock');
+  const configDir = options.configDir ?? dir;
+  const configFile = join(configDir, `agent-${process.pid}-${Date.now()}.yaml`);
+  const base = { agent: { apiSocket: socket, stateDir: join(dir, 'state'), metricsAddress: '', bpfRoot: `/sys/fs/bpf/cilia-test-${process.pid}` } };
+  const text =
+    typeof options.config === 'string'
+      ? options.config
+      : stringify({ ...base, ...options.config, agent: { ...base.agent, ...((options.config?.agent as object) ?? {}) } });
+  writeFileSync(configFile, text);
+  const child = spawn(process.execPath, [AGENT_MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  const done = collect(child, 120_000, (text) => (stdout = text));
+  const cleanup = () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (configDir !== dir) rmSync(configFile, { force: true });
+  };
+  const agent: RunningAgent = {
+    dir,
+    configFile,
+    socket,
+    process: child,
+    output: () => stdout,
+    status: async () => (await apiGet<AgentStatus>(socket, '/v1/status')).body,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const result = await done;
+      cleanup();
+      return result;
+    },
+  };
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 15_000);
+  let exited: ProcessResult | undefined;
+  done.then((r) => (exited = r));
+  for (;;) {
+    if (exited) {
+      cleanup();
+      throw new Error(`agent exited early (code ${exited.code}): ${exited.stderr || exited.stdout}`);
+    }
+    try {
+      const status = await agent.status();
+      if (status.health !== 'starting') return agent;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      const result = await agent.stop('SIGKILL');
+      throw new Error(`agent not ready within the timeout: ${result.stderr || result.stdout}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
