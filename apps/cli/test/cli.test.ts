@@ -108,6 +108,16 @@ describe('cilia status', () => {
     expect(r.stdout).not.toContain('BPF');
   });
 
+  it('says <none> under Plugins when the agent runs no plugins', async () => {
+    await agent.close();
+    agent = await startFixtureAgent(agent.socketPath, { '/v1/status': { body: { ...status, plugins: [] } } });
+    const r = await cilia(['status', '--socket', agent.socketPath]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[lines.indexOf('Plugins:') + 1]).toBe('  <none>');
+    expect(r.stdout).not.toContain('NAME');
+  });
+
   it('prints the API JSON with -o json and the same data with -o yaml', async () => {
     const json = await cilia(['status', '-o', 'json', '--socket', agent.socketPath]);
     expect(json.code).toBe(0);

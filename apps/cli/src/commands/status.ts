@@ -31,6 +31,7 @@ export function statusTable(status: AgentStatus): string {
 }
 
 function pluginsTable(plugins: readonly PluginStatus[]): string {
+  if (!plugins.length) return `${NONE}\n`;
   // The ERROR column only appears when something failed, to keep the usual case narrow.
   const withError = plugins.some((p) => p.error);
   const headers = ['NAME', 'VERSION', 'ORIGIN', 'STATE', ...(withError ? ['ERROR'] : [])];
