@@ -78,7 +78,8 @@ async function run(agent: Agent): Promise<number> {
   });
   try {
     const { socket, metrics } = await agent.start();
-    if (process.stderr.isTTY || process.env.CILIA_BANNER === '1') {
+    {
+      // People start the agent by hand (npm start): tell them where to look.
       process.stderr.write(
         `cilia-agent ${AGENT_VERSION} ready\n  API socket: ${socket}  (try: npx cilia status --socket ${socket})\n` +
           `  metrics:    ${metrics ? `http://${metrics}/metrics` : 'disabled'}\n` +
