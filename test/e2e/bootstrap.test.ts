@@ -1,0 +1,174 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const REPO = join(import.meta.dirname, '../..');
+const BOOTSTRAP = join(REPO, 'tools/bootstrap.mjs');
+const env = { ...process.env, NX_DAEMON: 'false', NX_TUI: 'false', NX_NO_CLOUD: 'true' };
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+function run(cmd: string, args: string[], cwd = REPO): Promise<Result> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr, seconds: (performance.now() - t0) / 1000 });
+    });
+  });
+}
+
+/** The bootstrap's per-step report lines: "bootstrap: <step> <status> <detail> (<s>s)". */
+function steps(stderr: string): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const m of stderr.matchAll(/^bootstrap: (\S+)\s+(up-to-date|done|needed|skipped)\s/gm)) found.set(m[1]!, m[2]!);
+  return found;
+}
+
+const mtime = (path: string) => (existsSync(path) ? statSync(path).mtimeMs : undefined);
+const size = (path: string) => (existsSync(path) ? statSync(path).size : undefined);
+
+describe('tools/bootstrap.mjs on a machine that is already set up', () => {
+  it('--check finds nothing to do and changes nothing', async () => {
+    const res = await run(process.execPath, [BOOTSTRAP, '--check']);
+    // `npm test` runs the bootstrap before vitest, so here every step must already be done.
+    // If this fails, the bootstrap's own report below says which step still has work.
+    expect(res.stderr, 'run `node tools/bootstrap.mjs` first; this test checks the no-op path').toContain(
+      'bootstrap: check: nothing to do',
+    );
+    expect(res.code).toBe(0);
+    expect(Object.fromEntries(steps(res.stderr))).toEqual({
+      node: 'up-to-date',
+      'debian-packages': 'up-to-date',
+      bpffs: 'up-to-date',
+      'npm-ci': 'up-to-date',
+      build: 'skipped',
+    });
+  });
+
+  it('a second run exits 0 without apt or npm ci, and the Nx build has nothing stale to fail on', async () => {
+    const stamp = join(REPO, 'node_modules/.cilia-bootstrap.json');
+    const hiddenLock = join(REPO, 'node_modules/.package-lock.json');
+    const before = { stamp: mtime(stamp), hiddenLock: mtime(hiddenLock), dpkgLog: size('/var/log/dpkg.log') };
+    expect(before.stamp, 'the bootstrap records its npm ci in node_modules').toBeDefined();
+    // Never let this test be the one that runs apt or npm ci (in a shared checkout, say).
+    const pre = await run(process.execPath, [BOOTSTRAP, '--check']);
+    expect(pre.code, `the bootstrap still has work to do; run it first:\n${pre.stderr}`).toBe(0);
+
+    const res = await run(process.execPath, [BOOTSTRAP]);
+    console.log(`bootstrap second run: ${res.seconds.toFixed(2)} s\n${res.stderr}`);
+
+    expect(res.code, res.stderr).toBe(0);
+    const status = steps(res.stderr);
+    expect(status.get('node')).toBe('up-to-date');
+    expect(status.get('debian-packages')).toBe('up-to-date');
+    expect(status.get('bpffs')).toBe('up-to-date');
+    expect(status.get('npm-ci')).toBe('up-to-date');
+    // Tests that run before this one may touch project files, so the build may legitimately
+    // redo a task; it must still succeed.
+    expect(['up-to-date', 'done']).toContain(status.get('build'));
+    expect(res.stderr).toMatch(/^bootstrap: ready in \d+\.\d+s$/m);
+    expect(res.stderr).not.toMatch(/installing Debian packages|running npm ci/);
+    // Evidence beyond its own words: npm ci rewrites both files, dpkg appends to its log.
+    expect(mtime(stamp)).toBe(before.stamp);
+    expect(mtime(hiddenLock)).toBe(before.hiddenLock);
+    expect(size('/var/log/dpkg.log')).toBe(before.dpkgLog);
+  }, 120_000);
+});
+
+describe('tools/bootstrap.mjs deciding when to run npm ci', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  /** A throwaway workspace root holding only the bootstrap and a lockfile. */
+  function fakeRoot(lock: string): string {
+    dir = mkdtempSync(join(tmpdir(), `cilia-bootstrap-${randomBytes(3).toString('hex')}-`));
+    mkdirSync(join(dir, 'tools'));
+    copyFileSync(BOOTSTRAP, join(dir, 'tools/bootstrap.mjs'));
+    writeFileSync(join(dir, 'package-lock.json'), lock);
+    return dir;
+  }
+
+  const check = (root: string) => run(process.execPath, [join(root, 'tools/bootstrap.mjs'), '--check', '--no-build'], root);
+
+  it('wants npm ci when node_modules is missing, has no stamp, or the lockfile changed; not when the stamp matches', async () => {
+    const lock = '{"lockfileVersion":3,"packages":{}}\n';
+    const root = fakeRoot(lock);
+
+    let res = await check(root);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/npm-ci\s+needed\s+would run npm ci: node_modules missing/);
+
+    mkdirSync(join(root, 'node_modules'));
+    res = await check(root);
+    expect(res.stderr).toMatch(/npm-ci\s+needed\s+would run npm ci: no record of a previous npm ci/);
+
+    const stamp = (text: string) =>
+      JSON.stringify({ lockSha256: createHash('sha256').update(text).digest('hex'), nodeAbi: process.versions.modules });
+    writeFileSync(join(root, 'node_modules/.cilia-bootstrap.json'), stamp('{"lockfileVersion":3,"packages":{"x":{}}}\n'));
+    res = await check(root);
+    expect(res.stderr).toMatch(/npm-ci\s+needed\s+would run npm ci: package-lock.json changed/);
+
+    writeFileSync(join(root, 'node_modules/.cilia-bootstrap.json'), stamp(lock));
+    res = await check(root);
+    expect(steps(res.stderr).get('npm-ci')).toBe('up-to-date');
+    // --check never installs: the fake root still has an empty node_modules.
+    expect(readdirSync(join(root, 'node_modules'))).toEqual(['.cilia-bootstrap.json']);
+  });
+
+  it('refuses an unknown flag with a one-line reason', async () => {
+    const res = await run(process.execPath, [BOOTSTRAP, '--frobnicate']);
+    expect(res.code).toBe(1);
+    expect(res.stderr.trim()).toBe(
+      'bootstrap: arguments failed: unknown argument --frobnicate (expected --no-build, --check, --quiet)',
+    );
+  });
+});
+
+describe('nx release (independent versions of libs/* and plugins/*)', () => {
+  it('a dry run versions, changelogs and packs every publishable package and changes nothing', async () => {
+    const projects = ['libs', 'plugins'].flatMap((group) =>
+      existsSync(join(REPO, group))
+        ? readdirSync(join(REPO, group))
+            .map((name) => join(REPO, group, name, 'package.json'))
+            .filter((path) => existsSync(path))
+        : [],
+    );
+    const manifests = new Map(projects.map((path) => [path, readFileSync(path, 'utf8')]));
+    const changelog = (manifest: string) => {
+      const path = join(manifest, '../CHANGELOG.md');
+      return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+    };
+    const changelogs = new Map(projects.map((path) => [path, changelog(path)]));
+    const names = [...manifests.values()].map((text) => (JSON.parse(text) as { name: string }).name);
+    expect(names).toContain('@cilia/core');
+
+    const res = await run('npx', ['nx', 'release', 'patch', '--dry-run', '--yes']);
+    console.log(`nx release --dry-run: ${res.seconds.toFixed(1)} s`);
+    const output = res.stdout + res.stderr;
+    expect(res.code, output).toBe(0);
+    for (const name of names) {
+      expect(output, name).toContain(`Running release version for project: ${name}`);
+      expect(output, name).toMatch(new RegExp(`name:\\s+${name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\s`));
+    }
+    expect(output).toContain('Would publish to');
+    expect(output).toContain('NOTE: The "dryRun" flag means no changes were made.');
+    // The packages ship their build: @cilia/core's tarball lists dist/index.js.
+    expect(output).toMatch(/dist\/index\.js\b/);
+    for (const [path, text] of manifests) {
+      expect(readFileSync(path, 'utf8'), path).toBe(text);
+      expect(changelog(path), `${path}: CHANGELOG.md untouched`).toBe(changelogs.get(path));
+    }
+  }, 180_000);
+});
