@@ -41,16 +41,18 @@ describe('cilia-agent lifecycle', () => {
     agent = await startAgent({ config: { extends: 'standalone', plugins: [fx('fixture-consumer'), fx('fixture-greeter')], 'fixture-greeter': { greeting: 'ahoy' } } });
     const status = await agent.status();
     expect(status.health).toBe('ok');
-    expect(status.plugins.map((p) => [p.name, p.state])).toEqual([
-      ['fixture-greeter', 'started'],
-      ['fixture-consumer', 'started'],
+    expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([
+      ['@cilia/ipam', 'default', 'started'],
+      ['fixture-greeter', 'configured', 'started'],
+      ['fixture-consumer', 'configured', 'started'],
     ]);
-    expect(status.plugins[1]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
+    expect(status.plugins[2]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
 
     const config = await apiGet<{ sources: string[]; config: Record<string, Record<string, unknown>> }>(agent.socket, '/v1/config');
     expect(config.body.sources[0]).toMatch(/presets\/standalone\.yaml$/);
     expect(config.body.config['fixture-greeter']).toEqual({ greeting: 'ahoy', failStart: false, hangStop: false });
     expect(config.body.config['fixture-consumer']).toEqual({ failStart: false });
+    expect(config.body.config.ipam).toEqual({ podCIDRs: ['10.200.0.0/24'] });
 
     const missing = await apiGet<{ error: string }>(agent.socket, '/v1/nope');
     expect(missing.status).toBe(404);
@@ -99,6 +101,17 @@ describe('cilia-agent lifecycle', () => {
     const body = await (await fetch(`http://${address}/metrics`)).text();
     expect(body).toContain('cilia_plugin_up{plugin="fixture-greeter",state="started"} 1');
     expect(body).toMatch(/cilia_agent_info\{version="[^"]+",node="[^"]+"\} 1/);
+  });
+
+  it('lets a plugin replace a default provider it declares in replaces', async () => {
+    agent = await startAgent({ config: { plugins: [fx('fixture-cloud-ipam')] } });
+    const status = await agent.status();
+    expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([['fixture-cloud-ipam', 'configured', 'started']]);
+    const started = logLines(agent.output()).find((l) => l.event === 'fixture-start');
+    expect(started?.lease).toBe('192.0.2.10');
+    // The default's section is gone with it.
+    const cfg = await apiGet<{ config: Record<string, unknown> }>(agent.socket, '/v1/config');
+    expect(cfg.body.config).not.toHaveProperty('ipam');
   });
 
   it('refuses to take over an API socket another agent serves', async () => {
@@ -163,6 +176,7 @@ describe('cilia-agent refuses a bad plugin set with exit code 2, naming plugins 
     ['a required token with no provider', [fx('fixture-needs-missing')], ['fixture-needs-missing', 'requires fixture.Missing', 'no plugin']],
     ['two providers of a single-provider token', [fx('fixture-greeter'), fx('fixture-greeter-2')], ['fixture.Greeter', 'fixture-greeter and fixture-greeter-2']],
     ['a dependency cycle', [fx('fixture-cycle-x'), fx('fixture-cycle-y')], ['dependency cycle', 'fixture-cycle-x needs fixture.Y from fixture-cycle-y', 'fixture-cycle-y needs fixture.X from fixture-cycle-x']],
+    ['a second Ipam provider that does not declare replaces', [fx('fixture-rogue-ipam')], ['cilia.Ipam has more than one provider: @cilia/ipam and fixture-rogue-ipam', 'list cilia.Ipam in replaces']],
     ['the same plugin twice under two names', [fx('fixture-greeter'), fx('fixture-greeter') + '/index.js'], ['fixture-greeter is listed twice']],
   ])('%s', async (_what, plugins, needles) => {
     const result = await refused({ plugins });

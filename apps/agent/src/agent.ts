@@ -7,6 +7,7 @@ import {
   type Health,
   type Logger,
   type PluginCandidate,
+  type ResolvedPluginSet,
 } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
 import { ApiServer } from './api/server.js';
@@ -24,7 +25,8 @@ export const AGENT_VERSION: string = pkg.version;
 export interface PreparedAgent {
   readonly document: ConfigDocument;
   readonly config: EffectiveConfig;
-  readonly candidates: readonly PluginCandidate[];
+  /** The plugins that will run, in start order (defaults taken over by a plugin are gone). */
+  readonly set: ResolvedPluginSet;
 }
 
 /** Reads the config, loads and resolves the plugin set, validates every section. No side effects. */
@@ -36,12 +38,12 @@ export async function prepareAgent(configFile: string): Promise<PreparedAgent> {
     ...loaded.map((l) => ({ definition: l.definition, origin: 'configured' as const })),
   ];
   // Resolution first: its message names plugins and tokens, which matters more than a section.
-  resolvePluginSet(candidates, { coreVersion: CORE_API_VERSION, hostTokens: HOST_TOKENS });
+  const set = resolvePluginSet(candidates, { coreVersion: CORE_API_VERSION, hostTokens: HOST_TOKENS });
   const config = validateConfig(
     document,
-    candidates.map((c) => c.definition),
+    set.order.map((c) => c.definition),
   );
-  return { document, config, candidates };
+  return { document, config, set };
 }
 
 const HOST_TOKENS = [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle];
@@ -61,8 +63,7 @@ export class Agent {
     this.#prepared = prepared;
     const { agent } = prepared.config;
     this.#log = createLogger(agent.logLevel, agent.logFile);
-    const set = resolvePluginSet(prepared.candidates, { coreVersion: CORE_API_VERSION, hostTokens: HOST_TOKENS });
-    this.#host = new PluginHost({ set, agent, logger: this.#log, sections: prepared.config.sections });
+    this.#host = new PluginHost({ set: prepared.set, agent, logger: this.#log, sections: prepared.config.sections });
     this.#metrics = new AgentMetrics({ version: AGENT_VERSION, node: agent.nodeName }, () => this.#host.status());
     this.#api = new ApiServer({
       status: () => this.status(),

@@ -1,11 +1,11 @@
 import type { PluginCandidate } from '@cilia/core';
+import { hostScopeIpamPlugin } from '@cilia/ipam';
 
 /**
- * The agent's base module: default providers of kernel tokens (host-scope IPAM, identity
- * allocator, embedded KvStore, …) that a configured plugin may replace. Each arrives with the
- * library that implements it; until then a plugin requiring one of those tokens is refused
- * with the token named.
+ * The agent's base module: default providers of kernel tokens, each from the library that
+ * implements it. A configured plugin may take one over by listing its token in `replaces`.
+ * More defaults (identity allocator, embedded KvStore, …) join as their libraries land.
  */
 export function defaultPlugins(): PluginCandidate[] {
-  return [];
+  return [{ definition: hostScopeIpamPlugin, origin: 'default' }];
 }

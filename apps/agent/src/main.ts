@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, PluginSetError } from '@cilia/core';
 import { Agent, AGENT_VERSION, prepareAgent } from './agent.js';
+import { defaultPlugins } from './builtin.js';
 import { renderConfigReference } from './config/reference.js';
 
 /** Exit codes: 0 clean stop, 1 failure while running, 2 refused input (usage, config, plugin set). */
@@ -36,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (args['print-config-reference'] && !args.config) {
-    process.stdout.write(renderConfigReference([]));
+    process.stdout.write(renderConfigReference(defaultPlugins().map((c) => c.definition)));
     return EXIT.ok;
   }
   if (!args.config) {
@@ -55,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (args['print-config-reference']) {
-    process.stdout.write(renderConfigReference(prepared.candidates.map((c) => c.definition)));
+    process.stdout.write(renderConfigReference(prepared.set.order.map((c) => c.definition)));
     return EXIT.ok;
   }
   return run(new Agent(prepared));
