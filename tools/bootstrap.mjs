@@ -217,15 +217,21 @@ async function build(root, { check, quiet }) {
     quiet,
     label: 'nx run-many -t build',
   });
+  // Nx colours its output when CI is set, even into a pipe.
+  const plain = stripAnsi(res.output);
   if (res.status !== 0) {
-    const failed = [...res.output.matchAll(/^\s*- (\S+:build\S*)\s*$/gm)].map((m) => m[1]);
+    const failed = [...plain.matchAll(/^\s*- (\S+:build\S*)\s*$/gm)].map((m) => m[1]);
     const what = failed.length ? `: ${failed.join(', ')}` : ` (exit ${res.status})`;
     throw new BootstrapError(`nx build failed${what}`, quiet ? '' : res.output);
   }
-  const cache = parseNxCache(res.output);
+  const cache = parseNxCache(plain);
   if (!cache) return { status: 'done', detail: 'nx run-many -t build' };
   if (cache.hit === cache.total) return { status: 'up-to-date', detail: `${cache.total}/${cache.total} tasks cached` };
   return { status: 'done', detail: `built ${cache.total - cache.hit} of ${cache.total} tasks` };
+}
+
+function stripAnsi(text) {
+  return text.replace(/\x1b\[[0-9;]*m/g, '');
 }
 
 function tail(output, lines = 30) {
