@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -171,4 +171,35 @@ describe('nx release (independent versions of libs/* and plugins/*)', () => {
       expect(changelog(path), `${path}: CHANGELOG.md untouched`).toBe(changelogs.get(path));
     }
   }, 180_000);
+});
+
+describe('tools/vitest-summary-reporter.mjs (the last line of a CI log)', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('ends the run with passed/failed/skipped counts, counting a failing beforeAll as failed', async () => {
+    dir = mkdtempSync(join(tmpdir(), `cilia-reporter-${randomBytes(3).toString('hex')}-`));
+    symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+    writeFileSync(
+      join(dir, 'sample.test.mjs'),
+      [
+        "import { beforeAll, describe, expect, it } from 'vitest';",
+        "it('passes', () => expect(1).toBe(1));",
+        "it('also passes', () => expect([1]).toHaveLength(1));",
+        "it('fails', () => expect(1).toBe(2));",
+        "it.skip('is skipped', () => {});",
+        "describe('setup fails', () => { beforeAll(() => { throw new Error('boom'); }); it('never runs', () => {}); });",
+      ].join('\n'),
+    );
+    const vitest = join(REPO, 'node_modules/vitest/vitest.mjs');
+    const reporter = join(REPO, 'tools/vitest-summary-reporter.mjs');
+    const res = await run(process.execPath, [vitest, 'run', '--root', dir, '--reporter=default', `--reporter=${reporter}`], dir);
+    expect(res.code).toBe(1);
+    const lines = res.stdout.trimEnd().split('\n');
+    expect(lines.at(-1)).toBe('Tests: 2 passed, 2 failed, 2 skipped');
+    expect(lines.at(-2)).toBe('1 error(s) outside tests counted as failed');
+  }, 60_000);
 });
