@@ -68,15 +68,21 @@ describe('nx g @cilia/tools:plugin', () => {
     expect(existsSync(join(REPO, 'plugins/plugins'))).toBe(false);
   }, 120_000);
 
-  it('passes lint, typecheck and build; the build ships dist/index.js and dist/bpf/<name>.o', async () => {
+  it('passes lint, typecheck and build; the package ships dist/index.js and dist/bpf/<name>.o', async () => {
     await nx('run-many', '-t', 'lint', 'typecheck', 'build', '-p', packageName);
     expect(existsSync(join(dir, 'dist/index.js'))).toBe(true);
     expect(existsSync(join(dir, 'dist/index.d.ts'))).toBe(true);
     const object = readFileSync(join(dir, `dist/bpf/${name}.o`));
     expect(object.readUInt16LE(18), 'e_machine EM_BPF').toBe(247);
+
+    // What `npm publish` would ship: the build, the BPF object, no sources.
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], dir);
+    const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path).sort();
+    expect(files).toEqual(expect.arrayContaining(['README.md', 'dist/index.d.ts', 'dist/index.js', `dist/bpf/${name}.o`, 'package.json']));
+    expect(files.filter((f) => f.startsWith('src/') || f.startsWith('bpf/'))).toEqual([]);
   }, 240_000);
 
-  it("passes its own tests", async () => {
+  it('passes its own tests', async () => {
     const { stdout } = await run('npx', ['vitest', 'run', '--root', REPO, `plugins/${name}`]);
     expect(stdout).toMatch(/Tests\s+.*4 passed/);
   }, 120_000);
