@@ -154,6 +154,9 @@ describe('nx release (independent versions of libs/* and plugins/*)', () => {
     const names = [...manifests.values()].map((text) => (JSON.parse(text) as { name: string }).name);
     expect(names).toContain('@cilia/core');
 
+    const lockfile = join(REPO, 'package-lock.json');
+    const lockBefore = readFileSync(lockfile, 'utf8');
+
     const res = await run('npx', ['nx', 'release', 'patch', '--dry-run', '--yes']);
     console.log(`nx release --dry-run: ${res.seconds.toFixed(1)} s`);
     const output = res.stdout + res.stderr;
@@ -166,6 +169,7 @@ describe('nx release (independent versions of libs/* and plugins/*)', () => {
     expect(output).toContain('NOTE: The "dryRun" flag means no changes were made.');
     // The packages ship their build: @cilia/core's tarball lists dist/index.js.
     expect(output).toMatch(/dist\/index\.js\b/);
+    expect(readFileSync(lockfile, 'utf8') === lockBefore, 'package-lock.json untouched').toBe(true);
     for (const [path, text] of manifests) {
       expect(readFileSync(path, 'utf8'), path).toBe(text);
       expect(changelog(path), `${path}: CHANGELOG.md untouched`).toBe(changelogs.get(path));
