@@ -51,7 +51,8 @@ export default async function pluginGenerator(tree, options) {
     cName: name.replaceAll('-', '_'),
     // One line: it lands in package.json, a string literal, a doc comment and the README.
     description: (options.description ?? `Cilia plugin ${name}`).replace(/\s+/g, ' ').trim(),
-    coreRange: `^${core.version.split('.')[0]}.0.0`,
+    // The plugin API it is written against: the current major of @cilia/core.
+    coreMajor: core.version.split('.')[0],
   });
 
   return () => {

@@ -46,6 +46,7 @@ describe('plugin generator', () => {
     });
     const index = tree.read('plugins/rate-limit/src/index.ts', 'utf-8')!;
     expect(index).toContain("name: '@cilia/plugin-rate-limit'");
+    expect(index).toContain("apiVersion: '^1',");
     expect(index).toContain('export const RateLimitToken = defineToken<RateLimitService>');
     expect(index).toContain("new URL('../dist/bpf/rate-limit.o', import.meta.url)");
     expect(tree.read('plugins/rate-limit/bpf/rate-limit.c', 'utf-8')).toContain('int rate_limit_tc(struct __sk_buff *skb)');
