@@ -11,8 +11,9 @@ const exec = promisify(execFile);
 
 // A private Nx workspace-data directory: the project graph computed here (the one the lint rule
 // reads) holds this test's temporary plugins, whatever other nx processes write meanwhile.
-const nxData = mkdtempSync(join(tmpdir(), 'cilia-nx-data-'));
-const env = { ...process.env, NX_DAEMON: 'false', NX_WORKSPACE_DATA_DIRECTORY: nxData, NX_NO_CLOUD: 'true' };
+// Made in beforeAll, not at import: a filtered run imports this file without running it.
+let nxData = '';
+const env = () => ({ ...process.env, NX_DAEMON: 'false', NX_WORKSPACE_DATA_DIRECTORY: nxData, NX_NO_CLOUD: 'true' });
 
 const id = randomBytes(4).toString('hex');
 const importer = `mba-${id}`;
@@ -27,7 +28,7 @@ interface LintMessage {
 
 async function run(cmd: string, args: string[]) {
   try {
-    const { stdout } = await exec(cmd, args, { cwd: REPO, env, maxBuffer: 32 * 1024 * 1024 });
+    const { stdout } = await exec(cmd, args, { cwd: REPO, env: env(), maxBuffer: 32 * 1024 * 1024 });
     return { code: 0, stdout };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string; message: string };
@@ -61,6 +62,7 @@ const workspacePackages = (): Manifest[] =>
 
 describe('module boundaries: apps → plugins → libs → core', () => {
   beforeAll(async () => {
+    nxData = mkdtempSync(join(tmpdir(), 'cilia-nx-data-'));
     for (const name of created) {
       const r = await run('npx', ['nx', 'g', '@cilia/tools:plugin', name, '--no-interactive']);
       if (r.code !== 0) throw new Error(`generating ${name} failed: ${JSON.stringify(r)}`);
@@ -83,7 +85,7 @@ describe('module boundaries: apps → plugins → libs → core', () => {
       rmSync(join(REPO, 'node_modules/@cilia', `plugin-${name}`), { force: true });
       rmSync(join(REPO, 'plugins', name), { recursive: true, force: true });
     }
-    rmSync(nxData, { recursive: true, force: true });
+    if (nxData) rmSync(nxData, { recursive: true, force: true });
   });
 
   it('fails lint when a plugin imports another plugin', async () => {

@@ -40,24 +40,29 @@ async function installInto(prefix: string, tarballs: string[]): Promise<void> {
 const coreVersion = (JSON.parse(readFileSync(join(REPO, 'libs/core/package.json'), 'utf8')) as { version: string }).version;
 
 describe('a third-party plugin installed from an npm tarball', () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'cilia-third-party-'));
-  const tarballs = join(tmp, 'tarballs');
-  const site = join(tmp, 'site');
-  const siteIncompatible = join(tmp, 'site-incompatible');
-  let coreTgz = '';
+  // Made in beforeAll, not at import: a filtered run imports this file without running it.
+  let tmp = '';
+  let site = '';
+  let siteIncompatible = '';
 
   beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'cilia-third-party-'));
+    const tarballs = join(tmp, 'tarballs');
+    site = join(tmp, 'site');
+    siteIncompatible = join(tmp, 'site-incompatible');
     // Packing core ships its dist/; a no-op when the bootstrap has built it already.
     await run('npx', ['nx', 'run', '@cilia/core:build', '--outputStyle=static']);
     mkdirSync(tarballs);
-    coreTgz = await pack(join(REPO, 'libs/core'), tarballs);
+    const coreTgz = await pack(join(REPO, 'libs/core'), tarballs);
     const pluginTgz = await pack(join(REPO, 'test/fixtures/third-party-plugin'), tarballs);
     const incompatibleTgz = await pack(join(REPO, 'test/fixtures/third-party-plugin-incompatible'), tarballs);
     await installInto(site, [coreTgz, pluginTgz]);
     await installInto(siteIncompatible, [coreTgz, incompatibleTgz]);
   }, 240_000);
 
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
 
   it('packs @cilia/core with its built dist, and nothing from the workspace leaks in', () => {
     const installed = JSON.parse(readFileSync(join(site, 'node_modules/@cilia/core/package.json'), 'utf8'));
