@@ -1,20 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { array, bytes, struct, u16, u32, u64n, u8, ipv4, pad } from './codec.js';
+import { array, u16, u32, u64n } from './codec.js';
 import { BpfError } from './errors.js';
 import { BpfMap, PerCpuMap } from './map.js';
+import { LpmV4Key, TestKey, TestValue } from './testing/fixtures.js';
 import { loadTestObject, packet, type LoadedTestObject } from './testing/index.js';
 
-// Mirrors struct test_key / test_value / lpm_v4_key in bpf/tests/maps.c (checked in layout.test.ts).
-export const TestKey = struct('test_key', { addr: ipv4, port: u16, proto: u8, dir: u8 });
-export const TestValue = struct('test_value', {
-  packets: u64n,
-  bytes: u64n,
-  flags: u32,
-  proxyPort: u16,
-  action: u8,
-  pad: pad(1),
-});
-export const LpmV4Key = struct('lpm_v4_key', { prefixlen: u32, addr: bytes(4) });
 
 let loaded: LoadedTestObject | undefined;
 afterEach(() => {

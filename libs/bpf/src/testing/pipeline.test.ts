@@ -1,12 +1,12 @@
 // The BPF unit-test harness at work: crafted packets through bpf/tests/packet.c's pipeline
 // via BPF_PROG_TEST_RUN, asserting verdict, output packet and map state.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { be16, ipv4, pad, struct, u32, u64n, u8 } from '../codec.js';
+import { u32, u64n } from '../codec.js';
+import { DenyKey } from './fixtures.js';
 import type { BpfMap, PerCpuMap } from '../map.js';
 import type { BpfProgram } from '../object.js';
 import { loadTestObject, packet, parsePacket, TC_ACT, type LoadedTestObject } from './index.js';
 
-const DenyKey = struct('deny_key', { saddr: ipv4, dport: be16, proto: u8, pad: pad(1) });
 const STAT = { TCP: 0, UDP: 1, ICMP: 2, IPV6: 3, DROP: 4, OTHER: 5 } as const;
 
 let loaded: LoadedTestObject;
