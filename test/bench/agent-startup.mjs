@@ -27,7 +27,8 @@ async function agentReady() {
   const dir = mkdtempSync(join(tmpdir(), 'cilia-bench-'));
   const socket = join(dir, 'cilia.sock');
   const config = join(dir, 'agent.yaml');
-  writeFileSync(config, `extends: standalone\nagent:\n  apiSocket: ${socket}\n  stateDir: ${dir}/state\n  metricsAddress: ""\n`);
+  const pins = `/sys/fs/bpf/cilia-bench-${process.pid}`;
+  writeFileSync(config, `extends: standalone\nagent:\n  apiSocket: ${socket}\n  stateDir: ${dir}/state\n  bpfRoot: ${pins}\n  metricsAddress: ""\n`);
   const t0 = process.hrtime.bigint();
   const child = spawn(process.execPath, [main, '--config', config], { stdio: 'ignore' });
   for (;;) {
@@ -39,6 +40,7 @@ async function agentReady() {
   child.kill('SIGTERM');
   await new Promise((r) => child.on('close', r));
   rmSync(dir, { recursive: true, force: true });
+  rmSync(pins, { recursive: true, force: true });
   return ms;
 }
 

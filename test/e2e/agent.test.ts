@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { apiGet, REPO, runAgent, startAgent, type RunningAgent } from '../support/agent.js';
+import { apiGet, REPO, runAgent, startAgent, testPinRoot, type RunningAgent } from '../support/agent.js';
 
 const fx = (name: string) => join(REPO, 'test/fixtures/plugins', name);
 
@@ -12,13 +12,14 @@ async function refused(config: Record<string, unknown> | string) {
   const dir = mkdtempSync(join(tmpdir(), 'cilia-refused-'));
   try {
     const file = join(dir, 'agent.yaml');
-    const base = { agent: { apiSocket: join(dir, 'sock'), metricsAddress: '' } };
+    const base = { agent: { apiSocket: join(dir, 'sock'), metricsAddress: '', bpfRoot: testPinRoot(dir), stateDir: join(dir, 'state') } };
     writeFileSync(file, typeof config === 'string' ? config : stringify({ ...base, ...config, agent: { ...base.agent, ...((config.agent as object) ?? {}) } }));
     const result = await runAgent(['--config', file]);
     expect(existsSync(join(dir, 'sock')), 'a refused agent must not serve its API').toBe(false);
     return result;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(testPinRoot(dir), { recursive: true, force: true });
   }
 }
 
@@ -41,6 +42,9 @@ describe('cilia-agent lifecycle', () => {
     agent = await startAgent({ config: { extends: 'standalone', plugins: [fx('fixture-consumer'), fx('fixture-greeter')], 'fixture-greeter': { greeting: 'ahoy' } } });
     const status = await agent.status();
     expect(status.health).toBe('ok');
+    expect(status.bpf?.bpffs).toEqual({ mounted: true, path: testPinRoot(agent.dir) });
+    expect(status.bpf?.supported).toEqual(expect.arrayContaining(['lpm_trie', 'ringbuf', 'prog:sched_cls']));
+    expect(existsSync(testPinRoot(agent.dir))).toBe(true);
     expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([
       ['@cilia/ipam', 'default', 'started'],
       ['fixture-greeter', 'configured', 'started'],

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentStatus } from '@cilia/core';
 import { stringify } from 'yaml';
@@ -17,6 +17,11 @@ export interface ProcessResult {
   readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
+}
+
+/** A pin root of its own for the agent of one test (under bpffs), named after its temp dir. */
+export function testPinRoot(tempDir: string): string {
+  return `/sys/fs/bpf/cilia-test-${basename(tempDir)}`;
 }
 
 /** Runs the agent to completion (for refused configs); kills it after `timeoutMs`. */
@@ -89,7 +94,8 @@ export async function startAgent(options: StartAgentOptions = {}): Promise<Runni
   const socket = join(dir, 'cilia.sock');
   const configDir = options.configDir ?? dir;
   const configFile = join(configDir, `agent-${process.pid}-${Date.now()}.yaml`);
-  const base = { agent: { apiSocket: socket, stateDir: join(dir, 'state'), metricsAddress: '', bpfRoot: `/sys/fs/bpf/cilia-test-${process.pid}` } };
+  const bpfRoot = testPinRoot(dir);
+  const base = { agent: { apiSocket: socket, stateDir: join(dir, 'state'), metricsAddress: '', bpfRoot } };
   const text =
     typeof options.config === 'string'
       ? options.config
@@ -100,6 +106,7 @@ export async function startAgent(options: StartAgentOptions = {}): Promise<Runni
   const done = collect(child, 120_000, (text) => (stdout = text));
   const cleanup = () => {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(bpfRoot, { recursive: true, force: true });
     if (configDir !== dir) rmSync(configFile, { force: true });
   };
   const agent: RunningAgent = {

@@ -4,11 +4,13 @@ import {
   resolvePluginSet,
   Tokens,
   type AgentStatus,
+  type BpfFeatures,
   type Health,
   type Logger,
   type PluginCandidate,
   type ResolvedPluginSet,
 } from '@cilia/core';
+import { ensureBpffs, probeFeatures } from '@cilia/bpf';
 import pkg from '../package.json' with { type: 'json' };
 import { ApiServer } from './api/server.js';
 import { defaultPlugins } from './builtin.js';
@@ -58,6 +60,7 @@ export class Agent {
   readonly #startedAt = new Date();
   #health: Health = 'starting';
   #problems: string[] = [];
+  #bpf?: BpfFeatures;
 
   constructor(prepared: PreparedAgent) {
     this.#prepared = prepared;
@@ -79,6 +82,7 @@ export class Agent {
   /** Serves the API, then starts plugins in dependency order. A failed start stops the rest and rethrows. */
   async start(): Promise<{ socket: string; metrics: string }> {
     const { agent } = this.#prepared.config;
+    this.#bpf = this.#checkBpf(agent.bpfRoot);
     await this.#api.listen(agent.apiSocket);
     const metrics = agent.metricsAddress === '' ? '' : await this.#metrics.listen(agent.metricsAddress);
     this.#log.info(
@@ -121,7 +125,21 @@ export class Agent {
       health: this.#health,
       problems: [...this.#problems],
       plugins: this.#host.status(),
+      ...(this.#bpf ? { bpf: this.#bpf } : {}),
     };
+  }
+
+  /** bpffs mounted and the pin root on it, or no start at all: every datapath pin lives there. */
+  #checkBpf(pinRoot: string): BpfFeatures {
+    let mounted: boolean;
+    try {
+      mounted = ensureBpffs(pinRoot).mounted;
+    } catch (err) {
+      throw new Error(`cannot use agent.bpfRoot ${pinRoot}: ${(err as Error).message}`);
+    }
+    const features = probeFeatures(pinRoot);
+    this.#log.info({ subsys: 'bpf', pinRoot, mountedBpffs: mounted, kernel: features.kernel, missing: features.missing }, 'BPF features probed');
+    return features;
   }
 
   async #closeServers(): Promise<void> {
