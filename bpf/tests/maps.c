@@ -38,6 +38,14 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } big_hash SEC(".maps");
 
+/* Preallocated: updates never allocate, the shape of the agent's hot maps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct test_key);
+	__type(value, struct test_value);
+} big_hash_prealloc SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 64);

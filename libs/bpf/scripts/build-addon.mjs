@@ -13,11 +13,16 @@ const require = createRequire(join(packageDir, 'package.json'));
 const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
 
 const prefix = resolve(dirname(process.execPath), '..');
-const args = [nodeGyp, 'rebuild', '--jobs', 'max'];
-if (existsSync(join(prefix, 'include', 'node', 'common.gypi'))) args.push(`--nodedir=${prefix}`);
+const nodedir = existsSync(join(prefix, 'include', 'node', 'common.gypi')) ? [`--nodedir=${prefix}`] : [];
 
-const result = spawnSync(process.execPath, args, { cwd: packageDir, stdio: 'inherit' });
-if (result.status !== 0) {
-  console.error('build-addon: node-gyp failed; the addon needs g++, make, python3 and libbpf-dev, libelf-dev, zlib1g-dev');
-  process.exit(result.status ?? 1);
+// configure + build rather than `rebuild`: rebuild deletes build/ first, which pulls the
+// addon from under tests running in parallel; make's incremental build only relinks.
+for (const step of [['configure', ...nodedir], ['build', '--jobs', 'max', ...nodedir]]) {
+  const result = spawnSync(process.execPath, [nodeGyp, ...step], { cwd: packageDir, stdio: 'inherit' });
+  if (result.status !== 0) {
+    console.error(
+      `build-addon: node-gyp ${step[0]} failed; the addon needs g++, make, python3, libbpf-dev, libelf-dev and zlib1g-dev`,
+    );
+    process.exit(result.status ?? 1);
+  }
 }

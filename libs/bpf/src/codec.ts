@@ -151,31 +151,47 @@ export function struct<F extends Fields>(
     align = Math.max(align, codec.align);
   }
   const size = Math.ceil(offset / align) * align;
-  const count = layout.length;
-  return {
-    cName,
-    size,
-    align,
-    fields: layout,
-    encode(value, buf, at) {
-      // Holes between fields must not carry stale bytes: kernel hash keys compare them.
-      buf.fill(0, at, at + size);
-      const v = value as Record<string, unknown>;
-      for (let i = 0; i < count; i++) {
-        const f = layout[i] as FieldLayout;
-        if (f.padding) continue;
-        const fieldValue = v[f.name];
-        if (fieldValue === undefined) throw new TypeError(`${cName}.${f.name} is missing`);
-        (codecs[i] as Codec<unknown>).encode(fieldValue, buf, at + f.offset);
-      }
-    },
-    decode(buf, at) {
-      const out: Record<string, unknown> = {};
-      for (let i = 0; i < count; i++) {
-        const f = layout[i] as FieldLayout;
-        if (!f.padding) out[f.name] = (codecs[i] as Codec<unknown>).decode(buf, at + f.offset);
-      }
-      return out as StructValue<F>;
-    },
-  };
+  const { encode, decode } = compileStruct<StructValue<F>>(cName, layout, codecs, size);
+  return { cName, size, align, fields: layout, encode, decode };
+}
+
+/**
+ * Generates straight-line encode/decode functions for a struct: no per-call loops over the
+ * field list, one object literal per decode (a stable shape V8 optimises well). Field names
+ * come from code, never from input, and are emitted as JSON string literals.
+ */
+function compileStruct<T>(
+  cName: string,
+  layout: readonly FieldLayout[],
+  codecs: ReadonlyArray<Codec<unknown>>,
+  size: number,
+): Pick<Codec<T>, 'encode' | 'decode'> {
+  const enc: string[] = [];
+  const dec: string[] = [];
+  // Holes (alignment gaps, tail padding, pad fields) are zeroed: kernel hash keys compare them.
+  let covered = 0;
+  const holes: Array<[number, number]> = [];
+  layout.forEach((f, i) => {
+    if (f.offset > covered) holes.push([covered, f.offset]);
+    covered = f.offset + f.size;
+    if (f.padding) {
+      holes.push([f.offset, f.offset + f.size]);
+      return;
+    }
+    const key = JSON.stringify(f.name);
+    const label = JSON.stringify(`${cName}.${f.name} is missing`);
+    enc.push(`x = v[${key}]; if (x === undefined) throw new TypeError(${label}); c[${i}].encode(x, b, at + ${f.offset});`);
+    dec.push(`${key}: c[${i}].decode(b, at + ${f.offset})`);
+  });
+  if (size > covered) holes.push([covered, size]);
+  const zero = holes
+    .map(([from, to]) =>
+      to - from <= 8
+        ? Array.from({ length: to - from }, (_, k) => `b[at + ${from + k}] = 0;`).join(' ')
+        : `b.fill(0, at + ${from}, at + ${to});`,
+    )
+    .join(' ');
+  const encode = new Function('c', `return function encode(v, b, at) { let x; ${zero} ${enc.join(' ')} };`)(codecs);
+  const decode = new Function('c', `return function decode(b, at) { return { ${dec.join(', ')} }; };`)(codecs);
+  return { encode: encode as Codec<T>['encode'], decode: decode as Codec<T>['decode'] };
 }
