@@ -2,8 +2,8 @@
 // Map writes per second for 100k entries through @cilia/bpf: one update per syscall (the
 // baseline) against batched updates, typed (codec-encoded) and pre-encoded.
 // usage: node test/bench/bpf-map-updates.mjs [entries]   (needs root and `nx run-many -t build`)
-import { BpfObject, codec } from '../../libs/bpf/dist/index.js';
-import { compileBpf, makePinRoot, removePinRoot } from '../../libs/bpf/dist/testing/index.js';
+import { BpfObject, codec } from '@cilia/bpf';
+import { compileBpf, makePinRoot, removePinRoot } from '@cilia/bpf/testing';
 
 const N = Number(process.argv[2] ?? 100_000);
 const TestKey = codec.struct('test_key', { addr: codec.u32, port: codec.u16, proto: codec.u8, dir: codec.u8 });

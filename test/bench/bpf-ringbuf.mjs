@@ -4,8 +4,8 @@
 // while the event loop consumes. Baseline: the same delivery without decoding. Lost
 // records (producer found the ring full) are counted and must be 0.
 // usage: node test/bench/bpf-ringbuf.mjs [records]   (needs root and `nx run-many -t build`)
-import { BpfObject, RingBufferConsumer, codec } from '../../libs/bpf/dist/index.js';
-import { compileBpf, makePinRoot, packet, removePinRoot } from '../../libs/bpf/dist/testing/index.js';
+import { BpfObject, RingBufferConsumer, codec } from '@cilia/bpf';
+import { compileBpf, makePinRoot, packet, removePinRoot } from '@cilia/bpf/testing';
 
 const TOTAL = Number(process.argv[2] ?? 4_000_000);
 const PER_RUN = 1000;

@@ -3,8 +3,8 @@
 // per-packet benchmarks divide by this. Kernel-measured ns/run (repeat) is the baseline; the
 // JS round trip (one syscall through the addon per run) is shown against it.
 // usage: node test/bench/bpf-testrun.mjs   (needs root and `nx run-many -t build`)
-import { BpfObject } from '../../libs/bpf/dist/index.js';
-import { compileBpf, packet } from '../../libs/bpf/dist/testing/index.js';
+import { BpfObject } from '@cilia/bpf';
+import { compileBpf, packet } from '@cilia/bpf/testing';
 
 const obj = BpfObject.open(compileBpf('pass'));
 obj.load();

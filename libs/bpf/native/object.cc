@@ -47,14 +47,18 @@ LoadFailure ParseLoadFailure(const std::string& log) {
   return failure;
 }
 
-// Only libbpf's own lines (not the verifier dump) for the error message.
+// Only libbpf's own lines (not the verifier dump) for the error message. The dump starts
+// mid-line ("prog 'x': -- BEGIN PROG LOAD LOG --"), so cut from that line's start.
 std::string LibbpfLines(const std::string& log) {
-  std::string out;
-  size_t b = log.find("-- BEGIN PROG LOAD LOG --");
-  size_t e = log.find("-- END PROG LOAD LOG --");
+  const std::string begin = "-- BEGIN PROG LOAD LOG --";
+  const std::string end = "-- END PROG LOAD LOG --\n";
+  size_t b = log.find(begin);
   if (b == std::string::npos) return log;
-  out = log.substr(0, b);
-  if (e != std::string::npos) out += log.substr(e + strlen("-- END PROG LOAD LOG --\n") > log.size() ? log.size() : e + strlen("-- END PROG LOAD LOG --\n"));
+  size_t lineStart = log.rfind('\n', b);
+  lineStart = lineStart == std::string::npos ? 0 : lineStart + 1;
+  std::string out = log.substr(0, lineStart);
+  size_t e = log.find(end, b);
+  if (e != std::string::npos) out += log.substr(e + end.size());
   return out;
 }
 
