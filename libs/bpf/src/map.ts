@@ -26,6 +26,21 @@ export interface MapInfo {
   readonly flags: number;
 }
 
+/** Whatever owns a map's fd: using the map after the owner closed throws. */
+interface MapOwner {
+  assertOpen(): unknown;
+}
+
+/** @internal where a map's fd comes from. */
+export interface MapSource {
+  /** The map opened its own fd (from a pin) and closes it. */
+  readonly ownsFd?: boolean;
+  /** The object whose fd this is. */
+  readonly owner?: MapOwner;
+  /** Bytes per value slot as the kernel copies it (per-CPU: rounded to 8, times CPUs). */
+  readonly valueStride?: number;
+}
+
 /** Raw bytes in, raw bytes out: the identity codec for a given size. */
 function rawCodec(size: number): Codec<Buffer> {
   return {
@@ -54,6 +69,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
   protected readonly valueStride: number;
   private fdValue: number;
   private readonly ownsFd: boolean;
+  private readonly owner: MapOwner | undefined;
   private batchKeys: Buffer = Buffer.alloc(0);
   private batchValues: Buffer = Buffer.alloc(0);
   private batchCursor: Buffer;
@@ -65,12 +81,13 @@ export class BpfMap<K = Buffer, V = Buffer> {
     fd: number,
     info: MapInfo,
     codecs: { key?: Codec<K>; value?: Codec<V> } = {},
-    ownsFd = false,
-    valueStride = info.valueSize,
+    source: MapSource = {},
   ) {
+    const valueStride = source.valueStride ?? info.valueSize;
     this.fdValue = fd;
     this.info = info;
-    this.ownsFd = ownsFd;
+    this.ownsFd = source.ownsFd ?? false;
+    this.owner = source.owner;
     this.keyCodec = codecs.key ?? (rawCodec(info.keySize) as unknown as Codec<K>);
     this.valueCodec = codecs.value ?? (rawCodec(info.valueSize) as unknown as Codec<V>);
     if (this.keyCodec.size !== info.keySize) {
@@ -103,12 +120,13 @@ export class BpfMap<K = Buffer, V = Buffer> {
       n.closeFd(fd);
       throw new TypeError(`map pinned at ${path} is per-CPU; open it with PerCpuMap.openPinnedPerCpu()`);
     }
-    return new BpfMap<K, V>(fd, info, codecs, true);
+    return new BpfMap<K, V>(fd, info, codecs, { ownsFd: true });
   }
 
   /** The map's file descriptor (valid until the owning object or this map is closed). */
   get fd(): number {
     if (this.fdValue < 0) throw new Error(`map '${this.info.name}' is closed`);
+    this.owner?.assertOpen();
     return this.fdValue;
   }
 
@@ -342,11 +360,6 @@ export class BpfMap<K = Buffer, V = Buffer> {
     if (this.ownsFd && this.fdValue >= 0) native().closeFd(this.fdValue);
     this.fdValue = -1;
   }
-
-  /** @internal called by the owning object when it closes. */
-  invalidate(): void {
-    this.fdValue = -1;
-  }
 }
 
 /**
@@ -359,7 +372,7 @@ export class PerCpuMap<K = Buffer, V = Buffer> extends BpfMap<K, V[]> {
   private readonly slot: number;
 
   /** @internal use BpfObject.perCpuMap() or PerCpuMap.openPinnedPerCpu() */
-  constructor(fd: number, info: MapInfo, codecs: { key?: Codec<K>; value?: Codec<V> } = {}, ownsFd = false) {
+  constructor(fd: number, info: MapInfo, codecs: { key?: Codec<K>; value?: Codec<V> } = {}, source: MapSource = {}) {
     const cpus = native().numPossibleCpus();
     // The kernel copies per-CPU values in 8-byte aligned slots.
     const slot = Math.ceil(info.valueSize / 8) * 8;
@@ -377,7 +390,7 @@ export class PerCpuMap<K = Buffer, V = Buffer> extends BpfMap<K, V[]> {
         throw new Error('unreachable: PerCpuMap decodes per slot');
       },
     };
-    super(fd, info, { key: codecs.key, value: arrayCodec }, ownsFd, slot * cpus);
+    super(fd, info, { key: codecs.key, value: arrayCodec }, { ...source, valueStride: slot * cpus });
     this.cpus = cpus;
     this.slot = slot;
     this.elemCodec = elem;
@@ -400,7 +413,7 @@ export class PerCpuMap<K = Buffer, V = Buffer> extends BpfMap<K, V[]> {
       n.closeFd(fd);
       throw new TypeError(`map pinned at ${path} is not per-CPU; open it with BpfMap.openPinned()`);
     }
-    return new PerCpuMap<K, V>(fd, info, codecs, true);
+    return new PerCpuMap<K, V>(fd, info, codecs, { ownsFd: true });
   }
 
   protected override decodeValueAt(buf: Buffer, offset: number): V[] {

@@ -124,6 +124,22 @@ describe('BpfObject', () => {
     expect(hits.lookup(1)).toBe(2);
   });
 
+  it('refuses to reuse a pinned map whose definition changed, naming it', () => {
+    const pinRoot = tempPinRoot();
+    open('counter', { pinRoot }).load();
+    const changed = open('counter', { pinRoot });
+    changed.setMaxEntries('version_hits', 8);
+    let error: unknown;
+    try {
+      changed.load();
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(BpfError);
+    expect((error as BpfError).code).toBe('EINVAL');
+    expect((error as BpfError).message).toMatch(/reuse pinned map at '.*\/version_hits'/);
+  });
+
   it('names what is missing: object file, program, map', () => {
     expect(() => BpfObject.open('/nonexistent/x.o')).toThrow(/BPF object \/nonexistent\/x.o does not exist/);
     const obj = open('pass');

@@ -6,6 +6,7 @@ import type { Codec } from './codec.js';
 import { BpfError, toBpfError, wrap } from './errors.js';
 import { BpfMap, isPerCpuType, mapInfoFrom, PerCpuMap } from './map.js';
 import { native, type NativeMapInfo, type NativeObject, type NativeProgramInfo } from './native.js';
+import { PROG_ARRAY_CODECS, ProgramArray } from './progarray.js';
 import { testRun, testRunAsync, type TestRunOptions, type TestRunResult } from './testrun.js';
 
 /** Where Cilia pins its maps unless told otherwise. */
@@ -80,7 +81,6 @@ export class BpfObject {
   readonly pinRoot: string;
   private handle: NativeObject | undefined;
   private loaded = false;
-  private readonly maps = new Map<string, BpfMap<unknown, unknown>>();
 
   private constructor(path: string, pinRoot: string, handle: NativeObject) {
     this.path = path;
@@ -259,18 +259,20 @@ export class BpfObject {
   map<K = Buffer, V = Buffer>(name: string, codecs: { key?: Codec<K>; value?: Codec<V> } = {}): BpfMap<K, V> {
     const info = this.mapInfo(name);
     if (isPerCpuType(info.type)) throw new TypeError(`${this.path}: map '${name}' is per-CPU; use perCpuMap()`);
-    const map = new BpfMap<K, V>(info.fd, mapInfoFrom(info), codecs);
-    this.maps.set(`${name}#${this.maps.size}`, map as BpfMap<unknown, unknown>);
-    return map;
+    return new BpfMap<K, V>(info.fd, mapInfoFrom(info), codecs, { owner: this });
   }
 
   /** A per-CPU map by name; `value` is the codec of one CPU's value. */
   perCpuMap<K = Buffer, V = Buffer>(name: string, codecs: { key?: Codec<K>; value?: Codec<V> } = {}): PerCpuMap<K, V> {
     const info = this.mapInfo(name);
     if (!isPerCpuType(info.type)) throw new TypeError(`${this.path}: map '${name}' is not per-CPU; use map()`);
-    const map = new PerCpuMap<K, V>(info.fd, mapInfoFrom(info), codecs);
-    this.maps.set(`${name}#${this.maps.size}`, map as unknown as BpfMap<unknown, unknown>);
-    return map;
+    return new PerCpuMap<K, V>(info.fd, mapInfoFrom(info), codecs, { owner: this });
+  }
+
+  /** A program array (tail-call table) by name. */
+  programArray(name: string): ProgramArray {
+    if (this.mapInfo(name).type !== 3) throw new TypeError(`${this.path}: map '${name}' is not a program array`);
+    return new ProgramArray(this.map(name, PROG_ARRAY_CODECS));
   }
 
   /**
@@ -278,8 +280,6 @@ export class BpfObject {
    * (that is how the datapath outlives an agent restart).
    */
   close(): void {
-    for (const map of this.maps.values()) map.invalidate();
-    this.maps.clear();
     this.handle?.close();
     this.handle = undefined;
   }
