@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attachTc, attachXdp, detachTc, detachXdp, queryTc, queryXdp } from './attach.js';
@@ -55,6 +56,15 @@ function tcFilters(dev: string, direction: string): string[] {
   return execFileSync('tc', ['filter', 'show', 'dev', dev, direction], { encoding: 'utf8' })
     .split('\n')
     .filter((l) => l.includes(' bpf ') && l.includes(' handle '));
+}
+
+/** The kernel's count of datagrams a full receive buffer dropped, for the UDP socket on `port`. */
+function socketDrops(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const line = readFileSync('/proc/net/udp', 'utf8')
+    .split('\n')
+    .find((l) => l.trim().split(/\s+/)[1]?.endsWith(`:${hexPort}`));
+  return line ? Number(line.trim().split(/\s+/).at(-1)) : 0;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -156,7 +166,10 @@ describe('tc attach', () => {
     expect(hits.lookup(1)).toBeGreaterThan(0);
     expect(hits.lookup(2)).toBeGreaterThan(0);
     expect(seen).toBe(total); // every packet passed through one of the two programs
-    expect(received).toBe(total); // and every packet arrived
+    // ...and arrived: anything missing was dropped by a full socket buffer on a busy machine
+    // (counted by the kernel per socket), not by tc.
+    expect(received + socketDrops(port)).toBe(total);
+    expect(received).toBeGreaterThan(total / 2);
     expect(tcFilters(host, 'ingress')).toHaveLength(1);
   });
 });
