@@ -1,0 +1,14 @@
+/**
+ * @cilia/netlink: typed rtnetlink — network namespaces, links (veth), addresses, routes,
+ * neighbours and sysctls — over a small Node-API addon, with no `ip` process per operation.
+ */
+export type { IpFamily } from './addr.js';
+export type { Address, AddressSpec } from './addresses.js';
+export { NetlinkError, NetlinkInputError } from './errors.js';
+export type { NetlinkHandle } from './handle.js';
+export type { Link, LinkChanges, LinkRef, OperState, VethSpec } from './links.js';
+export type { Neighbour, NeighbourSpec, NeighbourState } from './neighbours.js';
+export { createNetns, deleteNetns, listNetns, netnsPath, openNetlink, openNetns } from './netns.js';
+export type { Route, RouteSpec, RouteType } from './routes.js';
+export type { Scope } from './scope.js';
+export { type SysctlOptions, getSysctl, setSysctl } from './sysctl.js';
