@@ -65,7 +65,7 @@ export function bytes(n: number): Codec<Uint8Array> {
       if (v.length !== n) throw new RangeError(`expected ${n} bytes, got ${v.length}`);
       b.set(v, o);
     },
-    decode: (b, o) => Uint8Array.prototype.slice.call(b, o, o + n),
+    decode: (b, o) => new Uint8Array(b.subarray(o, o + n)),
   };
 }
 
@@ -180,7 +180,7 @@ function compileStruct<T>(
     }
     const key = JSON.stringify(f.name);
     const label = JSON.stringify(`${cName}.${f.name} is missing`);
-    enc.push(`x = v[${key}]; if (x === undefined) throw new TypeError(${label}); c[${i}].encode(x, b, at + ${f.offset});`);
+    enc.push(`f = ${key}; x = v[${key}]; if (x === undefined) throw new TypeError(${label}); c[${i}].encode(x, b, at + ${f.offset});`);
     dec.push(`${key}: c[${i}].decode(b, at + ${f.offset})`);
   });
   if (size > covered) holes.push([covered, size]);
@@ -191,7 +191,14 @@ function compileStruct<T>(
         : `b.fill(0, at + ${from}, at + ${to});`,
     )
     .join(' ');
-  const encode = new Function('c', `return function encode(v, b, at) { let x; ${zero} ${enc.join(' ')} };`)(codecs);
+  // A bad field value throws naming the field (`struct.field: reason`).
+  const where = JSON.stringify(`${cName}.`);
+  const encode = new Function(
+    'c',
+    `return function encode(v, b, at) { let x, f = ''; try { ${zero} ${enc.join(' ')} } catch (e) {` +
+      ` if (e instanceof TypeError && e.message.startsWith(${where})) throw e;` +
+      ` throw new RangeError(${where} + f + ': ' + (e && e.message), { cause: e }); } };`,
+  )(codecs);
   const decode = new Function('c', `return function decode(b, at) { return { ${dec.join(', ')} }; };`)(codecs);
   return { encode: encode as Codec<T>['encode'], decode: decode as Codec<T>['decode'] };
 }

@@ -42,12 +42,12 @@ export interface MapSource {
 }
 
 /** Raw bytes in, raw bytes out: the identity codec for a given size. */
-function rawCodec(size: number): Codec<Buffer> {
+function rawCodec(size: number, what: string): Codec<Buffer> {
   return {
     size,
     align: 1,
     encode(v, b, o) {
-      if (v.length !== size) throw new RangeError(`expected ${size} bytes, got ${v.length}`);
+      if (v.length !== size) throw new RangeError(`${what} must be ${size} bytes, got ${v.length}`);
       v.copy(b, o);
     },
     decode: (b, o) => Buffer.from(b.subarray(o, o + size)),
@@ -88,8 +88,8 @@ export class BpfMap<K = Buffer, V = Buffer> {
     this.info = info;
     this.ownsFd = source.ownsFd ?? false;
     this.owner = source.owner;
-    this.keyCodec = codecs.key ?? (rawCodec(info.keySize) as unknown as Codec<K>);
-    this.valueCodec = codecs.value ?? (rawCodec(info.valueSize) as unknown as Codec<V>);
+    this.keyCodec = codecs.key ?? (rawCodec(info.keySize, `map '${info.name}': key`) as unknown as Codec<K>);
+    this.valueCodec = codecs.value ?? (rawCodec(info.valueSize, `map '${info.name}': value`) as unknown as Codec<V>);
     if (this.keyCodec.size !== info.keySize) {
       throw new TypeError(`map '${info.name}': key codec is ${this.keyCodec.size} bytes, the map's key is ${info.keySize}`);
     }
@@ -376,7 +376,7 @@ export class PerCpuMap<K = Buffer, V = Buffer> extends BpfMap<K, V[]> {
     const cpus = native().numPossibleCpus();
     // The kernel copies per-CPU values in 8-byte aligned slots.
     const slot = Math.ceil(info.valueSize / 8) * 8;
-    const elem = codecs.value ?? (rawCodec(info.valueSize) as unknown as Codec<V>);
+    const elem = codecs.value ?? (rawCodec(info.valueSize, `map '${info.name}': value`) as unknown as Codec<V>);
     if (elem.size !== info.valueSize) {
       throw new TypeError(`map '${info.name}': value codec is ${elem.size} bytes, the map's value is ${info.valueSize}`);
     }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -122,6 +122,28 @@ describe('BpfObject', () => {
     expect(hits.lookup(1)).toBe(1); // the count written through the first object's map
     second.program('cls_count').testRun({ data: udpTo(53) });
     expect(hits.lookup(1)).toBe(2);
+  });
+
+  it('pins maps named in `pin` and reuses maps handed over with reuseMap', () => {
+    const pinRoot = tempPinRoot();
+    const first = open('maps', { pinRoot, pin: ['tiny_hash'] });
+    first.load();
+    expect(existsSync(`${pinRoot}/tiny_hash`)).toBe(true);
+    expect(existsSync(`${pinRoot}/big_hash`)).toBe(false);
+    const shared = first.map('lpm_v4');
+
+    const second = open('maps', { pinRoot, pin: ['tiny_hash'] });
+    second.reuseMap('lpm_v4', shared);
+    second.load();
+    first.map('tiny_hash').update(Buffer.alloc(8, 1), Buffer.alloc(24, 2));
+    expect(second.map('tiny_hash').lookup(Buffer.alloc(8, 1))).toEqual(Buffer.alloc(24, 2));
+    const key = Buffer.from([32, 0, 0, 0, 10, 0, 0, 1]);
+    shared.update(key, Buffer.from([7, 0, 0, 0]));
+    expect(second.map('lpm_v4').lookup(key)).toEqual(Buffer.from([7, 0, 0, 0]));
+    expect(() => second.pinMap('tiny_hash')).toThrow(/already loaded/);
+    expect(() => second.map('tiny_hash').update(Buffer.alloc(8), Buffer.alloc(32))).toThrow(
+      /map 'tiny_hash': value must be 24 bytes, got 32/,
+    );
   });
 
   it('refuses to reuse a pinned map whose definition changed, naming it', () => {
