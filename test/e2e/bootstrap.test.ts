@@ -21,10 +21,13 @@ function run(cmd: string, args: string[], cwd = REPO): Promise<Result> {
   return new Promise((resolve) => {
     execFile(cmd, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr, seconds: (performance.now() - t0) / 1000 });
+      // Nx colours its output under CI=true, even into a pipe.
+      resolve({ code, stdout: stripAnsi(stdout), stderr: stripAnsi(stderr), seconds: (performance.now() - t0) / 1000 });
     });
   });
 }
+
+const stripAnsi = (text: string) => text.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '');
 
 /** The bootstrap's per-step report lines: "bootstrap: <step> <status> <detail> (<s>s)". */
 function steps(stderr: string): Map<string, string> {
