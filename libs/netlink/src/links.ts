@@ -65,7 +65,10 @@ export interface VethSpec {
   mtu?: number;
   mac?: string;
   peerMac?: string;
-  /** Bring both sides up at creation. */
+  /**
+   * Bring this side up at creation. The peer stays down: the kernel refuses IFF_UP for a veth
+   * peer at creation, so it is brought up through a handle in its own namespace.
+   */
   up?: boolean;
 }
 
@@ -127,6 +130,7 @@ export function parseLink(msg: Message): Link {
   const info = attrs.get(IFLA.LINKINFO);
   const link = attrI32(attrs, IFLA.LINK);
   const master = attrU32(attrs, IFLA.MASTER);
+  const peerNetnsId = attrI32(attrs, IFLA.LINK_NETNSID);
   return {
     index,
     name: attrString(attrs, IFLA.IFNAME) ?? '',
@@ -137,9 +141,10 @@ export function parseLink(msg: Message): Link {
     lowerUp: (flags & IFF.LOWER_UP) !== 0,
     operState: OPER_STATES[attrU8(attrs, IFLA.OPERSTATE) ?? 0] ?? 'unknown',
     kind: info ? attrString(parseAttrs(info), IFLA_INFO.KIND) : undefined,
-    // IFLA_LINK equals the link's own index for devices without a lower/peer device.
-    peerIndex: link !== undefined && link !== index && link > 0 ? link : undefined,
-    peerNetnsId: attrI32(attrs, IFLA.LINK_NETNSID),
+    // IFLA_LINK equals the link's own index for devices without a lower/peer device, but a
+    // peer in another namespace may well carry the same number there.
+    peerIndex: link !== undefined && link > 0 && (link !== index || peerNetnsId !== undefined) ? link : undefined,
+    peerNetnsId,
     master: master ? master : undefined,
   };
 }
@@ -193,10 +198,7 @@ export async function addVeth(sock: RouteSocket, spec: VethSpec): Promise<Link> 
       li.nested(IFLA_INFO.DATA, (data) => {
         // The peer is described by a whole ifinfomsg plus attributes inside VETH_INFO_PEER.
         data.nested(VETH_INFO_PEER, (peer) => {
-          peer.header(IFINFOMSG_SIZE, (h) => {
-            h.writeUInt32LE(iff, 8);
-            h.writeUInt32LE(iff, 12);
-          });
+          peer.header(IFINFOMSG_SIZE, () => undefined);
           peer.string(IFLA.IFNAME, peerName);
           if (mtu !== undefined) peer.u32(IFLA.MTU, mtu);
           if (peerMac) peer.bytes(IFLA.ADDRESS, peerMac);
