@@ -18,7 +18,6 @@ const TestValue = codec.struct('test_value', {
 
 const pinRoot = makePinRoot('bench');
 const obj = BpfObject.open(compileBpf('maps'), { pinRoot });
-obj.load();
 
 const entries = Array.from({ length: N }, (_, i) => [
   { addr: 0x0a000000 + i, port: i & 0xffff, proto: 6, dir: i & 1 },
@@ -53,6 +52,7 @@ entries.forEach(([k, v], i) => {
 const batchedRaw = (map) => map.updateBatchRaw(keysRaw, valuesRaw, N);
 
 try {
+  obj.load();
   const results = [];
   for (const mapName of ['big_hash_prealloc', 'big_hash']) {
     results.push(measure('one by one (baseline)', mapName, oneByOne));

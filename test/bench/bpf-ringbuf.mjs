@@ -23,39 +23,43 @@ const frame = packet().eth().ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }).udp({ sp
 async function run(label, decode) {
   const pinRoot = makePinRoot('bench');
   const obj = BpfObject.open(compileBpf('ringbuf'), { pinRoot, constants: { records_per_run: PER_RUN } });
-  obj.load();
-  let delivered = 0;
-  let checksum = 0;
-  const consumer = new RingBufferConsumer(obj.map('cilia_events'), {
-    lostCounter: obj.perCpuMap('cilia_events_lost', { key: codec.u32, value: codec.u64n }),
-    batchBytes: 4 << 20,
-    onBatch: decode
-      ? (batch) => {
-          for (const ev of batch.decode(TestEvent)) checksum += ev.seq;
-          delivered += batch.count;
-        }
-      : (batch) => {
-          delivered += batch.count;
-        },
-  });
-  const prog = obj.program('cls_emit');
-  const chunk = PER_RUN * CHUNK_RUNS;
-  const t0 = process.hrtime.bigint();
-  let produced = 0;
-  while (produced < TOTAL) {
-    // Keep at most two chunks in the ring: pace the producer to what the consumer takes.
-    while (produced - delivered > chunk) await new Promise((r) => setImmediate(r));
-    await prog.testRunAsync({ data: frame, repeat: CHUNK_RUNS });
-    produced += chunk;
+  let consumer;
+  try {
+    obj.load();
+    let delivered = 0;
+    let checksum = 0;
+    consumer = new RingBufferConsumer(obj.map('cilia_events'), {
+      lostCounter: obj.perCpuMap('cilia_events_lost', { key: codec.u32, value: codec.u64n }),
+      batchBytes: 4 << 20,
+      onBatch: decode
+        ? (batch) => {
+            for (const ev of batch.decode(TestEvent)) checksum += ev.seq;
+            delivered += batch.count;
+          }
+        : (batch) => {
+            delivered += batch.count;
+          },
+    });
+    const prog = obj.program('cls_emit');
+    const chunk = PER_RUN * CHUNK_RUNS;
+    const t0 = process.hrtime.bigint();
+    let produced = 0;
+    while (produced < TOTAL) {
+      // Keep at most two chunks in the ring: pace the producer to what the consumer takes.
+      while (produced - delivered > chunk) await new Promise((r) => setImmediate(r));
+      await prog.testRunAsync({ data: frame, repeat: CHUNK_RUNS });
+      produced += chunk;
+    }
+    while (delivered + consumer.stats().lost < produced) await new Promise((r) => setImmediate(r));
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    const stats = consumer.stats();
+    if (decode && checksum === 0) throw new Error('decoded nothing');
+    return { label, perSecond: delivered / s, lost: stats.lost, batches: stats.batches, delivered };
+  } finally {
+    consumer?.close();
+    obj.close();
+    removePinRoot(pinRoot);
   }
-  while (delivered + consumer.stats().lost < produced) await new Promise((r) => setImmediate(r));
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  const stats = consumer.stats();
-  consumer.close();
-  obj.close();
-  removePinRoot(pinRoot);
-  if (decode && checksum === 0) throw new Error('decoded nothing');
-  return { label, perSecond: delivered / s, lost: stats.lost, batches: stats.batches, delivered };
 }
 
 const base = await run('delivered, count only (baseline)', false);

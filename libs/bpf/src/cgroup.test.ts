@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,7 +8,16 @@ import { u32, u64n } from './codec.js';
 import { BpfObject } from './object.js';
 import { compileBpf, makePinRoot, removePinRoot } from './testing/index.js';
 
-const CGROUP2 = '/sys/fs/cgroup/unified';
+/** Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup/unified here, /sys/fs/cgroup on pure v2 hosts). */
+function cgroup2Root(): string {
+  const mount = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .find((f) => f[2] === 'cgroup2');
+  if (!mount?.[1]) throw new Error('no cgroup2 mount in /proc/self/mounts');
+  return mount[1];
+}
+const CGROUP2 = cgroup2Root();
 const HOOK_INDEX: Record<CgroupHook, number> = {
   connect4: 0,
   sendmsg4: 1,
@@ -159,7 +168,7 @@ describe('cgroup socket-address hooks', () => {
   it('names a missing cgroup', () => {
     const prog = loadSockObject(1, 2).program('sock_connect4');
     expect(() => attachCgroup(prog, { cgroup: `${CGROUP2}/cilia-no-such-cgroup`, hook: 'connect4' })).toThrow(
-      /open cgroup \/sys\/fs\/cgroup\/unified\/cilia-no-such-cgroup.*ENOENT/,
+      /open cgroup \/.*\/cilia-no-such-cgroup: .*ENOENT/,
     );
     expect(() => attachCgroup(prog, { cgroup: CGROUP2, hook: 'bind4' as CgroupHook })).toThrow(/hook must be one of/);
   });
