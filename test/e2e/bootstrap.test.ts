@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,10 +16,10 @@ interface Result {
   seconds: number;
 }
 
-function run(cmd: string, args: string[], cwd = REPO): Promise<Result> {
+function run(cmd: string, args: string[], cwd = REPO, extraEnv: Record<string, string> = {}): Promise<Result> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd, env: { ...env, ...extraEnv }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       // Nx colours its output under CI=true, even into a pipe.
       resolve({ code, stdout: stripAnsi(stdout), stderr: stripAnsi(stderr), seconds: (performance.now() - t0) / 1000 });
@@ -128,6 +128,71 @@ describe('tools/bootstrap.mjs deciding when to run npm ci', () => {
     expect(steps(res.stderr).get('npm-ci')).toBe('up-to-date');
     // --check never installs: the fake root still has an empty node_modules.
     expect(readdirSync(join(root, 'node_modules'))).toEqual(['.cilia-bootstrap.json']);
+  });
+
+  /** A fake root whose npm-ci record matches its lockfile, so only the system steps can have work. */
+  function readyRoot(): string {
+    const lock = '{"lockfileVersion":3,"packages":{}}\n';
+    const root = fakeRoot(lock);
+    mkdirSync(join(root, 'node_modules'));
+    const lockSha256 = createHash('sha256').update(lock).digest('hex');
+    writeFileSync(join(root, 'node_modules/.cilia-bootstrap.json'), JSON.stringify({ lockSha256, nodeAbi: process.versions.modules }));
+    return root;
+  }
+
+  it('names the missing Debian packages, and refuses to install them without root', async () => {
+    const root = readyRoot();
+    // A stand-in dpkg-query: tshark was removed (its config files remain) and dpkg has never
+    // heard of etcd-server (no line, exit 1), as the real one reports them.
+    mkdirSync(join(root, 'bin'));
+    writeFileSync(
+      join(root, 'bin/dpkg-query'),
+      [
+        '#!/bin/sh',
+        'shift 2',
+        'for p in "$@"; do',
+        '  case "$p" in',
+        '    tshark) printf "%s\\tconfig-files\\n" "$p" ;;',
+        '    etcd-server) echo "dpkg-query: no packages found matching $p" >&2 ;;',
+        '    *) printf "%s\\tinstalled\\n" "$p" ;;',
+        '  esac',
+        'done',
+        'exit 1',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    for (const path of [root, join(root, 'tools'), join(root, 'bin')]) chmodSync(path, 0o755);
+    const path = { PATH: `${join(root, 'bin')}:${process.env.PATH}` };
+    const script = join(root, 'tools/bootstrap.mjs');
+
+    const planned = await run(process.execPath, [script, '--check', '--no-build'], root, path);
+    expect(planned.code).toBe(1);
+    expect(planned.stderr).toMatch(/debian-packages\s+needed\s+would install etcd-server tshark \(/);
+
+    const asNobody = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, script, '--no-build'], root, path);
+    expect(asNobody.code).toBe(1);
+    expect(asNobody.stderr.trimEnd().split('\n').at(-1)).toBe(
+      'bootstrap: debian-packages failed: missing Debian packages: etcd-server tshark ' +
+        '(run as root, or: sudo apt-get install etcd-server tshark)',
+    );
+  });
+
+  it('mounts bpffs at /sys/fs/bpf when there is none (in a private mount namespace)', async () => {
+    const root = readyRoot();
+    const script = join(root, 'tools/bootstrap.mjs');
+    // The namespace dies with the shell, taking its mounts along; the machine's bpffs is untouched.
+    const shell = [
+      'while grep -q " /sys/fs/bpf bpf " /proc/mounts; do umount /sys/fs/bpf || exit 99; done',
+      `"${process.execPath}" "${script}" --no-build`,
+      'status=$?',
+      'grep " /sys/fs/bpf bpf " /proc/mounts >&2',
+      'exit $status',
+    ].join('\n');
+    const res = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', shell], root);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toMatch(/bpffs\s+done\s+mounted bpffs at \/sys\/fs\/bpf/);
+    expect(res.stderr).toMatch(/^bpf \/sys\/fs\/bpf bpf /m);
+    expect(steps(res.stderr).get('npm-ci')).toBe('up-to-date');
   });
 
   it('refuses an unknown flag with a one-line reason', async () => {
