@@ -76,6 +76,35 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pinned_lru SEC(".maps");
 
+struct inner_array {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* Map-in-map: slot 0 holds an inner array filled from user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_array);
+} outer SEC(".maps");
+
+/* Returns inner[0] of the map in outer[0], or 99 when slot 0 is empty. */
+SEC("tc")
+int cls_inner_lookup(struct __sk_buff *skb)
+{
+	__u32 key = 0;
+	void *inner = bpf_map_lookup_elem(&outer, &key);
+	__u32 *v;
+
+	if (!inner)
+		return 99;
+	v = bpf_map_lookup_elem(inner, &key);
+	return v ? *v : 98;
+}
+
 /* Increments pcpu_array[0] on the CPU it runs on, so per-CPU reads have something to sum. */
 SEC("tc")
 int cls_pcpu_inc(struct __sk_buff *skb)

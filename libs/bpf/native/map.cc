@@ -136,6 +136,22 @@ Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// mapCreate(type, name, keySize, valueSize, maxEntries, flags, innerMapFd?) -> fd
+// A map made from user space: inner maps for map-in-map outer maps, scratch maps in tests.
+Napi::Value MapCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t type = GetUint32(info[0], "type");
+  std::string name = GetString(info[1], "name");
+  LIBBPF_OPTS(bpf_map_create_opts, opts);
+  opts.map_flags = GetUint32(info[5], "flags");
+  if (info[6].IsNumber()) opts.inner_map_fd = GetUint32(info[6], "innerMapFd");
+  LibbpfLogCapture quiet;
+  int fd = bpf_map_create(static_cast<bpf_map_type>(type), name.c_str(), GetUint32(info[2], "keySize"),
+                          GetUint32(info[3], "valueSize"), GetUint32(info[4], "maxEntries"), &opts);
+  if (fd < 0) ThrowErrno(env, errno, "create map '" + name + "'");
+  return Napi::Number::New(env, fd);
+}
+
 // objGet(path) -> fd of a pinned map/program/link
 Napi::Value ObjGet(const Napi::CallbackInfo& info) {
   std::string path = GetString(info[0], "path");
@@ -176,6 +192,7 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdateBatch", Napi::Function::New<MapUpdateBatch>(env, "mapUpdateBatch"));
   exports.Set("mapDeleteBatch", Napi::Function::New<MapDeleteBatch>(env, "mapDeleteBatch"));
   exports.Set("mapInfo", Napi::Function::New<MapInfo>(env, "mapInfo"));
+  exports.Set("mapCreate", Napi::Function::New<MapCreate>(env, "mapCreate"));
   exports.Set("objGet", Napi::Function::New<ObjGet>(env, "objGet"));
   exports.Set("objPin", Napi::Function::New<ObjPin>(env, "objPin"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));

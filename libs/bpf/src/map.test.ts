@@ -109,6 +109,57 @@ describe('BpfMap', () => {
   });
 });
 
+describe('maps created from user space', () => {
+  it('creates, pins and reopens a map', () => {
+    const l = maps();
+    const m = BpfMap.create({ type: 'hash', name: 'scratch', keySize: 4, valueSize: 4, maxEntries: 8 }, { key: u32, value: u32 });
+    try {
+      m.update(1, 11);
+      m.pin(`${l.pinRoot}/scratch`);
+    } finally {
+      m.close();
+    }
+    const again = BpfMap.openPinned(`${l.pinRoot}/scratch`, { key: u32, value: u32 });
+    try {
+      expect(again.lookup(1)).toBe(11);
+      expect(again.info).toMatchObject({ type: 1, keySize: 4, valueSize: 4, maxEntries: 8 });
+    } finally {
+      again.close();
+    }
+    expect(() => BpfMap.create({ type: 'hash', name: 'bad', keySize: 0, valueSize: 4, maxEntries: 8 })).toThrow(
+      /create map 'bad'.*EINVAL/,
+    );
+    expect(() => BpfMap.create({ type: 'nope' as 'hash', name: 'x', keySize: 4, valueSize: 4, maxEntries: 1 })).toThrow(
+      /unknown map type 'nope'/,
+    );
+  });
+
+  it('fills a map-in-map slot with an inner map that programs then read', () => {
+    const obj = maps().object;
+    const outer = obj.map('outer', { key: u32, value: u32 });
+    const prog = obj.program('cls_inner_lookup');
+    const frame = packet().eth().ipv4({ src: '1.1.1.1', dst: '2.2.2.2' }).udp({ sport: 1, dport: 2 }).build();
+    expect(prog.testRun({ data: frame }).retval).toBe(99);
+    const inner = BpfMap.create({ type: 'array', name: 'inner', keySize: 4, valueSize: 4, maxEntries: 4 }, { key: u32, value: u32 });
+    try {
+      inner.update(0, 42);
+      outer.update(0, inner.fd);
+      expect(prog.testRun({ data: frame }).retval).toBe(42);
+      inner.update(0, 43);
+      expect(prog.testRun({ data: frame }).retval).toBe(43);
+      expect(outer.lookup(0)).toBeGreaterThan(0); // user space reads back the inner map's id
+      const wrong = BpfMap.create({ type: 'hash', name: 'wrong', keySize: 4, valueSize: 4, maxEntries: 4 });
+      try {
+        expect(() => outer.update(1, wrong.fd)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      } finally {
+        wrong.close();
+      }
+    } finally {
+      inner.close();
+    }
+  });
+});
+
 describe('PerCpuMap', () => {
   it('reads one value per CPU and sums them', () => {
     const m = maps().object.perCpuMap('pcpu_hash', { key: u32, value: u64n });

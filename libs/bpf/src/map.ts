@@ -16,6 +16,35 @@ function flagValue(flag: UpdateFlag): number {
   return typeof flag === 'number' ? flag : UPDATE_FLAGS[flag];
 }
 
+/** Map types by name, as `MapSpec.type` accepts them. */
+export const MAP_TYPES = {
+  hash: 1,
+  array: 2,
+  prog_array: 3,
+  percpu_hash: 5,
+  percpu_array: 6,
+  lru_hash: 9,
+  lru_percpu_hash: 10,
+  lpm_trie: 11,
+  array_of_maps: 12,
+  hash_of_maps: 13,
+  ringbuf: 27,
+} as const;
+
+/** What `BpfMap.create` makes. */
+export interface MapSpec {
+  readonly type: keyof typeof MAP_TYPES | number;
+  /** Up to 15 characters. */
+  readonly name: string;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  /** BPF_F_* map flags, e.g. BPF_F_NO_PREALLOC = 1 (required for LPM tries). */
+  readonly flags?: number;
+  /** For array_of_maps / hash_of_maps: a map of the kind the outer map holds. */
+  readonly innerMap?: { readonly fd: number };
+}
+
 /** Static facts about a map. */
 export interface MapInfo {
   readonly name: string;
@@ -121,6 +150,37 @@ export class BpfMap<K = Buffer, V = Buffer> {
       throw new TypeError(`map pinned at ${path} is per-CPU; open it with PerCpuMap.openPinnedPerCpu()`);
     }
     return new BpfMap<K, V>(fd, info, codecs, { ownsFd: true });
+  }
+
+  /**
+   * Creates a map from user space (not from an object), e.g. an inner map to store in a
+   * map-in-map, or a scratch map. The map lives while this handle or a pin holds it.
+   * `type` is `enum bpf_map_type` (see {@link MAP_TYPES}).
+   */
+  static create<K = Buffer, V = Buffer>(
+    spec: MapSpec,
+    codecs: { key?: Codec<K>; value?: Codec<V> } = {},
+  ): BpfMap<K, V> {
+    const type = typeof spec.type === 'string' ? MAP_TYPES[spec.type] : spec.type;
+    if (type === undefined) throw new TypeError(`map '${spec.name}': unknown map type '${String(spec.type)}'`);
+    if (PERCPU_TYPES.has(type)) throw new TypeError(`map '${spec.name}': per-CPU maps are created from objects, not from user space`);
+    const n = native();
+    let fd: number;
+    try {
+      fd = n.mapCreate(type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries, spec.flags ?? 0, spec.innerMap?.fd);
+    } catch (err) {
+      throw toBpfError(err);
+    }
+    return new BpfMap<K, V>(fd, n.mapInfo(fd), codecs, { ownsFd: true });
+  }
+
+  /** Pins this map at `path` in bpffs, so it outlives this process. */
+  pin(path: string): void {
+    try {
+      native().objPin(this.fd, path);
+    } catch (err) {
+      throw toBpfError(err, `map '${this.info.name}'`);
+    }
   }
 
   /** The map's file descriptor (valid until the owning object or this map is closed). */

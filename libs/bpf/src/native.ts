@@ -97,6 +97,15 @@ export interface NativeAddon {
   mapUpdateBatch(fd: number, keys: Uint8Array, values: Uint8Array, count: number, flags: number): number;
   mapDeleteBatch(fd: number, keys: Uint8Array, count: number): number;
   mapInfo(fd: number): Omit<NativeMapInfo, 'internal' | 'pinPath' | 'fd'> & { id: number };
+  mapCreate(
+    type: number,
+    name: string,
+    keySize: number,
+    valueSize: number,
+    maxEntries: number,
+    flags: number,
+    innerMapFd?: number,
+  ): number;
   objGet(path: string): number;
   objPin(fd: number, path: string): void;
   closeFd(fd: number): void;
