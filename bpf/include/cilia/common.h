@@ -22,4 +22,8 @@
 #define CILIA_BTF_ANCHOR(tag) \
 	const struct tag *__cilia_btf_##tag __attribute__((unused, section(".bss")))
 
+/* Same for an enum, so its constants can be checked against the TS side. */
+#define CILIA_BTF_ENUM_ANCHOR(tag) \
+	const enum tag *__cilia_btf_enum_##tag __attribute__((unused, section(".bss")))
+
 #endif /* CILIA_COMMON_H */

@@ -21,6 +21,13 @@ export function btfStructLayout(object: string | URL, name: string): StructLayou
   return wrap(() => native().btfStructLayout(path, name)) ?? undefined;
 }
 
+/** The constants of `enum <name>` in the object's BTF (name → value), undefined when absent. */
+export function btfEnum(object: string | URL, name: string): Record<string, number> | undefined {
+  const path = object instanceof URL ? fileURLToPath(object) : object;
+  const values = wrap(() => native().btfEnum(path, name));
+  return values ? Object.fromEntries(values.map((v) => [v.name, v.value])) : undefined;
+}
+
 /**
  * Differences between a struct codec and the C struct in an object's BTF: size, and each
  * member's presence, offset and size (padding fields of the codec are not compared).

@@ -31,5 +31,5 @@ export {
 export { RingBufferConsumer, type RecordBatch, type RingBufferOptions, type RingBufferStats } from './ringbuf.js';
 export { testRun, testRunAsync, type TestRunOptions, type TestRunResult } from './testrun.js';
 export { ensureBpffs, isBpffs, probeFeatures, libbpfVersion } from './features.js';
-export { btfStructLayout, compareLayout, type StructLayout } from './btf.js';
+export { btfEnum, btfStructLayout, compareLayout, type StructLayout } from './btf.js';
 export { EventHeader, EventType, SlotIndex, AttachPointIndex, SLOT_COUNT } from './abi.js';

@@ -135,6 +135,7 @@ export interface NativeAddon {
   testRun(progFd: number, spec: NativeTestRunSpec): NativeTestRunResult;
   testRunAsync(progFd: number, spec: NativeTestRunSpec): Promise<NativeTestRunResult>;
   btfStructLayout(objectPath: string, structName: string): NativeStructLayout | null;
+  btfEnum(objectPath: string, enumName: string): Array<{ name: string; value: number }> | null;
   probeFeatures(): {
     mapTypes: Record<string, boolean>;
     progTypes: Record<string, boolean>;
