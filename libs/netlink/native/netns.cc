@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
 #include <thread>
 
 #include "common.h"
@@ -20,6 +21,9 @@ namespace {
 // (e.g. a container runtime's). A plain directory cannot be made shared, so it is first
 // bind-mounted onto itself, as iproute2 does.
 int EnsureSharedMount(const std::string& dir, std::string& where) {
+  // Two creations racing here could each bind-mount the directory onto itself.
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     where = "mkdir " + dir;
     return errno;

@@ -85,6 +85,8 @@ export async function deleteNeighbour(sock: RouteSocket, spec: NeighbourSpec): P
 }
 
 function stateName(state: number): NeighbourState {
+  // Permanent first: it may come combined with other bits (e.g. noarp).
+  if (state & NUD.PERMANENT) return 'permanent';
   const found = (Object.keys(STATES) as (keyof typeof STATES)[]).find((k) => (STATES[k] & state) !== 0);
   return found ?? 'none';
 }

@@ -44,6 +44,18 @@ describe('network namespaces', () => {
     await nl.close();
   });
 
+  it('opens a namespace by path', async () => {
+    const { name, nl } = await scratch.netns('path');
+    await nl.setLinkUp('lo');
+    const byPath = await openNetns(netnsPath(name));
+    try {
+      expect((await byPath.getLink('lo')).up).toBe(true);
+      expect(byPath.netns).toBe(`/run/netns/${name}`);
+    } finally {
+      await byPath.close();
+    }
+  });
+
   it('refuses a taken name and a missing one with errors that name them', async () => {
     const { name } = await scratch.netns('dup');
     const taken = await createNetns(name).catch((e: unknown) => e);

@@ -157,4 +157,30 @@ describe('pod plumbing', () => {
     await nl.deleteAddress({ dev, address: `${net.host(1)}/24` });
     expect(await nl.listAddresses({ dev, family: 4 })).toEqual([]);
   });
+
+  it('keeps replies apart: many calls on one handle, and several handles at once', async () => {
+    const namespaces = await Promise.all([1, 2, 3, 4].map(() => scratch.netns('par')));
+    // Each namespace gets its own veth pair, all built concurrently.
+    const built = await Promise.all(
+      namespaces.map(async ({ nl }, i) => {
+        const name = uniqueName(`c${i}`);
+        const link = await nl.addVeth({ name, peerName: uniqueName(`q${i}`), mtu: 1400 + i });
+        await nl.addAddress({ dev: link.index, address: `10.77.${i}.1/24` });
+        return { nl, link, i };
+      }),
+    );
+    for (const { nl, link, i } of built) {
+      expect(link.mtu).toBe(1400 + i);
+      expect((await nl.listAddresses({ family: 4 })).map((a) => a.cidr)).toEqual([`10.77.${i}.1/24`]);
+    }
+    // Concurrent calls on one handle: each answer belongs to its own question.
+    const { nl, link } = built[0]!;
+    const refs: (string | number)[] = Array.from({ length: 30 }, (_, k) => (k % 3 === 0 ? 'lo' : k % 3 === 1 ? link.name : link.index));
+    const answers = await Promise.all(refs.map((r) => nl.getLink(r)));
+    answers.forEach((answer, k) => {
+      const r = refs[k]!;
+      if (r === 'lo') expect(answer.name).toBe('lo');
+      else expect(answer.index).toBe(link.index);
+    });
+  });
 });
