@@ -26,10 +26,12 @@ export function workspaceRoot(): string {
 /**
  * Compiles `<srcDir>/<name>.c` (default dir: the workspace's bpf/tests) with the workspace's
  * BPF build and returns the object's path. A compile error throws with clang's message.
+ * A plugin's test passes its own sources: `compileBpf('lb', { srcDir: new URL('../bpf', import.meta.url) })`.
  */
-export function compileBpf(name: string, options: { srcDir?: string; outDir?: string } = {}): string {
+export function compileBpf(name: string, options: { srcDir?: string | URL; outDir?: string } = {}): string {
   const root = workspaceRoot();
-  const srcDir = options.srcDir ?? join(root, 'bpf', 'tests');
+  const srcDir =
+    options.srcDir instanceof URL ? fileURLToPath(options.srcDir) : (options.srcDir ?? join(root, 'bpf', 'tests'));
   const outDir = options.outDir ?? join(tmpdir(), `cilia-bpf-objects-${process.getuid?.() ?? 0}`);
   mkdirSync(outDir, { recursive: true });
   try {
@@ -67,7 +69,10 @@ export interface LoadedTestObject {
 }
 
 /** Compiles bpf/tests/<name>.c, opens it with a throwaway pin root and loads it. */
-export function loadTestObject(name: string, options: Omit<OpenOptions, 'pinRoot'> & { srcDir?: string } = {}): LoadedTestObject {
+export function loadTestObject(
+  name: string,
+  options: Omit<OpenOptions, 'pinRoot'> & { srcDir?: string | URL } = {},
+): LoadedTestObject {
   const path = compileBpf(name, { srcDir: options.srcDir });
   const pinRoot = makePinRoot(name);
   let object: BpfObject | undefined;

@@ -15,7 +15,8 @@ let deny: BpfMap<{ saddr: string; dport: number; proto: number }, number>;
 let stats: PerCpuMap<number, number>;
 
 beforeAll(() => {
-  loaded = loadTestObject('packet');
+  // As a plugin would: sources by URL relative to the test.
+  loaded = loadTestObject('packet', { srcDir: new URL('../../../../bpf/tests', import.meta.url) });
   prog = loaded.object.program('cls_pipeline');
   deny = loaded.object.map('deny', { key: DenyKey, value: u32 });
   stats = loaded.object.perCpuMap('stats', { key: u32, value: u64n });
