@@ -74,7 +74,8 @@ describe('tc attach', () => {
     const { host } = vethPair();
     const pinRoot = makePinRoot('tc');
     cleanups.push(() => removePinRoot(pinRoot));
-    const v1 = counterObject(pinRoot, 1, 9).program('cls_count');
+    const v1Object = counterObject(pinRoot, 1, 9);
+    const v1 = v1Object.program('cls_count');
     const v2 = counterObject(pinRoot, 2, 9).program('cls_count');
 
     expect(queryTc({ interface: host, direction: 'ingress' })).toBe(0);
@@ -82,14 +83,18 @@ describe('tc attach', () => {
     expect(a).toMatchObject({ handle: 1, priority: 1, progId: v1.id });
     expect(queryTc({ interface: host, direction: 'ingress' })).toBe(v1.id);
 
-    // What an agent does after a restart: attach again at the same place.
+    // The attachment outlives the object that loaded it (the agent exiting)...
+    const v1Id = v1.id;
+    v1Object.close();
+    expect(queryTc({ interface: host, direction: 'ingress' })).toBe(v1Id);
+    // ...and a restarted agent attaches again at the same place: replaced, not added.
     attachTc(v2, { interface: host, direction: 'ingress' });
     attachTc(v2, { interface: host, direction: 'ingress' });
     expect(queryTc({ interface: host, direction: 'ingress' })).toBe(v2.id);
     expect(tcFilters(host, 'ingress')).toHaveLength(1);
 
-    attachTc(v1, { interface: host, direction: 'egress', handle: 7, priority: 3 });
-    expect(queryTc({ interface: host, direction: 'egress', handle: 7, priority: 3 })).toBe(v1.id);
+    attachTc(v2, { interface: host, direction: 'egress', handle: 7, priority: 3 });
+    expect(queryTc({ interface: host, direction: 'egress', handle: 7, priority: 3 })).toBe(v2.id);
     expect(queryTc({ interface: host, direction: 'egress' })).toBe(0);
 
     expect(detachTc({ interface: host, direction: 'ingress' })).toBe(true);
