@@ -16,7 +16,10 @@ export interface RecordBatch {
 }
 
 export interface RingBufferOptions {
-  /** Called once per batch, on the event loop. */
+  /**
+   * Called once per batch, on the event loop. An exception thrown here surfaces as an
+   * uncaught exception (`process.on('uncaughtException')`), like one from any I/O callback.
+   */
   readonly onBatch: (batch: RecordBatch) => void;
   /**
    * The producer's per-CPU counter of records it could not reserve (bpf/lib/events.h keeps
