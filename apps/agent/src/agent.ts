@@ -83,6 +83,7 @@ export class Agent {
   async start(): Promise<{ socket: string; metrics: string }> {
     const { agent } = this.#prepared.config;
     this.#bpf = this.#checkBpf(agent.bpfRoot);
+    this.#api.addRoutes(this.#host.resolver().getAll(Tokens.ApiRoutes).flat(), () => this.#health === 'ok' || this.#health === 'degraded');
     await this.#api.listen(agent.apiSocket);
     const metrics = agent.metricsAddress === '' ? '' : await this.#metrics.listen(agent.metricsAddress);
     this.#log.info(

@@ -28,3 +28,47 @@ export interface ApiError {
   /** Field path, when the request itself was at fault. */
   readonly path?: string;
 }
+
+/** An HTTP method an {@link ApiRoute} answers. */
+export type ApiMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** What a route handler receives. */
+export interface ApiRequest {
+  /** Path parameters, e.g. `{ id: '12' }` for `/v1/endpoints/:id`. */
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: Readonly<Record<string, string | undefined>>;
+  /** Parsed JSON body, if any; validate it before use. */
+  readonly body: unknown;
+}
+
+/** What a route handler returns; `status` defaults to 200. */
+export interface ApiResponse {
+  readonly status?: number;
+  readonly body: unknown;
+}
+
+/**
+ * A route on the agent's API socket, contributed by a plugin through `Tokens.ApiRoutes`.
+ * Routes answer 503 until every plugin has started.
+ */
+export interface ApiRoute {
+  readonly method: ApiMethod;
+  /** Path with `:name` parameters, under `/v1/`. */
+  readonly path: string;
+  handler(request: ApiRequest): Promise<ApiResponse> | ApiResponse;
+}
+
+/**
+ * A request the handler refuses: answered with `status` (default 400) and
+ * `{ error: message, path }`, where `path` names the offending field.
+ */
+export class ApiRequestError extends Error {
+  constructor(
+    message: string,
+    readonly path?: string,
+    readonly status = 400,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}

@@ -1,4 +1,5 @@
 import { defineToken } from './token.js';
+import type { ApiRoute } from './api.js';
 import type { AgentConfig } from './services/config.js';
 import type { Datapath } from './services/datapath.js';
 import type { Encapsulation } from './services/encapsulation.js';
@@ -37,4 +38,6 @@ export const Tokens = {
   EndpointManager: defineToken<EndpointManager>('cilia.EndpointManager'),
   Datapath: defineToken<Datapath>('cilia.Datapath'),
   FlowSource: defineToken<FlowSource>('cilia.FlowSource'),
+  /** Extension point: routes plugins add to the agent's API socket. */
+  ApiRoutes: defineToken<readonly ApiRoute[]>('cilia.ApiRoutes', { multiple: true }),
 } as const;

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import type { AgentStatus, ApiError, PluginStatus } from '@cilia/core';
+import type { AgentStatus, ApiError, ApiRequestError, ApiRoute, PluginStatus } from '@cilia/core';
 import { fastify, type FastifyInstance } from 'fastify';
 
 /** What the API serves; the agent supplies it. */
@@ -29,6 +29,37 @@ export class ApiServer {
       const body: ApiError = { error: err.message };
       return reply.code(err.statusCode && err.statusCode >= 400 ? err.statusCode : 500).send(body);
     });
+  }
+
+  /**
+   * Adds plugin routes (before `listen`). They answer 503 while `ready()` is false, and map an
+   * `ApiRequestError` to its status with the offending field's path.
+   */
+  addRoutes(routes: readonly ApiRoute[], ready: () => boolean): void {
+    for (const route of routes) {
+      this.#app.route({
+        method: route.method,
+        url: route.path,
+        handler: async (req, reply) => {
+          if (!ready()) return reply.code(503).send({ error: 'the agent is starting or stopping; try again' } satisfies ApiError);
+          try {
+            const res = await route.handler({
+              params: (req.params ?? {}) as Record<string, string>,
+              query: (req.query ?? {}) as Record<string, string>,
+              body: req.body,
+            });
+            return reply.code(res.status ?? 200).send(res.body);
+          } catch (err) {
+            // Compared by name: a plugin may carry its own copy of @cilia/core.
+            if ((err as Error)?.name === 'ApiRequestError') {
+              const e = err as ApiRequestError;
+              return reply.code(e.status).send({ error: e.message, ...(e.path ? { path: e.path } : {}) } satisfies ApiError);
+            }
+            throw err;
+          }
+        },
+      });
+    }
   }
 
   /** Listens on `socket`, replacing a stale socket file but refusing one another agent serves. */
