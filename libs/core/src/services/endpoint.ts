@@ -22,6 +22,16 @@ export interface Endpoint {
   readonly netns: string;
   /** Host-side veth name. */
   readonly hostInterface: string;
+  /** MAC of the host-side veth (the pod's gateway resolves to it). */
+  readonly hostMac: string;
+  /** Interface name inside the netns, e.g. `eth0`. */
+  readonly interfaceName: string;
+  /** MAC of the pod-side interface. */
+  readonly mac: string;
+  /** Gateway the pod's default route points at (IPv4). */
+  readonly ipv4Gateway?: IpAddress;
+  /** The container runtime's id, when created through CNI. */
+  readonly containerId?: string;
   readonly identity: NumericIdentity;
   readonly state: EndpointState;
   /** The policy revision this endpoint's datapath has realized. */
@@ -47,6 +57,8 @@ export interface EndpointManager {
   updateLabels(id: number, labels: Labels): Promise<Endpoint>;
   delete(id: number): Promise<boolean>;
   get(id: number): Endpoint | undefined;
+  /** The endpoint a CNI attachment created, by container id and interface name. */
+  findByContainer(containerId: string, interfaceName?: string): Endpoint | undefined;
   list(): readonly Endpoint[];
   subscribe(listener: (event: { type: 'upsert' | 'delete'; endpoint: Endpoint }) => void): Unsubscribe;
 }
