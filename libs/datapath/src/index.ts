@@ -1,0 +1,2 @@
+/** @cilia/datapath — the core datapath: base programs, pinned maps, ipcache, endpoints. */
+export {};
