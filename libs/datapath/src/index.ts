@@ -1,2 +1,12 @@
-/** @cilia/datapath — the core datapath: base programs, pinned maps, ipcache, endpoints. */
-export {};
+/**
+ * @cilia/datapath — the core datapath: endpoints on veth pairs (the `EndpointManager`), the
+ * base BPF objects with their pinned maps (`Datapath`), the `IpCache`, and the
+ * `/v1/endpoints` API, bundled as the agent's default plugin {@link coreDatapathPlugin}.
+ */
+export { coreDatapathPlugin } from './plugin.js';
+export { datapathConfig, type DatapathConfig } from './config.js';
+export { CoreEndpointManager, EndpointConflictError, PLACEHOLDER_IDENTITY } from './manager.js';
+export { EndpointRequestError } from './validate.js';
+export { LocalIpCache } from './ipcache.js';
+export { BpfDatapath } from './loader.js';
+export { agentNetnsName, hostInterfaceName } from './naming.js';

@@ -1,0 +1,306 @@
+import type { Endpoint, EndpointCreateRequest, EndpointManager, Ipam, Labels, Logger, Unsubscribe } from '@cilia/core';
+import type { NetlinkHandle } from '@cilia/netlink';
+import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
+import type { LocalIpCache } from './ipcache.js';
+import { agentNetnsName, attachmentKey, hostInterfaceName, leaseOwner, leaseOwnerId } from './naming.js';
+import type { NodeInfo } from './node.js';
+import { createEndpointNetns, deleteEndpointNetns, plumbEndpoint, unplumbEndpoint } from './plumbing.js';
+import type { EndpointRecord, EndpointStore } from './store.js';
+import { validateCreateRequest, validateLabels } from './validate.js';
+
+/**
+ * Identity of every endpoint until identity allocation lands ([W1-4]): Cilium's reserved
+ * `init` identity (5), which is what Cilium gives an endpoint whose labels are not resolved yet.
+ */
+export const PLACEHOLDER_IDENTITY = 5;
+
+/** Highest endpoint id (the datapath keeps ids in 16 bits). */
+const MAX_ENDPOINT_ID = 0xffff;
+
+/** An attachment (containerId + interfaceName, or namespace/name) that already has an endpoint. */
+export class EndpointConflictError extends Error {
+  constructor(
+    message: string,
+    readonly existing: Endpoint,
+  ) {
+    super(message);
+    this.name = 'EndpointConflictError';
+  }
+}
+
+/** What the manager needs from the agent. */
+export interface EndpointManagerDeps {
+  readonly ipam: Ipam;
+  readonly ipcache: LocalIpCache;
+  readonly datapath: EndpointDatapath;
+  readonly store: EndpointStore;
+  readonly logger: Logger;
+  /** The agent's own netlink handle. */
+  readonly host: () => Promise<NetlinkHandle>;
+  /** Node facts, discovered once. */
+  readonly node: () => Promise<NodeInfo>;
+}
+
+interface Live {
+  endpoint: Endpoint;
+  record: EndpointRecord;
+  links: { hostIfindex: number; podIfindex: number };
+}
+
+/**
+ * The core `EndpointManager`. Every change runs one at a time (a queue), so ids, names and
+ * leases never race. An endpoint is reported (and its create call resolves) only once its
+ * links, addresses, routes, neighbour entry, endpoints map entry, ipcache entry and programs
+ * are all in place; a failure undoes whatever was done.
+ */
+export class CoreEndpointManager implements EndpointManager {
+  readonly #deps: EndpointManagerDeps;
+  readonly #log: Logger;
+  readonly #live = new Map<number, Live>();
+  readonly #listeners = new Set<(event: { type: 'upsert' | 'delete'; endpoint: Endpoint }) => void>();
+  #queue: Promise<unknown> = Promise.resolve();
+  #nodeReady = false;
+
+  constructor(deps: EndpointManagerDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger;
+  }
+
+  /**
+   * Adopts the endpoints in the state directory: links and pinned maps stay as they are;
+   * programs are replaced atomically, map and ipcache entries rewritten (not flushed), then
+   * whatever no endpoint owns any more (half-created endpoints, orphan leases, stale map
+   * entries) is removed.
+   */
+  async start(): Promise<void> {
+    const { records, problems } = this.#deps.store.readAll();
+    for (const p of problems) this.#log.warn({ problem: p }, 'unreadable endpoint state file ignored');
+    if (records.length > 0) await this.#ensureNode();
+    const host = await this.#deps.host();
+    for (const record of records) {
+      const ep = record.endpoint;
+      const hostLink = await host.findLink(ep.hostInterface);
+      if (record.endpoint.state !== 'ready' || !hostLink) {
+        this.#log.warn({ endpoint: ep.id, state: ep.state, link: !!hostLink }, 'removing an endpoint that was not complete or whose link is gone');
+        await this.#teardown(record, hostLink?.index, undefined);
+        continue;
+      }
+      await this.#ensureLease(ep.ipv4!, ep.id);
+      const live: Live = { endpoint: ep, record, links: { hostIfindex: hostLink.index, podIfindex: record.podIfindex ?? 0 } };
+      await this.#deps.datapath.attachEndpoint(this.#bpfView(live));
+      this.#live.set(ep.id, live);
+    }
+    await this.#deps.ipcache.apply({ upserts: [...this.#live.values()].map((l) => this.#ipcacheEntry(l.endpoint)), deletes: [] });
+    if (this.#nodeReady) {
+      const pruned = await this.#deps.datapath.pruneEndpoints([...this.#live.values()].map((l) => this.#bpfView(l)));
+      if (pruned > 0) this.#log.info({ pruned }, 'removed endpoints map entries no endpoint owns');
+    }
+    for (const lease of this.#deps.ipam.leases()) {
+      const id = leaseOwnerId(lease.owner);
+      if (id !== undefined && !this.#live.has(id)) {
+        await this.#deps.ipam.release(lease.ip);
+        this.#log.info({ ip: lease.ip, owner: lease.owner }, 'released a lease no endpoint holds');
+      }
+    }
+    this.#log.info({ adopted: this.#live.size }, 'endpoints adopted');
+  }
+
+  create(request: EndpointCreateRequest): Promise<Endpoint> {
+    const req = validateCreateRequest(request);
+    return this.#serial(() => this.#create(req));
+  }
+
+  updateLabels(id: number, labels: Labels): Promise<Endpoint> {
+    const checked = validateLabels(labels, 'labels');
+    return this.#serial(async () => {
+      const live = this.#live.get(id);
+      if (!live) throw new Error(`endpoint ${id} does not exist`);
+      live.endpoint = { ...live.endpoint, labels: checked };
+      live.record = { ...live.record, endpoint: live.endpoint };
+      this.#deps.store.write(live.record);
+      this.#emit('upsert', live.endpoint);
+      return live.endpoint;
+    });
+  }
+
+  delete(id: number): Promise<boolean> {
+    return this.#serial(async () => {
+      const live = this.#live.get(id);
+      if (!live) return false;
+      await this.#teardown(live.record, live.links.hostIfindex, this.#bpfView(live));
+      this.#live.delete(id);
+      this.#emit('delete', { ...live.endpoint, state: 'disconnecting' });
+      this.#log.info({ endpoint: id, name: live.endpoint.name, namespace: live.endpoint.namespace }, 'endpoint deleted');
+      return true;
+    });
+  }
+
+  get(id: number): Endpoint | undefined {
+    return this.#live.get(id)?.endpoint;
+  }
+
+  findByContainer(containerId: string, interfaceName = 'eth0'): Endpoint | undefined {
+    for (const { endpoint } of this.#live.values()) {
+      if (endpoint.containerId === containerId && endpoint.interfaceName === interfaceName) return endpoint;
+    }
+    return undefined;
+  }
+
+  list(): readonly Endpoint[] {
+    return [...this.#live.values()].map((l) => l.endpoint).sort((a, b) => a.id - b.id);
+  }
+
+  subscribe(listener: (event: { type: 'upsert' | 'delete'; endpoint: Endpoint }) => void): Unsubscribe {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async #create(req: ReturnType<typeof validateCreateRequest>): Promise<Endpoint> {
+    const key = attachmentKey(req);
+    const hostInterface = hostInterfaceName(key);
+    for (const { endpoint } of this.#live.values()) {
+      if (endpoint.hostInterface === hostInterface) {
+        const what = req.containerId ? `container ${req.containerId} interface ${req.interfaceName}` : `${req.namespace}/${req.name}`;
+        throw new EndpointConflictError(`${what} already has endpoint ${endpoint.id}`, endpoint);
+      }
+    }
+    await this.#ensureNode();
+    const node = await this.#deps.node();
+    const host = await this.#deps.host();
+    const id = this.#nextId();
+    const lease = await this.#deps.ipam.allocateNext(leaseOwner(id), 'ipv4');
+    const netnsName = req.netns ? undefined : agentNetnsName(req.namespace, req.name);
+    let endpoint: Endpoint = {
+      id,
+      name: req.name,
+      namespace: req.namespace,
+      labels: req.labels,
+      ipv4: lease.ip,
+      netns: req.netns ?? `/run/netns/${netnsName}`,
+      hostInterface,
+      hostMac: '',
+      interfaceName: req.interfaceName,
+      mac: '',
+      ipv4Gateway: lease.gateway,
+      ...(req.containerId ? { containerId: req.containerId } : {}),
+      identity: PLACEHOLDER_IDENTITY,
+      state: 'regenerating',
+      policyRevision: 0,
+    };
+    let record: EndpointRecord = { endpoint, createdNetns: netnsName !== undefined, ipv4Pool: lease.pool, createdAt: new Date().toISOString() };
+    let hostIfindex: number | undefined;
+    let bpf: DatapathEndpoint | undefined;
+    try {
+      // Written first, as not ready: a crash from here on is cleaned up on the next start.
+      this.#deps.store.write(record);
+      if (netnsName) await createEndpointNetns(netnsName);
+      const links = await plumbEndpoint(host, {
+        netns: endpoint.netns,
+        hostInterface,
+        interfaceName: req.interfaceName,
+        ipv4: lease.ip,
+        gateway: lease.gateway,
+        mtu: node.mtu,
+        loopbackUp: netnsName !== undefined,
+      });
+      hostIfindex = links.hostIfindex;
+      endpoint = { ...endpoint, hostMac: links.hostMac, mac: links.podMac };
+      const live: Live = { endpoint, record, links };
+      bpf = this.#bpfView(live);
+      await this.#deps.datapath.attachEndpoint(bpf);
+      await this.#deps.ipcache.apply({ upserts: [this.#ipcacheEntry(endpoint)], deletes: [] });
+      endpoint = { ...endpoint, state: 'ready' };
+      record = { ...record, endpoint, podIfindex: links.podIfindex };
+      this.#deps.store.write(record);
+      live.endpoint = endpoint;
+      live.record = record;
+      this.#live.set(id, live);
+    } catch (err) {
+      this.#log.error({ endpoint: id, err }, 'endpoint creation failed; undoing it');
+      await this.#teardown(record, hostIfindex, bpf).catch((undoErr: unknown) => this.#log.error({ endpoint: id, err: undoErr }, 'undoing a failed endpoint creation failed'));
+      throw err;
+    }
+    this.#log.info({ endpoint: id, name: req.name, namespace: req.namespace, ipv4: lease.ip, hostInterface }, 'endpoint created');
+    this.#emit('upsert', endpoint);
+    return endpoint;
+  }
+
+  /** Removes everything an endpoint may have: map entries, ipcache entry, links, netns, lease, state file. */
+  async #teardown(record: EndpointRecord, hostIfindex: number | undefined, bpf: DatapathEndpoint | undefined): Promise<void> {
+    const ep = record.endpoint;
+    const host = await this.#deps.host();
+    const errors: unknown[] = [];
+    const step = async (fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        errors.push(err);
+      }
+    };
+    if (bpf) await step(() => this.#deps.datapath.detachEndpoint(bpf));
+    if (ep.ipv4 && this.#deps.ipcache.lookup(ep.ipv4)?.prefix === `${ep.ipv4}/32`) await step(() => this.#deps.ipcache.apply({ upserts: [], deletes: [`${ep.ipv4}/32`] }));
+    await step(() => (hostIfindex !== undefined ? host.deleteLink(hostIfindex).catch(ignoreNoDevice) : unplumbEndpoint(host, ep.hostInterface)));
+    if (record.createdNetns) await step(() => deleteEndpointNetns(ep.netns.replace(/^\/run\/netns\//, '')));
+    if (ep.ipv4) await step(() => this.#deps.ipam.release(ep.ipv4!));
+    await step(() => this.#deps.store.remove(ep.id));
+    if (errors.length > 0) throw errors[0];
+  }
+
+  async #ensureNode(): Promise<void> {
+    if (this.#nodeReady) return;
+    await this.#deps.datapath.ensureNode(await this.#deps.node());
+    this.#nodeReady = true;
+  }
+
+  async #ensureLease(ip: string, id: number): Promise<void> {
+    const lease = this.#deps.ipam.leases().find((l) => l.ip === ip);
+    if (lease) return;
+    await this.#deps.ipam.allocate(ip, leaseOwner(id));
+    this.#log.warn({ ip, endpoint: id }, 'endpoint had no IPAM lease; leased its address again');
+  }
+
+  #nextId(): number {
+    const used = new Set(this.#live.keys());
+    for (const r of this.#deps.store.readAll().records) used.add(r.endpoint.id);
+    for (let id = 1; id <= MAX_ENDPOINT_ID; id++) if (!used.has(id)) return id;
+    throw new Error(`no endpoint id left (all ${MAX_ENDPOINT_ID} are in use)`);
+  }
+
+  #bpfView(live: Live): DatapathEndpoint {
+    const ep = live.endpoint;
+    return {
+      id: ep.id,
+      ipv4: ep.ipv4!,
+      hostInterface: ep.hostInterface,
+      hostIfindex: live.links.hostIfindex,
+      hostMac: ep.hostMac,
+      podIfindex: live.links.podIfindex,
+      podMac: ep.mac,
+      identity: ep.identity,
+    };
+  }
+
+  #ipcacheEntry(ep: Endpoint) {
+    return { prefix: `${ep.ipv4}/32`, identity: ep.identity, source: 'local' as const };
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #emit(type: 'upsert' | 'delete', endpoint: Endpoint): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener({ type, endpoint });
+      } catch (err) {
+        this.#log.error({ err }, 'endpoint listener failed');
+      }
+    }
+  }
+}
+
+function ignoreNoDevice(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENODEV') throw err;
+}

@@ -1,0 +1,49 @@
+import type { NetlinkHandle } from '@cilia/netlink';
+import type { DatapathConfig } from './config.js';
+
+/** The node device pod traffic leaves through. */
+export interface EgressDevice {
+  readonly name: string;
+  readonly ifindex: number;
+  readonly mac?: string;
+  /** Its first IPv4 address: the source of masqueraded traffic. */
+  readonly ipv4?: string;
+  readonly mtu: number;
+}
+
+/** What the datapath knows about the node it runs on. */
+export interface NodeInfo {
+  readonly egress?: EgressDevice;
+  /** MTU of endpoint veths. */
+  readonly mtu: number;
+  /** Every IPv4 address of the node's own interfaces (reserved:host in the ipcache). */
+  readonly hostIPv4: readonly string[];
+}
+
+/**
+ * Finds the egress device (configured, or the device of the default IPv4 route) and the
+ * endpoint MTU. Reads only: nothing on the node changes here.
+ */
+export async function discoverNode(host: NetlinkHandle, config: DatapathConfig): Promise<NodeInfo> {
+  let egress: EgressDevice | undefined;
+  let ref: string | number | undefined = config.egressDevice === 'auto' ? undefined : config.egressDevice;
+  if (ref === undefined) {
+    const routes = await host.listRoutes({ family: 4 });
+    ref = routes.find((r) => r.dst === 'default' && r.ifindex !== undefined)?.ifindex;
+  }
+  if (ref !== undefined) {
+    const link = await host.findLink(ref);
+    if (!link) throw new Error(`datapath.egressDevice: no interface named ${JSON.stringify(ref)}`);
+    const addrs = await host.listAddresses({ dev: link.index, family: 4 });
+    egress = { name: link.name, ifindex: link.index, mac: link.mac, ipv4: addrs[0]?.address, mtu: link.mtu };
+  }
+  const all = await host.listAddresses({ family: 4 });
+  const hostIPv4 = [...new Set(all.map((a) => a.address))];
+  const mtu = config.mtu === 'auto' ? (egress?.mtu ?? 1500) : config.mtu;
+  return { egress, mtu, hostIPv4 };
+}
+
+/** Node sysctls pods need: IPv4 forwarding (pod ↔ outside, and pod ↔ pod through the stack). */
+export async function prepareNodeSysctls(host: NetlinkHandle): Promise<void> {
+  await host.setSysctl('net.ipv4.ip_forward', 1);
+}

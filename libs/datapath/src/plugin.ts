@@ -1,0 +1,80 @@
+import { definePlugin, Tokens, type AgentConfig, type Ipam, type Logger } from '@cilia/core';
+import { openNetlink, type NetlinkHandle } from '@cilia/netlink';
+import pkg from '../package.json' with { type: 'json' };
+import { endpointRoutes } from './api.js';
+import { datapathConfig, type DatapathConfig } from './config.js';
+import { LocalIpCache } from './ipcache.js';
+import { BpfDatapath } from './loader.js';
+import { CoreEndpointManager } from './manager.js';
+import { discoverNode, type NodeInfo } from './node.js';
+import { EndpointStore } from './store.js';
+
+const runtimes = new WeakMap<object, Runtime>();
+
+/** Everything the plugin builds, once per agent. */
+class Runtime {
+  readonly ipcache: LocalIpCache;
+  readonly datapath: BpfDatapath;
+  readonly endpoints: CoreEndpointManager;
+  #host?: Promise<NetlinkHandle>;
+  #node?: Promise<NodeInfo>;
+
+  constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, logger: Logger) {
+    this.ipcache = new LocalIpCache(logger.child({ subsys: 'ipcache' }));
+    this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, config, ipcache: this.ipcache, logger: logger.child({ subsys: 'datapath' }) });
+    this.endpoints = new CoreEndpointManager({
+      ipam,
+      ipcache: this.ipcache,
+      datapath: this.datapath,
+      store: new EndpointStore(agent.stateDir),
+      logger: logger.child({ subsys: 'endpoint' }),
+      host: () => (this.#host ??= openNetlink()),
+      node: () => (this.#node ??= this.host().then((h) => discoverNode(h, config))),
+    });
+    runtimes.set(this.endpoints, this);
+  }
+
+  host(): Promise<NetlinkHandle> {
+    return (this.#host ??= openNetlink());
+  }
+
+  async close(): Promise<void> {
+    this.datapath.close();
+    this.ipcache.detach();
+    const host = await this.#host?.catch(() => undefined);
+    await host?.close();
+  }
+}
+
+/**
+ * The core datapath, a default of the agent's base module: endpoints (veth plumbing, the
+ * endpoints map, programs on each endpoint's veth), the ipcache and its LPM map, the base
+ * programs on the egress device (masquerade), and the `/v1/endpoints` API.
+ */
+export const coreDatapathPlugin = definePlugin<DatapathConfig>({
+  name: pkg.name,
+  version: pkg.version,
+  apiVersion: '^1',
+  configKey: 'datapath',
+  description: 'Core datapath: endpoints on veth pairs, base BPF programs and pinned maps, ipcache, masquerade',
+  config: datapathConfig,
+  provides: [Tokens.Datapath, Tokens.EndpointManager, Tokens.IpCache, Tokens.ApiRoutes],
+  requires: [Tokens.Ipam],
+  register(bind, { config, agent, logger }) {
+    let runtime: Runtime | undefined;
+    const get = (ipam: Ipam) => (runtime ??= new Runtime(config, agent, ipam, logger));
+    bind(Tokens.EndpointManager).toFactory((r) => get(r.get(Tokens.Ipam)).endpoints);
+    bind(Tokens.IpCache).toFactory((r) => get(r.get(Tokens.Ipam)).ipcache);
+    bind(Tokens.Datapath).toFactory((r) => get(r.get(Tokens.Ipam)).datapath);
+    bind(Tokens.ApiRoutes).toFactory((r) => endpointRoutes(() => get(r.get(Tokens.Ipam)).endpoints));
+  },
+  async start({ resolver }) {
+    const endpoints = resolver.get(Tokens.EndpointManager) as CoreEndpointManager;
+    await endpoints.start();
+  },
+  async stop({ resolver }) {
+    // Links, pins and attached programs stay: the datapath keeps forwarding while the agent is away.
+    await runtimes.get(resolver.get(Tokens.EndpointManager))?.close();
+  },
+});
+
