@@ -1,4 +1,5 @@
 import type { PluginCandidate } from '@cilia/core';
+import { coreDatapathPlugin } from '@cilia/datapath';
 import { hostScopeIpamPlugin } from '@cilia/ipam';
 
 /**
@@ -7,5 +8,8 @@ import { hostScopeIpamPlugin } from '@cilia/ipam';
  * More defaults (identity allocator, embedded KvStore, …) join as their libraries land.
  */
 export function defaultPlugins(): PluginCandidate[] {
-  return [{ definition: hostScopeIpamPlugin, origin: 'default' }];
+  return [
+    { definition: hostScopeIpamPlugin, origin: 'default' },
+    { definition: coreDatapathPlugin, origin: 'default' },
+  ];
 }
