@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Emitting datapath events: one ring buffer, one per-CPU counter of records that found no room.
- * Define CILIA_EVENTS_RINGBUF_SIZE before including to size the ring (power of two pages). */
+ * Define CILIA_EVENTS_RINGBUF_SIZE before including to size the ring (power of two pages), and
+ * CILIA_EVENTS_PIN to pin both maps by name (the datapath objects share one ring). */
 #ifndef CILIA_LIB_EVENTS_H
 #define CILIA_LIB_EVENTS_H
 
@@ -14,6 +15,9 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, CILIA_EVENTS_RINGBUF_SIZE);
+#ifdef CILIA_EVENTS_PIN
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+#endif
 } cilia_events SEC(".maps");
 
 struct {
@@ -21,6 +25,9 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
+#ifdef CILIA_EVENTS_PIN
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+#endif
 } cilia_events_lost SEC(".maps");
 
 static __always_inline void cilia_events_count_lost(void)

@@ -23,6 +23,24 @@ struct cilia_event_hdr {
 	__u64 ts_ns;    /* bpf_ktime_get_ns() at emission */
 };
 
+/* A drop (hdr.type CILIA_EVENT_DROP, hdr.subtype enum cilia_drop_reason) or trace
+ * (CILIA_EVENT_TRACE, subtype enum cilia_trace_point) of one packet (bpf/include/cilia/drop.h).
+ * Addresses and ports in network order; zero where the packet was too short to say. */
+struct cilia_packet_event {
+	struct cilia_event_hdr hdr;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 ct_status;       /* enum cilia_ct_status */
+	__u16 endpoint_id;    /* local endpoint concerned, 0 if none */
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 len;            /* skb->len */
+	__u32 target_ifindex; /* where it went (trace), 0 for the stack */
+};
+
 /* Key 0 of the per-CPU array that counts records the producer could not reserve. */
 #define CILIA_EVENTS_LOST_KEY 0
 

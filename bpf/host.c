@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Programs on the node's native device(s). One object per node: the masquerade address is
+ * node-wide (SNAT_IPV4, in bpf/lib/nat.h).
+ *
+ *   cil_to_netdev     tc egress: masquerades pod → outside flows to SNAT_IPV4
+ *   cil_from_netdev   tc ingress: reverse-translates replies to masqueraded flows, and
+ *                     delivers packets for local endpoints straight to the pod
+ *   *_resume          where slot programs hand packets back (cilia_tc_slots, RESUME)
+ *
+ * Anything the datapath does not handle (IPv6, ARP, other protocols, traffic of the host
+ * itself) passes untouched: these programs share the device with the node. */
+#include <cilia/common.h>
+#include <cilia/ctx.h>
+#include <cilia/drop.h>
+#include <cilia/maps.h>
+#include <cilia/slots.h>
+#include <conntrack.h>
+#include <endpoints.h>
+#include <ipcache.h>
+#include <monitor.h>
+#include <nat.h>
+#include <redirect.h>
+#include <slots.h>
+#include <tuple.h>
+
+/* ---- to-netdev ------------------------------------------------------------------------ */
+
+/* Masquerade a flow when a pod sends it to an address outside the cluster. */
+static __always_inline int wants_snat(const struct cilia_tuple *t)
+{
+	struct cilia_endpoint_info *src;
+
+	if (!SNAT_IPV4 || !t->tracked || t->saddr == bpf_htonl(SNAT_IPV4))
+		return 0;
+	src = cilia_endpoint_lookup4(t->saddr);
+	if (!src || (src->flags & CILIA_ENDPOINT_F_HOST))
+		return 0;
+	return !cilia_endpoint_lookup4(t->daddr) && cilia_identity4(t->daddr) == CILIA_IDENTITY_WORLD;
+}
+
+static __always_inline int to_netdev_forward(struct __sk_buff *skb, struct cilia_ctx *ctx)
+{
+	struct cilia_tuple t;
+	__u8 reason;
+	int r;
+
+	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
+		return TC_ACT_OK;
+	if (ctx->drop_reason)
+		return cilia_drop(skb, ctx, &t, ctx->drop_reason, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
+	if (!wants_snat(&t))
+		return TC_ACT_OK;
+	r = cilia_snat4(skb, &t);
+	if (r)
+		return cilia_drop(skb, ctx, &t, r, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
+	ctx->flags |= CILIA_CTX_F_SNATED;
+	cilia_forwarded(skb, ctx, &t, CILIA_TRACE_TO_NETWORK, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int cil_to_netdev(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE, .ct_status = CILIA_CT_UNTRACKED };
+	struct cilia_endpoint_info *src;
+	struct cilia_tuple t;
+	__u8 reason;
+
+	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
+		return TC_ACT_OK;
+	src = cilia_endpoint_lookup4(t.saddr);
+	if (!src) /* the host's own traffic */
+		return TC_ACT_OK;
+	ctx.endpoint_id = src->endpoint_id;
+	ctx.src_identity = src->identity;
+	ctx.dst_identity = cilia_identity4(t.daddr);
+	/* Conntrack ran in from-container already: this is the same packet leaving the node. */
+	ctx.ct_status = CILIA_CT_ESTABLISHED;
+	cilia_run_slots(skb, &ctx, CILIA_AP_TO_NETDEV);
+	return to_netdev_forward(skb, &ctx);
+}
+
+SEC("tc")
+int cil_to_netdev_resume(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx;
+
+	cilia_ctx_load(skb, &ctx);
+	if (!ctx.drop_reason)
+		cilia_run_slots(skb, &ctx, CILIA_AP_TO_NETDEV);
+	return to_netdev_forward(skb, &ctx);
+}
+
+/* ---- from-netdev ---------------------------------------------------------------------- */
+
+static __always_inline int from_netdev_forward(struct __sk_buff *skb, struct cilia_ctx *ctx)
+{
+	struct cilia_endpoint_info *ep;
+	struct cilia_tuple t;
+	__u8 reason;
+	int verdict;
+
+	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
+		return TC_ACT_OK;
+	if (ctx->drop_reason)
+		return cilia_drop(skb, ctx, &t, ctx->drop_reason, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	ep = cilia_endpoint_lookup4(t.daddr);
+	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
+		return TC_ACT_OK;
+	ctx->target_ifindex = ep->host_ifindex;
+	cilia_forwarded(skb, ctx, &t, CILIA_TRACE_TO_ENDPOINT, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	verdict = cilia_redirect_to_endpoint(skb, ep);
+	if (verdict == TC_ACT_SHOT)
+		return cilia_drop(skb, ctx, &t, CILIA_DROP_REWRITE_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	return verdict;
+}
+
+SEC("tc")
+int cil_from_netdev(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE, .src_identity = CILIA_IDENTITY_WORLD };
+	struct cilia_endpoint_info *ep;
+	struct cilia_tuple t;
+	__u8 reason;
+	int r;
+
+	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
+		return TC_ACT_OK;
+	if (SNAT_IPV4 && t.tracked && t.daddr == bpf_htonl(SNAT_IPV4)) {
+		r = cilia_snat_rev4(skb, &t);
+		if (r < 0)
+			return cilia_drop(skb, &ctx, &t, -r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+		if (r > 0)
+			ctx.flags |= CILIA_CTX_F_SNATED;
+	}
+	ep = cilia_endpoint_lookup4(t.daddr);
+	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
+		return TC_ACT_OK; /* for the host */
+	ctx.endpoint_id = ep->endpoint_id;
+	ctx.dst_identity = ep->identity;
+	ctx.src_identity = cilia_identity4(t.saddr);
+	ctx.flags |= CILIA_CTX_F_LOCAL_DST;
+	r = cilia_ct_process4(&t, skb->len, ctx.src_identity, &ctx.ct_status);
+	if (r)
+		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	cilia_run_slots(skb, &ctx, CILIA_AP_FROM_NETDEV);
+	return from_netdev_forward(skb, &ctx);
+}
+
+SEC("tc")
+int cil_from_netdev_resume(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx;
+
+	cilia_ctx_load(skb, &ctx);
+	if (!ctx.drop_reason)
+		cilia_run_slots(skb, &ctx, CILIA_AP_FROM_NETDEV);
+	return from_netdev_forward(skb, &ctx);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Keys and values of the datapath maps. Every map is pinned by name under the agent's bpf
+ * root (LIBBPF_PIN_BY_NAME) and shared by every object that declares it, so base and plugin
+ * objects see one copy that outlives agent restarts. The map definitions live in bpf/lib
+ * (one header per concern); the TS codecs in libs/datapath/src/maps mirror these layouts and a test
+ * compares them with BTF. Addresses and ports are in network byte order. */
+#ifndef CILIA_MAPS_H
+#define CILIA_MAPS_H
+
+#include <linux/types.h>
+
+#define CILIA_AF_INET 2
+#define CILIA_AF_INET6 10
+
+/* Reserved security identities (as Cilium numbers them). */
+#define CILIA_IDENTITY_UNKNOWN 0
+#define CILIA_IDENTITY_HOST 1
+#define CILIA_IDENTITY_WORLD 2
+
+/* --- cilia_endpoints: HASH, local endpoint address → endpoint ------------------------- */
+#define CILIA_ENDPOINTS_MAX 4096
+
+struct cilia_endpoint_key {
+	__u8 addr[16]; /* IPv4 in the first 4 bytes, rest zero; IPv6 whole */
+	__u8 family;   /* CILIA_AF_INET / CILIA_AF_INET6 */
+	__u8 pad[3];
+};
+
+/* cilia_endpoint_info.flags */
+#define CILIA_ENDPOINT_F_HOST (1 << 0) /* the entry stands for the node itself */
+
+struct cilia_endpoint_info {
+	__u32 ifindex;      /* the pod-side interface's ifindex (in the pod's netns) */
+	__u32 host_ifindex; /* the host-side veth: redirect target, anti-spoofing check */
+	__u32 identity;     /* security identity */
+	__u16 endpoint_id;
+	__u16 flags;        /* CILIA_ENDPOINT_F_* */
+	__u8 mac[6];        /* the pod interface's MAC */
+	__u8 host_mac[6];   /* the host-side veth's MAC (the pod's gateway MAC) */
+};
+
+/* --- cilia_ipcache: LPM_TRIE, prefix → identity ---------------------------------------- */
+#define CILIA_IPCACHE_MAX 65536
+/* prefixlen counts the family byte + padding (32 bits) plus the address prefix. */
+#define CILIA_IPCACHE_PREFIX_STATIC 32
+
+struct cilia_ipcache_key {
+	__u32 prefixlen; /* CILIA_IPCACHE_PREFIX_STATIC + prefix length */
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];   /* IPv4 in the first 4 bytes */
+};
+
+struct cilia_ipcache_value {
+	__u32 identity;
+	__be32 tunnel_endpoint; /* node address for overlay (0 = none, later issues) */
+	__u16 flags;
+	__u16 pad;
+};
+
+/* --- cilia_ct: LRU_HASH, IPv4 connection → state ---------------------------------------
+ * The key is the tuple of the connection's original direction (the first packet seen);
+ * a reply is found by looking up its reversed tuple. ICMP echo uses the identifier as both
+ * ports. User space deletes entries whose `expires_ns` (CLOCK_MONOTONIC, as
+ * bpf_ktime_get_ns) has passed; the LRU evicts the oldest when the map is full. */
+#define CILIA_CT_MAX 65536
+
+struct cilia_ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 flags;   /* reserved (direction-split tables later), 0 */
+	__u16 pad;
+};
+
+enum cilia_ct_state {
+	CILIA_CT_STATE_NONE = 0,
+	CILIA_CT_STATE_SYN_SENT = 1,    /* TCP: SYN seen */
+	CILIA_CT_STATE_SYN_RECV = 2,    /* TCP: SYN-ACK seen */
+	CILIA_CT_STATE_ESTABLISHED = 3, /* TCP: handshake done; UDP/ICMP: a reply seen */
+	CILIA_CT_STATE_FIN_WAIT = 4,    /* TCP: FIN from one side */
+	CILIA_CT_STATE_CLOSING = 5,     /* TCP: FIN from both sides */
+	CILIA_CT_STATE_CLOSED = 6,      /* TCP: RST */
+	CILIA_CT_STATE_UNREPLIED = 7,   /* UDP/ICMP: no reply yet */
+};
+
+/* cilia_ct_value.flags */
+#define CILIA_CT_F_FIN_ORIG (1 << 0)  /* FIN seen in the original direction */
+#define CILIA_CT_F_FIN_REPLY (1 << 1) /* FIN seen in the reply direction */
+#define CILIA_CT_F_SNAT (1 << 2)      /* the connection is masqueraded */
+
+struct cilia_ct_value {
+	__u64 expires_ns;     /* CLOCK_MONOTONIC deadline */
+	__u64 packets_orig;
+	__u64 bytes_orig;
+	__u64 packets_reply;
+	__u64 bytes_reply;
+	__u32 src_identity;
+	__u16 rev_nat_index;  /* service reverse translation (load balancing, later) */
+	__u8 state;           /* enum cilia_ct_state */
+	__u8 flags;           /* CILIA_CT_F_* */
+};
+
+/* --- cilia_snat: LRU_HASH, tuple → translated tuple (masquerade) -----------------------
+ * Two entries per flow: the egress entry keyed by the pod's tuple (dir EGRESS) gives the
+ * node address and port; the ingress entry keyed by the reply's tuple as it arrives
+ * (remote → node:port, dir INGRESS) gives the pod address and port back. */
+#define CILIA_SNAT_MAX 65536
+
+struct cilia_snat_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;     /* enum cilia_direction */
+	__u16 pad;
+};
+
+struct cilia_snat_value {
+	__u64 expires_ns; /* CLOCK_MONOTONIC deadline, refreshed by traffic */
+	__be32 addr;      /* egress: new source; ingress: original (pod) destination */
+	__be16 port;
+	__u16 pad;
+};
+
+/* --- cilia_metrics: PERCPU_HASH, {reason, direction} → counters ------------------------ */
+#define CILIA_METRICS_MAX 1024
+
+struct cilia_metrics_key {
+	__u8 reason; /* enum cilia_drop_reason, 0 = forwarded */
+	__u8 dir;    /* enum cilia_direction */
+	__u16 pad;
+};
+
+struct cilia_metrics_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* --- cilia_tc_slots: PROG_ARRAY of every tc attach point's slots -------------------------
+ * Index = attach point * CILIA_SLOTS_PER_AP + slot (enum cilia_slot), see slots.h. Index
+ * CILIA_SLOT_RESUME of each window holds the base object's resume program for that attach
+ * point (installed by the loader), through which a slot program continues the pipeline. */
+#define CILIA_SLOTS_PER_AP 16
+#define CILIA_SLOT_RESUME 15
+#define CILIA_TC_SLOTS_MAX (8 * CILIA_SLOTS_PER_AP)
+#define CILIA_SLOT_INDEX(ap, slot) ((ap) * CILIA_SLOTS_PER_AP + (slot))
+
+#endif /* CILIA_MAPS_H */
