@@ -61,10 +61,11 @@ describe('cilia-agent lifecycle', () => {
     expect(existsSync(testPinRoot(agent.dir))).toBe(true);
     expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([
       ['@cilia/ipam', 'default', 'started'],
+      ['@cilia/datapath', 'default', 'started'],
       ['fixture-greeter', 'configured', 'started'],
       ['fixture-consumer', 'configured', 'started'],
     ]);
-    expect(status.plugins[2]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
+    expect(status.plugins[3]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
 
     const config = await apiGet<{ sources: string[]; config: Record<string, Record<string, unknown>> }>(agent.socket, '/v1/config');
     expect(config.body.sources[0]).toMatch(/presets\/standalone\.yaml$/);
@@ -124,7 +125,10 @@ describe('cilia-agent lifecycle', () => {
   it('lets a plugin replace a default provider it declares in replaces', async () => {
     agent = await startAgent({ config: { plugins: [fx('fixture-cloud-ipam')] } });
     const status = await agent.status();
-    expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([['fixture-cloud-ipam', 'configured', 'started']]);
+    expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([
+      ['fixture-cloud-ipam', 'configured', 'started'],
+      ['@cilia/datapath', 'default', 'started'],
+    ]);
     const started = logLines(agent.output()).find((l) => l.event === 'fixture-start');
     expect(started?.lease).toBe('192.0.2.10');
     // The default's section is gone with it.
