@@ -1,0 +1,64 @@
+import { resolve } from 'node:path';
+import { definePlugin, Tokens, z, type ApiRoute } from '@cilia/core';
+import pkg from '../package.json' with { type: 'json' };
+import { ManifestDirectorySource } from './manifest-source.js';
+
+/** Settings of the manifest directory (the `manifests:` section). */
+export const manifestsConfig = z.strictObject({
+  directory: z
+    .string()
+    .min(1)
+    .default('/etc/cilia/manifests')
+    .describe(
+      'Directory of Kubernetes-shaped YAML manifests (*.yaml, *.yml, subdirectories included) the agent watches. A relative path is taken from the agent\'s working directory.',
+    ),
+  debounceMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(10_000)
+    .default(100)
+    .describe('Quiet time after a change before the directory is read again, so an editor\'s burst of writes is read once.'),
+  resyncIntervalMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(10_000)
+    .describe('Period of a full rescan that catches missed events and a directory created later; 0 turns it off.'),
+});
+
+/**
+ * The standalone mode's default `ResourceSource`: a watched directory of manifests. Also
+ * serves `GET /v1/manifests` (what the directory defines, and the files refused).
+ */
+export const manifestsPlugin = definePlugin({
+  name: pkg.name,
+  version: pkg.version,
+  apiVersion: '^1',
+  configKey: 'manifests',
+  description: 'Standalone resources: Namespaces, Pods and policies from a watched directory of Kubernetes-shaped YAML',
+  config: manifestsConfig,
+  provides: [Tokens.ResourceSource, Tokens.ApiRoutes],
+  register(bind, { config, logger }) {
+    const source = new ManifestDirectorySource({
+      directory: resolve(config.directory),
+      debounceMs: config.debounceMs,
+      resyncIntervalMs: config.resyncIntervalMs,
+      logger,
+    });
+    bind(Tokens.ResourceSource).toConstant(source);
+    const routes: ApiRoute[] = [{ method: 'GET', path: '/v1/manifests', handler: () => ({ body: source.report() }) }];
+    bind(Tokens.ApiRoutes).toConstant(routes);
+  },
+  async start({ resolver }) {
+    await sourceOf(resolver.get(Tokens.ResourceSource)).start();
+  },
+  async stop({ resolver }) {
+    await sourceOf(resolver.get(Tokens.ResourceSource)).stop();
+  },
+});
+
+function sourceOf(source: unknown): ManifestDirectorySource {
+  if (!(source instanceof ManifestDirectorySource)) throw new Error('the ResourceSource bound by @cilia/resources is not a ManifestDirectorySource');
+  return source;
+}

@@ -1,0 +1,209 @@
+import type { Endpoint, EndpointCreateRequest, EndpointManager, KubeObject, Labels, Logger, ResourceEvent, ResourceKind, ResourceSource } from '@cilia/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PodEndpointController, podEndpointLabels } from './pod-endpoints.js';
+
+const quiet: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quiet };
+
+/** A source the test drives by hand. */
+class HandSource implements ResourceSource {
+  readonly name = 'hand';
+  listener?: (event: ResourceEvent) => void;
+  subscribe(_kinds: readonly ResourceKind[], listener: (event: ResourceEvent) => void) {
+    this.listener = listener;
+    return () => (this.listener = undefined);
+  }
+  pod(name: string, labels: Record<string, string>, namespace = 'default'): void {
+    const object: KubeObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels } };
+    this.listener!({ type: 'upsert', ref: { kind: 'Pod', namespace, name }, object });
+  }
+  gone(name: string, namespace = 'default'): void {
+    this.listener!({ type: 'delete', ref: { kind: 'Pod', namespace, name } });
+  }
+  synced(): void {
+    this.listener!({ type: 'synced' });
+  }
+}
+
+/** An in-memory EndpointManager that records calls and can be told to fail or to be slow. */
+class FakeEndpoints implements EndpointManager {
+  readonly endpoints = new Map<number, Endpoint>();
+  readonly calls: string[] = [];
+  failures = 0;
+  delayMs = 0;
+  #next = 1;
+  #inFlight = 0;
+  maxInFlightPerPod = 0;
+  readonly #podsInFlight = new Map<string, number>();
+
+  add(request: EndpointCreateRequest): Endpoint {
+    const e: Endpoint = {
+      id: this.#next++,
+      name: request.name,
+      namespace: request.namespace,
+      labels: request.labels,
+      netns: `/run/netns/${request.name}`,
+      hostInterface: `lxc${this.#next}`,
+      hostMac: '02:00:00:00:00:01',
+      interfaceName: 'eth0',
+      mac: '02:00:00:00:00:02',
+      identity: 0 as Endpoint['identity'],
+      state: 'ready',
+      policyRevision: 0 as Endpoint['policyRevision'],
+      ...(request.containerId ? { containerId: request.containerId } : {}),
+    };
+    this.endpoints.set(e.id, e);
+    return e;
+  }
+  async #op<T>(what: string, pod: string, body: () => T): Promise<T> {
+    this.calls.push(what);
+    const n = (this.#podsInFlight.get(pod) ?? 0) + 1;
+    this.#podsInFlight.set(pod, n);
+    this.maxInFlightPerPod = Math.max(this.maxInFlightPerPod, n);
+    this.#inFlight++;
+    try {
+      await new Promise((r) => setTimeout(r, this.delayMs));
+      if (this.failures > 0) {
+        this.failures--;
+        throw new Error('injected failure');
+      }
+      return body();
+    } finally {
+      this.#inFlight--;
+      this.#podsInFlight.set(pod, this.#podsInFlight.get(pod)! - 1);
+    }
+  }
+  create(request: EndpointCreateRequest): Promise<Endpoint> {
+    return this.#op(`create ${request.namespace}/${request.name}`, `${request.namespace}/${request.name}`, () => this.add(request));
+  }
+  updateLabels(id: number, labels: Labels): Promise<Endpoint> {
+    const e = this.endpoints.get(id)!;
+    return this.#op(`update ${e.namespace}/${e.name}`, `${e.namespace}/${e.name}`, () => {
+      const updated = { ...e, labels };
+      this.endpoints.set(id, updated);
+      return updated;
+    });
+  }
+  delete(id: number): Promise<boolean> {
+    const e = this.endpoints.get(id)!;
+    return this.#op(`delete ${e.namespace}/${e.name}`, `${e.namespace}/${e.name}`, () => this.endpoints.delete(id));
+  }
+  get(id: number) {
+    return this.endpoints.get(id);
+  }
+  findByContainer() {
+    return undefined;
+  }
+  list() {
+    return [...this.endpoints.values()];
+  }
+  subscribe() {
+    return () => {};
+  }
+  labelsOf(namespace: string, name: string): Labels | undefined {
+    return this.list().find((e) => e.namespace === namespace && e.name === name && !e.containerId)?.labels;
+  }
+}
+
+describe('podEndpointLabels', () => {
+  it('prefixes Pod labels with k8s: and adds the namespace label, as Cilium does', () => {
+    expect(podEndpointLabels({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'shop', labels: { app: 'web', 'app.kubernetes.io/part-of': 'shop' } } })).toEqual({
+      'k8s:app': 'web',
+      'k8s:app.kubernetes.io/part-of': 'shop',
+      'k8s:io.kubernetes.pod.namespace': 'shop',
+    });
+  });
+});
+
+describe('PodEndpointController (logic, against an in-memory EndpointManager)', () => {
+  let controller: PodEndpointController | undefined;
+  afterEach(async () => {
+    await controller?.stop();
+    controller = undefined;
+  });
+
+  function setup(endpoints = new FakeEndpoints()) {
+    const source = new HandSource();
+    controller = new PodEndpointController({ source, endpoints, logger: quiet, retryInitialMs: 10, retryMaxMs: 40 });
+    const started = controller.start();
+    return { source, endpoints, started, controller };
+  }
+
+  it('creates an endpoint for a Pod, relabels it, and deletes it with the Pod', async () => {
+    const { source, endpoints, started, controller } = setup();
+    source.pod('web', { app: 'web' });
+    source.synced();
+    await started;
+    await controller.idle();
+    expect(endpoints.labelsOf('default', 'web')).toEqual({ 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': 'default' });
+    source.pod('web', { app: 'web', tier: 'front' });
+    await controller.idle();
+    expect(endpoints.labelsOf('default', 'web')).toMatchObject({ 'k8s:tier': 'front' });
+    source.pod('web', { app: 'web', tier: 'front' }); // unchanged labels: no call
+    await controller.idle();
+    source.gone('web');
+    await controller.idle();
+    expect(endpoints.list()).toEqual([]);
+    expect(endpoints.calls).toEqual(['create default/web', 'update default/web', 'delete default/web']);
+  });
+
+  it('adopts the endpoints of Pods that still exist after a restart, and deletes orphans only after synced', async () => {
+    const endpoints = new FakeEndpoints();
+    endpoints.add({ name: 'web', namespace: 'default', labels: { 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': 'default' } });
+    endpoints.add({ name: 'old', namespace: 'default', labels: {} });
+    endpoints.add({ name: 'cni', namespace: 'default', labels: {}, containerId: 'c0ffee' });
+    const { source, started, controller } = setup(endpoints);
+    source.pod('web', { app: 'web' });
+    await controller.idle();
+    expect(endpoints.list().map((e) => e.name).sort()).toEqual(['cni', 'old', 'web']); // nothing deleted before synced
+    source.synced();
+    await started;
+    await controller.idle();
+    expect(endpoints.list().map((e) => e.name).sort()).toEqual(['cni', 'web']); // the CNI endpoint is not ours
+    expect(endpoints.calls).toEqual(['delete default/old']);
+  });
+
+  it('serializes the operations of one pod and applies only the latest wanted state', async () => {
+    const { source, endpoints, started, controller } = setup();
+    endpoints.delayMs = 30;
+    source.synced();
+    await started;
+    source.pod('web', { v: '1' });
+    source.pod('web', { v: '2' });
+    source.pod('web', { v: '3' });
+    source.pod('db', { v: '1' });
+    await controller.idle();
+    expect(endpoints.maxInFlightPerPod).toBe(1);
+    expect(endpoints.labelsOf('default', 'web')).toMatchObject({ 'k8s:v': '3' });
+    expect(endpoints.calls.filter((c) => c.endsWith('/web'))).toEqual(['create default/web', 'update default/web']);
+    expect(endpoints.calls).toContain('create default/db');
+    // Create then delete while the create is under way: the endpoint ends up gone.
+    source.pod('tmp', { v: '1' });
+    source.gone('tmp');
+    await controller.idle();
+    expect(endpoints.labelsOf('default', 'tmp')).toBeUndefined();
+  });
+
+  it('retries a failed operation with backoff until it succeeds', async () => {
+    const { source, endpoints, started, controller } = setup();
+    endpoints.failures = 3;
+    source.pod('web', { app: 'web' });
+    source.synced();
+    await started;
+    await controller.idle();
+    expect(endpoints.calls).toEqual(['create default/web', 'create default/web', 'create default/web', 'create default/web']);
+    expect(endpoints.labelsOf('default', 'web')).toBeDefined();
+  });
+
+  it('stops retrying when stopped', async () => {
+    const { source, endpoints, started, controller } = setup();
+    endpoints.failures = 1000;
+    source.pod('web', { app: 'web' });
+    source.synced();
+    await started;
+    await new Promise((r) => setTimeout(r, 100));
+    await controller.stop();
+    const calls = endpoints.calls.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(endpoints.calls.length).toBe(calls);
+  });
+});

@@ -1,0 +1,203 @@
+import type { Endpoint, EndpointManager, KubeObject, Labels, Logger, ResourceEvent, ResourceSource, Unsubscribe } from '@cilia/core';
+
+/** Cilia's label source for labels that come from Kubernetes objects. */
+const K8S = 'k8s:';
+const NAMESPACE_LABEL = `${K8S}io.kubernetes.pod.namespace`;
+
+/**
+ * The endpoint labels of a Pod as Cilium derives them: each `metadata.labels` key prefixed
+ * `k8s:`, plus `k8s:io.kubernetes.pod.namespace=<namespace>`.
+ */
+export function podEndpointLabels(pod: KubeObject): Labels {
+  const labels: Record<string, string> = {};
+  for (const [key, value] of Object.entries(pod.metadata.labels ?? {})) labels[`${K8S}${key}`] = value;
+  labels[NAMESPACE_LABEL] = pod.metadata.namespace ?? 'default';
+  return labels;
+}
+
+/** Settings of {@link PodEndpointController}. */
+export interface PodEndpointControllerOptions {
+  readonly source: ResourceSource;
+  readonly endpoints: EndpointManager;
+  readonly logger: Logger;
+  /** First retry delay after a failed operation; doubles up to `retryMaxMs`. */
+  readonly retryInitialMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+interface Desired {
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Labels;
+}
+
+/** The work of one pod: the state wanted, and at most one operation running for it. */
+interface PodWork {
+  readonly name: string;
+  readonly namespace: string;
+  /** Absent: no Pod backs this endpoint, delete it. */
+  desired?: Desired;
+  /** Bumped by every event, so the loop knows whether it is done. */
+  generation: number;
+  running?: Promise<void>;
+  /** Ends a retry wait early when a newer event arrives. */
+  wake?: () => void;
+}
+
+/**
+ * Makes endpoints follow Pods: a Pod without an endpoint gets one (in a namespace the agent
+ * creates), a label change updates the endpoint's labels, a deleted Pod deletes its endpoint.
+ *
+ * It owns the endpoints without a container id (CNI's have one) and finds them by namespace
+ * and name. Operations are serialized per pod, coalesced (only the latest wanted state is
+ * applied) and retried with backoff. Endpoints no Pod backs are deleted only once the source
+ * has delivered its full listing (`synced`), so a restart never loses one.
+ */
+export class PodEndpointController {
+  readonly #options: PodEndpointControllerOptions;
+  readonly #log: Logger;
+  readonly #work = new Map<string, PodWork>();
+  #unsubscribe?: Unsubscribe;
+  #stopped = false;
+  #synced = false;
+
+  constructor(options: PodEndpointControllerOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+  }
+
+  /** Subscribes to Pods; resolves once the source's initial listing has been taken in. */
+  start(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#unsubscribe = this.#options.source.subscribe(['Pod'], (event) => {
+        this.#onEvent(event);
+        if (event.type === 'synced') resolve();
+      });
+    });
+  }
+
+  /** Stops taking events, cancels retries and waits for the operations under way. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    for (const w of this.#work.values()) w.wake?.();
+    await Promise.allSettled([...this.#work.values()].map((w) => w.running));
+  }
+
+  /** Resolves when no operation is running or waiting to be retried (for tests and tools). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const running = [...this.#work.values()].map((w) => w.running).filter((r) => r !== undefined);
+      if (running.length === 0) return;
+      await Promise.allSettled(running);
+    }
+  }
+
+  #onEvent(event: ResourceEvent): void {
+    if (this.#stopped) return;
+    switch (event.type) {
+      case 'upsert': {
+        const { name, namespace = 'default' } = event.object.metadata;
+        this.#want(namespace, name, { name, namespace, labels: podEndpointLabels(event.object) });
+        break;
+      }
+      case 'delete':
+        this.#want(event.ref.namespace ?? 'default', event.ref.name, undefined);
+        break;
+      case 'synced':
+        if (!this.#synced) {
+          this.#synced = true;
+          this.#collectOrphans();
+        }
+        break;
+      case 'invalid':
+        break; // the source reports it; nothing changes
+    }
+  }
+
+  /** After the full listing: endpoints we own that no Pod backs any more. */
+  #collectOrphans(): void {
+    const orphans = this.#options.endpoints
+      .list()
+      .filter((e) => e.containerId === undefined && !this.#work.get(podKey(e.namespace, e.name))?.desired);
+    if (orphans.length > 0) this.#log.info({ endpoints: orphans.map((e) => `${e.namespace}/${e.name}#${e.id}`) }, 'deleting endpoints whose Pod is gone');
+    for (const e of orphans) this.#want(e.namespace, e.name, undefined);
+  }
+
+  #want(namespace: string, name: string, desired: Desired | undefined): void {
+    const key = podKey(namespace, name);
+    let work = this.#work.get(key);
+    if (!work) {
+      work = { name, namespace, generation: 0 };
+      this.#work.set(key, work);
+    }
+    work.desired = desired;
+    work.generation++;
+    if (work.running) {
+      work.wake?.();
+      return;
+    }
+    const w = work;
+    w.running = this.#run(key, w).finally(() => {
+      w.running = undefined;
+      if (!w.desired && this.#work.get(key) === w) this.#work.delete(key);
+    });
+  }
+
+  async #run(key: string, work: PodWork): Promise<void> {
+    const initial = this.#options.retryInitialMs ?? 500;
+    const max = this.#options.retryMaxMs ?? 30_000;
+    let attempt = 0;
+    while (!this.#stopped) {
+      const generation = work.generation;
+      try {
+        await this.#apply(work);
+        attempt = 0;
+        if (work.generation === generation) return;
+      } catch (err) {
+        attempt++;
+        const delayMs = Math.min(max, initial * 2 ** (attempt - 1));
+        this.#log.warn({ err, pod: key, attempt, retryInMs: delayMs }, work.desired ? 'cannot bring the endpoint in line with its Pod; retrying' : 'cannot delete the endpoint of a deleted Pod; retrying');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delayMs);
+          work.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        work.wake = undefined;
+      }
+    }
+  }
+
+  async #apply(work: PodWork): Promise<void> {
+    const { endpoints } = this.#options;
+    const mine = endpoints.list().filter((e) => e.containerId === undefined && e.namespace === work.namespace && e.name === work.name);
+    const desired = work.desired;
+    const [current, ...extra] = desired ? mine : [];
+    for (const e of desired ? extra : mine) {
+      await endpoints.delete(e.id);
+      this.#log.info({ pod: `${work.namespace}/${work.name}`, endpoint: e.id }, 'endpoint deleted');
+    }
+    if (!desired) return;
+    if (!current) {
+      const created = await endpoints.create({ name: desired.name, namespace: desired.namespace, labels: desired.labels });
+      this.#log.info({ pod: `${work.namespace}/${work.name}`, endpoint: created.id, ipv4: created.ipv4, netns: created.netns }, 'endpoint created');
+      return;
+    }
+    if (!sameK8sLabels(current, desired.labels)) {
+      await endpoints.updateLabels(current.id, desired.labels);
+      this.#log.info({ pod: `${work.namespace}/${work.name}`, endpoint: current.id, labels: desired.labels }, 'endpoint labels updated');
+    }
+  }
+}
+
+function podKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** Compares only the labels this controller sets (`k8s:`), so labels the manager adds cause no churn. */
+function sameK8sLabels(endpoint: Endpoint, labels: Labels): boolean {
+  const current = Object.entries(endpoint.labels).filter(([k]) => k.startsWith(K8S));
+  return current.length === Object.keys(labels).length && current.every(([k, v]) => labels[k] === v);
+}
