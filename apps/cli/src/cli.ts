@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
 import { registerConfigCommands } from './commands/config.js';
+import { registerEndpointCommands } from './commands/endpoint.js';
 import { registerPluginCommands } from './commands/plugin.js';
 import { registerStatusCommand } from './commands/status.js';
 import { createContext, type CliIo } from './context.js';
@@ -54,6 +55,7 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerStatusCommand(program, ctx);
   registerPluginCommands(program, ctx);
   registerConfigCommands(program, ctx);
+  registerEndpointCommands(program, ctx);
   return program;
 }
 

@@ -5,12 +5,11 @@ import {
   detachTc,
   probeFeatures,
   queryTc,
-  type BpfMap,
   type ConstantValue,
   type ProgramArray,
 } from '@cilia/bpf';
 import type { AttachPoint, BpfFeatures, BpfObjectSpec, Cidr, Datapath, DatapathSlot, IpCacheEntry, Logger } from '@cilia/core';
-import { EndpointMaps, type EndpointInfoValue, type EndpointKeyValue, type IpcacheKeyValue, type IpcacheValueValue } from './abi.js';
+import { EndpointMaps, type EndpointKeyValue, type IpcacheKeyValue, type IpcacheValueValue } from './abi.js';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
 import type { DatapathConfig } from './config.js';
 import type { IpCacheMapWriter, LocalIpCache } from './ipcache.js';
@@ -76,16 +75,16 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     this.#slots = lxc.programArray('cilia_tc_slots');
     this.#installResume(lxc, ['from-container', 'to-container']);
     const egress = node.egress;
-    if (egress && this.#opts.config.masquerade && egress.ipv4) {
+    if (egress) {
       const host = await this.#load('host.o', constants);
       this.#host = host;
       this.#installResume(host, ['from-netdev', 'to-netdev']);
       attachTc(host.program('cil_from_netdev'), { interface: egress.ifindex, direction: 'ingress' });
       attachTc(host.program('cil_to_netdev'), { interface: egress.ifindex, direction: 'egress' });
-    } else {
-      this.#log.warn({ egress: egress?.name, masquerade: this.#opts.config.masquerade }, 'no masquerading: masquerade is off, or there is no egress device with an IPv4 address');
     }
-    this.#writeHostEntries(node);
+    if (!constants.SNAT_IPV4) {
+      this.#log.warn({ egress: egress?.name, masquerade: this.#opts.config.masquerade }, 'no masquerading: it is off, or there is no egress device with an IPv4 address');
+    }
     this.#opts.ipcache.attach(new LpmWriter(this.#maps));
     await this.#opts.ipcache.apply({
       upserts: [
@@ -132,7 +131,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   async installObject(spec: BpfObjectSpec, constants: Readonly<Record<string, number | bigint | boolean>> = {}): Promise<void> {
     if (!this.#slots) throw new Error('the base datapath is not loaded yet (it loads with the first endpoint)');
     const path = typeof spec.object === 'string' ? spec.object : fileURLToPath(spec.object);
-    const obj = BpfObject.open(path, { pinRoot: this.pinRoot, constants: this.#onlyKnown(path, constants) });
+    const obj = BpfObject.open(path, { pinRoot: this.pinRoot, constants });
     await obj.loadAsync();
     for (const [program, where] of Object.entries(spec.programs ?? {})) {
       this.#slots.set(slotIndex(where.attach, where.slot), obj.program(program));
@@ -174,37 +173,19 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     return obj;
   }
 
-  #onlyKnown(path: string, constants: Readonly<Record<string, ConstantValue>>): Record<string, ConstantValue> {
-    void path;
-    return { ...constants };
-  }
-
   #installResume(obj: BpfObject, points: readonly AttachPoint[]): void {
     const names = new Set(obj.programNames());
     for (const ap of points) {
-      const name = `cil_resume_${ap.replace('-', '_')}`;
+      const name = `cil_${ap.replace('-', '_')}_resume`;
       if (names.has(name)) this.#slots!.set(ATTACH_POINTS.indexOf(ap) * SLOTS_PER_AP + SLOT_RESUME, obj.program(name));
     }
   }
 
+  /** Load-time constants; each object gets those it declares. */
   #nodeConstants(node: NodeInfo): Record<string, ConstantValue> {
-    const egress = node.egress;
-    const c: Record<string, ConstantValue> = {};
-    if (egress?.ipv4) {
-      c.NODE_IPV4 = ipv4Be(egress.ipv4);
-      c.SNAT_IPV4 = ipv4Be(egress.ipv4);
-    }
-    if (egress) {
-      c.NATIVE_DEV_IFINDEX = egress.ifindex;
-      c.EGRESS_IFINDEX = egress.ifindex;
-    }
-    c.ENABLE_MASQUERADE = this.#opts.config.masquerade && !!egress?.ipv4;
-    return c;
-  }
-
-  /** The node's own addresses in the endpoints map, flagged as the host. */
-  #writeHostEntries(node: NodeInfo): void {
-    void node;
+    const snat = this.#opts.config.masquerade ? node.egress?.ipv4 : undefined;
+    // SNAT_IPV4 is host order in C (compared through bpf_htonl); 0 turns masquerading off.
+    return { SNAT_IPV4: snat ? ipv4HostOrder(snat) : 0 };
   }
 
   #requireMaps(): EndpointMaps {
@@ -259,13 +240,11 @@ function ipv4Bytes(ip: string): Uint8Array {
   return Uint8Array.from(ip.split('.').map(Number));
 }
 
-/** An IPv4 address as the u32 the kernel sees in network order (for `__be32` constants). */
-function ipv4Be(ip: string): number {
-  return Buffer.from(ipv4Bytes(ip)).readUInt32LE(0);
+/** An IPv4 address as a host-order u32 (`10.0.0.1` → 0x0a000001). */
+function ipv4HostOrder(ip: string): number {
+  return Buffer.from(ipv4Bytes(ip)).readUInt32BE(0);
 }
 
 function macBytes(mac: string): Uint8Array {
   return Uint8Array.from(mac.split(':').map((h) => parseInt(h, 16)));
 }
-
-export type { EndpointInfoValue };
