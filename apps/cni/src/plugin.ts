@@ -84,7 +84,7 @@ async function add({ env, config, agent, pending, log }: Context): Promise<CniRe
   try {
     // Create first (the common case costs one round trip); 409 means the attachment exists.
     endpoint = await agent.createEndpoint({
-      name: env.args['K8S_POD_NAME'] || containerId,
+      name: env.args['K8S_POD_NAME'] || nameFromContainerId(containerId),
       namespace: env.args['K8S_POD_NAMESPACE'] || 'default',
       labels: config.labels,
       netns,
@@ -225,6 +225,11 @@ function fromAgent(err: unknown, op: string): unknown {
   }
   if (err.status === 503) return new CniError(ErrorCode.TryAgainLater, `${op} failed: the agent cannot serve it now, try again later: ${message}`);
   return new CniError(ErrorCode.AgentError, `${op} failed: the agent answered ${err.message}`);
+}
+
+// Endpoint names are DNS-style; a container id may also hold "_" and start or end with "." or "-".
+function nameFromContainerId(containerId: string): string {
+  return containerId.replace(/[^A-Za-z0-9.-]/g, '-').replace(/^[.-]+|[.-]+$/g, '').slice(0, 253) || 'container';
 }
 
 function ok(body: unknown): PluginOutcome {
