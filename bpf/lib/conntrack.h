@@ -30,6 +30,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilia_ct SEC(".maps");
 
+CILIA_BTF_ENUM_ANCHOR(cilia_ct_state);
+
 static __always_inline __u64 cilia_ct_lifetime(__u8 proto, __u8 state)
 {
 	if (proto == IPPROTO_ICMP)

@@ -21,6 +21,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilia_metrics SEC(".maps");
 
+/* Records and codes user space decodes: keep them in BTF for the TS codec check. */
+CILIA_BTF_ANCHOR(cilia_packet_event);
+CILIA_BTF_ENUM_ANCHOR(cilia_drop_reason);
+CILIA_BTF_ENUM_ANCHOR(cilia_trace_point);
+CILIA_BTF_ENUM_ANCHOR(cilia_direction);
+
 /* 1: a trace event for every forwarded packet; 0: only for a connection's first packet
  * (per-packet events would cost the ring buffer more than the forwarding itself). */
 CILIA_CONST(__u8, TRACE_EVERY_PACKET, 0);

@@ -34,6 +34,10 @@ union cilia_ctx_words {
 
 _Static_assert(sizeof(struct cilia_ctx) == 20, "struct cilia_ctx must fit skb->cb");
 
+/* Keep the context layout in BTF for the TS codec check (it only lives in skb->cb). */
+CILIA_BTF_ANCHOR(cilia_ctx);
+CILIA_BTF_ENUM_ANCHOR(cilia_ct_status);
+
 static __always_inline void cilia_ctx_store(struct __sk_buff *skb, const struct cilia_ctx *ctx)
 {
 	union cilia_ctx_words u = { .ctx = *ctx };

@@ -25,7 +25,8 @@ export function decodeAddress(buf: Buffer, at: number, family: number): string {
   if (family === AddressFamily.ipv4) return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(buf.readUInt16BE(at + i).toString(16));
-  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+  // The URL parser prints IPv6 in its canonical (RFC 5952) form.
+  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
 }
 
 function ipv6Bytes(ip: string): Buffer {

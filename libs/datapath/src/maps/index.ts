@@ -1,0 +1,34 @@
+// Codecs of the datapath maps and records (bpf/include/cilia/), and the names and indices the
+// loader needs. Layouts are checked against the compiled objects' BTF in test/bpf/layout.test.ts.
+export { AddressFamily, mac } from './addr.js';
+export { EndpointKey, EndpointKeyLayout, EndpointInfo, ENDPOINT_F_HOST, type EndpointInfoValue } from './endpoints.js';
+export { IpcacheKey, IpcacheKeyLayout, IpcacheValue, IPCACHE_PREFIX_STATIC, type IpcacheEntry } from './ipcache.js';
+export { CtKey, CtValue, CtState, CtStatus, CT_FLAGS, gcExpired, type CtKeyValue, type CtEntry } from './conntrack.js';
+export { SnatKey, SnatValue, type SnatKeyValue, type SnatEntry } from './nat.js';
+export {
+  DropReason,
+  DROP_REASON_TEXT,
+  TracePoint,
+  Direction,
+  MetricsKey,
+  MetricsValue,
+  PacketEvent,
+  type PacketEventRecord,
+} from './monitor.js';
+export { PacketContext, SLOT_NONE, CTX_FLAGS, contextFromSkb, type PacketContextValue } from './ctx.js';
+export { slotIndex, SLOTS_PER_ATTACH_POINT, SLOT_RESUME, BASE_PROGRAMS, type TcAttachPoint } from './slots.js';
+
+/** Names of the pinned maps (`<bpfRoot>/<name>`). */
+export const MapName = {
+  endpoints: 'cilia_endpoints',
+  ipcache: 'cilia_ipcache',
+  conntrack: 'cilia_ct',
+  snat: 'cilia_snat',
+  metrics: 'cilia_metrics',
+  events: 'cilia_events',
+  eventsLost: 'cilia_events_lost',
+  tcSlots: 'cilia_tc_slots',
+} as const;
+
+/** Reserved security identities. */
+export const ReservedIdentity = { unknown: 0, host: 1, world: 2 } as const;

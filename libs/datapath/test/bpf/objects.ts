@@ -1,0 +1,59 @@
+// Compiling and loading the base objects for the BPF unit tests, each test file with its own
+// pin root so the pinned maps start empty and are removed afterwards.
+import { BpfObject, type ConstantValue } from '@cilia/bpf';
+import { compileBpf, makePinRoot, removePinRoot } from '@cilia/bpf/testing';
+import { slotIndex, BASE_PROGRAMS } from '../../src/maps/index.js';
+
+/** The repo's bpf/ (base objects) and bpf/tests/ (test objects such as slot_filler.c). */
+export const BASE_SRC = new URL('../../../../bpf/', import.meta.url);
+export const TEST_SRC = new URL('../../../../bpf/tests/', import.meta.url);
+
+/** Compiles bpf/<name>.c (or bpf/tests/<name>.c with `test: true`) and returns the object's path. */
+export function objectPath(name: string, test = false): string {
+  return compileBpf(name, { srcDir: test ? TEST_SRC : BASE_SRC });
+}
+
+/** Base objects loaded the way the agent loads them: shared pin root, resume programs installed. */
+export interface Datapath {
+  readonly pinRoot: string;
+  readonly lxc: BpfObject;
+  readonly host: BpfObject;
+  /** Opens and loads another object (a plugin's) against the same pinned maps. */
+  loadMore(name: string, test?: boolean): BpfObject;
+  dispose(): void;
+}
+
+export function loadDatapath(hostConstants: Record<string, ConstantValue> = {}): Datapath {
+  const pinRoot = makePinRoot('datapath');
+  const objects: BpfObject[] = [];
+  const load = (path: string, constants: Record<string, ConstantValue> = {}): BpfObject => {
+    const obj = BpfObject.open(path, { pinRoot, constants });
+    objects.push(obj);
+    obj.load();
+    return obj;
+  };
+  try {
+    const lxc = load(objectPath('lxc'));
+    const host = load(objectPath('host'), hostConstants);
+    const slots = lxc.programArray('cilia_tc_slots');
+    for (const [name, obj] of [['lxc', lxc], ['host', host]] as const) {
+      for (const [ap, spec] of Object.entries(BASE_PROGRAMS[name])) {
+        slots.set(slotIndex(ap as keyof (typeof BASE_PROGRAMS)[typeof name], 'resume'), obj.program(spec.resume));
+      }
+    }
+    return {
+      pinRoot,
+      lxc,
+      host,
+      loadMore: (name, test = true) => load(objectPath(name, test)),
+      dispose() {
+        for (const obj of objects) obj.close();
+        removePinRoot(pinRoot);
+      },
+    };
+  } catch (err) {
+    for (const obj of objects) obj.close();
+    removePinRoot(pinRoot);
+    throw err;
+  }
+}
