@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { definePlugin, Tokens } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
+import { OwnedPodsFile } from './owned-pods.js';
 import { PodEndpointController } from './pod-endpoints.js';
 
 const controllers = new WeakMap<object, PodEndpointController>();
@@ -22,6 +24,7 @@ export const podEndpointsPlugin = definePlugin({
       source: context.resolver.get(Tokens.ResourceSource),
       endpoints: context.resolver.get(Tokens.EndpointManager),
       logger: context.logger,
+      owned: new OwnedPodsFile(join(context.agent.stateDir, 'resources', 'pod-endpoints.json')),
     });
     controllers.set(context, controller);
     await controller.start();

@@ -1,5 +1,9 @@
 import type { Endpoint, EndpointCreateRequest, EndpointManager, KubeObject, Labels, Logger, ResourceEvent, ResourceKind, ResourceSource } from '@cilia/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OwnedPodsFile, OwnedPodsMemory } from './owned-pods.js';
 import { PodEndpointController, podEndpointLabels } from './pod-endpoints.js';
 
 const quiet: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quiet };
@@ -121,19 +125,26 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
     controller = undefined;
   });
 
-  function setup(endpoints = new FakeEndpoints()) {
+  function setup(endpoints = new FakeEndpoints(), owned = new OwnedPodsMemory()) {
     const source = new HandSource();
-    controller = new PodEndpointController({ source, endpoints, logger: quiet, retryInitialMs: 10, retryMaxMs: 40 });
+    controller = new PodEndpointController({ source, endpoints, owned, logger: quiet, retryInitialMs: 10, retryMaxMs: 40 });
     const started = controller.start();
-    return { source, endpoints, started, controller };
+    return { source, endpoints, started, controller, owned };
+  }
+
+  /** start() loads the record before it subscribes. */
+  async function subscribed(source: HandSource): Promise<void> {
+    while (!source.listener) await new Promise((r) => setTimeout(r, 1));
   }
 
   it('creates an endpoint for a Pod, relabels it, and deletes it with the Pod', async () => {
-    const { source, endpoints, started, controller } = setup();
+    const { source, endpoints, started, controller, owned } = setup();
+    await subscribed(source);
     source.pod('web', { app: 'web' });
     source.synced();
     await started;
     await controller.idle();
+    expect(owned.pods).toEqual(new Set(['default/web']));
     expect(endpoints.labelsOf('default', 'web')).toEqual({ 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': 'default' });
     source.pod('web', { app: 'web', tier: 'front' });
     await controller.idle();
@@ -143,27 +154,48 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
     source.gone('web');
     await controller.idle();
     expect(endpoints.list()).toEqual([]);
+    expect(owned.pods).toEqual(new Set());
     expect(endpoints.calls).toEqual(['create default/web', 'update default/web', 'delete default/web']);
   });
 
-  it('adopts the endpoints of Pods that still exist after a restart, and deletes orphans only after synced', async () => {
+  it('adopts the endpoints of Pods that still exist after a restart, and deletes its orphans only after synced', async () => {
     const endpoints = new FakeEndpoints();
     endpoints.add({ name: 'web', namespace: 'default', labels: { 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': 'default' } });
     endpoints.add({ name: 'old', namespace: 'default', labels: {} });
+    endpoints.add({ name: 'by-cli', namespace: 'default', labels: {} });
     endpoints.add({ name: 'cni', namespace: 'default', labels: {}, containerId: 'c0ffee' });
-    const { source, started, controller } = setup(endpoints);
+    const owned = new OwnedPodsMemory();
+    owned.pods = new Set(['default/web', 'default/old', 'default/never-created']);
+    const { source, started, controller } = setup(endpoints, owned);
+    await subscribed(source);
     source.pod('web', { app: 'web' });
     await controller.idle();
-    expect(endpoints.list().map((e) => e.name).sort()).toEqual(['cni', 'old', 'web']); // nothing deleted before synced
+    expect(endpoints.list().map((e) => e.name).sort()).toEqual(['by-cli', 'cni', 'old', 'web']); // nothing deleted before synced
     source.synced();
     await started;
     await controller.idle();
-    expect(endpoints.list().map((e) => e.name).sort()).toEqual(['cni', 'web']); // the CNI endpoint is not ours
+    // Only what it recorded: the CLI's and CNI's endpoints are not its own.
+    expect(endpoints.list().map((e) => e.name).sort()).toEqual(['by-cli', 'cni', 'web']);
     expect(endpoints.calls).toEqual(['delete default/old']);
+    expect(owned.pods).toEqual(new Set(['default/web']));
+  });
+
+  it('keeps its record in a file, replaced whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cilia-owned-'));
+    try {
+      const file = new OwnedPodsFile(join(dir, 'resources', 'pod-endpoints.json'));
+      expect(await file.load()).toEqual(new Set());
+      await file.save(new Set(['shop/web', 'default/db']));
+      expect(JSON.parse(readFileSync(file.path, 'utf8'))).toEqual({ pods: ['default/db', 'shop/web'] });
+      expect(await new OwnedPodsFile(file.path).load()).toEqual(new Set(['default/db', 'shop/web']));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('serializes the operations of one pod and applies only the latest wanted state', async () => {
     const { source, endpoints, started, controller } = setup();
+    await subscribed(source);
     endpoints.delayMs = 30;
     source.synced();
     await started;
@@ -185,6 +217,7 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
 
   it('retries a failed operation with backoff until it succeeds', async () => {
     const { source, endpoints, started, controller } = setup();
+    await subscribed(source);
     endpoints.failures = 3;
     source.pod('web', { app: 'web' });
     source.synced();
@@ -196,6 +229,7 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
 
   it('stops retrying when stopped', async () => {
     const { source, endpoints, started, controller } = setup();
+    await subscribed(source);
     endpoints.failures = 1000;
     source.pod('web', { app: 'web' });
     source.synced();

@@ -1,4 +1,5 @@
 import type { Endpoint, EndpointManager, KubeObject, Labels, Logger, ResourceEvent, ResourceSource, Unsubscribe } from '@cilia/core';
+import type { OwnedPods } from './owned-pods.js';
 
 /** Cilia's label source for labels that come from Kubernetes objects. */
 const K8S = 'k8s:';
@@ -20,6 +21,8 @@ export interface PodEndpointControllerOptions {
   readonly source: ResourceSource;
   readonly endpoints: EndpointManager;
   readonly logger: Logger;
+  /** Where the controller remembers which pods' endpoints it manages. */
+  readonly owned: OwnedPods;
   /** First retry delay after a failed operation; doubles up to `retryMaxMs`. */
   readonly retryInitialMs?: number;
   readonly retryMaxMs?: number;
@@ -48,15 +51,19 @@ interface PodWork {
  * Makes endpoints follow Pods: a Pod without an endpoint gets one (in a namespace the agent
  * creates), a label change updates the endpoint's labels, a deleted Pod deletes its endpoint.
  *
- * It owns the endpoints without a container id (CNI's have one) and finds them by namespace
- * and name. Operations are serialized per pod, coalesced (only the latest wanted state is
- * applied) and retried with backoff. Endpoints no Pod backs are deleted only once the source
- * has delivered its full listing (`synced`), so a restart never loses one.
+ * It finds a Pod's endpoint by namespace and name among the endpoints without a container id
+ * (CNI's have one), and records the pods it manages (see {@link OwnedPods}) before it creates
+ * anything. Operations are serialized per pod, coalesced (only the latest wanted state is
+ * applied) and retried with backoff. Recorded endpoints no Pod backs any more are deleted only
+ * once the source has delivered its full listing (`synced`), so a restart never loses one, and
+ * endpoints made through the CLI or the API are never touched.
  */
 export class PodEndpointController {
   readonly #options: PodEndpointControllerOptions;
   readonly #log: Logger;
   readonly #work = new Map<string, PodWork>();
+  #owned = new Set<string>();
+  #saving: Promise<void> = Promise.resolve();
   #unsubscribe?: Unsubscribe;
   #stopped = false;
   #synced = false;
@@ -67,8 +74,9 @@ export class PodEndpointController {
   }
 
   /** Subscribes to Pods; resolves once the source's initial listing has been taken in. */
-  start(): Promise<void> {
-    return new Promise((resolve) => {
+  async start(): Promise<void> {
+    this.#owned = new Set(await this.#options.owned.load());
+    await new Promise<void>((resolve) => {
       this.#unsubscribe = this.#options.source.subscribe(['Pod'], (event) => {
         this.#onEvent(event);
         if (event.type === 'synced') resolve();
@@ -115,13 +123,22 @@ export class PodEndpointController {
     }
   }
 
-  /** After the full listing: endpoints we own that no Pod backs any more. */
+  /** After the full listing: the pods we recorded that are gone (their endpoints, if any, go too). */
   #collectOrphans(): void {
-    const orphans = this.#options.endpoints
-      .list()
-      .filter((e) => e.containerId === undefined && !this.#work.get(podKey(e.namespace, e.name))?.desired);
-    if (orphans.length > 0) this.#log.info({ endpoints: orphans.map((e) => `${e.namespace}/${e.name}#${e.id}`) }, 'deleting endpoints whose Pod is gone');
-    for (const e of orphans) this.#want(e.namespace, e.name, undefined);
+    const gone = [...this.#owned].filter((key) => !this.#work.get(key)?.desired);
+    if (gone.length > 0) this.#log.info({ pods: gone }, 'deleting the endpoints of Pods gone while the agent was down');
+    for (const key of gone) {
+      const slash = key.indexOf('/');
+      this.#want(key.slice(0, slash), key.slice(slash + 1), undefined);
+    }
+  }
+
+  /** Saves the record; saves never overlap, and a failed one fails the operation (retried). */
+  #persist(): Promise<void> {
+    const snapshot = new Set(this.#owned);
+    const saved = this.#saving.then(() => this.#options.owned.save(snapshot));
+    this.#saving = saved.catch(() => undefined);
+    return saved;
   }
 
   #want(namespace: string, name: string, desired: Desired | undefined): void {
@@ -172,22 +189,32 @@ export class PodEndpointController {
 
   async #apply(work: PodWork): Promise<void> {
     const { endpoints } = this.#options;
-    const mine = endpoints.list().filter((e) => e.containerId === undefined && e.namespace === work.namespace && e.name === work.name);
+    const key = podKey(work.namespace, work.name);
     const desired = work.desired;
+    if (!desired && !this.#owned.has(key)) return;
+    if (desired && !this.#owned.has(key)) {
+      this.#owned.add(key);
+      await this.#persist(); // recorded before created: a crash in between leaves nothing unowned
+    }
+    const mine = endpoints.list().filter((e) => e.containerId === undefined && e.namespace === work.namespace && e.name === work.name);
     const [current, ...extra] = desired ? mine : [];
     for (const e of desired ? extra : mine) {
       await endpoints.delete(e.id);
-      this.#log.info({ pod: `${work.namespace}/${work.name}`, endpoint: e.id }, 'endpoint deleted');
+      this.#log.info({ pod: key, endpoint: e.id }, 'endpoint deleted');
     }
-    if (!desired) return;
+    if (!desired) {
+      this.#owned.delete(key);
+      await this.#persist();
+      return;
+    }
     if (!current) {
       const created = await endpoints.create({ name: desired.name, namespace: desired.namespace, labels: desired.labels });
-      this.#log.info({ pod: `${work.namespace}/${work.name}`, endpoint: created.id, ipv4: created.ipv4, netns: created.netns }, 'endpoint created');
+      this.#log.info({ pod: key, endpoint: created.id, ipv4: created.ipv4, netns: created.netns }, 'endpoint created');
       return;
     }
     if (!sameK8sLabels(current, desired.labels)) {
       await endpoints.updateLabels(current.id, desired.labels);
-      this.#log.info({ pod: `${work.namespace}/${work.name}`, endpoint: current.id, labels: desired.labels }, 'endpoint labels updated');
+      this.#log.info({ pod: key, endpoint: current.id, labels: desired.labels }, 'endpoint labels updated');
     }
   }
 }
