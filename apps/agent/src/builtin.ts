@@ -1,6 +1,7 @@
 import type { PluginCandidate } from '@cilia/core';
 import { coreDatapathPlugin } from '@cilia/datapath';
 import { hostScopeIpamPlugin } from '@cilia/ipam';
+import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
 
 /**
  * The agent's base module: default providers of kernel tokens, each from the library that
@@ -11,5 +12,6 @@ export function defaultPlugins(): PluginCandidate[] {
   return [
     { definition: hostScopeIpamPlugin, origin: 'default' },
     { definition: coreDatapathPlugin, origin: 'default' },
+    ...[manifestsPlugin, podEndpointsPlugin].map((definition) => ({ definition, origin: 'default' as const })),
   ];
 }
