@@ -9,23 +9,21 @@ import {
   type ProgramArray,
 } from '@cilia/bpf';
 import type { AttachPoint, BpfFeatures, BpfObjectSpec, Cidr, Datapath, DatapathSlot, IpCacheEntry, Logger } from '@cilia/core';
-import { EndpointMaps, type EndpointKeyValue, type IpcacheKeyValue, type IpcacheValueValue } from './abi.js';
+import { EndpointMaps } from './abi.js';
+import { ENDPOINT_F_HOST } from './maps/endpoints.js';
+import { BASE_PROGRAMS, slotIndex, type TcAttachPoint } from './maps/slots.js';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
 import type { DatapathConfig } from './config.js';
 import type { IpCacheMapWriter, LocalIpCache } from './ipcache.js';
 import type { NodeInfo } from './node.js';
-import { parsePrefix, prefixAddress } from './prefix.js';
+import { parsePrefix } from './prefix.js';
 
 /** Where the base objects are: `dist/bpf` of this package (from src/ in tests and from dist/ when built). */
 const OBJECT_DIR = new URL('../dist/bpf/', import.meta.url);
 
-const ATTACH_POINTS: readonly AttachPoint[] = ['from-container', 'to-container', 'from-host', 'to-host', 'from-netdev', 'to-netdev', 'xdp-netdev', 'cgroup-sock'];
-const SLOTS: readonly DatapathSlot[] = ['service', 'policy', 'l7-redirect', 'shaping', 'forward'];
-const SLOTS_PER_AP = 16;
-const SLOT_RESUME = 15;
+const TC_ATTACH_POINTS: readonly AttachPoint[] = ['from-container', 'to-container', 'from-netdev', 'to-netdev'];
 const IDENTITY_HOST = 1;
 const IDENTITY_WORLD = 2;
-const ENDPOINT_F_HOST = 1;
 
 /** Options of {@link BpfDatapath}. */
 export interface BpfDatapathOptions {
@@ -73,14 +71,13 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     this.#lxc = lxc;
     this.#maps = new EndpointMaps(lxc);
     this.#slots = lxc.programArray('cilia_tc_slots');
-    this.#installResume(lxc, ['from-container', 'to-container']);
+    this.#installResume(lxc, BASE_PROGRAMS.lxc);
     const egress = node.egress;
     if (egress) {
       const host = await this.#load('host.o', constants);
       this.#host = host;
-      this.#installResume(host, ['from-netdev', 'to-netdev']);
-      attachTc(host.program('cil_from_netdev'), { interface: egress.ifindex, direction: 'ingress' });
-      attachTc(host.program('cil_to_netdev'), { interface: egress.ifindex, direction: 'egress' });
+      this.#installResume(host, BASE_PROGRAMS.host);
+      for (const p of Object.values(BASE_PROGRAMS.host)) attachTc(host.program(p.program), { interface: egress.ifindex, direction: p.tc });
     }
     if (!constants.SNAT_IPV4) {
       this.#log.warn({ egress: egress?.name, masquerade: this.#opts.config.masquerade }, 'no masquerading: it is off, or there is no egress device with an IPv4 address');
@@ -98,22 +95,21 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
 
   async attachEndpoint(ep: DatapathEndpoint): Promise<void> {
     const maps = this.#requireMaps();
-    maps.endpoints.update(endpointKey(ep.ipv4), {
+    maps.endpoints.update(ep.ipv4, {
       ifindex: ep.podIfindex,
-      host_ifindex: ep.hostIfindex,
+      hostIfindex: ep.hostIfindex,
       identity: ep.identity,
-      endpoint_id: ep.id,
+      endpointId: ep.id,
       flags: 0,
-      mac: macBytes(ep.podMac),
-      host_mac: macBytes(ep.hostMac),
+      mac: ep.podMac,
+      hostMac: ep.hostMac,
     });
-    const lxc = this.#lxc!;
-    attachTc(lxc.program('cil_from_container'), { interface: ep.hostIfindex, direction: 'ingress' });
-    attachTc(lxc.program('cil_to_container'), { interface: ep.hostIfindex, direction: 'egress' });
+    // Same handle and priority as any previous attachment: tc replaces it atomically.
+    for (const p of Object.values(BASE_PROGRAMS.lxc)) attachTc(this.#lxc!.program(p.program), { interface: ep.hostIfindex, direction: p.tc });
   }
 
   async detachEndpoint(ep: DatapathEndpoint): Promise<void> {
-    this.#requireMaps().endpoints.delete(endpointKey(ep.ipv4));
+    this.#requireMaps().endpoints.delete(ep.ipv4);
   }
 
   async pruneEndpoints(valid: readonly DatapathEndpoint[]): Promise<number> {
@@ -122,8 +118,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     let pruned = 0;
     for (const [key, value] of maps.endpoints.entries()) {
       if (value.flags & ENDPOINT_F_HOST) continue;
-      const ip = keyAddress(key);
-      if (!keep.has(ip) && maps.endpoints.delete(key)) pruned++;
+      if (!keep.has(key) && maps.endpoints.delete(key)) pruned++;
     }
     return pruned;
   }
@@ -134,13 +129,13 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     const obj = BpfObject.open(path, { pinRoot: this.pinRoot, constants });
     await obj.loadAsync();
     for (const [program, where] of Object.entries(spec.programs ?? {})) {
-      this.#slots.set(slotIndex(where.attach, where.slot), obj.program(program));
+      this.#slots.set(tcSlot(where.attach, where.slot, `programs.${program}.attach`), obj.program(program));
     }
     this.#plugins.push(obj);
   }
 
   async clearSlot(attach: AttachPoint, slot: DatapathSlot): Promise<void> {
-    this.#slots?.clear(slotIndex(attach, slot));
+    this.#slots?.clear(tcSlot(attach, slot, 'attach'));
   }
 
   /** Closes the objects; pins, map contents and tc attachments stay. */
@@ -173,11 +168,10 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     return obj;
   }
 
-  #installResume(obj: BpfObject, points: readonly AttachPoint[]): void {
-    const names = new Set(obj.programNames());
-    for (const ap of points) {
-      const name = `cil_${ap.replace('-', '_')}_resume`;
-      if (names.has(name)) this.#slots!.set(ATTACH_POINTS.indexOf(ap) * SLOTS_PER_AP + SLOT_RESUME, obj.program(name));
+  /** Resume programs go in before any entry program is attached (bpf/README.md, loader duties). */
+  #installResume(obj: BpfObject, programs: Partial<Record<TcAttachPoint, { resume: string }>>): void {
+    for (const [ap, p] of Object.entries(programs) as [TcAttachPoint, { resume: string }][]) {
+      this.#slots!.set(slotIndex(ap, 'resume'), obj.program(p.resume));
     }
   }
 
@@ -194,57 +188,27 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   }
 }
 
-/** Writes ipcache batches into `cilia_ipcache`. */
+/** Writes ipcache batches into `cilia_ipcache` (IPv4 for now: the datapath is IPv4-only). */
 class LpmWriter implements IpCacheMapWriter {
   constructor(readonly maps: EndpointMaps) {}
 
   write(upserts: readonly IpCacheEntry[], deletes: readonly Cidr[]): void {
     const v4 = upserts.filter((e) => parsePrefix(e.prefix).family === 'ipv4');
-    if (v4.length > 0) this.maps.ipcache.updateBatch(v4.map((e) => [lpmKey(e.prefix), { identity: e.identity, tunnel_endpoint: 0, flags: 0 }] as [IpcacheKeyValue, IpcacheValueValue]));
-    for (const p of deletes) if (parsePrefix(p).family === 'ipv4') this.maps.ipcache.delete(lpmKey(p));
+    if (v4.length > 0) this.maps.ipcache.updateBatch(v4.map((e) => [e.prefix, { identity: e.identity, tunnelEndpoint: e.tunnelEndpoint ?? '0.0.0.0', flags: 0 }] as const));
+    for (const p of deletes) if (parsePrefix(p).family === 'ipv4') this.maps.ipcache.delete(p);
   }
 
   prefixes(): Cidr[] {
-    const out: Cidr[] = [];
-    for (const key of this.maps.ipcache.keys()) {
-      if (key.family !== 2) continue;
-      const len = key.prefixlen - 32;
-      out.push(parsePrefix(`${[...key.addr.subarray(0, 4)].join('.')}/${len}`).cidr);
-    }
-    return out;
+    return [...this.maps.ipcache.keys()].map((k) => parsePrefix(k).cidr);
   }
-}
-
-function slotIndex(attach: AttachPoint, slot: DatapathSlot): number {
-  return ATTACH_POINTS.indexOf(attach) * SLOTS_PER_AP + SLOTS.indexOf(slot);
-}
-
-function lpmKey(cidr: string): IpcacheKeyValue {
-  const p = parsePrefix(cidr);
-  const addr = new Uint8Array(16);
-  addr.set(ipv4Bytes(prefixAddress(p)));
-  return { prefixlen: 32 + p.length, family: 2, addr };
-}
-
-function endpointKey(ip: string): EndpointKeyValue {
-  const addr = new Uint8Array(16);
-  addr.set(ipv4Bytes(ip));
-  return { addr, family: 2 };
-}
-
-function keyAddress(key: EndpointKeyValue): string {
-  return [...key.addr.subarray(0, 4)].join('.');
-}
-
-function ipv4Bytes(ip: string): Uint8Array {
-  return Uint8Array.from(ip.split('.').map(Number));
 }
 
 /** An IPv4 address as a host-order u32 (`10.0.0.1` → 0x0a000001). */
 function ipv4HostOrder(ip: string): number {
-  return Buffer.from(ipv4Bytes(ip)).readUInt32BE(0);
+  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
 }
 
-function macBytes(mac: string): Uint8Array {
-  return Uint8Array.from(mac.split(':').map((h) => parseInt(h, 16)));
+function tcSlot(attach: AttachPoint, slot: DatapathSlot, field: string): number {
+  if (!TC_ATTACH_POINTS.includes(attach)) throw new TypeError(`${field}: "${attach}" has no tc slots (one of ${TC_ATTACH_POINTS.join(', ')})`);
+  return slotIndex(attach as TcAttachPoint, slot);
 }

@@ -1,0 +1,264 @@
+// Endpoints on one node, for real: the agent runs inside a private "node" network namespace
+// (nsenter --net, so bpffs and /run/netns stay shared) whose default route leads to an
+// "outside" namespace with no route back to the pod CIDR — only masquerading gets replies home.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import type { AgentStatus, Endpoint } from '@cilia/core';
+import { BpfMap } from '@cilia/bpf';
+import { EndpointInfo, EndpointKey } from '../../libs/datapath/src/maps/endpoints.js';
+import { AGENT_MAIN, REPO, testPinRoot } from '../support/agent.js';
+
+const RUN = randomBytes(3).toString('hex');
+const NODE_NS = `cilia-e2e-node-${RUN}`;
+const OUT_NS = `cilia-e2e-out-${RUN}`;
+const K8S_NS = `e2e${RUN}`;
+const NODE_IP = '172.31.250.1';
+const OUT_IP = '172.31.250.2';
+const REMOTE_IP = '198.51.100.7';
+const POD_CIDR = '10.244.7.0/24';
+const CLI = join(REPO, 'node_modules/.bin/cilia');
+
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
+const inNs = (ns: string, args: string[]) => tryRun('ip', ['netns', 'exec', ns, ...args]);
+
+// Echo server (TCP and UDP on one port); "whoami" answers TCP with the peer's address.
+const SERVER = `const net=require('net'),dgram=require('dgram');const [mode,port]=[process.argv[1],+process.argv[2]];
+net.createServer(s=>{s.on('error',()=>{});if(mode==='whoami')s.end(s.remoteAddress);else s.pipe(s)}).listen(port,'0.0.0.0',()=>{
+const u=dgram.createSocket('udp4');u.on('message',(m,r)=>u.send(m,r.port,r.address));u.bind(port,()=>console.log('ready'))});`;
+const CLIENT = `const [mode,host,port]=[process.argv[1],process.argv[2],+process.argv[3]];const fail=m=>{console.error(m);process.exit(1)};
+setTimeout(()=>fail('timeout'),4000);
+if(mode==='tcp'){const s=require('net').connect(port,host,()=>s.write('hello-tcp'));let out='';s.on('data',d=>{out+=d;s.end()});s.on('close',()=>{console.log(out);process.exit(0)});s.on('error',e=>fail(e.message))}
+else{const u=require('dgram').createSocket('udp4');u.on('message',m=>{console.log(m.toString());process.exit(0)});u.send('hello-udp',port,host)}`;
+// A steady stream: 512 B every 10 ms, echoed back; reports the longest silence and any error.
+const STREAM = `const [host,port,dur]=[process.argv[1],+process.argv[2],+process.argv[3]];let last=0,maxGap=0,bytes=0,err=null,start=0;
+const s=require('net').connect(port,host,()=>{start=last=Date.now();const iv=setInterval(()=>s.write(Buffer.alloc(512,7)),10);
+setTimeout(()=>{clearInterval(iv);console.log(JSON.stringify({maxGap,bytes,err,sinceLast:Date.now()-last}));s.destroy();process.exit(0)},dur)});
+s.on('data',d=>{const n=Date.now();maxGap=Math.max(maxGap,n-last);last=n;bytes+=d.length});s.on('error',e=>{err=e.code||e.message});s.on('close',()=>{err=err||'closed'});`;
+
+interface AgentProc {
+  child: ChildProcess;
+  done: Promise<number | null>;
+  output: () => string;
+}
+
+function api<T>(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ socketPath: socket, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: (text ? JSON.parse(text) : undefined) as T }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+describe('endpoints on one node (real kernel, agent in a node netns)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cilia-ep-e2e-'));
+  const socket = join(dir, 'cilia.sock');
+  const stateDir = join(dir, 'state');
+  const bpfRoot = testPinRoot(dir);
+  const configFile = join(dir, 'agent.yaml');
+  const children: ChildProcess[] = [];
+  let agent: AgentProc | undefined;
+  const created: Endpoint[] = [];
+
+  function spawnAgent(): AgentProc {
+    const child = spawn('nsenter', [`--net=/run/netns/${NODE_NS}`, process.execPath, AGENT_MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    return { child, done, output: () => out };
+  }
+
+  async function waitReady(a: AgentProc, timeoutMs = 15_000): Promise<number> {
+    const t0 = Date.now();
+    for (;;) {
+      if (a.child.exitCode !== null) throw new Error(`agent exited: ${a.output()}`);
+      try {
+        const s = await api<AgentStatus>(socket, 'GET', '/v1/status');
+        if (s.body.health === 'ok') return Date.now() - t0;
+        if (s.body.health === 'failed' || s.body.health === 'degraded') throw new Error(`agent health ${s.body.health}: ${s.body.problems.join('; ')}`);
+      } catch (err) {
+        if ((err as Error).message.startsWith('agent health')) throw err;
+      }
+      if (Date.now() - t0 > timeoutMs) throw new Error(`agent not ready: ${a.output()}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  function background(ns: string, args: string[]): Promise<ChildProcess> {
+    const child = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    return new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready')) resolve(child);
+      });
+      child.on('close', (code) => reject(new Error(`server in ${ns} exited (${code})`)));
+      setTimeout(() => reject(new Error(`server in ${ns} not ready`)), 5000);
+    });
+  }
+
+  async function createEndpoint(name: string, labels: Record<string, string> = {}): Promise<Endpoint> {
+    const r = await api<Endpoint>(socket, 'POST', '/v1/endpoints', { name, namespace: K8S_NS, labels });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    created.push(r.body);
+    return r.body;
+  }
+
+  const podNs = (e: Endpoint) => e.netns.replace('/run/netns/', '');
+
+  beforeAll(async () => {
+    sh('ip', ['netns', 'add', NODE_NS]);
+    sh('ip', ['netns', 'add', OUT_NS]);
+    sh('ip', ['-n', NODE_NS, 'link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'ext0', 'netns', OUT_NS]);
+    for (const [ns, addr] of [[NODE_NS, `${NODE_IP}/24`], [OUT_NS, `${OUT_IP}/24`]] as const) {
+      sh('ip', ['-n', ns, 'addr', 'add', addr, 'dev', 'ext0']);
+      sh('ip', ['-n', ns, 'link', 'set', 'ext0', 'up']);
+      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    sh('ip', ['-n', NODE_NS, 'route', 'add', 'default', 'via', OUT_IP]);
+    sh('ip', ['-n', OUT_NS, 'addr', 'add', `${REMOTE_IP}/32`, 'dev', 'lo']);
+    writeFileSync(
+      configFile,
+      stringify({ agent: { apiSocket: socket, stateDir, metricsAddress: '', bpfRoot, nodeName: `e2e-${RUN}` }, ipam: { podCIDRs: [POD_CIDR] } }),
+    );
+    agent = spawnAgent();
+    await waitReady(agent);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await agent?.done;
+    for (const ns of tryRun('ip', ['netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0]!)) {
+      if (ns.startsWith(`cilia_${K8S_NS}_`)) tryRun('ip', ['netns', 'delete', ns]);
+    }
+    tryRun('ip', ['netns', 'delete', NODE_NS]);
+    tryRun('ip', ['netns', 'delete', OUT_NS]);
+    rmSync(bpfRoot, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates endpoints with address, routes, neighbour, map entry and lease, and lists them', async () => {
+    const a = await createEndpoint('a', { 'k8s:app': 'client' });
+    const b = await createEndpoint('b', { 'k8s:app': 'server' });
+    expect(a).toMatchObject({ id: 1, name: 'a', namespace: K8S_NS, state: 'ready', interfaceName: 'eth0', ipv4Gateway: '10.244.7.1', netns: `/run/netns/cilia_${K8S_NS}_a` });
+    expect(b.id).toBe(2);
+    expect(a.hostInterface).toMatch(/^lxc[0-9a-f]{12}$/);
+    const addrs = JSON.parse(inNs(podNs(a), ['ip', '-j', 'addr', 'show', 'eth0']).stdout) as [{ addr_info: { local: string; prefixlen: number }[] }];
+    expect(addrs[0].addr_info).toContainEqual(expect.objectContaining({ local: a.ipv4, prefixlen: 32 }));
+    const routes = inNs(podNs(a), ['ip', 'route']).stdout;
+    expect(routes).toContain('default via 10.244.7.1 dev eth0');
+    expect(routes).toMatch(/10\.244\.7\.1 dev eth0 scope link/);
+    expect(inNs(podNs(a), ['ip', 'neigh', 'show', '10.244.7.1']).stdout).toContain(`lladdr ${a.hostMac} PERMANENT`);
+    expect(tryRun('ip', ['-n', NODE_NS, 'route', 'show', `${a.ipv4}/32`]).stdout).toContain(`dev ${a.hostInterface}`);
+    const map = BpfMap.openPinned(join(bpfRoot, 'cilia_endpoints'), { key: EndpointKey, value: EndpointInfo });
+    try {
+      expect(map.lookup(a.ipv4!)).toMatchObject({ endpointId: a.id, mac: a.mac, hostMac: a.hostMac });
+    } finally {
+      map.close();
+    }
+    const leases = JSON.parse(readFileSync(join(stateDir, 'ipam/leases.json'), 'utf8')) as unknown;
+    expect(JSON.stringify(leases)).toContain(a.ipv4);
+    expect(existsSync(join(stateDir, 'endpoints', `${a.id}.json`))).toBe(true);
+
+    const cli = tryRun(CLI, ['endpoint', 'list', '-o', 'json', '--socket', socket]);
+    expect(cli.status, cli.stderr).toBe(0);
+    const listed = JSON.parse(cli.stdout) as Endpoint[];
+    expect(listed.map((e) => [e.id, e.name, e.ipv4, e.state])).toEqual([
+      [a.id, 'a', a.ipv4, 'ready'],
+      [b.id, 'b', b.ipv4, 'ready'],
+    ]);
+    for (const field of ['id', 'name', 'namespace', 'labels', 'ipv4', 'netns', 'hostInterface', 'identity', 'state', 'policyRevision']) {
+      expect(listed[0]).toHaveProperty(field);
+    }
+    const table = tryRun(CLI, ['endpoint', 'list', '--socket', socket]).stdout;
+    expect(table).toMatch(new RegExp(`^1\\s+${K8S_NS}\\s+a\\s+${a.ipv4!.replace(/\./g, '\\.')}\\s+${a.hostInterface}`, 'm'));
+  }, 30_000);
+
+  it('two endpoints reach each other over TCP, UDP and ICMP', async () => {
+    const [a, b] = created;
+    await background(podNs(b!), [process.execPath, '-e', SERVER, 'echo', '7000']);
+    const ping = inNs(podNs(a!), ['ping', '-c', '2', '-W', '2', b!.ipv4!]);
+    expect(ping.status, ping.stdout + ping.stderr).toBe(0);
+    const tcp = inNs(podNs(a!), [process.execPath, '-e', CLIENT, 'tcp', b!.ipv4!, '7000']);
+    expect(tcp.stdout.trim(), tcp.stderr).toBe('hello-tcp');
+    const udp = inNs(podNs(a!), [process.execPath, '-e', CLIENT, 'udp', b!.ipv4!, '7000']);
+    expect(udp.stdout.trim(), udp.stderr).toBe('hello-udp');
+  }, 30_000);
+
+  it('an endpoint reaches the host, and an address outside the node through masquerading', async () => {
+    const [a] = created;
+    const host = inNs(podNs(a!), ['ping', '-c', '1', '-W', '2', NODE_IP]);
+    expect(host.status, host.stdout + host.stderr).toBe(0);
+    await background(OUT_NS, [process.execPath, '-e', SERVER, 'whoami', '7100']);
+    const out = inNs(podNs(a!), [process.execPath, '-e', CLIENT, 'tcp', REMOTE_IP, '7100']);
+    // The outside world has no route to the pod CIDR: the answer proves the source was the node's.
+    expect(out.stdout.trim(), out.stderr).toBe(NODE_IP);
+  }, 30_000);
+
+  it('keeps a TCP stream flowing while the agent is SIGKILLed and restarted; ids and IPs survive', async () => {
+    const [a, b] = created;
+    await background(podNs(b!), [process.execPath, '-e', SERVER, 'echo', '7200']);
+    const stream = spawn('ip', ['netns', 'exec', podNs(a!), process.execPath, '-e', STREAM, b!.ipv4!, '7200', '5000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(stream);
+    let out = '';
+    stream.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const finished = new Promise((r) => stream.on('close', r));
+    await new Promise((r) => setTimeout(r, 1200));
+    agent!.child.kill('SIGKILL');
+    await agent!.done;
+    agent = spawnAgent();
+    const readyMs = await waitReady(agent);
+    await finished;
+    const result = JSON.parse(out) as { maxGap: number; bytes: number; err: string | null; sinceLast: number };
+    expect(result.err).toBeNull();
+    expect(result.maxGap).toBeLessThan(1000);
+    expect(result.sinceLast).toBeLessThan(500);
+    expect(result.bytes).toBeGreaterThan(100_000);
+    expect(readyMs).toBeLessThan(5000);
+    const listed = JSON.parse(tryRun(CLI, ['endpoint', 'list', '-o', 'json', '--socket', socket]).stdout) as Endpoint[];
+    expect(listed.map((e) => [e.id, e.ipv4, e.hostInterface, e.state])).toEqual(created.map((e) => [e.id, e.ipv4, e.hostInterface, 'ready']));
+  }, 60_000);
+
+  it('refuses bad requests naming the field, and a second endpoint for the same pod', async () => {
+    const bad = await api<{ error: string; path: string }>(socket, 'POST', '/v1/endpoints', { name: 'Bad_Name', namespace: K8S_NS });
+    expect(bad.status).toBe(400);
+    expect(bad.body.path).toBe('name');
+    const dup = await api<{ error: string }>(socket, 'POST', '/v1/endpoints', { name: 'a', namespace: K8S_NS });
+    expect(dup.status).toBe(409);
+    const missing = await api<{ error: string }>(socket, 'GET', '/v1/endpoints/999');
+    expect(missing.status).toBe(404);
+  });
+
+  it('delete removes link, netns, route, map entry, ipcache entry and lease', async () => {
+    const b = created[1]!;
+    const del = await api<{ deleted: boolean }>(socket, 'DELETE', `/v1/endpoints/${b.id}`);
+    expect(del).toEqual({ status: 200, body: { deleted: true } });
+    expect(tryRun('ip', ['-n', NODE_NS, 'link', 'show', b.hostInterface]).status).not.toBe(0);
+    expect(existsSync(b.netns)).toBe(false);
+    expect(tryRun('ip', ['-n', NODE_NS, 'route', 'show', `${b.ipv4}/32`]).stdout.trim()).toBe('');
+    const map = BpfMap.openPinned(join(bpfRoot, 'cilia_endpoints'), { key: EndpointKey, value: EndpointInfo });
+    try {
+      expect(map.lookup(b.ipv4!)).toBeUndefined();
+    } finally {
+      map.close();
+    }
+    expect(readFileSync(join(stateDir, 'ipam/leases.json'), 'utf8')).not.toContain(`"${b.ipv4}"`);
+    expect(existsSync(join(stateDir, 'endpoints', `${b.id}.json`))).toBe(false);
+    expect((await api(socket, 'DELETE', `/v1/endpoints/${b.id}`)).status).toBe(404);
+    created.splice(1, 1);
+  });
+});
