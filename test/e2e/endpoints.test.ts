@@ -27,6 +27,12 @@ const CLI = join(REPO, 'node_modules/.bin/cilia');
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 const inNs = (ns: string, args: string[]) => tryRun('ip', ['netns', 'exec', ns, ...args]);
+/** Name and id of the tc program on a node-side interface, from `tc filter show`. */
+const tcProgram = (dev: string, dir: 'ingress' | 'egress') => {
+  const text = tryRun('ip', ['netns', 'exec', NODE_NS, 'tc', 'filter', 'show', 'dev', dev, dir]).stdout;
+  const m = / id (\d+) name (\S+)/.exec(text);
+  return m ? { id: Number(m[1]), name: m[2] } : undefined;
+};
 
 // Echo server (TCP and UDP on one port); "whoami" answers TCP with the peer's address.
 const SERVER = `const net=require('net'),dgram=require('dgram');const [mode,port]=[process.argv[1],+process.argv[2]];
@@ -190,6 +196,11 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
 
   it('two endpoints reach each other over TCP, UDP and ICMP', async () => {
     const [a, b] = created;
+    // The base programs sit on both host-side veths (names are cut to 15 characters by the kernel).
+    for (const e of [a!, b!]) {
+      expect(tcProgram(e.hostInterface, 'ingress')?.name).toBe('cil_from_contai');
+      expect(tcProgram(e.hostInterface, 'egress')?.name).toBe('cil_to_containe');
+    }
     await background(podNs(b!), [process.execPath, '-e', SERVER, 'echo', '7000']);
     const ping = inNs(podNs(a!), ['ping', '-c', '2', '-W', '2', b!.ipv4!]);
     expect(ping.status, ping.stdout + ping.stderr).toBe(0);
@@ -201,6 +212,8 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
 
   it('an endpoint reaches the host, and an address outside the node through masquerading', async () => {
     const [a] = created;
+    expect(tcProgram('ext0', 'egress')?.name).toBe('cil_to_netdev');
+    expect(tcProgram('ext0', 'ingress')?.name).toBe('cil_from_netdev');
     const host = inNs(podNs(a!), ['ping', '-c', '1', '-W', '2', NODE_IP]);
     expect(host.status, host.stdout + host.stderr).toBe(0);
     await background(OUT_NS, [process.execPath, '-e', SERVER, 'whoami', '7100']);
@@ -217,6 +230,7 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     let out = '';
     stream.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const finished = new Promise((r) => stream.on('close', r));
+    const before = tcProgram(a!.hostInterface, 'ingress');
     await new Promise((r) => setTimeout(r, 1200));
     agent!.child.kill('SIGKILL');
     await agent!.done;
@@ -229,6 +243,11 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(result.sinceLast).toBeLessThan(500);
     expect(result.bytes).toBeGreaterThan(100_000);
     expect(readyMs).toBeLessThan(5000);
+    // The restarted agent loaded its objects anew and swapped them in under the stream.
+    const after = tcProgram(a!.hostInterface, 'ingress');
+    expect(after?.name).toBe('cil_from_contai');
+    expect(after?.id).not.toBe(before?.id);
+    console.log(`restart: ready after ${readyMs} ms; stream max gap ${result.maxGap} ms, ${result.bytes} bytes echoed`);
     const listed = JSON.parse(tryRun(CLI, ['endpoint', 'list', '-o', 'json', '--socket', socket]).stdout) as Endpoint[];
     expect(listed.map((e) => [e.id, e.ipv4, e.hostInterface, e.state])).toEqual(created.map((e) => [e.id, e.ipv4, e.hostInterface, 'ready']));
   }, 60_000);
