@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger, ResourceEvent, ResourceKind } from '@cilia/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManifestDirectorySource } from './manifest-source.js';
@@ -247,5 +248,25 @@ describe('ManifestDirectorySource', () => {
     writeFileSync(join(dir, 'ns.yaml'), 'apiVersion: v1\nkind: Namespace\nmetadata: { name: shop, labels: { a: b } }\n');
     expect(await next(events, 1)).toEqual(['upsert Namespace /shop {"a":"b"}']);
     expect(late).toHaveLength(3);
+  });
+});
+
+describe('the standalone example (examples/standalone/manifests)', () => {
+  it('is valid: a Namespace and two Pods, nothing refused', async () => {
+    const directory = fileURLToPath(new URL('../../../examples/standalone/manifests', import.meta.url));
+    const source = new ManifestDirectorySource({ directory, debounceMs: 50, resyncIntervalMs: 0, logger: memoryLogger([]) });
+    await source.start();
+    try {
+      expect(source.report()).toMatchObject({
+        invalid: [],
+        objects: [
+          { kind: 'Namespace', name: 'shop' },
+          { kind: 'Pod', namespace: 'shop', name: 'backend' },
+          { kind: 'Pod', namespace: 'shop', name: 'frontend' },
+        ],
+      });
+    } finally {
+      await source.stop();
+    }
   });
 });
