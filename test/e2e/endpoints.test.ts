@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { AgentStatus, Endpoint } from '@cilia/core';
 import { BpfMap } from '@cilia/bpf';
-import { EndpointInfo, EndpointKey } from '../../libs/datapath/src/maps/endpoints.js';
+import { datapathMaps } from '@cilia/datapath';
 import { AGENT_MAIN, REPO, testPinRoot } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
@@ -170,7 +170,7 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(routes).toMatch(/10\.244\.7\.1 dev eth0 scope link/);
     expect(inNs(podNs(a), ['ip', 'neigh', 'show', '10.244.7.1']).stdout).toContain(`lladdr ${a.hostMac} PERMANENT`);
     expect(tryRun('ip', ['-n', NODE_NS, 'route', 'show', `${a.ipv4}/32`]).stdout).toContain(`dev ${a.hostInterface}`);
-    const map = BpfMap.openPinned(join(bpfRoot, 'cilia_endpoints'), { key: EndpointKey, value: EndpointInfo });
+    const map = BpfMap.openPinned(join(bpfRoot, 'cilia_endpoints'), { key: datapathMaps.EndpointKey, value: datapathMaps.EndpointInfo });
     try {
       expect(map.lookup(a.ipv4!)).toMatchObject({ endpointId: a.id, mac: a.mac, hostMac: a.hostMac });
     } finally {
@@ -269,7 +269,7 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(tryRun('ip', ['-n', NODE_NS, 'link', 'show', b.hostInterface]).status).not.toBe(0);
     expect(existsSync(b.netns)).toBe(false);
     expect(tryRun('ip', ['-n', NODE_NS, 'route', 'show', `${b.ipv4}/32`]).stdout.trim()).toBe('');
-    const map = BpfMap.openPinned(join(bpfRoot, 'cilia_endpoints'), { key: EndpointKey, value: EndpointInfo });
+    const map = BpfMap.openPinned(join(bpfRoot, 'cilia_endpoints'), { key: datapathMaps.EndpointKey, value: datapathMaps.EndpointInfo });
     try {
       expect(map.lookup(b.ipv4!)).toBeUndefined();
     } finally {

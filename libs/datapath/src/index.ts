@@ -10,3 +10,5 @@ export { EndpointRequestError } from './validate.js';
 export { LocalIpCache } from './ipcache.js';
 export { BpfDatapath } from './loader.js';
 export { agentNetnsName, hostInterfaceName } from './naming.js';
+/** Codecs and names of the pinned datapath maps and records (bpf/include/cilia/). */
+export * as datapathMaps from './maps/index.js';

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import {
   attachTc,
+  BpfMap,
   BpfObject,
   detachTc,
   probeFeatures,
@@ -9,7 +10,10 @@ import {
   type ProgramArray,
 } from '@cilia/bpf';
 import type { AttachPoint, BpfFeatures, BpfObjectSpec, Cidr, Datapath, DatapathSlot, IpCacheEntry, Logger } from '@cilia/core';
+import { join } from 'node:path';
 import { EndpointMaps } from './abi.js';
+import { CtKey, CtValue, gcExpired } from './maps/conntrack.js';
+import { SnatKey, SnatValue } from './maps/nat.js';
 import { ENDPOINT_F_HOST } from './maps/endpoints.js';
 import { BASE_PROGRAMS, slotIndex, type TcAttachPoint } from './maps/slots.js';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
@@ -22,6 +26,8 @@ import { parsePrefix } from './prefix.js';
 const OBJECT_DIR = new URL('../dist/bpf/', import.meta.url);
 
 const TC_ATTACH_POINTS: readonly AttachPoint[] = ['from-container', 'to-container', 'from-netdev', 'to-netdev'];
+/** How often expired conntrack and SNAT entries are deleted. */
+const GC_INTERVAL_MS = 30_000;
 const IDENTITY_HOST = 1;
 const IDENTITY_WORLD = 2;
 
@@ -51,6 +57,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   #slots?: ProgramArray;
   readonly #plugins: BpfObject[] = [];
   #node?: NodeInfo;
+  #gcTimer?: NodeJS.Timeout;
 
   constructor(options: BpfDatapathOptions) {
     this.pinRoot = options.pinRoot;
@@ -90,6 +97,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
       ],
       deletes: [],
     });
+    this.#gcTimer = setInterval(() => this.collectGarbage(), GC_INTERVAL_MS).unref();
     this.#log.info({ ms: Math.round(performance.now() - started), egress: egress?.name, masquerade: !!this.#host, pinRoot: this.pinRoot }, 'base datapath loaded');
   }
 
@@ -138,8 +146,28 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     this.#slots?.clear(tcSlot(attach, slot, 'attach'));
   }
 
+  /** Deletes expired `cilia_ct` and `cilia_snat` entries; returns how many went. */
+  collectGarbage(): number {
+    let deleted = 0;
+    const now = process.hrtime.bigint();
+    for (const [name, key, value] of [['cilia_ct', CtKey, CtValue], ['cilia_snat', SnatKey, SnatValue]] as const) {
+      let map: BpfMap<unknown, { expiresNs: bigint }> | undefined;
+      try {
+        map = BpfMap.openPinned(join(this.pinRoot, name), { key, value } as never);
+        deleted += gcExpired(map, now);
+      } catch (err) {
+        this.#log.warn({ map: name, err }, 'conntrack garbage collection failed');
+      } finally {
+        map?.close();
+      }
+    }
+    if (deleted > 0) this.#log.debug({ deleted }, 'expired conntrack/NAT entries deleted');
+    return deleted;
+  }
+
   /** Closes the objects; pins, map contents and tc attachments stay. */
   close(): void {
+    clearInterval(this.#gcTimer);
     for (const obj of [this.#lxc, this.#host, ...this.#plugins]) obj?.close();
     this.#lxc = this.#host = undefined;
     this.#plugins.length = 0;

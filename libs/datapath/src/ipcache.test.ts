@@ -1,0 +1,69 @@
+import type { IpCacheDelta, IpCacheEntry, Logger } from '@cilia/core';
+import { describe, expect, it } from 'vitest';
+import { LocalIpCache, type IpCacheMapWriter } from './ipcache.js';
+import { parsePrefix } from './prefix.js';
+
+const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => silent };
+
+class FakeMap implements IpCacheMapWriter {
+  readonly entries = new Map<string, number>();
+  batches = 0;
+  write(upserts: readonly IpCacheEntry[], deletes: readonly string[]): void {
+    this.batches++;
+    for (const p of deletes) this.entries.delete(p);
+    for (const e of upserts) this.entries.set(e.prefix, e.identity);
+  }
+  prefixes(): string[] {
+    return [...this.entries.keys()];
+  }
+}
+
+describe('LocalIpCache', () => {
+  it('answers longest-prefix matches and canonicalises prefixes', async () => {
+    const c = new LocalIpCache(silent);
+    await c.apply({
+      upserts: [
+        { prefix: '0.0.0.0/0', identity: 2, source: 'generated' },
+        { prefix: '10.1.2.77/24', identity: 100, source: 'custom' },
+        { prefix: '10.1.2.3', identity: 5, source: 'local' },
+      ],
+      deletes: [],
+    });
+    expect(c.lookup('10.1.2.3')?.identity).toBe(5);
+    expect(c.lookup('10.1.2.4')).toMatchObject({ prefix: '10.1.2.0/24', identity: 100 });
+    expect(c.lookup('192.0.2.1')?.identity).toBe(2);
+    await c.apply({ upserts: [], deletes: ['10.1.2.3/32'] });
+    expect(c.lookup('10.1.2.3')?.identity).toBe(100);
+  });
+
+  it('writes each batch once, tells subscribers, and reconciles a map it attaches to', async () => {
+    const c = new LocalIpCache(silent);
+    const seen: IpCacheDelta[] = [];
+    c.subscribe((d) => seen.push(d));
+    await c.apply({ upserts: [{ prefix: '10.0.0.5/32', identity: 5, source: 'local' }], deletes: [] });
+    const map = new FakeMap();
+    map.entries.set('10.0.0.9/32', 5); // left by an endpoint deleted while the agent was down
+    c.attach(map);
+    expect([...map.entries]).toEqual([['10.0.0.5/32', 5]]);
+    await c.apply({ upserts: [{ prefix: '10.0.0.6/32', identity: 5, source: 'local' }], deletes: ['10.0.0.5/32'] });
+    expect([...map.entries]).toEqual([['10.0.0.6/32', 5]]);
+    expect(map.batches).toBe(2);
+    expect(seen).toHaveLength(2);
+  });
+
+  it('names the entry of a bad prefix and changes nothing', async () => {
+    const c = new LocalIpCache(silent);
+    await expect(c.apply({ upserts: [{ prefix: '10.0.0.0/33', identity: 1, source: 'local' }], deletes: [] })).rejects.toThrow(/upserts\[0\]\.prefix: .*prefix length/);
+    expect(c.list()).toEqual([]);
+  });
+});
+
+describe('parsePrefix', () => {
+  it('parses IPv4 and IPv6, clearing host bits', () => {
+    expect(parsePrefix('10.1.2.3/8').cidr).toBe('10.0.0.0/8');
+    expect(parsePrefix('fd00:0:0:0::1/64').cidr).toBe('fd00::/64');
+    expect(parsePrefix('2001:db8::1').cidr).toBe('2001:db8::1/128');
+    expect(() => parsePrefix('10.0.0.256')).toThrow(/not an IP/);
+    expect(() => parsePrefix('1::2::3')).toThrow(/not an IP/);
+  });
+});
