@@ -280,4 +280,15 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect((await api(socket, 'DELETE', `/v1/endpoints/${b.id}`)).status).toBe(404);
     created.splice(1, 1);
   });
+
+  it('a clean stop with no endpoint left takes its programs off the egress device', async () => {
+    for (const e of created.splice(0)) expect((await api(socket, 'DELETE', `/v1/endpoints/${e.id}`)).status).toBe(200);
+    expect(tcProgram('ext0', 'egress')?.name).toBe('cil_to_netdev');
+    agent!.child.kill('SIGTERM');
+    expect(await agent!.done).toBe(0);
+    expect(tcProgram('ext0', 'egress')).toBeUndefined();
+    expect(tcProgram('ext0', 'ingress')).toBeUndefined();
+    // Pinned maps stay for the next agent.
+    expect(existsSync(join(bpfRoot, 'cilia_ct'))).toBe(true);
+  });
 });

@@ -173,13 +173,19 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     this.#plugins.length = 0;
   }
 
-  /** Removes the egress device programs (tests; a node leaving Cilia). */
+  /** Removes the programs this agent attached to the egress device (when no endpoint is left). */
   detachNode(): void {
     const egress = this.#node?.egress;
-    if (!egress) return;
-    for (const direction of ['ingress', 'egress'] as const) {
-      if (queryTc({ interface: egress.ifindex, direction })) detachTc({ interface: egress.ifindex, direction });
+    if (!egress || !this.#host) return;
+    for (const p of Object.values(BASE_PROGRAMS.host)) {
+      const where = { interface: egress.ifindex, direction: p.tc };
+      try {
+        if (queryTc(where) === this.#host.program(p.program).id) detachTc(where);
+      } catch (err) {
+        this.#log.warn({ device: egress.name, err }, 'could not detach the egress device programs');
+      }
     }
+    this.#log.info({ device: egress.name }, 'egress device programs detached (no endpoints left)');
   }
 
   async #load(file: string, constants: Record<string, ConstantValue>): Promise<BpfObject> {

@@ -39,6 +39,8 @@ class Runtime {
   }
 
   async close(): Promise<void> {
+    // With no endpoint left there is nothing to keep forwarding: leave the egress device as it was.
+    if (this.endpoints.list().length === 0) this.datapath.detachNode();
     this.datapath.close();
     this.ipcache.detach();
     const host = await this.#host?.catch(() => undefined);
