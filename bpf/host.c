@@ -54,6 +54,7 @@ static __always_inline int to_netdev_forward(struct __sk_buff *skb, struct cilia
 	if (r)
 		return cilia_drop(skb, ctx, &t, r, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	ctx->flags |= CILIA_CTX_F_SNATED;
+	cilia_ctx_store(skb, ctx);
 	cilia_forwarded(skb, ctx, &t, CILIA_TRACE_TO_NETWORK, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	return TC_ACT_OK;
 }
@@ -108,6 +109,7 @@ static __always_inline int from_netdev_forward(struct __sk_buff *skb, struct cil
 	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
 		return TC_ACT_OK;
 	ctx->target_ifindex = ep->host_ifindex;
+	cilia_ctx_store(skb, ctx);
 	cilia_forwarded(skb, ctx, &t, CILIA_TRACE_TO_ENDPOINT, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
 	verdict = cilia_redirect_to_endpoint(skb, ep);
 	if (verdict == TC_ACT_SHOT)

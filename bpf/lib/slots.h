@@ -9,7 +9,7 @@
  * pinned by name) takes over the packet. It can
  *   - return a tc verdict itself (it owns the packet from then on), or
  *   - set ctx->drop_reason and/or other fields, and call cilia_slot_next(): that tail-calls
- *     the base's resume program (index CILIA_SLOT_RESUME of the same attach point), which
+ *     the base's resume program (index CILIA_SLOT_RESUME of ctx->attach_point), which
  *     drops with the reason or carries on with the slot after ctx->slot. */
 #ifndef CILIA_LIB_SLOTS_H
 #define CILIA_LIB_SLOTS_H
@@ -73,6 +73,7 @@ static __always_inline void cilia_ctx_load(struct __sk_buff *skb, struct cilia_c
 /* Runs the slots of `ap` after ctx->slot; returns once every remaining slot was empty. */
 static __always_inline void cilia_run_slots(struct __sk_buff *skb, struct cilia_ctx *ctx, __u32 ap)
 {
+	ctx->attach_point = ap;
 	CILIA_TRY_SLOT(skb, ctx, ap, CILIA_SLOT_SERVICE);
 	CILIA_TRY_SLOT(skb, ctx, ap, CILIA_SLOT_POLICY);
 	CILIA_TRY_SLOT(skb, ctx, ap, CILIA_SLOT_L7_REDIRECT);
@@ -82,11 +83,12 @@ static __always_inline void cilia_run_slots(struct __sk_buff *skb, struct cilia_
 }
 
 /* For slot programs: hands the packet (and `ctx`, stored first) back to the base pipeline
- * of `ap`. Returns only when no resume program is installed; the caller then decides. */
-static __always_inline void cilia_slot_next(struct __sk_buff *skb, struct cilia_ctx *ctx, __u32 ap)
+ * that called the slot (ctx->attach_point). Returns only when no resume program is installed;
+ * the caller then decides. */
+static __always_inline void cilia_slot_next(struct __sk_buff *skb, struct cilia_ctx *ctx)
 {
 	cilia_ctx_store(skb, ctx);
-	bpf_tail_call(skb, &cilia_tc_slots, CILIA_SLOT_INDEX(ap, CILIA_SLOT_RESUME));
+	bpf_tail_call(skb, &cilia_tc_slots, CILIA_SLOT_INDEX((__u32)ctx->attach_point, CILIA_SLOT_RESUME));
 }
 
 /* For base programs: starts the pipeline of another attach point (e.g. to-container for a
@@ -94,6 +96,7 @@ static __always_inline void cilia_slot_next(struct __sk_buff *skb, struct cilia_
 static __always_inline void cilia_enter_pipeline(struct __sk_buff *skb, struct cilia_ctx *ctx, __u32 ap)
 {
 	ctx->slot = CILIA_SLOT_NONE;
+	ctx->attach_point = ap;
 	cilia_ctx_store(skb, ctx);
 	bpf_tail_call(skb, &cilia_tc_slots, CILIA_SLOT_INDEX(ap, CILIA_SLOT_RESUME));
 }

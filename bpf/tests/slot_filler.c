@@ -23,7 +23,7 @@ static __always_inline void count(__u32 which)
 		__sync_fetch_and_add(n, 1);
 }
 
-/* Policy slot of from-container: deny, and let the base count and report the drop. */
+/* Policy slot (of any attach point): deny, and let the base count and report the drop. */
 SEC("tc")
 int cil_policy_deny(struct __sk_buff *skb)
 {
@@ -32,7 +32,7 @@ int cil_policy_deny(struct __sk_buff *skb)
 	count(0);
 	cilia_ctx_load(skb, &ctx);
 	ctx.drop_reason = CILIA_DROP_POLICY_DENIED;
-	cilia_slot_next(skb, &ctx, CILIA_AP_FROM_CONTAINER);
+	cilia_slot_next(skb, &ctx);
 	return TC_ACT_SHOT;
 }
 

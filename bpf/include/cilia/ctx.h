@@ -35,7 +35,8 @@ struct cilia_ctx {
 	__u8 slot;            /* slot last tail-called; CILIA_SLOT_NONE before the first */
 	__u8 ct_status;       /* enum cilia_ct_status */
 	__u16 flags;          /* CILIA_CTX_F_* */
-	__u16 drop_reason;    /* set by a slot that wants the base to drop (0 = keep going) */
+	__u8 drop_reason;     /* set by a slot that wants the base to drop (0 = keep going) */
+	__u8 attach_point;    /* enum cilia_attach_point of the pipeline running the slot */
 	__u32 target_ifindex; /* host-side ifindex the forward default delivers to, 0 = stack */
 };
 

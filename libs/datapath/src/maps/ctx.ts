@@ -12,7 +12,10 @@ export const PacketContext = codec.struct('cilia_ctx', {
   ctStatus: codec.u8,
   /** {@link CTX_FLAGS} */
   flags: codec.u16,
-  dropReason: codec.u16,
+  /** {@link DropReason} a slot asks the base to drop with (0 = none). */
+  dropReason: codec.u8,
+  /** `enum cilia_attach_point` of the pipeline that ran the slot. */
+  attachPoint: codec.u8,
   /** Host-side ifindex the forward default delivers to, 0 = the host stack. */
   targetIfindex: codec.u32,
 });
