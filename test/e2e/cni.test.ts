@@ -15,7 +15,7 @@ import { apiGet, REPO, startAgent, testPinRoot, type RunningAgent } from '../sup
 const CNI_DIR = join(REPO, 'apps/cni');
 const tag = randomBytes(3).toString('hex');
 // Unique per run: no clash with other tests' netns, devices or pod addresses on this host.
-const POD_CIDR = `10.${100 + (parseInt(tag.slice(0, 2), 16) % 100)}.${parseInt(tag.slice(2, 4), 16)}.0/24`;
+const POD_CIDR = `10.${60 + (parseInt(tag.slice(0, 2), 16) % 40)}.${parseInt(tag.slice(2, 4), 16)}.0/24`;
 const EGRESS = `cnieg${tag}`;
 const netnsNames: string[] = [];
 let buildDir: string;
