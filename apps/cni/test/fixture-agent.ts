@@ -11,11 +11,8 @@ export interface SeenRequest {
   readonly body: unknown;
 }
 
-/** A canned answer that replaces the next response to a route (`METHOD /path`). */
-export interface InjectedResponse {
-  readonly status: number;
-  readonly body: unknown;
-}
+/** A canned answer that replaces the next response to a route (`METHOD /path`); `hang` never answers. */
+export type InjectedResponse = { readonly status: number; readonly body: unknown } | 'hang';
 
 /**
  * A small HTTP server on a unix socket that implements the agent's endpoints API contract
@@ -53,6 +50,7 @@ export async function startFixtureAgent(socket: string): Promise<FixtureAgent> {
     const canned = injected.get(route);
     if (canned) {
       injected.delete(route);
+      if (canned === 'hang') return;
       return send(canned.status, canned.body);
     }
     const q = url.searchParams;
@@ -130,7 +128,11 @@ export async function startFixtureAgent(socket: string): Promise<FixtureAgent> {
       state.problems = p;
     },
     inject: (route, response) => injected.set(route, response),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

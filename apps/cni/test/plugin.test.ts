@@ -207,6 +207,14 @@ describe('with the agent down', () => {
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
   });
 
+  it('ADD fails with code 100 when the agent accepts but does not answer within timeoutMs', async () => {
+    agent.inject('POST /v1/endpoints', 'hang');
+    const started = Date.now();
+    const r = await invoke(bin, attach({ config: conf({ timeoutMs: 300 }) }));
+    expectCniError(r, 100, /agent not reachable at .*cilia\.sock: no answer to POST \/v1\/endpoints within 300 ms/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('ADD fails with code 100 when no socket exists at all', async () => {
     const missing = join(dir, 'nowhere', 'cilia.sock');
     const r = await invoke(bin, attach({ config: conf({ socket: missing }) }));
