@@ -126,7 +126,8 @@ async function del({ env, agent, pending, log }: Context): Promise<void> {
     const unavailable =
       (err instanceof CniError && err.code === ErrorCode.AgentUnreachable) || (err instanceof AgentHttpError && err.status === 503);
     if (!unavailable) throw fromAgent(err, 'DEL');
-    // The specification asks DEL to succeed when it cannot clean up; the agent does it later.
+    // The specification asks DEL to succeed when it cannot clean up; a later invocation that
+    // reaches the agent carries the delete out (see README.md, "DEL while the agent is down").
     try {
       await pending.add(attachment);
     } catch (writeErr) {
