@@ -4,7 +4,8 @@
  *
  *   cil_to_netdev     tc egress: masquerades pod → outside flows to SNAT_IPV4
  *   cil_from_netdev   tc ingress: reverse-translates replies to masqueraded flows, and
- *                     delivers packets for local endpoints straight to the pod
+ *                     hands packets for local endpoints to their to-container pipeline
+ *                     (lxc.o's resume program), which delivers them straight to the pod
  *   *_resume          where slot programs hand packets back (cilia_tc_slots, RESUME)
  *
  * Anything the datapath does not handle (IPv6, ARP, other protocols, traffic of the host
@@ -108,9 +109,14 @@ static __always_inline int from_netdev_forward(struct __sk_buff *skb, struct cil
 	ep = cilia_endpoint_lookup4(t.daddr);
 	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
 		return TC_ACT_OK;
+	cilia_trace(skb, ctx, &t, (ctx->flags & CILIA_CTX_F_SNATED) ? CILIA_TRACE_FROM_NETWORK : CILIA_TRACE_TO_ENDPOINT,
+		    CILIA_AP_FROM_NETDEV);
+	/* Continue as the endpoint's to-container pipeline (its slots, then delivery), which
+	 * counts the packet; deliver directly if that pipeline is not installed. */
 	ctx->target_ifindex = ep->host_ifindex;
-	cilia_ctx_store(skb, ctx);
-	cilia_forwarded(skb, ctx, &t, CILIA_TRACE_TO_ENDPOINT, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	ctx->flags |= CILIA_CTX_F_REDIRECTED;
+	cilia_enter_pipeline(skb, ctx, CILIA_AP_TO_CONTAINER);
+	cilia_metrics_count(CILIA_REASON_FORWARDED, CILIA_DIR_INGRESS, skb->len);
 	verdict = cilia_redirect_to_endpoint(skb, ep);
 	if (verdict == TC_ACT_SHOT)
 		return cilia_drop(skb, ctx, &t, CILIA_DROP_REWRITE_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);

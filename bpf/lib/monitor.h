@@ -79,14 +79,20 @@ static __always_inline int cilia_drop(struct __sk_buff *skb, const struct cilia_
 	return TC_ACT_SHOT;
 }
 
-/* Counts a forwarded packet and traces it when it opens a connection (or always, see
- * TRACE_EVERY_PACKET). */
+/* Traces a packet when it opens a connection (or always, see TRACE_EVERY_PACKET). */
+static __always_inline void cilia_trace(struct __sk_buff *skb, const struct cilia_ctx *ctx,
+					const struct cilia_tuple *t, __u8 point, __u16 ap)
+{
+	if (TRACE_EVERY_PACKET || ctx->ct_status == CILIA_CT_NEW)
+		cilia_emit(skb, ctx, t, CILIA_EVENT_TRACE, point, ap);
+}
+
+/* Counts a forwarded packet and traces it (see cilia_trace). */
 static __always_inline void cilia_forwarded(struct __sk_buff *skb, const struct cilia_ctx *ctx,
 					    const struct cilia_tuple *t, __u8 point, __u16 ap, __u8 dir)
 {
 	cilia_metrics_count(CILIA_REASON_FORWARDED, dir, skb->len);
-	if (TRACE_EVERY_PACKET || ctx->ct_status == CILIA_CT_NEW)
-		cilia_emit(skb, ctx, t, CILIA_EVENT_TRACE, point, ap);
+	cilia_trace(skb, ctx, t, point, ap);
 }
 
 #endif /* CILIA_LIB_MONITOR_H */

@@ -2,9 +2,9 @@
 // the node's address and a port from the NAT range; the reply is translated back and
 // delivered straight to the pod.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BpfProgram } from '@cilia/bpf';
+import { AttachPointIndex, type BpfProgram } from '@cilia/bpf';
 import { packet, parsePacket, TCP_FLAGS, TC_ACT } from '@cilia/bpf/testing';
-import { CtState, CtStatus, Direction, DropReason, gcExpired, ReservedIdentity } from '../../src/maps/index.js';
+import { CTX_FLAGS, CtState, CtStatus, Direction, DropReason, gcExpired, ReservedIdentity } from '../../src/maps/index.js';
 import { datapathMaps, dummyLinks, metricPackets, run, testEndpoint } from './fixtures.js';
 import { loadDatapath, type Datapath } from './objects.js';
 
@@ -82,7 +82,13 @@ describe('masquerading pod → outside', () => {
       .build();
     const back = run(fromNetdev, reply, netdev);
     expect(back.retval).toBe(TC_ACT.REDIRECT);
-    expect(back.context).toMatchObject({ targetIfindex: a.info.hostIfindex, endpointId: a.info.endpointId });
+    // ... through the endpoint's to-container pipeline (its slots), like local delivery.
+    expect(back.context).toMatchObject({
+      targetIfindex: a.info.hostIfindex,
+      endpointId: a.info.endpointId,
+      attachPoint: AttachPointIndex['to-container'],
+    });
+    expect(back.context.flags & (CTX_FLAGS.redirected | CTX_FLAGS.snated)).toBe(CTX_FLAGS.redirected | CTX_FLAGS.snated);
     expect(back.context.ctStatus).toBe(CtStatus.reply);
     const delivered = parsePacket(back.data as Buffer);
     expect(delivered.eth).toMatchObject({ dst: a.info.mac, src: a.info.hostMac });

@@ -1,0 +1,211 @@
+// The base programs attached for real, with real packets: two pods, a node and an "outside"
+// host, each in its own network namespace. Pod ↔ pod goes through bpf_redirect_peer, pod →
+// node through the node's stack, pod → outside is masqueraded to the node's address.
+// Programs are attached in the node namespace with `tc` through nsenter (the agent does it
+// from its own namespace with @cilia/bpf's attachTc).
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventType, RingBufferConsumer } from '@cilia/bpf';
+import {
+  BASE_PROGRAMS,
+  CtState,
+  Direction,
+  DropReason,
+  PacketEvent,
+  slotIndex,
+  TracePoint,
+  type PacketEventRecord,
+} from '../../src/maps/index.js';
+import { datapathMaps, metricPackets } from './fixtures.js';
+import { loadDatapath, type Datapath } from './objects.js';
+
+const PEER = fileURLToPath(new URL('./peer.mjs', import.meta.url));
+const tag = `${process.pid % 10000}`;
+const ns = { node: `cdn${tag}`, a: `cda${tag}`, b: `cdb${tag}`, out: `cdo${tag}` };
+const POD_A = '10.210.0.10';
+const POD_B = '10.210.0.20';
+const GATEWAY = '10.210.0.1';
+const NODE_IP = '172.31.250.1';
+const OUTSIDE_IP = '172.31.250.2';
+
+const sh = (args: string[]): string =>
+  execFileSync(args[0] as string, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const inNs = (netns: string, args: string[]): string => sh(['ip', 'netns', 'exec', netns, ...args]);
+const link = (netns: string, name: string): { ifindex: number; address: string } =>
+  (JSON.parse(sh(['ip', '-n', netns, '-j', 'link', 'show', name])) as Array<{ ifindex: number; address: string }>)[0] ?? {
+    ifindex: 0,
+    address: '',
+  };
+
+let dp: Datapath;
+let consumer: RingBufferConsumer | undefined;
+const events: PacketEventRecord[] = [];
+const progPins: string[] = [];
+
+function removeTopology(): void {
+  for (const n of Object.values(ns)) {
+    try {
+      execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+    } catch {
+      // not created
+    }
+  }
+}
+
+/** A pod: its own netns, eth0 ↔ `host` in the node netns, addresses and routes as the agent sets them. */
+function plumbPod(netns: string, host: string, ip: string): { hostIfindex: number; hostMac: string; mac: string } {
+  sh(['ip', '-n', ns.node, 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
+  sh(['ip', '-n', ns.node, 'link', 'set', host, 'up']);
+  const h = link(ns.node, host);
+  inNs(netns, ['ip', 'link', 'set', 'lo', 'up']);
+  inNs(netns, ['ip', 'link', 'set', 'eth0', 'up']);
+  inNs(netns, ['ip', 'addr', 'add', `${ip}/32`, 'dev', 'eth0']);
+  inNs(netns, ['ip', 'route', 'add', GATEWAY, 'dev', 'eth0', 'scope', 'link']);
+  inNs(netns, ['ip', 'route', 'add', 'default', 'via', GATEWAY, 'dev', 'eth0']);
+  inNs(netns, ['ip', 'neigh', 'add', GATEWAY, 'lladdr', h.address, 'dev', 'eth0', 'nud', 'permanent']);
+  const pod = link(netns, 'eth0');
+  sh(['ip', '-n', ns.node, 'route', 'add', `${ip}/32`, 'dev', host]);
+  sh(['ip', '-n', ns.node, 'neigh', 'add', ip, 'lladdr', pod.address, 'dev', host, 'nud', 'permanent']);
+  return { hostIfindex: h.ifindex, hostMac: h.address, mac: pod.address };
+}
+
+/** Pins a loaded program and attaches it with tc in the node netns (same bpffs: nsenter keeps mounts). */
+function attach(program: { id: number; name: string }, dev: string, dir: 'ingress' | 'egress'): void {
+  const pin = `${dp.pinRoot}/prog_${program.name}_${dev}`;
+  sh(['bpftool', 'prog', 'pin', 'id', String(program.id), pin]);
+  progPins.push(pin);
+  const inNode = ['nsenter', `--net=/run/netns/${ns.node}`];
+  try {
+    sh([...inNode, 'tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
+  } catch {
+    // already there
+  }
+  sh([...inNode, 'tc', 'filter', 'add', 'dev', dev, dir, 'bpf', 'direct-action', 'pinned', pin]);
+}
+
+/** Runs a peer server in `netns`, resolves once it listens; `done` settles with its output. */
+function server(netns: string, mode: 'tcp-server' | 'udp-server', port: number): Promise<{ done: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, PEER, mode, String(port)]);
+    let out = '';
+    let err = '';
+    const done = new Promise<string>((res, rej) =>
+      child.on('close', (code) => (code === 0 ? res(out) : rej(new Error(`${mode} in ${netns}: ${err || out}`)))),
+    );
+    done.catch(() => undefined);
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (out.startsWith('ready')) resolve({ done });
+    });
+    child.on('error', reject);
+    child.on('close', () => reject(new Error(`${mode} in ${netns} exited before listening: ${err}`)));
+  });
+}
+
+const client = (netns: string, mode: 'tcp-client' | 'udp-client', host: string, port: number, msg: string): string =>
+  inNs(netns, [process.execPath, PEER, mode, host, String(port), msg]).trim();
+
+beforeAll(() => {
+  removeTopology();
+  try {
+    for (const n of Object.values(ns)) sh(['ip', 'netns', 'add', n]);
+    inNs(ns.node, ['ip', 'link', 'set', 'lo', 'up']);
+    inNs(ns.node, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    // The node's native device, and the outside world behind it.
+    sh(['ip', '-n', ns.node, 'link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.out]);
+    sh(['ip', '-n', ns.node, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'ext0']);
+    sh(['ip', '-n', ns.node, 'link', 'set', 'ext0', 'up']);
+    inNs(ns.out, ['ip', 'link', 'set', 'lo', 'up']);
+    inNs(ns.out, ['ip', 'addr', 'add', `${OUTSIDE_IP}/24`, 'dev', 'eth0']);
+    inNs(ns.out, ['ip', 'link', 'set', 'eth0', 'up']);
+    const a = plumbPod(ns.a, 'lxca', POD_A);
+    const b = plumbPod(ns.b, 'lxcb', POD_B);
+
+    const [o1, o2, o3, o4] = NODE_IP.split('.').map(Number) as [number, number, number, number];
+    dp = loadDatapath({ SNAT_IPV4: ((o1 << 24) | (o2 << 16) | (o3 << 8) | o4) >>> 0 });
+    const maps = datapathMaps(dp);
+    maps.endpoints.update(POD_A, { ifindex: 2, hostIfindex: a.hostIfindex, identity: 6001, endpointId: 61, flags: 0, mac: a.mac, hostMac: a.hostMac });
+    maps.endpoints.update(POD_B, { ifindex: 2, hostIfindex: b.hostIfindex, identity: 6002, endpointId: 62, flags: 0, mac: b.mac, hostMac: b.hostMac });
+    maps.ipcache.update(`${NODE_IP}/32`, { identity: 1, tunnelEndpoint: '0.0.0.0', flags: 0 });
+    const lxc = BASE_PROGRAMS.lxc;
+    for (const dev of ['lxca', 'lxcb']) {
+      attach(dp.lxc.program(lxc['from-container'].program), dev, 'ingress');
+      attach(dp.lxc.program(lxc['to-container'].program), dev, 'egress');
+    }
+    attach(dp.host.program(BASE_PROGRAMS.host['from-netdev'].program), 'ext0', 'ingress');
+    attach(dp.host.program(BASE_PROGRAMS.host['to-netdev'].program), 'ext0', 'egress');
+    consumer = new RingBufferConsumer(dp.lxc.map('cilia_events'), {
+      onBatch: (batch) => events.push(...batch.decode(PacketEvent)),
+    });
+  } catch (err) {
+    consumer?.close();
+    removeTopology();
+    dp?.dispose();
+    throw err;
+  }
+});
+
+afterAll(() => {
+  consumer?.close();
+  removeTopology(); // takes the links, and with them the tc filters
+  dp?.dispose(); // removes the pin root with the program pins
+});
+
+describe('base datapath with real packets', () => {
+  it('has every resume program installed', () => {
+    const slots = dp.lxc.programArray('cilia_tc_slots');
+    for (const ap of ['from-container', 'to-container', 'from-netdev', 'to-netdev'] as const) {
+      expect(slots.get(slotIndex(ap, 'resume'))).toBeGreaterThan(0);
+    }
+  });
+
+  it('pod → pod: ICMP, TCP and UDP, delivered by redirect to the peer', async () => {
+    const maps = datapathMaps(dp);
+    // With forwarding off in the node, only a delivery that bypasses its stack gets through.
+    inNs(ns.node, ['sysctl', '-qw', 'net.ipv4.ip_forward=0']);
+    try {
+      inNs(ns.a, ['ping', '-c', '2', '-W', '2', '-i', '0.2', POD_B]);
+      const tcp = await server(ns.b, 'tcp-server', 8080);
+      expect(client(ns.a, 'tcp-client', POD_B, 8080, 'over tcp')).toBe(`${POD_A}|over tcp`);
+      await tcp.done;
+      const udp = await server(ns.b, 'udp-server', 5353);
+      expect(client(ns.a, 'udp-client', POD_B, 5353, 'over udp')).toBe(`${POD_A}|over udp`);
+      await udp.done;
+    } finally {
+      inNs(ns.node, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    }
+
+    const tcpEntries = [...maps.ct.entries()].filter(([k]) => k.saddr === POD_A && k.daddr === POD_B && k.proto === 6);
+    expect(tcpEntries).toHaveLength(1);
+    const [, entry] = tcpEntries[0] ?? [];
+    expect(entry?.packetsOrig).toBeGreaterThan(2);
+    expect(entry?.packetsReply).toBeGreaterThan(2);
+    expect([CtState.closing, CtState.finWait, CtState.established]).toContain(entry?.state);
+    expect(
+      events.some((e) => e.hdr.type === EventType.trace && e.hdr.subtype === TracePoint.toEndpoint && e.daddr === POD_B),
+    ).toBe(true);
+  });
+
+  it('pod → node through the host stack', async () => {
+    const s = await server(ns.node, 'tcp-server', 9090);
+    expect(client(ns.a, 'tcp-client', NODE_IP, 9090, 'to the node')).toBe(`${POD_A}|to the node`);
+    await s.done;
+  });
+
+  it('pod → outside, masqueraded to the node address', async () => {
+    const maps = datapathMaps(dp);
+    const s = await server(ns.out, 'tcp-server', 7070);
+    // The outside host has no route to the pods: only masquerading lets the reply come back.
+    expect(client(ns.a, 'tcp-client', OUTSIDE_IP, 7070, 'to the world')).toBe(`${NODE_IP}|to the world`);
+    await s.done;
+    const u = await server(ns.out, 'udp-server', 7071);
+    expect(client(ns.b, 'udp-client', OUTSIDE_IP, 7071, 'udp out')).toBe(`${NODE_IP}|udp out`);
+    await u.done;
+    inNs(ns.a, ['ping', '-c', '1', '-W', '2', OUTSIDE_IP]);
+    const natted = [...maps.snat.entries()].filter(([k]) => k.dir === Direction.egress);
+    expect(natted.map(([k]) => k.proto).sort((x, y) => x - y)).toEqual([1, 6, 17]);
+    expect(metricPackets(maps.metrics, DropReason.forwarded, Direction.egress)).toBeGreaterThan(0);
+  });
+});
