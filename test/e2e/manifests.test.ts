@@ -174,7 +174,7 @@ describe('manifest directory → endpoints (real agent, real network namespaces)
     await until('the report to clear', async () => ((await manifestsReport()).invalid.length === 0 ? true : undefined));
   }, 30_000);
 
-  it('keeps its endpoints across a restart, deletes those of Pods removed meanwhile, and leaves API-made ones alone', async () => {
+  it('keeps its endpoints across a restart (even of a file broken meanwhile), deletes those of Pods removed meanwhile, leaves API-made ones alone', async () => {
     writeFileSync(join(manifests, 'db.yaml'), podYaml('db', { app: 'db' }));
     const db = await until('the endpoint of Pod db', () => endpointOf('db'));
     const manual = await api<Endpoint>(socket, 'POST', '/v1/endpoints', { name: 'manual', namespace: K8S_NS, labels: { 'k8s:app': 'manual' } });
@@ -182,12 +182,15 @@ describe('manifest directory → endpoints (real agent, real network namespaces)
 
     await stopAgent();
     unlinkSync(join(manifests, 'db.yaml'));
+    writeFileSync(join(manifests, 'web.yaml'), podYaml('web', { app: 'web', tier: 'front' }).replace('name: web', 'name: Web_1'));
     await startAgent();
 
     await until('the endpoint of the removed Pod db to go', async () => ((await endpointOf('db')) ? undefined : true));
     expect(existsSync(db.netns)).toBe(false);
+    await new Promise((r) => setTimeout(r, 1000)); // time enough to delete web too, were it going to
     expect(await endpointOf('web')).toMatchObject({ id: web.id, ipv4: web.ipv4, labels: web.labels });
     expect(await endpointOf('manual')).toMatchObject({ id: manual.body.id });
+    expect((await manifestsReport()).invalid).toEqual([{ file: 'web.yaml', path: 'metadata.name', reason: expect.stringContaining('DNS subdomain'), line: expect.any(Number) }]);
     await api(socket, 'DELETE', `/v1/endpoints/${manual.body.id}`);
   }, 60_000);
 

@@ -74,12 +74,13 @@ describe('ManifestDirectorySource', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function open(options: { kinds?: ResourceKind[]; resyncIntervalMs?: number; directory?: string } = {}) {
+  async function open(options: { kinds?: ResourceKind[]; resyncIntervalMs?: number; directory?: string; stateFile?: string } = {}) {
     source = new ManifestDirectorySource({
       directory: options.directory ?? dir,
       debounceMs: 50,
       resyncIntervalMs: options.resyncIntervalMs ?? 0,
       logger: memoryLogger(log),
+      ...(options.stateFile ? { stateFile: options.stateFile } : {}),
     });
     const events: string[] = [];
     const raw: ResourceEvent[] = [];
@@ -230,6 +231,30 @@ describe('ManifestDirectorySource', () => {
     writeFileSync(join(missing, 'web.yaml'), pod('web', { app: 'web' }));
     expect(await next(events, 1)).toEqual(['upsert Pod default/web {"app":"web"}']);
     expect(source!.report().exists).toBe(true);
+  });
+
+  it('keeps what a file defined across a restart when the file broke while it was down', async () => {
+    const manifests = join(dir, 'manifests');
+    const stateFile = join(dir, 'state', 'manifests.json');
+    mkdirSync(manifests);
+    writeFileSync(join(manifests, 'web.yaml'), pod('web', { app: 'web' }));
+    writeFileSync(join(manifests, 'db.yaml'), pod('db', { app: 'db' }));
+    writeFileSync(join(manifests, 'cache.yaml'), pod('cache', { app: 'cache' }));
+    await open({ directory: manifests, stateFile });
+    await source!.stop();
+
+    writeFileSync(join(manifests, 'web.yaml'), pod('web', { app: 'web', tier: '[' })); // broken
+    unlinkSync(join(manifests, 'db.yaml')); // gone
+    writeFileSync(join(manifests, 'cache.yaml'), pod('cache', { app: 'cache2' })); // changed
+    const { events } = await open({ directory: manifests, stateFile });
+    expect(events).toEqual(['upsert Pod default/cache {"app":"cache2"}', 'upsert Pod default/web {"app":"web"}', 'invalid web.yaml ', 'synced']);
+    expect(source!.report().objects.map((o) => `${o.name}:${o.file}`)).toEqual(['cache:cache.yaml', 'web:web.yaml']);
+
+    // Without the remembered state, the broken file would contribute nothing.
+    await source!.stop();
+    rmSync(stateFile);
+    const fresh = await open({ directory: manifests, stateFile });
+    expect(fresh.events).toEqual(['upsert Pod default/cache {"app":"cache2"}', 'invalid web.yaml ', 'synced']);
   });
 
   it('gives each subscriber its kinds only, and a late subscriber the current state first', async () => {

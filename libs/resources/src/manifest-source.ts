@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { KubeObject, Logger, ResourceEvent, ResourceKind, ResourceRef, ResourceSource, Unsubscribe } from '@cilia/core';
+import { AcceptedStateFile, type CachedObject } from './accepted-cache.js';
 import { joinPath, parseManifestFile, type FileProblem, type ParsedObject } from './manifest-file.js';
 import { describeRef, refKey } from './refs.js';
 import { scanManifestDirectory } from './scan.js';
@@ -37,6 +38,12 @@ export interface ManifestSourceOptions {
   readonly debounceMs: number;
   /** Full rescan period in ms, a safety net for missed events and for a directory that appears later; 0 = never. */
   readonly resyncIntervalMs: number;
+  /**
+   * Where the last accepted content of every file is kept (in the agent's state directory), so
+   * that a file broken while the agent was down still contributes what it did before. Without
+   * it, such a file contributes nothing after a restart.
+   */
+  readonly stateFile?: string;
   readonly logger: Logger;
 }
 
@@ -97,16 +104,19 @@ export class ManifestDirectorySource implements ResourceSource {
   #debounce?: NodeJS.Timeout;
   #firstPending = 0;
   #resync?: NodeJS.Timeout;
+  readonly #accepted?: AcceptedStateFile;
 
   constructor(options: ManifestSourceOptions) {
     this.#options = options;
     this.#log = options.logger;
     this.name = `manifests:${options.directory}`;
+    if (options.stateFile) this.#accepted = new AcceptedStateFile(options.stateFile);
   }
 
   /** Reads the directory once, then watches it. Resolves when the first reading is delivered. */
   async start(): Promise<void> {
     const started = Date.now();
+    await this.#remember();
     await this.#sync();
     this.#ready = true;
     for (const s of this.#subscribers) this.#prime(s);
@@ -161,6 +171,36 @@ export class ManifestDirectorySource implements ResourceSource {
   async settled(): Promise<void> {
     while (this.#debounce || this.#running) {
       await (this.#running ?? new Promise((r) => setTimeout(r, 10)));
+    }
+  }
+
+  /**
+   * Takes in the files' last accepted content from before the restart. The first reading then
+   * replaces each with what the file holds now, drops the files gone, and keeps the remembered
+   * content of a file that is invalid now.
+   */
+  async #remember(): Promise<void> {
+    if (!this.#accepted) return;
+    const { state, problem } = await this.#accepted.load();
+    if (problem) this.#log.warn({ problem }, 'cannot use the remembered manifest state; starting from the files alone');
+    for (const [file, cached] of [...state].sort(([a], [b]) => a.localeCompare(b))) {
+      const entries = entriesOf(file, cached);
+      if ([...entries.keys()].some((k) => this.#objects.has(k))) continue; // cannot happen unless edited by hand
+      for (const [k, e] of entries) this.#objects.set(k, e);
+      this.#files.set(file, { key: '', text: '', applied: entries });
+    }
+  }
+
+  async #saveAccepted(): Promise<void> {
+    if (!this.#accepted) return;
+    const state = new Map<string, CachedObject[]>();
+    for (const [file, f] of this.#files) {
+      if (f.applied.size > 0) state.set(file, [...f.applied.values()].map((e) => ({ ref: e.ref, object: e.object, documentPath: e.documentPath })));
+    }
+    try {
+      await this.#accepted.save(state);
+    } catch (err) {
+      this.#log.warn({ err, stateFile: this.#accepted.path }, 'cannot save the accepted manifest state');
     }
   }
 
@@ -258,6 +298,7 @@ export class ManifestDirectorySource implements ResourceSource {
     }
     this.#retryWaiting();
     this.#publish(before, problemsBefore);
+    await this.#saveAccepted();
   }
 
   #remove(file: string): void {
@@ -373,7 +414,7 @@ function invalidEvent(i: InvalidManifest): ResourceEvent {
   return { type: 'invalid', origin: i.file, path: i.path, reason: i.line ? `${i.reason} (line ${i.line})` : i.reason };
 }
 
-function entriesOf(file: string, objects: readonly ParsedObject[]): Map<string, Entry> {
+function entriesOf(file: string, objects: readonly (ParsedObject | CachedObject)[]): Map<string, Entry> {
   return new Map(
     objects.map((o) => [refKey(o.ref), { ref: o.ref, object: o.object, json: JSON.stringify(o.object), file, documentPath: o.documentPath }]),
   );

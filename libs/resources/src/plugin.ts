@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { definePlugin, Tokens, z, type ApiRoute } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
 import { ManifestDirectorySource } from './manifest-source.js';
@@ -39,11 +39,12 @@ export const manifestsPlugin = definePlugin({
   description: 'Standalone resources: Namespaces, Pods and policies from a watched directory of Kubernetes-shaped YAML',
   config: manifestsConfig,
   provides: [Tokens.ResourceSource, Tokens.ApiRoutes],
-  register(bind, { config, logger }) {
+  register(bind, { config, agent, logger }) {
     const source = new ManifestDirectorySource({
       directory: resolve(config.directory),
       debounceMs: config.debounceMs,
       resyncIntervalMs: config.resyncIntervalMs,
+      stateFile: join(agent.stateDir, 'resources', 'manifests.json'),
       logger,
     });
     bind(Tokens.ResourceSource).toConstant(source);

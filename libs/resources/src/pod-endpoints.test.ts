@@ -16,8 +16,8 @@ class HandSource implements ResourceSource {
     this.listener = listener;
     return () => (this.listener = undefined);
   }
-  pod(name: string, labels: Record<string, string>, namespace = 'default'): void {
-    const object: KubeObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels } };
+  pod(name: string, labels: Record<string, string>, namespace = 'default', spec: Record<string, unknown> = {}): void {
+    const object: KubeObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels }, spec };
     this.listener!({ type: 'upsert', ref: { kind: 'Pod', namespace, name }, object });
   }
   gone(name: string, namespace = 'default'): void {
@@ -156,6 +156,20 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
     expect(endpoints.list()).toEqual([]);
     expect(owned.pods).toEqual(new Set());
     expect(endpoints.calls).toEqual(['create default/web', 'update default/web', 'delete default/web']);
+  });
+
+  it('gives a host-network Pod no endpoint (and removes it when a Pod switches to the host network)', async () => {
+    const { source, endpoints, started, controller } = setup();
+    await subscribed(source);
+    source.pod('agent', { app: 'agent' }, 'default', { hostNetwork: true });
+    source.pod('web', { app: 'web' });
+    source.synced();
+    await started;
+    await controller.idle();
+    expect(endpoints.list().map((e) => e.name)).toEqual(['web']);
+    source.pod('web', { app: 'web' }, 'default', { hostNetwork: true });
+    await controller.idle();
+    expect(endpoints.list()).toEqual([]);
   });
 
   it('adopts the endpoints of Pods that still exist after a restart, and deletes its orphans only after synced', async () => {

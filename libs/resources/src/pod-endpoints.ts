@@ -106,7 +106,9 @@ export class PodEndpointController {
     switch (event.type) {
       case 'upsert': {
         const { name, namespace = 'default' } = event.object.metadata;
-        this.#want(namespace, name, { name, namespace, labels: podEndpointLabels(event.object) });
+        // A host-network Pod shares the node's namespace: it has no endpoint, as in Cilium.
+        const hostNetwork = (event.object.spec as { hostNetwork?: unknown } | undefined)?.hostNetwork === true;
+        this.#want(namespace, name, hostNetwork ? undefined : { name, namespace, labels: podEndpointLabels(event.object) });
         break;
       }
       case 'delete':

@@ -85,7 +85,7 @@ const container = z.looseObject({
   ports: z.array(containerPort).optional(),
 });
 
-const podSpec = z.looseObject({ containers: z.array(container).min(1) }).superRefine((spec, ctx) => {
+const podSpec = z.looseObject({ containers: z.array(container).min(1), hostNetwork: z.boolean().optional() }).superRefine((spec, ctx) => {
   const containerNames = new Map<string, number>();
   const portNames = new Map<string, string>();
   spec.containers.forEach((c, i) => {
