@@ -10,7 +10,7 @@ export const manifestsConfig = z.strictObject({
     .min(1)
     .default('/etc/cilia/manifests')
     .describe(
-      'Directory of Kubernetes-shaped YAML manifests (*.yaml, *.yml, subdirectories included) the agent watches. A relative path is taken from the agent\'s working directory.',
+      'Directory of Kubernetes-shaped YAML manifests (`*.yaml`, `*.yml`, subdirectories included) the agent watches. A relative path is taken from the agent\'s working directory.',
     ),
   debounceMs: z
     .number()
@@ -23,6 +23,7 @@ export const manifestsConfig = z.strictObject({
     .number()
     .int()
     .min(0)
+    .max(3_600_000)
     .default(10_000)
     .describe('Period of a full rescan that catches missed events and a directory created later; 0 turns it off.'),
 });
