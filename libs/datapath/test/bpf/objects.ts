@@ -20,11 +20,20 @@ export interface Datapath {
   readonly host: BpfObject;
   /** Opens and loads another object (a plugin's) against the same pinned maps. */
   loadMore(name: string, test?: boolean): BpfObject;
+  /** Closes the objects (as an agent that exits), leaving pins, slots and attachments. */
+  close(): void;
+  /** Closes the objects and removes the pin root with everything pinned below it. */
   dispose(): void;
 }
 
-export function loadDatapath(hostConstants: Record<string, ConstantValue> = {}): Datapath {
-  const pinRoot = makePinRoot('datapath');
+/**
+ * Loads lxc.o and host.o against `pinRoot` (a fresh one by default; an existing one to load
+ * a second generation that reuses the pinned maps, as a restarted agent does).
+ */
+export function loadDatapath(
+  hostConstants: Record<string, ConstantValue> = {},
+  pinRoot: string = makePinRoot('datapath'),
+): Datapath {
   const objects: BpfObject[] = [];
   const load = (path: string, constants: Record<string, ConstantValue> = {}): BpfObject => {
     const obj = BpfObject.open(path, { pinRoot, constants });
@@ -46,6 +55,9 @@ export function loadDatapath(hostConstants: Record<string, ConstantValue> = {}):
       lxc,
       host,
       loadMore: (name, test = true) => load(objectPath(name, test)),
+      close() {
+        for (const obj of objects) obj.close();
+      },
       dispose() {
         for (const obj of objects) obj.close();
         removePinRoot(pinRoot);

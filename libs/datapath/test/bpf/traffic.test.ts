@@ -28,6 +28,7 @@ const POD_B = '10.210.0.20';
 const GATEWAY = '10.210.0.1';
 const NODE_IP = '172.31.250.1';
 const OUTSIDE_IP = '172.31.250.2';
+const HOST_CONSTANTS = { SNAT_IPV4: 0xac1ffa01 }; // NODE_IP in host byte order
 
 const sh = (args: string[]): string =>
   execFileSync(args[0] as string, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,7 +42,6 @@ const link = (netns: string, name: string): { ifindex: number; address: string }
 let dp: Datapath;
 let consumer: RingBufferConsumer | undefined;
 const events: PacketEventRecord[] = [];
-const progPins: string[] = [];
 
 function removeTopology(): void {
   for (const n of Object.values(ns)) {
@@ -70,18 +70,40 @@ function plumbPod(netns: string, host: string, ip: string): { hostIfindex: numbe
   return { hostIfindex: h.ifindex, hostMac: h.address, mac: pod.address };
 }
 
-/** Pins a loaded program and attaches it with tc in the node netns (same bpffs: nsenter keeps mounts). */
-function attach(program: { id: number; name: string }, dev: string, dir: 'ingress' | 'egress'): void {
-  const pin = `${dp.pinRoot}/prog_${program.name}_${dev}`;
+/**
+ * Pins a loaded program and attaches it with tc in the node netns (same bpffs: nsenter keeps
+ * mounts). Fixed priority and handle, so attaching again replaces the filter in place.
+ */
+function attach(program: { id: number; name: string }, dev: string, dir: 'ingress' | 'egress', generation = 1): void {
+  const pin = `${dp.pinRoot}/prog${generation}_${program.name}_${dev}`;
   sh(['bpftool', 'prog', 'pin', 'id', String(program.id), pin]);
-  progPins.push(pin);
   const inNode = ['nsenter', `--net=/run/netns/${ns.node}`];
   try {
     sh([...inNode, 'tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
   } catch {
     // already there
   }
-  sh([...inNode, 'tc', 'filter', 'add', 'dev', dev, dir, 'bpf', 'direct-action', 'pinned', pin]);
+  sh([...inNode, 'tc', 'filter', 'replace', 'dev', dev, dir, 'prio', '1', 'handle', '1', 'bpf', 'direct-action', 'pinned', pin]);
+}
+
+/** Attaches every base program of `d` to the pods' veths and the native device. */
+function attachAll(d: Datapath, generation = 1): void {
+  const lxc = BASE_PROGRAMS.lxc;
+  for (const dev of ['lxca', 'lxcb']) {
+    attach(d.lxc.program(lxc['from-container'].program), dev, 'ingress', generation);
+    attach(d.lxc.program(lxc['to-container'].program), dev, 'egress', generation);
+  }
+  attach(d.host.program(BASE_PROGRAMS.host['from-netdev'].program), 'ext0', 'ingress', generation);
+  attach(d.host.program(BASE_PROGRAMS.host['to-netdev'].program), 'ext0', 'egress', generation);
+}
+
+/** The id of the tc program on `dev`/`dir` in the node netns. */
+function attachedId(dev: string, dir: 'ingress' | 'egress'): number {
+  const out = sh(['nsenter', `--net=/run/netns/${ns.node}`, 'tc', '-j', 'filter', 'show', 'dev', dev, dir]);
+  const filters = JSON.parse(out) as Array<{ options?: { prog?: { id: number } } }>;
+  const ids = filters.map((f) => f.options?.prog?.id).filter((id): id is number => id !== undefined);
+  if (ids.length !== 1) throw new Error(`expected one program on ${dev} ${dir}, found ${JSON.stringify(ids)}`);
+  return ids[0] as number;
 }
 
 /** Runs a peer server in `netns`, resolves once it listens; `done` settles with its output. */
@@ -123,19 +145,12 @@ beforeAll(() => {
     const a = plumbPod(ns.a, 'lxca', POD_A);
     const b = plumbPod(ns.b, 'lxcb', POD_B);
 
-    const [o1, o2, o3, o4] = NODE_IP.split('.').map(Number) as [number, number, number, number];
-    dp = loadDatapath({ SNAT_IPV4: ((o1 << 24) | (o2 << 16) | (o3 << 8) | o4) >>> 0 });
+    dp = loadDatapath(HOST_CONSTANTS);
     const maps = datapathMaps(dp);
     maps.endpoints.update(POD_A, { ifindex: 2, hostIfindex: a.hostIfindex, identity: 6001, endpointId: 61, flags: 0, mac: a.mac, hostMac: a.hostMac });
     maps.endpoints.update(POD_B, { ifindex: 2, hostIfindex: b.hostIfindex, identity: 6002, endpointId: 62, flags: 0, mac: b.mac, hostMac: b.hostMac });
     maps.ipcache.update(`${NODE_IP}/32`, { identity: 1, tunnelEndpoint: '0.0.0.0', flags: 0 });
-    const lxc = BASE_PROGRAMS.lxc;
-    for (const dev of ['lxca', 'lxcb']) {
-      attach(dp.lxc.program(lxc['from-container'].program), dev, 'ingress');
-      attach(dp.lxc.program(lxc['to-container'].program), dev, 'egress');
-    }
-    attach(dp.host.program(BASE_PROGRAMS.host['from-netdev'].program), 'ext0', 'ingress');
-    attach(dp.host.program(BASE_PROGRAMS.host['to-netdev'].program), 'ext0', 'egress');
+    attachAll(dp);
     consumer = new RingBufferConsumer(dp.lxc.map('cilia_events'), {
       onBatch: (batch) => events.push(...batch.decode(PacketEvent)),
     });
@@ -207,5 +222,40 @@ describe('base datapath with real packets', () => {
     const natted = [...maps.snat.entries()].filter(([k]) => k.dir === Direction.egress);
     expect(natted.map(([k]) => k.proto).sort((x, y) => x - y)).toEqual([1, 6, 17]);
     expect(metricPackets(maps.metrics, DropReason.forwarded, Direction.egress)).toBeGreaterThan(0);
+  });
+
+  it('survives its loader: objects closed, traffic flows; a new generation reuses the maps and replaces programs', async () => {
+    const before = datapathMaps(dp);
+    const ctBefore = [...before.ct.keys()].length;
+    const snatBefore = [...before.snat.keys()].length;
+    consumer?.close();
+    consumer = undefined;
+    dp.close(); // the agent is gone: only pins, the slot table and tc hold the datapath
+
+    inNs(ns.node, ['sysctl', '-qw', 'net.ipv4.ip_forward=0']);
+    try {
+      const s1 = await server(ns.b, 'tcp-server', 8081);
+      expect(client(ns.a, 'tcp-client', POD_B, 8081, 'agent down')).toBe(`${POD_A}|agent down`);
+      await s1.done;
+    } finally {
+      inNs(ns.node, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    }
+
+    const oldIds = { ingress: attachedId('lxca', 'ingress'), netdev: attachedId('ext0', 'egress') };
+    dp = loadDatapath(HOST_CONSTANTS, dp.pinRoot); // reuses every pinned map, resume programs replaced
+    const after = datapathMaps(dp);
+    // Nothing was flushed, and the connection made while the agent was down was tracked.
+    expect([...after.ct.keys()].length).toBe(ctBefore + 1);
+    expect([...after.ct.keys()].some((k) => k.dport === 8081 && k.saddr === POD_A)).toBe(true);
+    expect([...after.snat.keys()].length).toBe(snatBefore);
+    expect(after.endpoints.lookup(POD_A)?.endpointId).toBe(61);
+    attachAll(dp, 2);
+    expect(attachedId('lxca', 'ingress')).toBe(dp.lxc.program('cil_from_container').id);
+    expect(attachedId('lxca', 'ingress')).not.toBe(oldIds.ingress);
+    expect(attachedId('ext0', 'egress')).not.toBe(oldIds.netdev);
+
+    const s2 = await server(ns.out, 'tcp-server', 7072);
+    expect(client(ns.a, 'tcp-client', OUTSIDE_IP, 7072, 'new generation')).toBe(`${NODE_IP}|new generation`);
+    await s2.done;
   });
 });
