@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import type { AgentStatus, Endpoint } from '@cilia/core';
 import { BpfMap } from '@cilia/bpf';
 import { datapathMaps } from '@cilia/datapath';
@@ -250,6 +250,12 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     console.log(`restart: ready after ${readyMs} ms; stream max gap ${result.maxGap} ms, ${result.bytes} bytes echoed`);
     const listed = JSON.parse(tryRun(CLI, ['endpoint', 'list', '-o', 'json', '--socket', socket]).stdout) as Endpoint[];
     expect(listed.map((e) => [e.id, e.ipv4, e.hostInterface, e.state])).toEqual(created.map((e) => [e.id, e.ipv4, e.hostInterface, 'ready']));
+    const ipcache = BpfMap.openPinned(join(bpfRoot, 'cilia_ipcache'), { key: datapathMaps.IpcacheKey, value: datapathMaps.IpcacheValue });
+    try {
+      for (const e of created) expect(ipcache.lookup(`${e.ipv4}/32`)?.identity).toBe(e.identity);
+    } finally {
+      ipcache.close();
+    }
   }, 60_000);
 
   it('refuses bad requests naming the field, and a second endpoint for the same pod', async () => {
@@ -260,6 +266,27 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(dup.status).toBe(409);
     const missing = await api<{ error: string }>(socket, 'GET', '/v1/endpoints/999');
     expect(missing.status).toBe(404);
+  });
+
+  it('cilia endpoint create, get and delete', () => {
+    const cli = (args: string[]) => tryRun(CLI, [...args, '--socket', socket]);
+    const made = cli(['endpoint', 'create', '--name', 'c', '--namespace', K8S_NS, '--labels', 'k8s:app=cli,tier=x', '-o', 'json']);
+    expect(made.status, made.stderr).toBe(0);
+    const ep = JSON.parse(made.stdout) as Endpoint;
+    expect(ep).toMatchObject({ name: 'c', namespace: K8S_NS, labels: { 'k8s:app': 'cli', tier: 'x' }, state: 'ready' });
+    expect(existsSync(ep.netns)).toBe(true);
+    expect(cli(['endpoint', 'get', String(ep.id)]).stdout).toMatch(new RegExp(`^IPv4:\\s+${ep.ipv4!.replace(/\./g, '\\.')}$`, 'm'));
+    expect((parse(cli(['endpoint', 'get', String(ep.id), '-o', 'yaml']).stdout) as Endpoint).hostInterface).toBe(ep.hostInterface);
+    const dup = cli(['endpoint', 'create', '--name', 'c', '--namespace', K8S_NS]);
+    expect(dup.status).toBe(1);
+    expect(dup.stderr).toMatch(/already has endpoint/);
+    expect(cli(['endpoint', 'create', '--name', 'd', '--labels', 'novalue']).status).toBe(2);
+    const del = cli(['endpoint', 'delete', String(ep.id)]);
+    expect(del.status, del.stderr).toBe(0);
+    expect(existsSync(ep.netns)).toBe(false);
+    const gone = cli(['endpoint', 'get', String(ep.id)]);
+    expect(gone.status).toBe(1);
+    expect(gone.stderr).toMatch(/not found/);
   });
 
   it('delete removes link, netns, route, map entry, ipcache entry and lease', async () => {

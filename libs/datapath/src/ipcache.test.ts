@@ -44,10 +44,12 @@ describe('LocalIpCache', () => {
     const map = new FakeMap();
     map.entries.set('10.0.0.9/32', 5); // left by an endpoint deleted while the agent was down
     c.attach(map);
+    expect([...map.entries]).toEqual([['10.0.0.9/32', 5], ['10.0.0.5/32', 5]]);
+    expect(c.pruneMap()).toBe(1);
     expect([...map.entries]).toEqual([['10.0.0.5/32', 5]]);
     await c.apply({ upserts: [{ prefix: '10.0.0.6/32', identity: 5, source: 'local' }], deletes: ['10.0.0.5/32'] });
     expect([...map.entries]).toEqual([['10.0.0.6/32', 5]]);
-    expect(map.batches).toBe(2);
+    expect(map.batches).toBe(3);
     expect(seen).toHaveLength(2);
   });
 

@@ -12,8 +12,8 @@ export interface IpCacheMapWriter {
 /**
  * The core `IpCache`: entries kept in memory by canonical prefix and written to the
  * datapath's LPM map in one batch per {@link apply}. Until the datapath is loaded it only
- * remembers; {@link attach} then writes everything and removes what the map holds beyond
- * that (entries of endpoints deleted while the agent was down) — never a flush.
+ * remembers; {@link attach} then writes everything, and {@link pruneMap} — after a restart's
+ * adoption — removes what the map holds beyond that, entry by entry: never a flush.
  */
 export class LocalIpCache implements IpCache {
   readonly #entries = new Map<Cidr, IpCacheEntry>();
@@ -64,12 +64,21 @@ export class LocalIpCache implements IpCache {
     this.#writer = undefined;
   }
 
-  /** Connects the datapath map: writes every entry, then removes prefixes nobody owns any more. */
+  /** Connects the datapath map and writes every entry into it (upserts only: nothing is removed here). */
   attach(writer: IpCacheMapWriter): void {
     this.#writer = writer;
-    const stale = writer.prefixes().filter((p) => !this.#entries.has(p));
-    writer.write(this.list(), stale);
-    if (stale.length > 0) this.#log.info({ stale: stale.length }, 'removed stale ipcache map entries');
+    writer.write(this.list(), []);
+  }
+
+  /**
+   * Deletes map entries this cache does not hold (left by endpoints deleted while the agent was
+   * down). Call it once everything that survived a restart has been re-applied.
+   */
+  pruneMap(): number {
+    if (!this.#writer) return 0;
+    const stale = this.#writer.prefixes().filter((p) => !this.#entries.has(p));
+    if (stale.length > 0) this.#writer.write([], stale);
+    return stale.length;
   }
 }
 

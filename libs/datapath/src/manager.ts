@@ -82,7 +82,7 @@ export class CoreEndpointManager implements EndpointManager {
       const hostLink = await host.findLink(ep.hostInterface);
       if (record.endpoint.state !== 'ready' || !hostLink) {
         this.#log.warn({ endpoint: ep.id, state: ep.state, link: !!hostLink }, 'removing an endpoint that was not complete or whose link is gone');
-        await this.#teardown(record, hostLink?.index, undefined);
+        await this.#teardown(record, undefined);
         continue;
       }
       await this.#ensureLease(ep.ipv4!, ep.id);
@@ -93,7 +93,8 @@ export class CoreEndpointManager implements EndpointManager {
     await this.#deps.ipcache.apply({ upserts: [...this.#live.values()].map((l) => this.#ipcacheEntry(l.endpoint)), deletes: [] });
     if (this.#nodeReady) {
       const pruned = await this.#deps.datapath.pruneEndpoints([...this.#live.values()].map((l) => this.#bpfView(l)));
-      if (pruned > 0) this.#log.info({ pruned }, 'removed endpoints map entries no endpoint owns');
+      const stale = this.#deps.ipcache.pruneMap();
+      if (pruned + stale > 0) this.#log.info({ endpoints: pruned, ipcache: stale }, 'removed map entries no endpoint owns');
     }
     for (const lease of this.#deps.ipam.leases()) {
       const id = leaseOwnerId(lease.owner);
@@ -127,7 +128,7 @@ export class CoreEndpointManager implements EndpointManager {
     return this.#serial(async () => {
       const live = this.#live.get(id);
       if (!live) return false;
-      await this.#teardown(live.record, live.links.hostIfindex, this.#bpfView(live));
+      await this.#teardown(live.record, this.#bpfView(live));
       this.#live.delete(id);
       this.#emit('delete', { ...live.endpoint, state: 'disconnecting' });
       this.#log.info({ endpoint: id, name: live.endpoint.name, namespace: live.endpoint.namespace }, 'endpoint deleted');
@@ -188,7 +189,6 @@ export class CoreEndpointManager implements EndpointManager {
       policyRevision: 0,
     };
     let record: EndpointRecord = { endpoint, createdNetns: netnsName !== undefined, ipv4Pool: lease.pool, createdAt: new Date().toISOString() };
-    let hostIfindex: number | undefined;
     let bpf: DatapathEndpoint | undefined;
     try {
       // Written first, as not ready: a crash from here on is cleaned up on the next start.
@@ -203,7 +203,6 @@ export class CoreEndpointManager implements EndpointManager {
         mtu: node.mtu,
         loopbackUp: netnsName !== undefined,
       });
-      hostIfindex = links.hostIfindex;
       endpoint = { ...endpoint, hostMac: links.hostMac, mac: links.podMac };
       const live: Live = { endpoint, record, links };
       bpf = this.#bpfView(live);
@@ -217,7 +216,7 @@ export class CoreEndpointManager implements EndpointManager {
       this.#live.set(id, live);
     } catch (err) {
       this.#log.error({ endpoint: id, err }, 'endpoint creation failed; undoing it');
-      await this.#teardown(record, hostIfindex, bpf).catch((undoErr: unknown) => this.#log.error({ endpoint: id, err: undoErr }, 'undoing a failed endpoint creation failed'));
+      await this.#teardown(record, bpf).catch((undoErr: unknown) => this.#log.error({ endpoint: id, err: undoErr }, 'undoing a failed endpoint creation failed'));
       throw err;
     }
     this.#log.info({ endpoint: id, name: req.name, namespace: req.namespace, ipv4: lease.ip, hostInterface }, 'endpoint created');
@@ -226,7 +225,7 @@ export class CoreEndpointManager implements EndpointManager {
   }
 
   /** Removes everything an endpoint may have: map entries, ipcache entry, links, netns, lease, state file. */
-  async #teardown(record: EndpointRecord, hostIfindex: number | undefined, bpf: DatapathEndpoint | undefined): Promise<void> {
+  async #teardown(record: EndpointRecord, bpf: DatapathEndpoint | undefined): Promise<void> {
     const ep = record.endpoint;
     const host = await this.#deps.host();
     const errors: unknown[] = [];
@@ -239,7 +238,8 @@ export class CoreEndpointManager implements EndpointManager {
     };
     if (bpf) await step(() => this.#deps.datapath.detachEndpoint(bpf));
     if (ep.ipv4 && this.#deps.ipcache.lookup(ep.ipv4)?.prefix === `${ep.ipv4}/32`) await step(() => this.#deps.ipcache.apply({ upserts: [], deletes: [`${ep.ipv4}/32`] }));
-    await step(() => (hostIfindex !== undefined ? host.deleteLink(hostIfindex).catch(ignoreNoDevice) : unplumbEndpoint(host, ep.hostInterface)));
+    // By name, not ifindex: the name is ours alone, while a freed ifindex may belong to a new link.
+    await step(() => unplumbEndpoint(host, ep.hostInterface));
     if (record.createdNetns) await step(() => deleteEndpointNetns(ep.netns.replace(/^\/run\/netns\//, '')));
     if (ep.ipv4) await step(() => this.#deps.ipam.release(ep.ipv4!));
     await step(() => this.#deps.store.remove(ep.id));
@@ -301,6 +301,3 @@ export class CoreEndpointManager implements EndpointManager {
   }
 }
 
-function ignoreNoDevice(err: NodeJS.ErrnoException): void {
-  if (err.code !== 'ENODEV') throw err;
-}

@@ -1,7 +1,9 @@
-import type { Endpoint } from '@cilia/core';
-import type { Command } from 'commander';
+import { request } from 'node:http';
+import type { ApiError, Endpoint } from '@cilia/core';
+import { Option, type Command } from 'commander';
+import { AgentApiError, AgentUnreachableError, type AgentClient } from '../client.js';
 import type { CommandContext } from '../context.js';
-import { UsageError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
 import { outputOption, render, type OutputFormat } from '../output.js';
 import { NONE, renderFields, renderTable } from '../table.js';
 
@@ -27,6 +29,70 @@ export function registerEndpointCommands(program: Command, ctx: CommandContext):
       const ep = await ctx.client(command).get<Endpoint>(`/v1/endpoints/${id}`);
       ctx.io.stdout.write(render(opts.output, ep, endpointFields));
     });
+  endpoint
+    .command('create')
+    .description('create an endpoint in a new network namespace, as a Pod file would')
+    .requiredOption('--name <name>', 'endpoint (pod) name')
+    .addOption(new Option('--namespace <namespace>', 'namespace').default('default'))
+    .addOption(new Option('--labels <k=v,...>', 'labels, comma-separated key=value pairs').default(''))
+    .addOption(outputOption())
+    .action(async (opts: { name: string; namespace: string; labels: string; output: OutputFormat }, command: Command) => {
+      const body = { name: opts.name, namespace: opts.namespace, labels: parseLabels(opts.labels) };
+      const ep = await send<Endpoint>(ctx.client(command), 'POST', '/v1/endpoints', body);
+      ctx.io.stdout.write(render(opts.output, ep, endpointFields));
+    });
+  endpoint
+    .command('delete')
+    .alias('rm')
+    .description('delete an endpoint (its links, netns if the agent made it, map entries and lease)')
+    .argument('<id>', 'endpoint id (a positive integer)')
+    .action(async (id: string, _opts: unknown, command: Command) => {
+      if (!/^\d{1,9}$/.test(id)) throw new UsageError(`endpoint id must be a positive integer, got ${JSON.stringify(id)}`);
+      await send(ctx.client(command), 'DELETE', `/v1/endpoints/${id}`);
+      ctx.io.stdout.write(`endpoint ${id} deleted\n`);
+    });
+}
+
+/** `k=v,k2=v2` → labels; an entry without `=` or with an empty key is a usage error. */
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const item of text.split(',').filter((s) => s.trim() !== '')) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? '' : item.slice(0, eq).trim();
+    if (eq < 0 || key === '') throw new UsageError(`--labels: "${item}" is not key=value`);
+    labels[key] = item.slice(eq + 1).trim();
+  }
+  return labels;
+}
+
+/** A request with a JSON body; non-2xx answers become {@link AgentApiError} with the API's message. */
+function send<T>(client: AgentClient, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise<T>((resolve, reject) => {
+    const req = request(
+      { socketPath: client.socketPath, path, method, headers: payload ? { 'content-type': 'application/json', accept: 'application/json' } : { accept: 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          let parsed: unknown;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            return reject(new CliError(`the agent answered ${method} ${path} with a body that is not JSON`));
+          }
+          if (status >= 200 && status < 300) return resolve(parsed as T);
+          const err = parsed as ApiError | undefined;
+          if (typeof err?.error !== 'string') return reject(new AgentApiError(status, `the agent answered ${method} ${path} with HTTP ${status} and no error message`));
+          reject(new AgentApiError(status, `${err.error}${err.path ? ` (at ${err.path})` : ''}`, err));
+        });
+      },
+    );
+    req.setTimeout(30_000, () => req.destroy(new CliError(`the agent at ${client.socketPath} did not answer ${method} ${path} within 30 s`)));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(err instanceof CliError ? err : new AgentUnreachableError(client.socketPath, err)));
+    req.end(payload);
+  });
 }
 
 /** The people-facing rendering of `GET /v1/endpoints`. */
