@@ -1,0 +1,143 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Endpoint, Ipam, IpamLease, Logger } from '@cilia/core';
+import type { NetlinkHandle } from '@cilia/netlink';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
+import { LocalIpCache } from './ipcache.js';
+import { CoreEndpointManager } from './manager.js';
+import { EndpointStore, type EndpointRecord } from './store.js';
+
+const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => silent };
+
+class FakeIpam implements Ipam {
+  readonly held = new Map<string, IpamLease>();
+  lease(ip: string, owner: string): void {
+    this.held.set(ip, { ip, owner, family: 'ipv4', pool: '10.0.0.0/24', gateway: '10.0.0.1' });
+  }
+  async allocateNext(): Promise<IpamLease> {
+    throw new Error('not used');
+  }
+  async allocate(ip: string, owner: string): Promise<IpamLease> {
+    this.lease(ip, owner);
+    return this.held.get(ip)!;
+  }
+  async release(ip: string): Promise<boolean> {
+    return this.held.delete(ip);
+  }
+  leases(): readonly IpamLease[] {
+    return [...this.held.values()];
+  }
+  pools() {
+    return [];
+  }
+}
+
+class FakeDatapath implements EndpointDatapath {
+  readonly attached: number[] = [];
+  kept: number[] = [];
+  async ensureNode(): Promise<void> {}
+  async attachEndpoint(ep: DatapathEndpoint): Promise<void> {
+    this.attached.push(ep.id);
+  }
+  async detachEndpoint(): Promise<void> {}
+  async pruneEndpoints(valid: readonly DatapathEndpoint[]): Promise<number> {
+    this.kept = valid.map((e) => e.id);
+    return 0;
+  }
+}
+
+function record(id: number, state: Endpoint['state']): EndpointRecord {
+  const endpoint: Endpoint = {
+    id,
+    name: `p${id}`,
+    namespace: 'ns',
+    labels: {},
+    ipv4: `10.0.0.${10 + id}`,
+    netns: `/proc/1/ns/net`,
+    hostInterface: `lxcfake${id}`,
+    hostMac: '02:00:00:00:00:01',
+    interfaceName: 'eth0',
+    mac: '02:00:00:00:00:02',
+    ipv4Gateway: '10.0.0.1',
+    identity: 5,
+    state,
+    policyRevision: 0,
+  };
+  return { endpoint, createdNetns: false, podIfindex: 2, createdAt: new Date(0).toISOString() };
+}
+
+describe('CoreEndpointManager.start (adoption after a restart)', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('adopts complete endpoints whose link exists, tears down the rest, releases orphan leases', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cilia-ep-unit-'));
+    const store = new EndpointStore(dir);
+    store.write(record(1, 'ready')); // link present: adopted
+    store.write(record(2, 'ready')); // link gone (pod netns removed while the agent was down)
+    store.write(record(3, 'regenerating')); // the agent died while creating it
+    writeFileSync(join(store.dir, '4.json'), '{ not json');
+    const ipam = new FakeIpam();
+    ipam.lease('10.0.0.12', 'endpoint:2');
+    ipam.lease('10.0.0.13', 'endpoint:3');
+    ipam.lease('10.0.0.19', 'endpoint:9'); // no endpoint at all
+    ipam.lease('10.0.0.50', 'someone-else');
+    const links = new Set(['lxcfake1', 'lxcfake3']);
+    const deleted: string[] = [];
+    const host = {
+      findLink: async (name: string) => (links.has(name) ? { index: 100 + Number(name.slice(-1)), name } : undefined),
+      deleteLink: async (ref: number) => {
+        deleted.push(String(ref));
+        links.delete(`lxcfake${ref - 100}`);
+      },
+    } as unknown as NetlinkHandle;
+    const datapath = new FakeDatapath();
+    const ipcache = new LocalIpCache(silent);
+    const manager = new CoreEndpointManager({
+      ipam,
+      ipcache,
+      datapath,
+      store,
+      logger: silent,
+      host: async () => host,
+      node: async () => ({ mtu: 1500, hostIPv4: [] }),
+    });
+    await manager.start();
+
+    expect(manager.list().map((e) => e.id)).toEqual([1]);
+    expect(datapath.attached).toEqual([1]);
+    expect(datapath.kept).toEqual([1]);
+    expect([...links]).toEqual(['lxcfake1']);
+    expect(readdirSync(store.dir).sort()).toEqual(['1.json', '4.json']);
+    // Endpoint 1 had lost its lease: it is leased again; the others' and the orphan's are released.
+    expect(ipam.leases().map((l) => [l.ip, l.owner]).sort()).toEqual([
+      ['10.0.0.11', 'endpoint:1'],
+      ['10.0.0.50', 'someone-else'],
+    ]);
+    expect(ipcache.lookup('10.0.0.11')).toMatchObject({ prefix: '10.0.0.11/32', identity: 5, source: 'local' });
+    expect(manager.findByContainer('nope')).toBeUndefined();
+  });
+
+  it('starts empty without touching the datapath when there is no state', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cilia-ep-unit-'));
+    const datapath = new FakeDatapath();
+    let ensured = false;
+    datapath.ensureNode = async () => {
+      ensured = true;
+    };
+    const manager = new CoreEndpointManager({
+      ipam: new FakeIpam(),
+      ipcache: new LocalIpCache(silent),
+      datapath,
+      store: new EndpointStore(dir),
+      logger: silent,
+      host: async () => ({ findLink: async () => undefined }) as unknown as NetlinkHandle,
+      node: async () => ({ mtu: 1500, hostIPv4: [] }),
+    });
+    await manager.start();
+    expect(manager.list()).toEqual([]);
+    expect(ensured).toBe(false);
+  });
+});
