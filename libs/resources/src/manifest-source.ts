@@ -288,7 +288,7 @@ export class ManifestDirectorySource implements ResourceSource {
         continue;
       }
       if (this.#stopped) return;
-      if (state && state.text === text && !state.waiting) {
+      if (state && state.text === text && !state.waiting && !state.problem) {
         state.key = key;
         continue;
       }
