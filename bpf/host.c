@@ -117,9 +117,9 @@ static __always_inline int from_netdev_forward(struct __sk_buff *skb, struct cil
 	ctx->flags |= CILIA_CTX_F_REDIRECTED;
 	cilia_enter_pipeline(skb, ctx, CILIA_AP_TO_CONTAINER);
 	cilia_metrics_count(CILIA_REASON_FORWARDED, CILIA_DIR_INGRESS, skb->len);
-	verdict = cilia_redirect_to_endpoint(skb, ep);
-	if (verdict == TC_ACT_SHOT)
-		return cilia_drop(skb, ctx, &t, CILIA_DROP_REWRITE_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	verdict = cilia_redirect_to_endpoint(skb, ep, &reason);
+	if (!verdict)
+		return cilia_drop(skb, ctx, &t, reason, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
 	return verdict;
 }
 

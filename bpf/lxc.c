@@ -31,6 +31,7 @@ static __always_inline int from_container_forward(struct __sk_buff *skb, struct 
 	struct cilia_endpoint_info *dst;
 	struct cilia_tuple t;
 	__u8 reason;
+	int verdict;
 
 	cilia_tuple_parse4(skb, &t, &reason);
 	if (ctx->drop_reason)
@@ -50,7 +51,10 @@ static __always_inline int from_container_forward(struct __sk_buff *skb, struct 
 	ctx->drop_reason = 0;
 	cilia_enter_pipeline(skb, ctx, CILIA_AP_TO_CONTAINER);
 	/* No to-container resume program installed: deliver directly. */
-	return cilia_redirect_to_endpoint(skb, dst);
+	verdict = cilia_redirect_to_endpoint(skb, dst, &reason);
+	if (!verdict)
+		return cilia_drop(skb, ctx, &t, reason, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
+	return verdict;
 }
 
 SEC("tc")
@@ -124,9 +128,9 @@ static __always_inline int to_container_forward(struct __sk_buff *skb, struct ci
 	ep = cilia_endpoint_lookup4(t.daddr);
 	if (!ep)
 		return TC_ACT_OK;
-	verdict = cilia_redirect_to_endpoint(skb, ep);
-	if (verdict == TC_ACT_SHOT)
-		return cilia_drop(skb, ctx, &t, CILIA_DROP_REWRITE_FAILED, CILIA_AP_TO_CONTAINER, CILIA_DIR_INGRESS);
+	verdict = cilia_redirect_to_endpoint(skb, ep, &reason);
+	if (!verdict)
+		return cilia_drop(skb, ctx, &t, reason, CILIA_AP_TO_CONTAINER, CILIA_DIR_INGRESS);
 	cilia_metrics_count(CILIA_REASON_FORWARDED, CILIA_DIR_INGRESS, skb->len);
 	return verdict;
 }

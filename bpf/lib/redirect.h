@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Delivery to a local endpoint without a trip through the host stack: the Ethernet header
- * is rewritten as the pod's gateway would send it (host veth MAC → pod MAC) and the packet
- * jumps straight to the pod-side interface's ingress with bpf_redirect_peer. That helper
- * only works from a tc ingress hook; callers on egress hand the packet on instead. */
+/* Delivery to a local endpoint without a trip through the host stack: the datapath acts as
+ * the pod's gateway router (TTL decremented, Ethernet header rewritten host veth MAC → pod
+ * MAC) and the packet jumps straight to the pod-side interface's ingress with
+ * bpf_redirect_peer. That helper only works from a tc ingress hook; callers on egress hand
+ * the packet on instead. */
 #ifndef CILIA_LIB_REDIRECT_H
 #define CILIA_LIB_REDIRECT_H
 
 #include <cilia/common.h>
+#include <cilia/drop.h>
 #include <cilia/maps.h>
 #include <linux/if_ether.h>
+#include <linux/ip.h>
 
 static __always_inline int cilia_set_macs(struct __sk_buff *skb, const struct cilia_endpoint_info *ep)
 {
@@ -17,11 +20,42 @@ static __always_inline int cilia_set_macs(struct __sk_buff *skb, const struct ci
 	return bpf_skb_store_bytes(skb, ETH_ALEN, ep->host_mac, ETH_ALEN, 0) < 0 ? -1 : 0;
 }
 
-/* Returns TC_ACT_REDIRECT on success, TC_ACT_SHOT when the MACs could not be written. */
-static __always_inline int cilia_redirect_to_endpoint(struct __sk_buff *skb, const struct cilia_endpoint_info *ep)
+#define CILIA_IPV4_TTL_OFF (ETH_HLEN + offsetof(struct iphdr, ttl))
+#define CILIA_IPV4_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
+
+/* Decrements the IPv4 TTL as a router hop does; returns 0 or a drop reason. */
+static __always_inline int cilia_ipv4_dec_ttl(struct __sk_buff *skb)
 {
-	if (cilia_set_macs(skb, ep))
-		return TC_ACT_SHOT;
+	__u8 word[2]; /* ttl, protocol: the 16-bit word the checksum sees */
+	__be16 old_word, new_word;
+
+	if (bpf_skb_load_bytes(skb, CILIA_IPV4_TTL_OFF, word, 2) < 0)
+		return CILIA_DROP_INVALID_PACKET;
+	if (word[0] <= 1)
+		return CILIA_DROP_TTL_EXCEEDED;
+	__builtin_memcpy(&old_word, word, 2);
+	word[0] -= 1;
+	__builtin_memcpy(&new_word, word, 2);
+	if (bpf_l3_csum_replace(skb, CILIA_IPV4_CSUM_OFF, old_word, new_word, 2) < 0 ||
+	    bpf_skb_store_bytes(skb, CILIA_IPV4_TTL_OFF, word, 1, 0) < 0)
+		return CILIA_DROP_REWRITE_FAILED;
+	return 0;
+}
+
+/* Returns TC_ACT_REDIRECT, or 0 with *reason set when the packet must be dropped. */
+static __always_inline int cilia_redirect_to_endpoint(struct __sk_buff *skb, const struct cilia_endpoint_info *ep,
+						      __u8 *reason)
+{
+	int r = cilia_ipv4_dec_ttl(skb);
+
+	if (r) {
+		*reason = r;
+		return 0;
+	}
+	if (cilia_set_macs(skb, ep)) {
+		*reason = CILIA_DROP_REWRITE_FAILED;
+		return 0;
+	}
 	return bpf_redirect_peer(ep->host_ifindex, 0);
 }
 

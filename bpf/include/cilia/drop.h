@@ -25,7 +25,7 @@ enum cilia_drop_reason {
 	CILIA_DROP_POLICY_DENIED = 8,
 	/* The redirect helper refused the target. */
 	CILIA_DROP_REDIRECT_FAILED = 9,
-	/* IPv4 TTL ran out while the datapath forwarded the packet itself. */
+	/* IPv4 TTL ran out while the datapath routed the packet itself (local delivery). */
 	CILIA_DROP_TTL_EXCEEDED = 10,
 	CILIA_DROP_REASON_MAX,
 };

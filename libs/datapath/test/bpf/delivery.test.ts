@@ -63,10 +63,21 @@ describe('from-container (tc ingress of the host-side veth)', () => {
     expect(r.context.flags & (CTX_FLAGS.redirected | CTX_FLAGS.localDst)).toBe(CTX_FLAGS.redirected | CTX_FLAGS.localDst);
     const out = parsePacket(r.data as Buffer);
     expect(out.eth).toMatchObject({ dst: b.info.mac, src: b.info.hostMac });
-    expect(out.ipv4).toMatchObject({ src: a.ip, dst: b.ip, ttl: 64, checksumOk: true });
+    expect(out.ipv4).toMatchObject({ src: a.ip, dst: b.ip, ttl: 63, checksumOk: true }); // one router hop
     expect(out.tcp).toMatchObject({ sport: 41000, dport: 8080, checksumOk: true });
     expect(out.payload.toString()).toBe('hello');
     expect(metricPackets(maps.metrics, DropReason.forwarded, Direction.egress)).toBe(forwarded + 1);
+  });
+
+  it('drops a packet whose TTL runs out on the hop, as the destination\'s ingress', () => {
+    const expired = metricPackets(maps.metrics, DropReason.ttlExceeded, Direction.ingress);
+    const frame = packet().eth().ipv4({ src: a.ip, dst: b.ip, ttl: 1 }).udp({ sport: 1, dport: 2 }).build();
+    expect(run(fromContainer, frame, a.info.hostIfindex).retval).toBe(TC_ACT.SHOT);
+    expect(metricPackets(maps.metrics, DropReason.ttlExceeded, Direction.ingress)).toBe(expired + 1);
+    const two = packet().eth().ipv4({ src: a.ip, dst: b.ip, ttl: 2 }).udp({ sport: 1, dport: 2 }).build();
+    const r = run(fromContainer, two, a.info.hostIfindex);
+    expect(r.retval).toBe(TC_ACT.REDIRECT);
+    expect(parsePacket(r.data as Buffer).ipv4).toMatchObject({ ttl: 1, checksumOk: true });
   });
 
   it('still delivers when the to-container resume program is missing', () => {

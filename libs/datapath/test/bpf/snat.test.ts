@@ -92,7 +92,7 @@ describe('masquerading pod → outside', () => {
     expect(back.context.ctStatus).toBe(CtStatus.reply);
     const delivered = parsePacket(back.data as Buffer);
     expect(delivered.eth).toMatchObject({ dst: a.info.mac, src: a.info.hostMac });
-    expect(delivered.ipv4).toMatchObject({ src: '1.1.1.1', dst: a.ip, checksumOk: true });
+    expect(delivered.ipv4).toMatchObject({ src: '1.1.1.1', dst: a.ip, ttl: 63, checksumOk: true });
     expect(delivered.tcp).toMatchObject({ sport: 443, dport: 43000, checksumOk: true });
     expect(delivered.payload.toString()).toBe('resp');
     expect(maps.ct.lookup({ saddr: a.ip, daddr: '1.1.1.1', sport: 43000, dport: 443, proto: 6, flags: 0 })?.state).toBe(
