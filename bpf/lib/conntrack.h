@@ -107,7 +107,14 @@ static __always_inline void cilia_ct_account(struct cilia_ct_value *v, int reply
 		__sync_fetch_and_add(&v->packets_orig, 1);
 		__sync_fetch_and_add(&v->bytes_orig, len);
 	}
-	v->expires_ns = now + cilia_ct_lifetime(proto, v->state);
+	{
+		__u64 expires = now + cilia_ct_lifetime(proto, v->state);
+
+		/* Extending by less than a second is not worth a write to a line other CPUs read;
+		 * shortening (closing states) always is. */
+		if (expires > v->expires_ns + CILIA_NS_PER_SEC || expires < v->expires_ns)
+			v->expires_ns = expires;
+	}
 }
 
 /* Tracks one packet. Sets *status (enum cilia_ct_status); returns 0 or a drop reason. */
