@@ -9,9 +9,8 @@ import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
  * More defaults (identity allocator, embedded KvStore, …) join as their libraries land.
  */
 export function defaultPlugins(): PluginCandidate[] {
-  return [
-    { definition: hostScopeIpamPlugin, origin: 'default' },
-    { definition: coreDatapathPlugin, origin: 'default' },
-    ...[manifestsPlugin, podEndpointsPlugin].map((definition) => ({ definition, origin: 'default' as const })),
-  ];
+  return [hostScopeIpamPlugin, coreDatapathPlugin, manifestsPlugin, podEndpointsPlugin].map((definition) => ({
+    definition,
+    origin: 'default' as const,
+  }));
 }
