@@ -3,14 +3,14 @@
 // "outside" namespace with no route back to the pod CIDR — only masquerading gets replies home.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { AgentStatus, Endpoint } from '@cilia/core';
-import { BpfMap } from '@cilia/bpf';
+import { BpfMap, PerCpuMap } from '@cilia/bpf';
 import { datapathMaps } from '@cilia/datapath';
 import { AGENT_MAIN, REPO, testPinRoot } from '../support/agent.js';
 
@@ -47,6 +47,27 @@ const STREAM = `const [host,port,dur]=[process.argv[1],+process.argv[2],+process
 const s=require('net').connect(port,host,()=>{start=last=Date.now();const iv=setInterval(()=>s.write(Buffer.alloc(512,7)),10);
 setTimeout(()=>{clearInterval(iv);console.log(JSON.stringify({maxGap,bytes,err,sinceLast:Date.now()-last}));s.destroy();process.exit(0)},dur)});
 s.on('data',d=>{const n=Date.now();maxGap=Math.max(maxGap,n-last);last=n;bytes+=d.length});s.on('error',e=>{err=e.code||e.message});s.on('close',()=>{err=err||'closed'});`;
+
+// A third-party-style plugin with no imports (tokens match by name): it fills the
+// from-container policy slot with the slot_filler test object's deny program, and empties it.
+const SLOT_PLUGIN = (objectPath: string) => `const t = (name, multiple = false) => ({ id: Symbol.for(name), name, multiple });
+const DATAPATH = t('cilia.Datapath'), ROUTES = t('cilia.ApiRoutes', true);
+export default Object.freeze({
+  name: 'slot-tester', version: '0.0.1', apiVersion: '^1', provides: [ROUTES], requires: [DATAPATH],
+  register(bind) {
+    bind(ROUTES).toFactory((r) => [
+      { method: 'POST', path: '/v1/test/slot', handler: async () => {
+        await r.get(DATAPATH).installObject({ object: ${JSON.stringify(objectPath)}, programs: { cil_policy_deny: { attach: 'from-container', slot: 'policy' } } });
+        return { body: { installed: true } };
+      } },
+      { method: 'DELETE', path: '/v1/test/slot', handler: async () => {
+        await r.get(DATAPATH).clearSlot('from-container', 'policy');
+        return { body: { cleared: true } };
+      } },
+    ]);
+  },
+});
+`;
 
 interface AgentProc {
   child: ChildProcess;
@@ -137,9 +158,18 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     }
     sh('ip', ['-n', NODE_NS, 'route', 'add', 'default', 'via', OUT_IP]);
     sh('ip', ['-n', OUT_NS, 'addr', 'add', `${REMOTE_IP}/32`, 'dev', 'lo']);
+    const pluginDir = join(dir, 'slot-tester');
+    mkdirSync(pluginDir);
+    sh(process.execPath, [join(REPO, 'tools/bpf-build.mjs'), pluginDir, '--src', join(REPO, 'bpf/tests'), '--out', pluginDir, '--only', 'slot_filler']);
+    writeFileSync(join(pluginDir, 'package.json'), JSON.stringify({ name: 'slot-tester', version: '0.0.1', type: 'module', main: 'index.js' }));
+    writeFileSync(join(pluginDir, 'index.js'), SLOT_PLUGIN(join(pluginDir, 'slot_filler.o')));
     writeFileSync(
       configFile,
-      stringify({ agent: { apiSocket: socket, stateDir, metricsAddress: '', bpfRoot, nodeName: `e2e-${RUN}` }, ipam: { podCIDRs: [POD_CIDR] } }),
+      stringify({
+        agent: { apiSocket: socket, stateDir, metricsAddress: '', bpfRoot, nodeName: `e2e-${RUN}` },
+        ipam: { podCIDRs: [POD_CIDR] },
+        plugins: [pluginDir],
+      }),
     );
     agent = spawnAgent();
     await waitReady(agent);
@@ -208,6 +238,24 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(tcp.stdout.trim(), tcp.stderr).toBe('hello-tcp');
     const udp = inNs(podNs(a!), [process.execPath, '-e', CLIENT, 'udp', b!.ipv4!, '7000']);
     expect(udp.stdout.trim(), udp.stderr).toBe('hello-udp');
+  }, 30_000);
+
+  it('a plugin object fills a slot through the Datapath: its deny program drops pod traffic until the slot is cleared', async () => {
+    const [a, b] = created;
+    const ping = () => inNs(podNs(a!), ['ping', '-c', '1', '-W', '1', b!.ipv4!]).status;
+    const metrics = PerCpuMap.openPinnedPerCpu(join(bpfRoot, 'cilia_metrics'), { key: datapathMaps.MetricsKey, value: datapathMaps.MetricsValue });
+    const denied = () => (metrics.lookup({ reason: datapathMaps.DropReason.policyDenied, dir: datapathMaps.Direction.egress }) ?? []).reduce((n, v) => n + v.packets, 0);
+    try {
+      expect(ping()).toBe(0);
+      const before = denied();
+      expect((await api(socket, 'POST', '/v1/test/slot')).status).toBe(200);
+      expect(ping()).not.toBe(0);
+      expect(denied()).toBeGreaterThan(before);
+      expect((await api(socket, 'DELETE', '/v1/test/slot')).status).toBe(200);
+      expect(ping()).toBe(0);
+    } finally {
+      metrics.close();
+    }
   }, 30_000);
 
   it('an endpoint reaches the host, and an address outside the node through masquerading', async () => {

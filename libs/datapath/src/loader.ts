@@ -3,11 +3,12 @@ import {
   attachTc,
   BpfMap,
   BpfObject,
+  codec,
+  ProgramArray,
   detachTc,
   probeFeatures,
   queryTc,
   type ConstantValue,
-  type ProgramArray,
 } from '@cilia/bpf';
 import type { AttachPoint, BpfFeatures, BpfObjectSpec, Cidr, Datapath, DatapathSlot, IpCacheEntry, Logger } from '@cilia/core';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { parsePrefix } from './prefix.js';
 /** Where the base objects are: `dist/bpf` of this package (from src/ in tests and from dist/ when built). */
 const OBJECT_DIR = new URL('../dist/bpf/', import.meta.url);
 
+const SLOT_TABLE = 'cilia_tc_slots';
 const TC_ATTACH_POINTS: readonly AttachPoint[] = ['from-container', 'to-container', 'from-netdev', 'to-netdev'];
 /** How often expired conntrack and SNAT entries are deleted. */
 const GC_INTERVAL_MS = 30_000;
@@ -77,7 +79,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     const lxc = await this.#load('lxc.o', constants);
     this.#lxc = lxc;
     this.#maps = new EndpointMaps(lxc);
-    this.#slots = lxc.programArray('cilia_tc_slots');
+    this.#slots = lxc.programArray(SLOT_TABLE);
     this.#installResume(lxc, BASE_PROGRAMS.lxc);
     const egress = node.egress;
     if (egress) {
@@ -131,19 +133,39 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     return pruned;
   }
 
+  /**
+   * Loads a plugin's object with the agent's pin root (so it shares every pinned map) and puts
+   * its programs into their slots of `cilia_tc_slots` (an atomic swap per slot). Works before
+   * the base objects are loaded: the slot table is pinned by whichever object comes first.
+   */
   async installObject(spec: BpfObjectSpec, constants: Readonly<Record<string, number | bigint | boolean>> = {}): Promise<void> {
-    if (!this.#slots) throw new Error('the base datapath is not loaded yet (it loads with the first endpoint)');
     const path = typeof spec.object === 'string' ? spec.object : fileURLToPath(spec.object);
+    const targets = Object.entries(spec.programs ?? {}).map(([program, where]) => ({ program, index: tcSlot(where.attach, where.slot, `programs.${program}.attach`) }));
     const obj = BpfObject.open(path, { pinRoot: this.pinRoot, constants });
-    await obj.loadAsync();
-    for (const [program, where] of Object.entries(spec.programs ?? {})) {
-      this.#slots.set(tcSlot(where.attach, where.slot, `programs.${program}.attach`), obj.program(program));
+    try {
+      await obj.loadAsync();
+      const slots = obj.mapNames().includes(SLOT_TABLE) ? obj.programArray(SLOT_TABLE) : this.#slotTable();
+      for (const t of targets) slots.set(t.index, obj.program(t.program));
+    } catch (err) {
+      obj.close();
+      throw err;
     }
     this.#plugins.push(obj);
+    this.#log.info({ object: path, slots: targets.map((t) => t.index) }, 'object installed into datapath slots');
   }
 
   async clearSlot(attach: AttachPoint, slot: DatapathSlot): Promise<void> {
-    this.#slots?.clear(tcSlot(attach, slot, 'attach'));
+    this.#slotTable().clear(tcSlot(attach, slot, 'attach'));
+  }
+
+  /** The pinned slot table, through the base object when it is loaded. */
+  #slotTable(): ProgramArray {
+    if (this.#slots) return this.#slots;
+    try {
+      return new ProgramArray(BpfMap.openPinned(join(this.pinRoot, SLOT_TABLE), { key: codec.u32, value: codec.u32 }));
+    } catch (err) {
+      throw new Error(`the slot table ${join(this.pinRoot, SLOT_TABLE)} is not there yet: ${(err as Error).message}`);
+    }
   }
 
   /** Deletes expired `cilia_ct` and `cilia_snat` entries; returns how many went. */
