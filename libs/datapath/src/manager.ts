@@ -106,12 +106,12 @@ export class CoreEndpointManager implements EndpointManager {
     this.#log.info({ adopted: this.#live.size }, 'endpoints adopted');
   }
 
-  create(request: EndpointCreateRequest): Promise<Endpoint> {
+  async create(request: EndpointCreateRequest): Promise<Endpoint> {
     const req = validateCreateRequest(request);
     return this.#serial(() => this.#create(req));
   }
 
-  updateLabels(id: number, labels: Labels): Promise<Endpoint> {
+  async updateLabels(id: number, labels: Labels): Promise<Endpoint> {
     const checked = validateLabels(labels, 'labels');
     return this.#serial(async () => {
       const live = this.#live.get(id);
