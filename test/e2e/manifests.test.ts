@@ -76,8 +76,9 @@ describe('manifest directory → endpoints (real agent, real network namespaces)
       async () => {
         if (child.exitCode !== null) throw new Error(`agent exited: ${out}`);
         const s = await api<AgentStatus>(socket, 'GET', '/v1/status').catch(() => undefined);
-        if (s?.body.health === 'failed' || s?.body.health === 'degraded') throw new Error(`agent ${s.body.health}: ${s.body.problems.join('; ')}`);
-        return s?.body.health === 'ok' ? true : undefined;
+        if (s?.body.health === 'failed') throw new Error(`agent failed: ${s.body.problems.join('; ')}`);
+        // Degraded is ready too: an invalid manifest (as one test leaves on purpose) degrades it.
+        return s?.body.health === 'ok' || s?.body.health === 'degraded' ? true : undefined;
       },
       20_000,
     );
@@ -169,6 +170,9 @@ describe('manifest directory → endpoints (real agent, real network namespaces)
       .find((l) => l.file === 'web.yaml' && l.path === 'metadata.labels.app');
     expect(warning).toMatchObject({ level: expect.anything(), subsys: '@cilia/resources' });
     expect(String(warning!.msg)).toContain('web.yaml: metadata.labels.app: ');
+    const { body: status } = await api<AgentStatus>(socket, 'GET', '/v1/status');
+    expect(status.health).toBe('degraded');
+    expect(status.problems).toEqual([expect.stringMatching(/^manifests: invalid file web\.yaml: metadata\.labels\.app: .*expected string.*nothing changed because of it$/)]);
 
     writeFileSync(join(manifests, 'web.yaml'), podYaml('web', { app: 'web', tier: 'front' }));
     await until('the report to clear', async () => ((await manifestsReport()).invalid.length === 0 ? true : undefined));

@@ -117,17 +117,28 @@ export class Agent {
 
   status(): AgentStatus {
     const uptime = (Date.now() - this.#startedAt.getTime()) / 1000;
+    const problems = [...this.#problems, ...this.#reportedProblems()];
+    const health: Health = this.#health === 'ok' && problems.length > 0 ? 'degraded' : this.#health;
     return {
       version: AGENT_VERSION,
       apiVersion: CORE_API_VERSION,
       node: this.#prepared.config.agent.nodeName,
       uptimeSeconds: Math.round(uptime * 1000) / 1000,
       startedAt: this.#startedAt.toISOString(),
-      health: this.#health,
-      problems: [...this.#problems],
+      health,
+      problems,
       plugins: this.#host.status(),
       ...(this.#bpf ? { bpf: this.#bpf } : {}),
     };
+  }
+
+  /** Problems the running plugins report; none before they have started. */
+  #reportedProblems(): string[] {
+    if (this.#health !== 'ok' && this.#health !== 'degraded') return [];
+    return this.#host
+      .resolver()
+      .getAll(Tokens.HealthReporters)
+      .flatMap((r) => r.problems().map((p) => `${r.name}: ${p}`));
   }
 
   /** bpffs mounted and the pin root on it, or no start at all: every datapath pin lives there. */

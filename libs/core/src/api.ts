@@ -72,3 +72,13 @@ export class ApiRequestError extends Error {
     this.name = 'ApiRequestError';
   }
 }
+
+/**
+ * Says what is wrong right now, for `cilia status`: each line joins the status's `problems`
+ * (prefixed with the reporter's name) and makes health `degraded`. Provided through
+ * `Tokens.HealthReporters`; called on every status request, so keep it cheap.
+ */
+export interface HealthReporter {
+  readonly name: string;
+  problems(): readonly string[];
+}

@@ -1,5 +1,5 @@
 import { defineToken } from './token.js';
-import type { ApiRoute } from './api.js';
+import type { ApiRoute, HealthReporter } from './api.js';
 import type { AgentConfig } from './services/config.js';
 import type { Datapath } from './services/datapath.js';
 import type { Encapsulation } from './services/encapsulation.js';
@@ -40,4 +40,6 @@ export const Tokens = {
   FlowSource: defineToken<FlowSource>('cilia.FlowSource'),
   /** Extension point: routes plugins add to the agent's API socket. */
   ApiRoutes: defineToken<readonly ApiRoute[]>('cilia.ApiRoutes', { multiple: true }),
+  /** Extension point: components whose problems `cilia status` shows. */
+  HealthReporters: defineToken<HealthReporter>('cilia.HealthReporters', { multiple: true }),
 } as const;

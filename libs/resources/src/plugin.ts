@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import { definePlugin, Tokens, z, type ApiRoute } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
-import { ManifestDirectorySource } from './manifest-source.js';
+import { formatInvalid, ManifestDirectorySource } from './manifest-source.js';
 
 /** Settings of the manifest directory (the `manifests:` section). */
 export const manifestsConfig = z.strictObject({
@@ -39,7 +39,7 @@ export const manifestsPlugin = definePlugin({
   configKey: 'manifests',
   description: 'Standalone resources: Namespaces, Pods and policies from a watched directory of Kubernetes-shaped YAML',
   config: manifestsConfig,
-  provides: [Tokens.ResourceSource, Tokens.ApiRoutes],
+  provides: [Tokens.ResourceSource, Tokens.ApiRoutes, Tokens.HealthReporters],
   register(bind, { config, agent, logger }) {
     const source = new ManifestDirectorySource({
       directory: resolve(config.directory),
@@ -51,6 +51,10 @@ export const manifestsPlugin = definePlugin({
     bind(Tokens.ResourceSource).toConstant(source);
     const routes: ApiRoute[] = [{ method: 'GET', path: '/v1/manifests', handler: () => ({ body: source.report() }) }];
     bind(Tokens.ApiRoutes).toConstant(routes);
+    bind(Tokens.HealthReporters).toConstant({
+      name: 'manifests',
+      problems: () => source.report().invalid.map((i) => `invalid file ${formatInvalid(i)}; nothing changed because of it`),
+    });
   },
   async start({ resolver }) {
     await sourceOf(resolver.get(Tokens.ResourceSource)).start();
