@@ -43,7 +43,7 @@ static __always_inline int to_netdev_forward(struct __sk_buff *skb, struct cilia
 {
 	struct cilia_tuple t;
 	__u8 reason;
-	int r;
+	int r, created;
 
 	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
 		return TC_ACT_OK;
@@ -51,19 +51,21 @@ static __always_inline int to_netdev_forward(struct __sk_buff *skb, struct cilia
 		return cilia_drop(skb, ctx, &t, ctx->drop_reason, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	if (!wants_snat(&t))
 		return TC_ACT_OK;
-	r = cilia_snat4(skb, &t);
+	r = cilia_snat4(skb, &t, &created);
 	if (r)
 		return cilia_drop(skb, ctx, &t, r, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	ctx->flags |= CILIA_CTX_F_SNATED;
 	cilia_ctx_store(skb, ctx);
-	cilia_forwarded(skb, ctx, &t, CILIA_TRACE_TO_NETWORK, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
+	/* Counted as forwarded in from-container already; traced once per masqueraded flow. */
+	if (created || TRACE_EVERY_PACKET)
+		cilia_emit(skb, ctx, &t, CILIA_EVENT_TRACE, CILIA_TRACE_TO_NETWORK, CILIA_AP_TO_NETDEV);
 	return TC_ACT_OK;
 }
 
 SEC("tc")
 int cil_to_netdev(struct __sk_buff *skb)
 {
-	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE, .ct_status = CILIA_CT_UNTRACKED };
+	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE };
 	struct cilia_endpoint_info *src;
 	struct cilia_tuple t;
 	__u8 reason;
@@ -77,7 +79,7 @@ int cil_to_netdev(struct __sk_buff *skb)
 	ctx.src_identity = src->identity;
 	ctx.dst_identity = cilia_identity4(t.daddr);
 	/* Conntrack ran in from-container already: this is the same packet leaving the node. */
-	ctx.ct_status = CILIA_CT_ESTABLISHED;
+	ctx.ct_status = cilia_ct_status4(&t);
 	cilia_run_slots(skb, &ctx, CILIA_AP_TO_NETDEV);
 	return to_netdev_forward(skb, &ctx);
 }

@@ -117,6 +117,24 @@ static __always_inline void cilia_ct_account(struct cilia_ct_value *v, int reply
 	}
 }
 
+/* What conntrack knows of a packet, without tracking it (for a second look at a packet that
+ * was tracked earlier on its way, e.g. leaving the node after from-container). */
+static __always_inline __u8 cilia_ct_status4(const struct cilia_tuple *t)
+{
+	struct cilia_ct_key key = {
+		.saddr = t->saddr, .daddr = t->daddr, .sport = t->sport, .dport = t->dport, .proto = t->proto,
+	};
+	struct cilia_ct_key rkey = {
+		.saddr = t->daddr, .daddr = t->saddr, .sport = t->dport, .dport = t->sport, .proto = t->proto,
+	};
+
+	if (!t->tracked)
+		return CILIA_CT_UNTRACKED;
+	if (bpf_map_lookup_elem(&cilia_ct, &key))
+		return CILIA_CT_ESTABLISHED;
+	return bpf_map_lookup_elem(&cilia_ct, &rkey) ? CILIA_CT_REPLY : CILIA_CT_UNTRACKED;
+}
+
 /* Tracks one packet. Sets *status (enum cilia_ct_status); returns 0 or a drop reason. */
 static __always_inline int cilia_ct_process4(const struct cilia_tuple *t, __u32 len, __u32 src_identity,
 					     __u8 *status)

@@ -112,8 +112,9 @@ static __always_inline __be16 cilia_snat_alloc4(const struct cilia_tuple *t, __b
 	return 0;
 }
 
-/* Masquerades an outgoing packet to SNAT_IPV4. Returns 0 or a drop reason. */
-static __always_inline int cilia_snat4(struct __sk_buff *skb, const struct cilia_tuple *t)
+/* Masquerades an outgoing packet to SNAT_IPV4. Returns 0 or a drop reason; *created says
+ * whether the flow got a new port. */
+static __always_inline int cilia_snat4(struct __sk_buff *skb, const struct cilia_tuple *t, int *created)
 {
 	struct cilia_snat_key key = {
 		.saddr = t->saddr, .daddr = t->daddr, .sport = t->sport, .dport = t->dport,
@@ -125,6 +126,7 @@ static __always_inline int cilia_snat4(struct __sk_buff *skb, const struct cilia
 	struct cilia_snat_value *v = bpf_map_lookup_elem(&cilia_snat, &key);
 	struct cilia_snat_value out = { .expires_ns = expires, .addr = nat_addr };
 
+	*created = 0;
 	if (v && v->expires_ns > now && v->addr == nat_addr) {
 		struct cilia_snat_key rk;
 		struct cilia_snat_value *rv;
@@ -141,6 +143,7 @@ static __always_inline int cilia_snat4(struct __sk_buff *skb, const struct cilia
 			return CILIA_DROP_NAT_NO_PORT;
 		if (bpf_map_update_elem(&cilia_snat, &key, &out, BPF_ANY) < 0)
 			return CILIA_DROP_NAT_NO_PORT;
+		*created = 1;
 	}
 	return cilia_nat_rewrite4(skb, t, 1, nat_addr, out.port) ? CILIA_DROP_REWRITE_FAILED : 0;
 }

@@ -2,9 +2,20 @@
 // the node's address and a port from the NAT range; the reply is translated back and
 // delivered straight to the pod.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttachPointIndex, type BpfProgram } from '@cilia/bpf';
+import { AttachPointIndex, EventType, RingBufferConsumer, type BpfProgram } from '@cilia/bpf';
 import { packet, parsePacket, TCP_FLAGS, TC_ACT } from '@cilia/bpf/testing';
-import { CTX_FLAGS, CtState, CtStatus, Direction, DropReason, gcExpired, ReservedIdentity } from '../../src/maps/index.js';
+import {
+  CTX_FLAGS,
+  CtState,
+  CtStatus,
+  Direction,
+  DropReason,
+  gcExpired,
+  PacketEvent,
+  ReservedIdentity,
+  TracePoint,
+  type PacketEventRecord,
+} from '../../src/maps/index.js';
 import { datapathMaps, dummyLinks, metricPackets, run, testEndpoint } from './fixtures.js';
 import { loadDatapath, type Datapath } from './objects.js';
 
@@ -21,6 +32,8 @@ let toNetdev: BpfProgram;
 let fromNetdev: BpfProgram;
 let a: ReturnType<typeof testEndpoint>;
 let netdev: number;
+let consumer: RingBufferConsumer | undefined;
+const events: PacketEventRecord[] = [];
 
 beforeAll(() => {
   links = dummyLinks(2);
@@ -40,8 +53,12 @@ beforeAll(() => {
   maps.endpoints.update(a.ip, a.info);
   maps.ipcache.update(`${NODE_IP}/32`, { identity: ReservedIdentity.host, tunnelEndpoint: '0.0.0.0', flags: 0 });
   maps.ipcache.update('10.202.0.0/16', { identity: 4000, tunnelEndpoint: '0.0.0.0', flags: 0 });
+  consumer = new RingBufferConsumer(dp.host.map('cilia_events'), {
+    onBatch: (batch) => events.push(...batch.decode(PacketEvent)),
+  });
 });
 afterAll(() => {
+  consumer?.close();
   dp?.dispose();
   links?.remove();
 });
@@ -50,7 +67,7 @@ const out = (dst: string, sport: number, dport: number, flags: number = TCP_FLAG
   packet().eth().ipv4({ src: a.ip, dst }).tcp({ sport, dport, flags }).payload('req').build();
 
 describe('masquerading pod → outside', () => {
-  it('rewrites the source to the node and a NAT port, and translates the reply back to the pod', () => {
+  it('rewrites the source to the node and a NAT port, and translates the reply back to the pod', async () => {
     // The pod's SYN goes through from-container (conntrack, to the stack) ...
     expect(run(fromContainer, out('1.1.1.1', 43000, 443), a.info.hostIfindex).retval).toBe(TC_ACT.OK);
     // ... and leaves through the native device.
@@ -72,6 +89,11 @@ describe('masquerading pod → outside', () => {
     // The next packet of the flow keeps its port.
     const again = parsePacket(run(toNetdev, out('1.1.1.1', 43000, 443, TCP_FLAGS.ACK), netdev).data as Buffer);
     expect(again.tcp?.sport).toBe(natPort);
+    // One trace for the masqueraded flow (its first packet), with the pod's tuple.
+    await new Promise((r) => setTimeout(r, 50));
+    const traces = events.filter((e) => e.hdr.type === EventType.trace && e.hdr.subtype === TracePoint.toNetwork);
+    expect(traces).toHaveLength(1);
+    expect(traces[0]).toMatchObject({ saddr: a.ip, sport: 43000, daddr: '1.1.1.1', ctStatus: CtStatus.established });
 
     // The SYN-ACK arrives for the node: back to the pod, straight into its netns.
     const reply = packet()
