@@ -8,9 +8,20 @@ import { slotIndex, BASE_PROGRAMS } from '../../src/maps/index.js';
 export const BASE_SRC = new URL('../../../../bpf/', import.meta.url);
 export const TEST_SRC = new URL('../../../../bpf/tests/', import.meta.url);
 
-/** Compiles bpf/<name>.c (or bpf/tests/<name>.c with `test: true`) and returns the object's path. */
+const compiled = new Map<string, string>();
+
+/**
+ * Compiles bpf/<name>.c (or bpf/tests/<name>.c with `test: true`) once per test file and
+ * returns the object's path.
+ */
 export function objectPath(name: string, test = false): string {
-  return compileBpf(name, { srcDir: test ? TEST_SRC : BASE_SRC });
+  const key = `${test ? 'tests/' : ''}${name}`;
+  let path = compiled.get(key);
+  if (!path) {
+    path = compileBpf(name, { srcDir: test ? TEST_SRC : BASE_SRC });
+    compiled.set(key, path);
+  }
+  return path;
 }
 
 /** Base objects loaded the way the agent loads them: shared pin root, resume programs installed. */
