@@ -10,7 +10,8 @@ import { apiGet, REPO, startAgent, testPinRoot, type RunningAgent } from '../sup
 
 // cilia-cni driven as a runtime drives it (CNI_* environment, config on stdin, stdout and exit
 // code read back) against the real agent: ADD, CHECK and DEL must leave no link, address,
-// route, map entry or lease behind; with the agent down, ADD fails with a CNI error saying so.
+// route, map entry or lease behind; CHECK notices a pod that lost its address; with the agent
+// down, ADD fails with a CNI error saying so.
 
 const CNI_DIR = join(REPO, 'apps/cni');
 const tag = randomBytes(3).toString('hex');
@@ -166,6 +167,13 @@ describe('cilia-cni with the real agent', () => {
 
     const check = await invoke({ ...env, CNI_COMMAND: 'CHECK' }, { ...config, prevResult: add.json });
     expect(check).toMatchObject({ code: 0, stdout: '' });
+    // CHECK looks at the kernel, not only at the agent's records.
+    ip('-n', ns, 'addr', 'del', address, 'dev', 'eth0');
+    const broken = await invoke({ ...env, CNI_COMMAND: 'CHECK' }, { ...config, prevResult: add.json });
+    expect(broken.code).not.toBe(0);
+    expect(broken.json).toMatchObject({ code: 103, msg: `CHECK failed: eth0 in ${netns} lacks the address ${address} (IPv4 addresses: none)` });
+    ip('-n', ns, 'addr', 'add', address, 'dev', 'eth0');
+    expect(await invoke({ ...env, CNI_COMMAND: 'CHECK' }, { ...config, prevResult: add.json })).toMatchObject({ code: 0, stdout: '' });
 
     const del = await invoke({ ...env, CNI_COMMAND: 'DEL' }, { ...config, prevResult: add.json });
     expect(del).toMatchObject({ code: 0, stdout: '' });

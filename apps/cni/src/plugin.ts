@@ -3,6 +3,7 @@ import { AgentClient, AgentHttpError } from './agent-client.js';
 import { invalid, parseNetworkConfig, peekVersion, type NetworkConfig } from './config.js';
 import { parseEnvironment, type CniEnvironment } from './environment.js';
 import { CniError, ErrorCode, toErrorJson } from './errors.js';
+import { inspectAttachment } from './kernel-check.js';
 import { PendingDeletes } from './pending-deletes.js';
 import { compareWithPrevResult, endpointResult, type CniResult } from './result.js';
 import { assertVersionFor, isSupportedVersion, LATEST_VERSION, SUPPORTED_VERSIONS } from './versions.js';
@@ -151,6 +152,7 @@ async function check({ env, config, agent }: Context): Promise<void> {
     throw new CniError(ErrorCode.CheckFailed, `CHECK failed: the agent has no endpoint for container ${containerId} interface ${ifName}`);
   }
   const problems = compareWithPrevResult(endpoint, config.prevResult, { ifName, netns: env.netns! });
+  if (problems.length === 0) problems.push(...(await inspectAttachment(endpoint, { netns: env.netns!, ifName })));
   if (endpoint.state === 'not-ready' || endpoint.state === 'disconnecting') {
     problems.unshift(`endpoint ${endpoint.id} is ${endpoint.state}`);
   }

@@ -1,7 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Endpoint, EndpointCreateRequest, Health } from '@cilia/core';
 
 /** A request the fixture received. */
@@ -16,8 +19,10 @@ export type InjectedResponse = { readonly status: number; readonly body: unknown
 
 /**
  * A small HTTP server on a unix socket that implements the agent's endpoints API contract
- * (POST/GET/DELETE /v1/endpoints, POST /v1/endpoints/gc, GET /v1/status) in memory. It is a
- * fixture for the plugin's own logic; the real agent is exercised by test/e2e/cni.test.ts.
+ * (POST/GET/DELETE /v1/endpoints, POST /v1/endpoints/gc, GET /v1/status) in memory. When the
+ * requested netns exists under /run/netns it also plumbs a veth pair there with `ip` (MACs,
+ * address, up), so CHECK's kernel inspection has something real to look at. It is a fixture for
+ * the plugin's own logic; the real agent is exercised by test/e2e/cni.test.ts.
  */
 export interface FixtureAgent {
   readonly socket: string;
@@ -36,6 +41,15 @@ export async function startFixtureAgent(socket: string): Promise<FixtureAgent> {
   const requests: SeenRequest[] = [];
   const injected = new Map<string, InjectedResponse>();
   let nextId = 1;
+  const prefix = `lxf${randomBytes(2).toString('hex')}`;
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const unplumb = (e: Endpoint) => {
+    try {
+      if (existsSync(e.netns)) ip('link', 'del', e.hostInterface);
+    } catch {
+      // gone already (the test removed it)
+    }
+  };
   const state = { health: 'ok' as Health, problems: [] as string[] };
 
   const server: Server = createServer(async (req, res) => {
@@ -79,7 +93,7 @@ export async function startFixtureAgent(socket: string): Promise<FixtureAgent> {
           labels: r.labels,
           ipv4: `10.200.0.${id + 1}`,
           netns: r.netns ?? `/run/netns/${r.name}`,
-          hostInterface: `lxc${hex}fixture`,
+          hostInterface: `${prefix}${hex}`,
           hostMac: `02:00:00:00:01:${hex}`,
           interfaceName: ifName,
           mac: `02:00:00:00:02:${hex}`,
@@ -89,18 +103,31 @@ export async function startFixtureAgent(socket: string): Promise<FixtureAgent> {
           state: 'ready',
           policyRevision: 0 as Endpoint['policyRevision'],
         };
+        if (r.netns?.startsWith('/run/netns/') && existsSync(r.netns)) {
+          const ns = basename(r.netns);
+          ip('link', 'add', endpoint.hostInterface, 'address', endpoint.hostMac, 'type', 'veth', 'peer', 'name', ifName, 'address', endpoint.mac, 'netns', ns);
+          ip('link', 'set', endpoint.hostInterface, 'up');
+          ip('-n', ns, 'link', 'set', ifName, 'up');
+          ip('-n', ns, 'addr', 'add', `${endpoint.ipv4}/32`, 'dev', ifName);
+        }
         endpoints.set(id, endpoint);
         return send(201, endpoint);
       }
       case 'DELETE /v1/endpoints': {
         const doomed = [...endpoints.values()].filter(matches);
-        for (const e of doomed) endpoints.delete(e.id);
+        for (const e of doomed) {
+          unplumb(e);
+          endpoints.delete(e.id);
+        }
         return send(200, { deleted: doomed.length > 0 });
       }
       case 'POST /v1/endpoints/gc': {
         const valid = new Set((body as { valid: { containerId: string; interfaceName: string }[] }).valid.map((v) => `${v.containerId}/${v.interfaceName}`));
         const deleted = [...endpoints.values()].filter((e) => e.containerId && !valid.has(`${e.containerId}/${e.interfaceName}`)).map((e) => e.id);
-        for (const id of deleted) endpoints.delete(id);
+        for (const id of deleted) {
+          unplumb(endpoints.get(id)!);
+          endpoints.delete(id);
+        }
         return send(200, { deleted });
       }
       default:
@@ -130,6 +157,7 @@ export async function startFixtureAgent(socket: string): Promise<FixtureAgent> {
     inject: (route, response) => injected.set(route, response),
     close: () =>
       new Promise<void>((resolve) => {
+        for (const e of endpoints.values()) unplumb(e);
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -133,7 +134,7 @@ describe('ADD', () => {
     const r = await invoke(bin, attach({ config: conf({ prevResult }) }));
     expect(r.code).toBe(0);
     const interfaces = r.json?.['interfaces'] as { name: string }[];
-    expect(interfaces.map((i) => i.name)).toEqual(['other0', expect.stringMatching(/^lxc/), 'eth0']);
+    expect(interfaces.map((i) => i.name)).toEqual(['other0', [...agent.endpoints.values()][0]!.hostInterface, 'eth0']);
     expect(r.json?.['ips']).toEqual([{ address: '192.168.9.9/24', interface: 0 }, expect.objectContaining({ interface: 2 })]);
   });
 
@@ -269,44 +270,66 @@ describe('DEL', () => {
 });
 
 describe('CHECK', () => {
+  // CHECK inspects the kernel too, so these attachments get a real netns (the fixture plumbs it).
+  const namespaces: string[] = [];
+  const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+  afterEach(() => {
+    for (const ns of namespaces.splice(0)) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        // already gone
+      }
+    }
+  });
+
   async function added(containerId: string) {
-    const r = await invoke(bin, attach({ containerId }));
+    const ns = `cnifx-${randomBytes(3).toString('hex')}`;
+    ip('netns', 'add', ns);
+    namespaces.push(ns);
+    const netns = `/run/netns/${ns}`;
+    const r = await invoke(bin, attach({ containerId, netns }));
     expect(r.code).toBe(0);
-    return r.json!;
+    const check = (prevResult: unknown, overrides: Partial<Invocation> = {}) =>
+      invoke(bin, attach({ command: 'CHECK', containerId, netns, config: conf({ prevResult }), ...overrides }));
+    return { ns, netns, result: r.json!, check };
   }
 
-  it('passes when the agent\'s endpoint matches prevResult, printing nothing', async () => {
-    const prevResult = await added('check-ok');
-    const r = await invoke(bin, attach({ command: 'CHECK', containerId: 'check-ok', config: conf({ prevResult }) }));
-    expect(r).toMatchObject({ code: 0, stdout: '' });
+  it('passes when the agent\'s endpoint and the kernel match prevResult, printing nothing', async () => {
+    const { result, check, ns } = await added('check-ok');
+    expect(ip('-n', ns, '-o', 'addr', 'show', 'dev', 'eth0')).toContain((result['ips'] as { address: string }[])[0]!.address);
+    expect(await check(result)).toMatchObject({ code: 0, stdout: '' });
   });
 
-  it('fails (code 103) when the attachment is gone', async () => {
-    const prevResult = await added('check-gone');
+  it('fails (code 103) when the agent no longer has the attachment', async () => {
+    const { result, check } = await added('check-gone');
     agent.endpoints.clear();
-    const r = await invoke(bin, attach({ command: 'CHECK', containerId: 'check-gone', config: conf({ prevResult }) }));
-    expectCniError(r, 103, /CHECK failed: the agent has no endpoint for container check-gone interface eth0/);
+    expectCniError(await check(result), 103, /CHECK failed: the agent has no endpoint for container check-gone interface eth0/);
   });
 
-  it('fails (code 103) naming the difference when prevResult disagrees', async () => {
-    const prevResult = (await added('check-diff')) as { ips: { address: string }[]; interfaces: { mac: string }[] };
+  it('fails (code 103) naming the difference when prevResult disagrees with the agent', async () => {
+    const { result, check } = await added('check-diff');
+    const prevResult = result as { ips: { address: string }[]; interfaces: { mac: string }[] };
     const wrongIp = { ...prevResult, ips: [{ ...prevResult.ips[0], address: '10.200.0.99/32' }] };
-    expectCniError(
-      await invoke(bin, attach({ command: 'CHECK', containerId: 'check-diff', config: conf({ prevResult: wrongIp }) })),
-      103,
-      /CHECK failed: the endpoint's address 10\.200\.0\.\d+\/32 is not in prevResult\.ips \(found: 10\.200\.0\.99\/32\)/,
-    );
+    expectCniError(await check(wrongIp), 103, /CHECK failed: the endpoint's address 10\.200\.0\.\d+\/32 is not in prevResult\.ips \(found: 10\.200\.0\.99\/32\)/);
     const wrongMac = { ...prevResult, interfaces: [prevResult.interfaces[0], { ...prevResult.interfaces[1], mac: '02:ff:ff:ff:ff:ff' }] };
-    expectCniError(
-      await invoke(bin, attach({ command: 'CHECK', containerId: 'check-diff', config: conf({ prevResult: wrongMac }) })),
-      103,
-      /CHECK failed: eth0 has MAC 02:00:00:00:02:\w+ at the agent, prevResult says 02:ff:ff:ff:ff:ff/,
-    );
-    expectCniError(
-      await invoke(bin, attach({ command: 'CHECK', containerId: 'check-diff', netns: '/run/netns/other', config: conf({ prevResult }) })),
-      103,
-      /CHECK failed: the agent has the endpoint in netns \/run\/netns\/cni-test-pod, CNI_NETNS is \/run\/netns\/other/,
-    );
+    expectCniError(await check(wrongMac), 103, /CHECK failed: eth0 has MAC 02:00:00:00:02:\w+ at the agent, prevResult says 02:ff:ff:ff:ff:ff/);
+    expectCniError(await check(prevResult, { netns: '/run/netns/other' }), 103, /CHECK failed: the agent has the endpoint in netns \/run\/netns\/cnifx-\w+, CNI_NETNS is \/run\/netns\/other/);
+  });
+
+  it('fails (code 103) when the kernel lost the address, the link went down, or the veth is gone', async () => {
+    const { result, check, ns, netns } = await added('check-kernel');
+    const address = (result['ips'] as { address: string }[])[0]!.address;
+    ip('-n', ns, 'addr', 'del', address, 'dev', 'eth0');
+    expectCniError(await check(result), 103, new RegExp(`CHECK failed: eth0 in ${netns} lacks the address ${address.replace(/\./g, '\\.')} \\(IPv4 addresses: none\\)`));
+    ip('-n', ns, 'addr', 'add', address, 'dev', 'eth0');
+    expect(await check(result)).toMatchObject({ code: 0 });
+    ip('-n', ns, 'link', 'set', 'eth0', 'down');
+    expectCniError(await check(result), 103, new RegExp(`CHECK failed: eth0 in ${netns} is down`));
+    const hostIf = (result['interfaces'] as { name: string }[])[0]!.name;
+    ip('link', 'del', hostIf);
+    expectCniError(await check(result), 103, new RegExp(`CHECK failed: eth0 does not exist in ${netns}`));
   });
 
   it('requires prevResult (code 7 naming it)', async () => {
