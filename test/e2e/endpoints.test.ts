@@ -35,9 +35,11 @@ const tcProgram = (dev: string, dir: 'ingress' | 'egress') => {
 };
 
 // Echo server (TCP and UDP on one port); "whoami" answers TCP with the peer's address.
-const SERVER = `const net=require('net'),dgram=require('dgram');const [mode,port]=[process.argv[1],+process.argv[2]];
-net.createServer(s=>{s.on('error',()=>{});if(mode==='whoami')s.end(s.remoteAddress);else s.pipe(s)}).listen(port,'0.0.0.0',()=>{
-const u=dgram.createSocket('udp4');u.on('message',(m,r)=>u.send(m,r.port,r.address));u.bind(port,()=>console.log('ready'))});`;
+// The UDP side binds the given address so replies leave from it (a 0.0.0.0 socket would answer
+// from whatever address routing picks, which no NAT — Linux's or ours — maps back).
+const SERVER = `const net=require('net'),dgram=require('dgram');const [mode,port,addr]=[process.argv[1],+process.argv[2],process.argv[3]||'0.0.0.0'];
+net.createServer(s=>{s.on('error',()=>{});if(mode==='whoami')s.end(s.remoteAddress);else s.pipe(s)}).listen(port,addr,()=>{
+const u=dgram.createSocket('udp4');u.on('message',(m,r)=>u.send(m,r.port,r.address));u.bind(port,addr,()=>console.log('ready'))});`;
 const CLIENT = `const [mode,host,port]=[process.argv[1],process.argv[2],+process.argv[3]];const fail=m=>{console.error(m);process.exit(1)};
 setTimeout(()=>fail('timeout'),4000);
 if(mode==='tcp'){const s=require('net').connect(port,host,()=>s.write('hello-tcp'));let out='';s.on('data',d=>{out+=d;s.end()});s.on('close',()=>{console.log(out);process.exit(0)});s.on('error',e=>fail(e.message))}
@@ -264,10 +266,15 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(tcProgram('ext0', 'ingress')?.name).toBe('cil_from_netdev');
     const host = inNs(podNs(a!), ['ping', '-c', '1', '-W', '2', NODE_IP]);
     expect(host.status, host.stdout + host.stderr).toBe(0);
-    await background(OUT_NS, [process.execPath, '-e', SERVER, 'whoami', '7100']);
+    await background(OUT_NS, [process.execPath, '-e', SERVER, 'whoami', '7100', REMOTE_IP]);
     const out = inNs(podNs(a!), [process.execPath, '-e', CLIENT, 'tcp', REMOTE_IP, '7100']);
     // The outside world has no route to the pod CIDR: the answer proves the source was the node's.
     expect(out.stdout.trim(), out.stderr).toBe(NODE_IP);
+    // UDP and ICMP echo come home only through the masquerade too.
+    const udp = inNs(podNs(a!), [process.execPath, '-e', CLIENT, 'udp', REMOTE_IP, '7100']);
+    expect(udp.stdout.trim(), udp.stderr).toBe('hello-udp');
+    const ping = inNs(podNs(a!), ['ping', '-c', '2', '-W', '2', REMOTE_IP]);
+    expect(ping.status, ping.stdout + ping.stderr).toBe(0);
   }, 30_000);
 
   it('keeps a TCP stream flowing while the agent is SIGKILLed and restarted; ids and IPs survive', async () => {
