@@ -9,7 +9,8 @@
  * A packet from one local endpoint to another is tracked once, in from-container, then runs
  * the to-container slots of the destination (tail call into its resume program) and is
  * delivered to the destination pod with bpf_redirect_peer. Everything else goes to the
- * host stack, which delivers it to the host or routes it out (masqueraded by host.c). */
+ * host stack, which delivers it to the host or routes it out (masqueraded by host.c), or
+ * with HOST_ROUTING straight to the egress device the FIB names. */
 #include <cilia/common.h>
 #include <cilia/ctx.h>
 #include <cilia/drop.h>
@@ -37,6 +38,16 @@ static __always_inline int from_container_forward(struct __sk_buff *skb, struct 
 	if (ctx->drop_reason)
 		return cilia_drop(skb, ctx, &t, ctx->drop_reason, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
 	if (!(ctx->flags & CILIA_CTX_F_LOCAL_DST)) {
+		if (HOST_ROUTING && !(ctx->flags & CILIA_CTX_F_HOST_DST)) {
+			verdict = cilia_route_out4(skb, t.saddr, t.daddr, &reason);
+			if (verdict == 0)
+				return cilia_drop(skb, ctx, &t, reason, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
+			if (verdict > 0) {
+				cilia_forwarded(skb, ctx, &t, CILIA_TRACE_TO_NETWORK, CILIA_AP_FROM_CONTAINER,
+						CILIA_DIR_EGRESS);
+				return verdict;
+			}
+		}
 		cilia_forwarded(skb, ctx, &t, CILIA_TRACE_TO_STACK, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
 		return TC_ACT_OK;
 	}

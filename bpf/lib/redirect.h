@@ -42,6 +42,43 @@ static __always_inline int cilia_ipv4_dec_ttl(struct __sk_buff *skb)
 	return 0;
 }
 
+/* 1: packets from pods to the outside go straight to the egress device the kernel's FIB
+ * names (bpf_redirect, or bpf_redirect_neigh while the next hop's MAC is unresolved),
+ * bypassing the host stack's forwarding and netfilter; 0: the host stack routes them. */
+CILIA_CONST(__u8, HOST_ROUTING, 0);
+
+/* Routes an IPv4 packet to its egress device without the host stack. Returns a tc verdict,
+ * 0 with *reason set to drop it, or -1 when the host stack must handle it (no route, a local
+ * destination, forwarding disabled, fragmentation needed, ...). */
+static __always_inline int cilia_route_out4(struct __sk_buff *skb, __be32 saddr, __be32 daddr, __u8 *reason)
+{
+	struct bpf_fib_lookup fib = {
+		.family = 2, /* AF_INET */
+		.ifindex = skb->ifindex,
+		.ipv4_src = saddr,
+		.ipv4_dst = daddr,
+		/* tot_len 0: the kernel checks the MTU against the skb itself, GSO-aware. */
+	};
+	long r = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	int ttl;
+
+	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return -1;
+	ttl = cilia_ipv4_dec_ttl(skb);
+	if (ttl) {
+		*reason = ttl;
+		return 0;
+	}
+	if (r == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+	if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0) {
+		*reason = CILIA_DROP_REWRITE_FAILED;
+		return 0;
+	}
+	return bpf_redirect(fib.ifindex, 0);
+}
+
 /* Returns TC_ACT_REDIRECT, or 0 with *reason set when the packet must be dropped. */
 static __always_inline int cilia_redirect_to_endpoint(struct __sk_buff *skb, const struct cilia_endpoint_info *ep,
 						      __u8 *reason)

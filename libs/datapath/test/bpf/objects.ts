@@ -44,6 +44,7 @@ export interface Datapath {
 export function loadDatapath(
   hostConstants: Record<string, ConstantValue> = {},
   pinRoot: string = makePinRoot('datapath'),
+  lxcConstants: Record<string, ConstantValue> = {},
 ): Datapath {
   const objects: BpfObject[] = [];
   const load = (path: string, constants: Record<string, ConstantValue> = {}): BpfObject => {
@@ -53,7 +54,7 @@ export function loadDatapath(
     return obj;
   };
   try {
-    const lxc = load(objectPath('lxc'));
+    const lxc = load(objectPath('lxc'), lxcConstants);
     const host = load(objectPath('host'), hostConstants);
     const slots = lxc.programArray('cilia_tc_slots');
     for (const [name, obj] of [['lxc', lxc], ['host', host]] as const) {

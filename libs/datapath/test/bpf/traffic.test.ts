@@ -97,6 +97,14 @@ function attachAll(d: Datapath, generation = 1): void {
   attach(d.host.program(BASE_PROGRAMS.host['to-netdev'].program), 'ext0', 'egress', generation);
 }
 
+/** IP datagrams the stack of `netns` has forwarded (Ip: ForwDatagrams of /proc/net/snmp). */
+function ipForwarded(netns: string): number {
+  const lines = inNs(netns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Ip:'));
+  const names = (lines[0] ?? '').split(/\s+/);
+  const values = (lines[1] ?? '').split(/\s+/);
+  return Number(values[names.indexOf('ForwDatagrams')]);
+}
+
 /** The id of the tc program on `dev`/`dir` in the node netns. */
 function attachedId(dev: string, dir: 'ingress' | 'egress'): number {
   const out = sh(['nsenter', `--net=/run/netns/${ns.node}`, 'tc', '-j', 'filter', 'show', 'dev', dev, dir]);
@@ -242,7 +250,9 @@ describe('base datapath with real packets', () => {
     }
 
     const oldIds = { ingress: attachedId('lxca', 'ingress'), netdev: attachedId('ext0', 'egress') };
-    dp = loadDatapath(HOST_CONSTANTS, dp.pinRoot); // reuses every pinned map, resume programs replaced
+    // The new generation also routes pod → outside itself (HOST_ROUTING): reuses every pinned
+    // map, resume programs replaced.
+    dp = loadDatapath(HOST_CONSTANTS, dp.pinRoot, { HOST_ROUTING: 1 });
     const after = datapathMaps(dp);
     // Nothing was flushed, and the connection made while the agent was down was tracked.
     expect([...after.ct.keys()].length).toBe(ctBefore + 1);
@@ -254,8 +264,25 @@ describe('base datapath with real packets', () => {
     expect(attachedId('lxca', 'ingress')).not.toBe(oldIds.ingress);
     expect(attachedId('ext0', 'egress')).not.toBe(oldIds.netdev);
 
+    // Routed by the datapath, not forwarded by the node's stack, and still masqueraded.
+    const forwardedBefore = ipForwarded(ns.node);
     const s2 = await server(ns.out, 'tcp-server', 7072);
     expect(client(ns.a, 'tcp-client', OUTSIDE_IP, 7072, 'new generation')).toBe(`${NODE_IP}|new generation`);
     await s2.done;
+    const u2 = await server(ns.out, 'udp-server', 7073);
+    expect(client(ns.b, 'udp-client', OUTSIDE_IP, 7073, 'routed')).toBe(`${NODE_IP}|routed`);
+    await u2.done;
+    expect(ipForwarded(ns.node)).toBe(forwardedBefore);
+    // The stack still forwards when asked to: with host routing off again it counts.
+    const s3 = await server(ns.out, 'tcp-server', 7074);
+    const legacy = loadDatapath(HOST_CONSTANTS, dp.pinRoot);
+    try {
+      attach(legacy.lxc.program('cil_from_container'), 'lxca', 'ingress', 3);
+      expect(client(ns.a, 'tcp-client', OUTSIDE_IP, 7074, 'via stack')).toBe(`${NODE_IP}|via stack`);
+      await s3.done;
+      expect(ipForwarded(ns.node)).toBeGreaterThan(forwardedBefore);
+    } finally {
+      legacy.close();
+    }
   });
 });
