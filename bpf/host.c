@@ -26,12 +26,13 @@
 
 /* ---- to-netdev ------------------------------------------------------------------------ */
 
-/* Masquerade a flow when a pod sends it to an address outside the cluster. */
-static __always_inline int wants_snat(const struct cilia_tuple *t)
+/* Masquerade a flow when a pod opened it to an address outside the cluster (not when the
+ * pod answers a connection that came in from outside to its own address). */
+static __always_inline int wants_snat(const struct cilia_tuple *t, const struct cilia_ctx *ctx)
 {
 	struct cilia_endpoint_info *src;
 
-	if (!SNAT_IPV4 || !t->tracked || t->saddr == bpf_htonl(SNAT_IPV4))
+	if (!SNAT_IPV4 || !t->tracked || t->saddr == bpf_htonl(SNAT_IPV4) || ctx->ct_status == CILIA_CT_REPLY)
 		return 0;
 	src = cilia_endpoint_lookup4(t->saddr);
 	if (!src || (src->flags & CILIA_ENDPOINT_F_HOST))
@@ -49,7 +50,7 @@ static __always_inline int to_netdev_forward(struct __sk_buff *skb, struct cilia
 		return TC_ACT_OK;
 	if (ctx->drop_reason)
 		return cilia_drop(skb, ctx, &t, ctx->drop_reason, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
-	if (!wants_snat(&t))
+	if (!wants_snat(&t, ctx))
 		return TC_ACT_OK;
 	r = cilia_snat4(skb, &t, &created);
 	if (r)

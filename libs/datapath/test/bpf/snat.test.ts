@@ -160,6 +160,18 @@ describe('masquerading pod → outside', () => {
     expect(r.data).toEqual(forHost);
   });
 
+  it('does not masquerade a pod\'s answers to connections that came in to its own address', () => {
+    const inbound = packet().eth().ipv4({ src: '5.5.5.5', dst: a.ip }).tcp({ sport: 50500, dport: 22, flags: TCP_FLAGS.SYN }).build();
+    const delivered = run(fromNetdev, inbound, netdev);
+    expect(delivered.retval).toBe(TC_ACT.REDIRECT);
+    expect(delivered.context.ctStatus).toBe(CtStatus.new);
+    const answer = out('5.5.5.5', 22, 50500, TCP_FLAGS.SYN | TCP_FLAGS.ACK);
+    const r = run(toNetdev, answer, netdev);
+    expect(r.retval).toBe(TC_ACT.OK);
+    expect(r.data).toEqual(answer);
+    expect(maps.snat.lookup({ saddr: a.ip, daddr: '5.5.5.5', sport: 22, dport: 50500, proto: 6, dir: Direction.egress })).toBeUndefined();
+  });
+
   it('runs out of ports with a counted drop once the range is taken for one remote', () => {
     expect(gcExpired(maps.snat)).toBe(0); // nothing has expired yet
     const drops = metricPackets(maps.metrics, DropReason.natNoPort, Direction.egress);
