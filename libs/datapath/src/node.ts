@@ -42,8 +42,3 @@ export async function discoverNode(host: NetlinkHandle, config: DatapathConfig):
   const mtu = config.mtu === 'auto' ? (egress?.mtu ?? 1500) : config.mtu;
   return { egress, mtu, hostIPv4 };
 }
-
-/** Node sysctls pods need: IPv4 forwarding (pod ↔ outside, and pod ↔ pod through the stack). */
-export async function prepareNodeSysctls(host: NetlinkHandle): Promise<void> {
-  await host.setSysctl('net.ipv4.ip_forward', 1);
-}
