@@ -137,8 +137,8 @@ int cil_from_netdev(struct __sk_buff *skb)
 
 	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
 		return TC_ACT_OK;
-	if (SNAT_IPV4 && t.tracked && t.daddr == bpf_htonl(SNAT_IPV4)) {
-		r = cilia_snat_rev4(skb, &t);
+	if (SNAT_IPV4 && t.daddr == bpf_htonl(SNAT_IPV4)) {
+		r = t.tracked ? cilia_snat_rev4(skb, &t) : cilia_snat_rev_icmp_error4(skb, &t);
 		if (r < 0)
 			return cilia_drop(skb, &ctx, &t, -r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
 		if (r > 0)

@@ -5,7 +5,8 @@
  * A new flow gets a port from [NAT_PORT_MIN, NAT_PORT_MAX] (above Linux's default ephemeral
  * range, so the node's own sockets do not collide with it): a random start, then the next
  * ports in turn, claiming the first whose reply tuple {remote, node address, port} is free.
- * Both entries are refreshed by traffic and expire like conntrack entries. */
+ * Both entries are refreshed by traffic and expire like conntrack entries. ICMP errors
+ * about a masqueraded flow are translated back too, so path MTU discovery keeps working. */
 #ifndef CILIA_LIB_NAT_H
 #define CILIA_LIB_NAT_H
 
@@ -173,6 +174,77 @@ static __always_inline int cilia_snat_rev4(struct __sk_buff *skb, struct cilia_t
 	t->dport = port;
 	if (t->proto == IPPROTO_ICMP)
 		t->sport = port;
+	return 1;
+}
+
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+
+/* Translates an ICMP error about a masqueraded flow (destination unreachable, e.g.
+ * "fragmentation needed" for path MTU discovery, or time exceeded) back to the pod: the
+ * outer destination, and the quoted packet's source address and port, with the outer IPv4,
+ * quoted IPv4 and ICMP checksums kept valid. Returns 1 when translated (t->daddr is then the
+ * pod), 0 when it is no such error, or -reason on failure. */
+static __always_inline int cilia_snat_rev_icmp_error4(struct __sk_buff *skb, struct cilia_tuple *t)
+{
+	__u32 icmp_csum = t->l4_off + offsetof(struct cilia_icmphdr, checksum);
+	__u32 inner = t->l4_off + sizeof(struct cilia_icmphdr);
+	__u32 inner_l4 = inner + sizeof(struct iphdr);
+	struct cilia_snat_key key = { .dir = CILIA_DIR_INGRESS };
+	struct cilia_snat_value *v;
+	struct iphdr ip;
+	__be16 ports[2]; /* TCP/UDP source, destination; ICMP echo: type+code, checksum */
+	__be16 id, old_csum, new_csum;
+	__u32 port_off;
+	__be32 pod;
+	__be16 pod_port;
+
+	if (t->proto != IPPROTO_ICMP || (t->icmp_type != ICMP_DEST_UNREACH && t->icmp_type != ICMP_TIME_EXCEEDED))
+		return 0;
+	if (bpf_skb_load_bytes(skb, inner, &ip, sizeof(ip)) < 0 || ip.ihl != 5 || ip.saddr != t->daddr)
+		return 0;
+	if (bpf_skb_load_bytes(skb, inner_l4, ports, sizeof(ports)) < 0)
+		return 0;
+	key.saddr = ip.daddr;
+	key.daddr = ip.saddr;
+	key.proto = ip.protocol;
+	if (ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) {
+		key.sport = ports[1];
+		key.dport = ports[0];
+		port_off = inner_l4;
+	} else if (ip.protocol == IPPROTO_ICMP) {
+		if (bpf_skb_load_bytes(skb, inner_l4 + offsetof(struct cilia_icmphdr, id), &id, 2) < 0)
+			return 0;
+		key.sport = id;
+		key.dport = id;
+		port_off = inner_l4 + offsetof(struct cilia_icmphdr, id);
+	} else {
+		return 0;
+	}
+	v = bpf_map_lookup_elem(&cilia_snat, &key);
+	if (!v || v->expires_ns <= bpf_ktime_get_ns())
+		return 0;
+	pod = v->addr;
+	pod_port = v->port;
+
+	/* Quoted packet: its source address (and its header checksum), then its source port;
+	 * the ICMP checksum covers all of it. */
+	if (bpf_skb_load_bytes(skb, inner + offsetof(struct iphdr, check), &old_csum, 2) < 0 ||
+	    bpf_l3_csum_replace(skb, inner + offsetof(struct iphdr, check), ip.saddr, pod, 4) < 0 ||
+	    bpf_skb_store_bytes(skb, inner + offsetof(struct iphdr, saddr), &pod, 4, 0) < 0 ||
+	    bpf_skb_load_bytes(skb, inner + offsetof(struct iphdr, check), &new_csum, 2) < 0 ||
+	    bpf_l4_csum_replace(skb, icmp_csum, ip.saddr, pod, 4) < 0 ||
+	    bpf_l4_csum_replace(skb, icmp_csum, old_csum, new_csum, 2) < 0)
+		return -CILIA_DROP_REWRITE_FAILED;
+	if (bpf_skb_load_bytes(skb, port_off, &id, 2) < 0 ||
+	    bpf_l4_csum_replace(skb, icmp_csum, id, pod_port, 2) < 0 ||
+	    bpf_skb_store_bytes(skb, port_off, &pod_port, 2, 0) < 0)
+		return -CILIA_DROP_REWRITE_FAILED;
+	/* Outer destination: only the IPv4 header checksum covers it. */
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), t->daddr, pod, 4) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &pod, 4, 0) < 0)
+		return -CILIA_DROP_REWRITE_FAILED;
+	t->daddr = pod;
 	return 1;
 }
 

@@ -3,7 +3,7 @@
 // delivered straight to the pod.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttachPointIndex, EventType, RingBufferConsumer, type BpfProgram } from '@cilia/bpf';
-import { packet, parsePacket, TCP_FLAGS, TC_ACT } from '@cilia/bpf/testing';
+import { checksum, packet, parsePacket, TCP_FLAGS, TC_ACT } from '@cilia/bpf/testing';
 import {
   CTX_FLAGS,
   CtState,
@@ -158,6 +158,33 @@ describe('masquerading pod → outside', () => {
     const r = run(fromNetdev, forHost, netdev);
     expect(r.retval).toBe(TC_ACT.OK);
     expect(r.data).toEqual(forHost);
+  });
+
+  it('translates an ICMP error about a masqueraded flow (path MTU) back to the pod', () => {
+    const sent = parsePacket(run(toNetdev, out('2.2.2.2', 43100, 443), netdev).data as Buffer);
+    const natPort = sent.tcp?.sport ?? 0;
+    // A router says "fragmentation needed", quoting the IPv4 header + 8 bytes it got.
+    const quoted = packet().eth().ipv4({ src: NODE_IP, dst: '2.2.2.2' }).tcp({ sport: natPort, dport: 443 }).build().subarray(14, 14 + 28);
+    const error = packet()
+      .eth()
+      .ipv4({ src: '192.0.2.1', dst: NODE_IP })
+      .icmp({ type: 3, code: 4, id: 0, seq: 1400 })
+      .payload(quoted)
+      .build();
+    const r = run(fromNetdev, error, netdev);
+    expect(r.retval).toBe(TC_ACT.REDIRECT);
+    const got = parsePacket(r.data as Buffer);
+    expect(got.ipv4).toMatchObject({ src: '192.0.2.1', dst: a.ip, checksumOk: true });
+    expect(got.icmp).toMatchObject({ type: 3, code: 4, seq: 1400, checksumOk: true });
+    const inner = got.payload;
+    expect(inner.subarray(12, 16)).toEqual(Buffer.from([10, 202, 0, 10])); // quoted source: the pod
+    expect(checksum(inner.subarray(0, 20))).toBe(0); // quoted header checksum still valid
+    expect(inner.readUInt16BE(20)).toBe(43100); // quoted source port: the pod's
+    expect(inner.readUInt16BE(22)).toBe(443);
+    // An error about no masqueraded flow is the host's business.
+    const stray = packet().eth().ipv4({ src: '192.0.2.1', dst: NODE_IP }).icmp({ type: 3, code: 4 }).payload(quoted.map((x, i) => (i === 20 ? x ^ 1 : x))).build();
+    const s = run(fromNetdev, Buffer.from(stray), netdev);
+    expect(s.retval).toBe(TC_ACT.OK);
   });
 
   it('does not masquerade a pod\'s answers to connections that came in to its own address', () => {
