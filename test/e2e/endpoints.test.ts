@@ -352,10 +352,14 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(existsSync(b.netns)).toBe(false);
     expect(tryRun('ip', ['-n', NODE_NS, 'route', 'show', `${b.ipv4}/32`]).stdout.trim()).toBe('');
     const map = BpfMap.openPinned(join(bpfRoot, 'cilia_endpoints'), { key: datapathMaps.EndpointKey, value: datapathMaps.EndpointInfo });
+    const ipcache = BpfMap.openPinned(join(bpfRoot, 'cilia_ipcache'), { key: datapathMaps.IpcacheKey, value: datapathMaps.IpcacheValue });
     try {
       expect(map.lookup(b.ipv4!)).toBeUndefined();
+      expect([...ipcache.keys()]).not.toContain(`${b.ipv4}/32`);
+      expect([...ipcache.keys()]).toContain(`${created[0]!.ipv4}/32`);
     } finally {
       map.close();
+      ipcache.close();
     }
     expect(readFileSync(join(stateDir, 'ipam/leases.json'), 'utf8')).not.toContain(`"${b.ipv4}"`);
     expect(existsSync(join(stateDir, 'endpoints', `${b.id}.json`))).toBe(false);
