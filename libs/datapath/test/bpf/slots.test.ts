@@ -42,7 +42,8 @@ afterAll(() => {
   links?.remove();
 });
 
-const calls = (which: number): number => filler.map('filler_calls', { key: codec.u32, value: codec.u64n }).lookup(which) ?? 0;
+const calls = (which: number): number =>
+  filler.map('filler_calls', { key: codec.u32, value: codec.u64n }).lookup(which) ?? 0;
 const toB = (sport: number): Buffer =>
   packet().eth().ipv4({ src: a.ip, dst: b.ip }).tcp({ sport, dport: 80 }).build();
 
@@ -61,7 +62,11 @@ describe('slots filled by another object', () => {
     try {
       const r = run(fromContainer, toB(46001), a.info.hostIfindex);
       expect(r.retval).toBe(TC_ACT.SHOT);
-      expect(r.context).toMatchObject({ slot: 1, dropReason: DropReason.policyDenied, attachPoint: AttachPointIndex['from-container'] });
+      expect(r.context).toMatchObject({
+        slot: 1,
+        dropReason: DropReason.policyDenied,
+        attachPoint: AttachPointIndex['from-container'],
+      });
       expect(calls(0)).toBe(1);
       expect(metricPackets(maps.metrics, DropReason.policyDenied, Direction.egress)).toBe(denied + 1);
     } finally {

@@ -143,7 +143,12 @@ describe('masquerading pod → outside', () => {
     expect(p.icmp?.checksumOk).toBe(true);
     const natId = p.icmp?.id ?? 0;
     expect(natId).toBeGreaterThanOrEqual(PORT_MIN);
-    const pong = packet().eth().ipv4({ src: '9.9.9.9', dst: NODE_IP }).icmp({ type: 0, id: natId, seq: 1 }).payload('p').build();
+    const pong = packet()
+      .eth()
+      .ipv4({ src: '9.9.9.9', dst: NODE_IP })
+      .icmp({ type: 0, id: natId, seq: 1 })
+      .payload('p')
+      .build();
     const back = run(fromNetdev, pong, netdev);
     expect(back.retval).toBe(TC_ACT.REDIRECT);
     expect(parsePacket(back.data as Buffer).icmp).toMatchObject({ type: 0, id: 7, checksumOk: true });
@@ -164,7 +169,12 @@ describe('masquerading pod → outside', () => {
     const sent = parsePacket(run(toNetdev, out('2.2.2.2', 43100, 443), netdev).data as Buffer);
     const natPort = sent.tcp?.sport ?? 0;
     // A router says "fragmentation needed", quoting the IPv4 header + 8 bytes it got.
-    const quoted = packet().eth().ipv4({ src: NODE_IP, dst: '2.2.2.2' }).tcp({ sport: natPort, dport: 443 }).build().subarray(14, 14 + 28);
+    const quoted = packet()
+      .eth()
+      .ipv4({ src: NODE_IP, dst: '2.2.2.2' })
+      .tcp({ sport: natPort, dport: 443 })
+      .build()
+      .subarray(14, 14 + 28);
     const error = packet()
       .eth()
       .ipv4({ src: '192.0.2.1', dst: NODE_IP })
@@ -182,13 +192,18 @@ describe('masquerading pod → outside', () => {
     expect(inner.readUInt16BE(20)).toBe(43100); // quoted source port: the pod's
     expect(inner.readUInt16BE(22)).toBe(443);
     // An error about no masqueraded flow is the host's business.
-    const stray = packet().eth().ipv4({ src: '192.0.2.1', dst: NODE_IP }).icmp({ type: 3, code: 4 }).payload(quoted.map((x, i) => (i === 20 ? x ^ 1 : x))).build();
+    const otherPort = quoted.map((x, i) => (i === 20 ? x ^ 1 : x));
+    const stray = packet().eth().ipv4({ src: '192.0.2.1', dst: NODE_IP }).icmp({ type: 3, code: 4 }).payload(otherPort).build();
     const s = run(fromNetdev, Buffer.from(stray), netdev);
     expect(s.retval).toBe(TC_ACT.OK);
   });
 
   it('does not masquerade a pod\'s answers to connections that came in to its own address', () => {
-    const inbound = packet().eth().ipv4({ src: '5.5.5.5', dst: a.ip }).tcp({ sport: 50500, dport: 22, flags: TCP_FLAGS.SYN }).build();
+    const inbound = packet()
+      .eth()
+      .ipv4({ src: '5.5.5.5', dst: a.ip })
+      .tcp({ sport: 50500, dport: 22, flags: TCP_FLAGS.SYN })
+      .build();
     const delivered = run(fromNetdev, inbound, netdev);
     expect(delivered.retval).toBe(TC_ACT.REDIRECT);
     expect(delivered.context.ctStatus).toBe(CtStatus.new);
@@ -196,7 +211,8 @@ describe('masquerading pod → outside', () => {
     const r = run(toNetdev, answer, netdev);
     expect(r.retval).toBe(TC_ACT.OK);
     expect(r.data).toEqual(answer);
-    expect(maps.snat.lookup({ saddr: a.ip, daddr: '5.5.5.5', sport: 22, dport: 50500, proto: 6, dir: Direction.egress })).toBeUndefined();
+    const egressKey = { saddr: a.ip, daddr: '5.5.5.5', sport: 22, dport: 50500, proto: 6, dir: Direction.egress };
+    expect(maps.snat.lookup(egressKey)).toBeUndefined();
   });
 
   it('runs out of ports with a counted drop once the range is taken for one remote', () => {

@@ -83,7 +83,8 @@ function attach(program: { id: number; name: string }, dev: string, dir: 'ingres
   } catch {
     // already there
   }
-  sh([...inNode, 'tc', 'filter', 'replace', 'dev', dev, dir, 'prio', '1', 'handle', '1', 'bpf', 'direct-action', 'pinned', pin]);
+  const filter = ['filter', 'replace', 'dev', dev, dir, 'prio', '1', 'handle', '1'];
+  sh([...inNode, 'tc', ...filter, 'bpf', 'direct-action', 'pinned', pin]);
 }
 
 /** Attaches every base program of `d` to the pods' veths and the native device. */
@@ -155,8 +156,10 @@ beforeAll(() => {
 
     dp = loadDatapath(HOST_CONSTANTS);
     const maps = datapathMaps(dp);
-    maps.endpoints.update(POD_A, { ifindex: 2, hostIfindex: a.hostIfindex, identity: 6001, endpointId: 61, flags: 0, mac: a.mac, hostMac: a.hostMac });
-    maps.endpoints.update(POD_B, { ifindex: 2, hostIfindex: b.hostIfindex, identity: 6002, endpointId: 62, flags: 0, mac: b.mac, hostMac: b.hostMac });
+    const entry = (p: typeof a, identity: number, endpointId: number) =>
+      ({ ifindex: 2, hostIfindex: p.hostIfindex, identity, endpointId, flags: 0, mac: p.mac, hostMac: p.hostMac }) as const;
+    maps.endpoints.update(POD_A, entry(a, 6001, 61));
+    maps.endpoints.update(POD_B, entry(b, 6002, 62));
     maps.ipcache.update(`${NODE_IP}/32`, { identity: 1, tunnelEndpoint: '0.0.0.0', flags: 0 });
     attachAll(dp);
     consumer = new RingBufferConsumer(dp.lxc.map('cilia_events'), {
@@ -232,7 +235,7 @@ describe('base datapath with real packets', () => {
     expect(metricPackets(maps.metrics, DropReason.forwarded, Direction.egress)).toBeGreaterThan(0);
   });
 
-  it('survives its loader: objects closed, traffic flows; a new generation reuses the maps and replaces programs', async () => {
+  it('outlives its loader; a new generation reuses the maps and replaces the programs', async () => {
     const before = datapathMaps(dp);
     const ctBefore = [...before.ct.keys()].length;
     const snatBefore = [...before.snat.keys()].length;
