@@ -13,11 +13,14 @@
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 
+_Static_assert(__builtin_offsetof(struct cilia_endpoint_info, host_mac) ==
+		       __builtin_offsetof(struct cilia_endpoint_info, mac) + ETH_ALEN,
+	       "mac, host_mac are the Ethernet destination and source, in that order");
+
+/* Ethernet destination = the pod, source = its gateway (the host veth): one store. */
 static __always_inline int cilia_set_macs(struct __sk_buff *skb, const struct cilia_endpoint_info *ep)
 {
-	if (bpf_skb_store_bytes(skb, 0, ep->mac, ETH_ALEN, 0) < 0)
-		return -1;
-	return bpf_skb_store_bytes(skb, ETH_ALEN, ep->host_mac, ETH_ALEN, 0) < 0 ? -1 : 0;
+	return bpf_skb_store_bytes(skb, 0, ep->mac, 2 * ETH_ALEN, 0) < 0 ? -1 : 0;
 }
 
 #define CILIA_IPV4_TTL_OFF (ETH_HLEN + offsetof(struct iphdr, ttl))
