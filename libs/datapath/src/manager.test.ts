@@ -20,6 +20,7 @@ class FakeIpam implements Ipam {
     throw new Error('not used');
   }
   async allocate(ip: string, owner: string): Promise<IpamLease> {
+    if (this.held.has(ip)) throw new Error(`${ip} is leased by ${this.held.get(ip)!.owner}`);
     this.lease(ip, owner);
     return this.held.get(ip)!;
   }
@@ -78,13 +79,15 @@ describe('CoreEndpointManager.start (adoption after a restart)', () => {
     store.write(record(1, 'ready')); // link present: adopted
     store.write(record(2, 'ready')); // link gone (pod netns removed while the agent was down)
     store.write(record(3, 'regenerating')); // the agent died while creating it
+    const five = record(5, 'ready'); // its address is someone else's now: not adoptable
+    store.write({ ...five, endpoint: { ...five.endpoint, ipv4: '10.0.0.50' } });
     writeFileSync(join(store.dir, '4.json'), '{ not json');
     const ipam = new FakeIpam();
     ipam.lease('10.0.0.12', 'endpoint:2');
     ipam.lease('10.0.0.13', 'endpoint:3');
     ipam.lease('10.0.0.19', 'endpoint:9'); // no endpoint at all
     ipam.lease('10.0.0.50', 'someone-else');
-    const links = new Set(['lxcfake1', 'lxcfake3']);
+    const links = new Set(['lxcfake1', 'lxcfake3', 'lxcfake5']);
     const deleted: string[] = [];
     const host = {
       findLink: async (name: string) => (links.has(name) ? { index: 100 + Number(name.slice(-1)), name } : undefined),
@@ -110,6 +113,7 @@ describe('CoreEndpointManager.start (adoption after a restart)', () => {
     expect(datapath.attached).toEqual([1]);
     expect(datapath.kept).toEqual([1]);
     expect([...links]).toEqual(['lxcfake1']);
+    expect(datapath.attached).not.toContain(5);
     expect(readdirSync(store.dir).sort()).toEqual(['1.json', '4.json']);
     // Endpoint 1 had lost its lease: it is leased again; the others' and the orphan's are released.
     expect(ipam.leases().map((l) => [l.ip, l.owner]).sort()).toEqual([

@@ -79,16 +79,22 @@ export class CoreEndpointManager implements EndpointManager {
     const host = await this.#deps.host();
     for (const record of records) {
       const ep = record.endpoint;
-      const hostLink = await host.findLink(ep.hostInterface);
-      if (record.endpoint.state !== 'ready' || !hostLink) {
-        this.#log.warn({ endpoint: ep.id, state: ep.state, link: !!hostLink }, 'removing an endpoint that was not complete or whose link is gone');
-        await this.#teardown(record, undefined);
-        continue;
+      try {
+        const hostLink = await host.findLink(ep.hostInterface);
+        if (ep.state !== 'ready' || !hostLink || !ep.ipv4) {
+          this.#log.warn({ endpoint: ep.id, state: ep.state, link: !!hostLink }, 'removing an endpoint that was not complete or whose link is gone');
+          await this.#teardown(record, undefined);
+          continue;
+        }
+        await this.#ensureLease(ep.ipv4, ep.id);
+        const live: Live = { endpoint: ep, record, links: { hostIfindex: hostLink.index, podIfindex: record.podIfindex ?? 0 } };
+        await this.#deps.datapath.attachEndpoint(this.#bpfView(live));
+        this.#live.set(ep.id, live);
+      } catch (err) {
+        // One broken endpoint must not keep the agent (and every other endpoint) down.
+        this.#log.error({ endpoint: ep.id, err }, 'cannot adopt endpoint; removing it');
+        await this.#teardown(record, undefined).catch((undoErr: unknown) => this.#log.error({ endpoint: ep.id, err: undoErr }, 'removing an endpoint that could not be adopted failed'));
       }
-      await this.#ensureLease(ep.ipv4!, ep.id);
-      const live: Live = { endpoint: ep, record, links: { hostIfindex: hostLink.index, podIfindex: record.podIfindex ?? 0 } };
-      await this.#deps.datapath.attachEndpoint(this.#bpfView(live));
-      this.#live.set(ep.id, live);
     }
     await this.#deps.ipcache.apply({ upserts: [...this.#live.values()].map((l) => this.#ipcacheEntry(l.endpoint)), deletes: [] });
     if (this.#nodeReady) {
@@ -241,7 +247,9 @@ export class CoreEndpointManager implements EndpointManager {
     // By name, not ifindex: the name is ours alone, while a freed ifindex may belong to a new link.
     await step(() => unplumbEndpoint(host, ep.hostInterface));
     if (record.createdNetns) await step(() => deleteEndpointNetns(ep.netns.replace(/^\/run\/netns\//, '')));
-    if (ep.ipv4) await step(() => this.#deps.ipam.release(ep.ipv4!));
+    // Only a lease this endpoint holds: after a failed adoption the address may be someone else's.
+    const lease = ep.ipv4 ? this.#deps.ipam.leases().find((l) => l.ip === ep.ipv4) : undefined;
+    if (lease?.owner === leaseOwner(ep.id)) await step(() => this.#deps.ipam.release(lease.ip));
     await step(() => this.#deps.store.remove(ep.id));
     if (errors.length > 0) throw errors[0];
   }
@@ -254,7 +262,8 @@ export class CoreEndpointManager implements EndpointManager {
 
   async #ensureLease(ip: string, id: number): Promise<void> {
     const lease = this.#deps.ipam.leases().find((l) => l.ip === ip);
-    if (lease) return;
+    if (lease?.owner === leaseOwner(id)) return;
+    if (lease) throw new Error(`its address ${ip} is leased by ${lease.owner}`);
     await this.#deps.ipam.allocate(ip, leaseOwner(id));
     this.#log.warn({ ip, endpoint: id }, 'endpoint had no IPAM lease; leased its address again');
   }
