@@ -1,23 +1,15 @@
-import { fileURLToPath } from 'node:url';
-import {
-  attachTc,
-  BpfMap,
-  BpfObject,
-  codec,
-  ProgramArray,
-  detachTc,
-  probeFeatures,
-  queryTc,
-  type ConstantValue,
-} from '@cilia/bpf';
-import type { AttachPoint, BpfFeatures, BpfObjectSpec, Cidr, Datapath, DatapathSlot, IpCacheEntry, Logger } from '@cilia/core';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { attachTc, BpfMap, BpfObject, codec, detachTc, probeFeatures, ProgramArray, queryTc, type ConstantValue } from '@cilia/bpf';
+import type { AttachPoint, BpfFeatures, BpfObjectSpec, Cidr, Datapath, DatapathSlot, IpCacheEntry, Logger } from '@cilia/core';
 import { EndpointMaps } from './abi.js';
-import { CtKey, CtValue, gcExpired } from './maps/conntrack.js';
-import { SnatKey, SnatValue } from './maps/nat.js';
-import { ENDPOINT_F_HOST } from './maps/endpoints.js';
-import { BASE_PROGRAMS, slotIndex, type TcAttachPoint } from './maps/slots.js';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
+import { CtKey, CtValue, gcExpired } from './maps/conntrack.js';
+import { ENDPOINT_F_HOST } from './maps/endpoints.js';
+import { ReservedIdentity } from './maps/index.js';
+import { SnatKey, SnatValue } from './maps/nat.js';
+import { BASE_PROGRAMS, slotIndex, type TcAttachPoint } from './maps/slots.js';
 import type { DatapathConfig } from './config.js';
 import type { IpCacheMapWriter, LocalIpCache } from './ipcache.js';
 import type { NodeInfo } from './node.js';
@@ -30,8 +22,6 @@ const SLOT_TABLE = 'cilia_tc_slots';
 const TC_ATTACH_POINTS: readonly AttachPoint[] = ['from-container', 'to-container', 'from-netdev', 'to-netdev'];
 /** How often expired conntrack and SNAT entries are deleted. */
 const GC_INTERVAL_MS = 30_000;
-const IDENTITY_HOST = 1;
-const IDENTITY_WORLD = 2;
 
 /** Options of {@link BpfDatapath}. */
 export interface BpfDatapathOptions {
@@ -74,33 +64,43 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   async ensureNode(node: NodeInfo): Promise<void> {
     if (this.#lxc) return;
     const started = performance.now();
-    this.#node = node;
     const constants = this.#nodeConstants(node);
-    const lxc = await this.#load('lxc.o', constants);
-    this.#lxc = lxc;
-    this.#maps = new EndpointMaps(lxc);
-    this.#slots = lxc.programArray(SLOT_TABLE);
-    this.#installResume(lxc, BASE_PROGRAMS.lxc);
     const egress = node.egress;
-    if (egress) {
-      const host = await this.#load('host.o', constants);
-      this.#host = host;
-      this.#installResume(host, BASE_PROGRAMS.host);
-      for (const p of Object.values(BASE_PROGRAMS.host)) attachTc(host.program(p.program), { interface: egress.ifindex, direction: p.tc });
+    let lxc: BpfObject | undefined;
+    let host: BpfObject | undefined;
+    try {
+      lxc = await this.#load('lxc.o', constants);
+      const slots = lxc.programArray(SLOT_TABLE);
+      installResume(slots, lxc, BASE_PROGRAMS.lxc);
+      if (egress) {
+        host = await this.#load('host.o', constants);
+        installResume(slots, host, BASE_PROGRAMS.host);
+        for (const p of Object.values(BASE_PROGRAMS.host)) attachTc(host.program(p.program), { interface: egress.ifindex, direction: p.tc });
+      }
+      // Only a complete load counts: a failure leaves nothing half-set for the next attempt.
+      this.#slots = slots;
+    } catch (err) {
+      lxc?.close();
+      host?.close();
+      throw err;
     }
+    this.#lxc = lxc;
+    this.#host = host;
+    this.#node = node;
+    this.#maps = new EndpointMaps(lxc);
     if (!constants.SNAT_IPV4) {
       this.#log.warn({ egress: egress?.name, masquerade: this.#opts.config.masquerade }, 'no masquerading: it is off, or there is no egress device with an IPv4 address');
     }
     this.#opts.ipcache.attach(new LpmWriter(this.#maps));
     await this.#opts.ipcache.apply({
       upserts: [
-        { prefix: '0.0.0.0/0', identity: IDENTITY_WORLD, source: 'generated' },
-        ...node.hostIPv4.map((ip) => ({ prefix: `${ip}/32`, identity: IDENTITY_HOST, source: 'generated' as const })),
+        { prefix: '0.0.0.0/0', identity: ReservedIdentity.world, source: 'generated' },
+        ...node.hostIPv4.map((ip) => ({ prefix: `${ip}/32`, identity: ReservedIdentity.host, source: 'generated' as const })),
       ],
       deletes: [],
     });
     this.#gcTimer = setInterval(() => this.collectGarbage(), GC_INTERVAL_MS).unref();
-    this.#log.info({ ms: Math.round(performance.now() - started), egress: egress?.name, masquerade: !!this.#host, pinRoot: this.pinRoot }, 'base datapath loaded');
+    this.#log.info({ ms: Math.round(performance.now() - started), egress: egress?.name, masquerade: !!constants.SNAT_IPV4, pinRoot: this.pinRoot }, 'base datapath loaded');
   }
 
   async attachEndpoint(ep: DatapathEndpoint): Promise<void> {
@@ -144,8 +144,12 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     const obj = BpfObject.open(path, { pinRoot: this.pinRoot, constants });
     try {
       await obj.loadAsync();
-      const slots = obj.mapNames().includes(SLOT_TABLE) ? obj.programArray(SLOT_TABLE) : this.#slotTable();
-      for (const t of targets) slots.set(t.index, obj.program(t.program));
+      if (obj.mapNames().includes(SLOT_TABLE)) {
+        const slots = obj.programArray(SLOT_TABLE);
+        for (const t of targets) slots.set(t.index, obj.program(t.program));
+      } else {
+        this.#withSlotTable((slots) => targets.forEach((t) => slots.set(t.index, obj.program(t.program))));
+      }
     } catch (err) {
       obj.close();
       throw err;
@@ -155,16 +159,24 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   }
 
   async clearSlot(attach: AttachPoint, slot: DatapathSlot): Promise<void> {
-    this.#slotTable().clear(tcSlot(attach, slot, 'attach'));
+    const index = tcSlot(attach, slot, 'attach');
+    this.#withSlotTable((slots) => slots.clear(index));
   }
 
-  /** The pinned slot table, through the base object when it is loaded. */
-  #slotTable(): ProgramArray {
-    if (this.#slots) return this.#slots;
+  /** Runs `fn` on the slot table: the base object's, or the pinned map opened for the call. */
+  #withSlotTable(fn: (slots: ProgramArray) => void): void {
+    if (this.#slots) return fn(this.#slots);
+    const path = join(this.pinRoot, SLOT_TABLE);
+    let map: BpfMap<number, number>;
     try {
-      return new ProgramArray(BpfMap.openPinned(join(this.pinRoot, SLOT_TABLE), { key: codec.u32, value: codec.u32 }));
+      map = BpfMap.openPinned(path, { key: codec.u32, value: codec.u32 });
     } catch (err) {
-      throw new Error(`the slot table ${join(this.pinRoot, SLOT_TABLE)} is not there yet: ${(err as Error).message}`);
+      throw new Error(`the slot table ${path} is not there yet: ${(err as Error).message}`);
+    }
+    try {
+      fn(new ProgramArray(map));
+    } finally {
+      map.close();
     }
   }
 
@@ -173,6 +185,8 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     let deleted = 0;
     const now = process.hrtime.bigint();
     for (const [name, key, value] of [['cilia_ct', CtKey, CtValue], ['cilia_snat', SnatKey, SnatValue]] as const) {
+      // cilia_snat is there once host.o has loaded (a node with an egress device).
+      if (!existsSync(join(this.pinRoot, name))) continue;
       let map: BpfMap<unknown, { expiresNs: bigint }> | undefined;
       try {
         map = BpfMap.openPinned(join(this.pinRoot, name), { key, value } as never);
@@ -191,7 +205,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   close(): void {
     clearInterval(this.#gcTimer);
     for (const obj of [this.#lxc, this.#host, ...this.#plugins]) obj?.close();
-    this.#lxc = this.#host = undefined;
+    this.#lxc = this.#host = this.#maps = this.#slots = undefined;
     this.#plugins.length = 0;
   }
 
@@ -222,13 +236,6 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     for (const [name, value] of Object.entries(constants)) if (known.has(name)) obj.setConstant(name, value);
     await obj.loadAsync();
     return obj;
-  }
-
-  /** Resume programs go in before any entry program is attached (bpf/README.md, loader duties). */
-  #installResume(obj: BpfObject, programs: Partial<Record<TcAttachPoint, { resume: string }>>): void {
-    for (const [ap, p] of Object.entries(programs) as [TcAttachPoint, { resume: string }][]) {
-      this.#slots!.set(slotIndex(ap, 'resume'), obj.program(p.resume));
-    }
   }
 
   /** Load-time constants; each object gets those it declares. */
@@ -262,6 +269,11 @@ class LpmWriter implements IpCacheMapWriter {
 /** An IPv4 address as a host-order u32 (`10.0.0.1` → 0x0a000001). */
 function ipv4HostOrder(ip: string): number {
   return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+/** Resume programs go in before any entry program is attached (bpf/README.md, loader duties). */
+function installResume(slots: ProgramArray, obj: BpfObject, programs: Partial<Record<TcAttachPoint, { resume: string }>>): void {
+  for (const [ap, p] of Object.entries(programs) as [TcAttachPoint, { resume: string }][]) slots.set(slotIndex(ap, 'resume'), obj.program(p.resume));
 }
 
 function tcSlot(attach: AttachPoint, slot: DatapathSlot, field: string): number {
