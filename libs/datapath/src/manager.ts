@@ -58,6 +58,7 @@ export class CoreEndpointManager implements EndpointManager {
   readonly #log: Logger;
   readonly #live = new Map<number, Live>();
   readonly #listeners = new Set<(event: { type: 'upsert' | 'delete'; endpoint: Endpoint }) => void>();
+  readonly #reservedIds = new Set<number>();
   #queue: Promise<unknown> = Promise.resolve();
   #nodeReady = false;
 
@@ -74,7 +75,11 @@ export class CoreEndpointManager implements EndpointManager {
    */
   async start(): Promise<void> {
     const { records, problems } = this.#deps.store.readAll();
-    for (const p of problems) this.#log.warn({ problem: p }, 'unreadable endpoint state file ignored');
+    for (const p of problems) {
+      // Its id stays taken: a new endpoint must not overwrite a file someone may still recover.
+      this.#reservedIds.add(p.id);
+      this.#log.warn({ problem: p.message }, 'unreadable endpoint state file ignored');
+    }
     if (records.length > 0) await this.#ensureNode();
     const host = await this.#deps.host();
     for (const record of records) {
@@ -194,12 +199,17 @@ export class CoreEndpointManager implements EndpointManager {
       state: 'regenerating',
       policyRevision: 0,
     };
-    let record: EndpointRecord = { endpoint, createdNetns: netnsName !== undefined, ipv4Pool: lease.pool, createdAt: new Date().toISOString() };
+    let record: EndpointRecord = { endpoint, createdNetns: false, ipv4Pool: lease.pool, createdAt: new Date().toISOString() };
     let bpf: DatapathEndpoint | undefined;
     try {
       // Written first, as not ready: a crash from here on is cleaned up on the next start.
       this.#deps.store.write(record);
-      if (netnsName) await createEndpointNetns(netnsName);
+      if (netnsName) {
+        await createEndpointNetns(netnsName);
+        // Recorded only once it is ours: a name that was taken already is never deleted by the undo.
+        record = { ...record, createdNetns: true };
+        this.#deps.store.write(record);
+      }
       const links = await plumbEndpoint(host, {
         netns: endpoint.netns,
         hostInterface,
@@ -269,9 +279,7 @@ export class CoreEndpointManager implements EndpointManager {
   }
 
   #nextId(): number {
-    const used = new Set(this.#live.keys());
-    for (const r of this.#deps.store.readAll().records) used.add(r.endpoint.id);
-    for (let id = 1; id <= MAX_ENDPOINT_ID; id++) if (!used.has(id)) return id;
+    for (let id = 1; id <= MAX_ENDPOINT_ID; id++) if (!this.#live.has(id) && !this.#reservedIds.has(id)) return id;
     throw new Error(`no endpoint id left (all ${MAX_ENDPOINT_ID} are in use)`);
   }
 

@@ -28,10 +28,10 @@ export class EndpointStore {
     this.dir = join(stateDir, 'endpoints');
   }
 
-  /** Every stored record; a file that cannot be read or parsed is reported, not fatal. */
-  readAll(): { records: EndpointRecord[]; problems: string[] } {
+  /** Every stored record; a file that cannot be read or parsed is reported (with its id), not fatal. */
+  readAll(): { records: EndpointRecord[]; problems: { id: number; message: string }[] } {
     const records: EndpointRecord[] = [];
-    const problems: string[] = [];
+    const problems: { id: number; message: string }[] = [];
     let names: string[];
     try {
       names = readdirSync(this.dir);
@@ -48,7 +48,7 @@ export class EndpointStore {
         if (record?.endpoint?.id !== Number(m[1])) throw new Error(`endpoint.id does not match the file name`);
         records.push(record);
       } catch (err) {
-        problems.push(`${path}: ${(err as Error).message}`);
+        problems.push({ id: Number(m[1]), message: `${path}: ${(err as Error).message}` });
       }
     }
     records.sort((a, b) => a.endpoint.id - b.endpoint.id);
