@@ -317,8 +317,15 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     const bad = await api<{ error: string; path: string }>(socket, 'POST', '/v1/endpoints', { name: 'Bad_Name', namespace: K8S_NS });
     expect(bad.status).toBe(400);
     expect(bad.body.path).toBe('name');
-    const dup = await api<{ error: string }>(socket, 'POST', '/v1/endpoints', { name: 'a', namespace: K8S_NS });
-    expect(dup.status).toBe(409);
+    const dup = await api<{ error: string; path: string }>(socket, 'POST', '/v1/endpoints', { name: 'a', namespace: K8S_NS });
+    expect([dup.status, dup.body.path]).toEqual([409, 'name']);
+    // A namespace name that is taken by someone else: refused, and left alone.
+    sh('ip', ['netns', 'add', `cilia_${K8S_NS}_taken`]);
+    const taken = await api<{ error: string; path: string }>(socket, 'POST', '/v1/endpoints', { name: 'taken', namespace: K8S_NS });
+    expect([taken.status, taken.body.path]).toEqual([409, 'name']);
+    expect(taken.body.error).toMatch(/exists already/);
+    expect(existsSync(`/run/netns/cilia_${K8S_NS}_taken`)).toBe(true);
+    expect((await api<Endpoint[]>(socket, 'GET', '/v1/endpoints')).body).toHaveLength(2);
     const missing = await api<{ error: string }>(socket, 'GET', '/v1/endpoints/999');
     expect(missing.status).toBe(404);
   });

@@ -70,8 +70,8 @@ describe('/v1/endpoints', () => {
     expect(await call(post, { body: { name: 'a' } })).toMatchObject({ status: 201, body: { id: 99 } });
     const bad = await refusal(call(post, { body: { name: 'a', labels: { x: 1 } } }));
     expect([bad.status, bad.path, bad.message]).toEqual([400, 'labels.x', 'expected a string']);
-    const conflict = await refusal(call(endpointRoutes(() => fakeManager([], new EndpointConflictError('taken', ep(1)))).find((r) => r.method === 'POST' && r.path === '/v1/endpoints')!, { body: { name: 'a' } }));
-    expect(conflict.status).toBe(409);
+    const conflict = await refusal(call(endpointRoutes(() => fakeManager([], new EndpointConflictError('taken', 'containerId', ep(1)))).find((r) => r.method === 'POST' && r.path === '/v1/endpoints')!, { body: { name: 'a' } }));
+    expect([conflict.status, conflict.path]).toEqual([409, 'containerId']);
     const full = Object.assign(new Error('ipv4 pools are exhausted (10.0.0.0/30: 1 of 1 leased)'), { name: 'IpamExhaustedError' });
     const exhausted = await refusal(call(route(endpointRoutes(() => fakeManager([], full)), 'POST', '/v1/endpoints'), { body: { name: 'a' } }));
     expect(exhausted.status).toBe(507);

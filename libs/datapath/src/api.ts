@@ -96,7 +96,7 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof EndpointRequestError) throw new ApiRequestError(err.reason, err.path);
-    if (err instanceof EndpointConflictError) throw new ApiRequestError(err.message, 'containerId', 409);
+    if (err instanceof EndpointConflictError) throw new ApiRequestError(err.message, err.path, 409);
     if (err instanceof Error && err.name === 'IpamExhaustedError') throw new ApiRequestError(`cannot allocate an address: ${err.message}`, undefined, 507);
     throw err;
   }

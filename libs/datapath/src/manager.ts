@@ -17,11 +17,16 @@ export const PLACEHOLDER_IDENTITY = 5;
 /** Highest endpoint id (the datapath keeps ids in 16 bits). */
 const MAX_ENDPOINT_ID = 0xffff;
 
-/** An attachment (containerId + interfaceName, or namespace/name) that already has an endpoint. */
+/**
+ * The request collides with what exists: an attachment (containerId + interfaceName, or
+ * namespace/name) that has an endpoint, or a network namespace name that is taken.
+ */
 export class EndpointConflictError extends Error {
   constructor(
     message: string,
-    readonly existing: Endpoint,
+    /** The request field at fault. */
+    readonly path: string,
+    readonly existing?: Endpoint,
   ) {
     super(message);
     this.name = 'EndpointConflictError';
@@ -173,7 +178,7 @@ export class CoreEndpointManager implements EndpointManager {
     for (const { endpoint } of this.#live.values()) {
       if (endpoint.hostInterface === hostInterface) {
         const what = req.containerId ? `container ${req.containerId} interface ${req.interfaceName}` : `${req.namespace}/${req.name}`;
-        throw new EndpointConflictError(`${what} already has endpoint ${endpoint.id}`, endpoint);
+        throw new EndpointConflictError(`${what} already has endpoint ${endpoint.id}`, req.containerId ? 'containerId' : 'name', endpoint);
       }
     }
     await this.#ensureNode();
@@ -205,7 +210,10 @@ export class CoreEndpointManager implements EndpointManager {
       // Written first, as not ready: a crash from here on is cleaned up on the next start.
       this.#deps.store.write(record);
       if (netnsName) {
-        await createEndpointNetns(netnsName);
+        await createEndpointNetns(netnsName).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+          throw new EndpointConflictError(`network namespace ${netnsName} exists already and is not this agent's (remove it, or pass netns)`, 'name');
+        });
         // Recorded only once it is ours: a name that was taken already is never deleted by the undo.
         record = { ...record, createdNetns: true };
         this.#deps.store.write(record);
