@@ -9,7 +9,7 @@ import { NONE, renderFields, renderTable } from '../table.js';
 
 /** `cilia endpoint ...`: the agent's endpoints (`/v1/endpoints`). */
 export function registerEndpointCommands(program: Command, ctx: CommandContext): void {
-  const endpoint = program.command('endpoint').alias('ep').description("inspect the agent's endpoints").helpCommand(false);
+  const endpoint = program.command('endpoint').alias('ep').description("list, inspect, create and delete the agent's endpoints").helpCommand(false);
   endpoint
     .command('list')
     .alias('ls')
