@@ -277,7 +277,7 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(ping.status, ping.stdout + ping.stderr).toBe(0);
   }, 30_000);
 
-  it('keeps a TCP stream flowing while the agent is SIGKILLed and restarted; ids and IPs survive', async () => {
+  it('keeps a TCP stream flowing while the agent is SIGKILLed and restarted; ids and IPs survive; a half-made endpoint is cleaned up', async () => {
     const [a, b] = created;
     await background(podNs(b!), [process.execPath, '-e', SERVER, 'echo', '7200']);
     const stream = spawn('ip', ['netns', 'exec', podNs(a!), process.execPath, '-e', STREAM, b!.ipv4!, '7200', '5000'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -289,6 +289,23 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     await new Promise((r) => setTimeout(r, 1200));
     agent!.child.kill('SIGKILL');
     await agent!.done;
+    // What a crash in the middle of a create leaves: a state file still "regenerating", the
+    // agent-made netns, the veth and the lease. The restarted agent must remove all of it.
+    const half = { id: 50, ip: '10.244.7.200', link: 'lxc0000deadbeef', ns: `cilia_${K8S_NS}_half` };
+    sh('ip', ['netns', 'add', half.ns]);
+    sh('ip', ['-n', NODE_NS, 'link', 'add', half.link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', half.ns]);
+    writeFileSync(
+      join(stateDir, 'endpoints', `${half.id}.json`),
+      JSON.stringify({
+        endpoint: { ...created[0]!, id: half.id, name: 'half', ipv4: half.ip, hostInterface: half.link, netns: `/run/netns/${half.ns}`, state: 'regenerating' },
+        createdNetns: true,
+        createdAt: new Date().toISOString(),
+      }),
+    );
+    const leaseFile = join(stateDir, 'ipam/leases.json');
+    const leases = JSON.parse(readFileSync(leaseFile, 'utf8')) as { version: 1; leases: { ip: string; owner: string }[] };
+    leases.leases.push({ ...(leases.leases[0] as object), ip: half.ip, owner: `endpoint:${half.id}` } as { ip: string; owner: string });
+    writeFileSync(leaseFile, JSON.stringify(leases));
     agent = spawnAgent();
     const readyMs = await waitReady(agent);
     await finished;
@@ -302,6 +319,10 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     const after = tcProgram(a!.hostInterface, 'ingress');
     expect(after?.name).toBe('cil_from_contai');
     expect(after?.id).not.toBe(before?.id);
+    expect(tryRun('ip', ['-n', NODE_NS, 'link', 'show', half.link]).status).not.toBe(0);
+    expect(existsSync(`/run/netns/${half.ns}`)).toBe(false);
+    expect(existsSync(join(stateDir, 'endpoints', `${half.id}.json`))).toBe(false);
+    expect(readFileSync(leaseFile, 'utf8')).not.toContain(half.ip);
     console.log(`restart: ready after ${readyMs} ms; stream max gap ${result.maxGap} ms, ${result.bytes} bytes echoed`);
     const listed = JSON.parse(tryRun(CLI, ['endpoint', 'list', '-o', 'json', '--socket', socket]).stdout) as Endpoint[];
     expect(listed.map((e) => [e.id, e.ipv4, e.hostInterface, e.state])).toEqual(created.map((e) => [e.id, e.ipv4, e.hostInterface, 'ready']));

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Endpoint } from '@cilia/core';
 
@@ -19,7 +19,7 @@ const FILE = /^(\d+)\.json$/;
 
 /**
  * Endpoint state in `<stateDir>/endpoints/<id>.json`, one file per endpoint, each written
- * atomically (temp file + rename) so a crash leaves either the old or the new file.
+ * atomically (temp file, fsync, rename) so a crash leaves either the old or the new file.
  */
 export class EndpointStore {
   readonly dir: string;
@@ -59,7 +59,13 @@ export class EndpointStore {
     mkdirSync(this.dir, { recursive: true });
     const path = this.#path(record.endpoint.id);
     const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(record, null, 2) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   }
 
