@@ -347,6 +347,8 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect(taken.body.error).toMatch(/exists already/);
     expect(existsSync(`/run/netns/cilia_${K8S_NS}_taken`)).toBe(true);
     expect((await api<Endpoint[]>(socket, 'GET', '/v1/endpoints')).body).toHaveLength(2);
+    const noNetns = await api<{ error: string; path: string }>(socket, 'POST', '/v1/endpoints', { name: 'x', namespace: K8S_NS, netns: '/run/netns/does-not-exist' });
+    expect([noNetns.status, noNetns.body.path]).toEqual([400, 'netns']);
     const missing = await api<{ error: string }>(socket, 'GET', '/v1/endpoints/999');
     expect(missing.status).toBe(404);
   });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Endpoint, EndpointCreateRequest, EndpointManager, Ipam, Labels, Logger, Unsubscribe } from '@cilia/core';
 import type { NetlinkHandle } from '@cilia/netlink';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
@@ -6,7 +7,7 @@ import { agentNetnsName, attachmentKey, hostInterfaceName, leaseOwner, leaseOwne
 import type { NodeInfo } from './node.js';
 import { createEndpointNetns, deleteEndpointNetns, plumbEndpoint, unplumbEndpoint } from './plumbing.js';
 import type { EndpointRecord, EndpointStore } from './store.js';
-import { validateCreateRequest, validateLabels } from './validate.js';
+import { EndpointRequestError, validateCreateRequest, validateLabels } from './validate.js';
 
 /**
  * Identity of every endpoint until identity allocation lands ([W1-4]): Cilium's reserved
@@ -181,6 +182,7 @@ export class CoreEndpointManager implements EndpointManager {
         throw new EndpointConflictError(`${what} already has endpoint ${endpoint.id}`, req.containerId ? 'containerId' : 'name', endpoint);
       }
     }
+    if (req.netns && !existsSync(req.netns)) throw new EndpointRequestError(`no network namespace at ${req.netns}`, 'netns');
     await this.#ensureNode();
     const node = await this.#deps.node();
     const host = await this.#deps.host();
