@@ -1,6 +1,6 @@
-import { request } from 'node:http';
 import type { AgentStatus, ApiError, Endpoint, EndpointCreateRequest } from '@cilia/core';
 import { CniError, ErrorCode } from './errors.js';
+import { httpRequest } from './http.js';
 
 /** A non-2xx answer from the agent. */
 export class AgentHttpError extends Error {
@@ -48,46 +48,24 @@ export class AgentClient {
     return res.deleted;
   }
 
-  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const route = `${method} ${path.split('?')[0]}`;
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise<T>((resolve, reject) => {
-      const req = request(
-        {
-          socketPath: this.socket,
-          path,
-          method,
-          agent: false,
-          headers: {
-            accept: 'application/json',
-            ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (err) => reject(unreachable(this.socket, err)));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
-            let parsed: unknown;
-            try {
-              parsed = text === '' ? undefined : JSON.parse(text);
-            } catch {
-              reject(new CniError(ErrorCode.AgentError, `the agent's answer to ${route} is not JSON (HTTP ${res.statusCode})`, text.slice(0, 500)));
-              return;
-            }
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve(parsed as T);
-            else reject(new AgentHttpError(status, parsed as Partial<ApiError> | undefined, route));
-          });
-        },
-      );
-      req.setTimeout(this.timeoutMs, () => {
-        req.destroy(Object.assign(new Error(`no answer to ${route} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-      });
-      req.on('error', (err) => reject(unreachable(this.socket, err)));
-      req.end(payload);
-    });
+    let res;
+    try {
+      res = await httpRequest(this.socket, method, path, body === undefined ? undefined : JSON.stringify(body), this.timeoutMs);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code) throw unreachable(this.socket, e);
+      throw new CniError(ErrorCode.AgentError, `bad answer from the agent to ${route}: ${e.message}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = res.body === '' ? undefined : JSON.parse(res.body);
+    } catch {
+      throw new CniError(ErrorCode.AgentError, `the agent's answer to ${route} is not JSON (HTTP ${res.status})`, res.body.slice(0, 500));
+    }
+    if (res.status >= 200 && res.status < 300) return parsed as T;
+    throw new AgentHttpError(res.status, parsed as Partial<ApiError> | undefined, route);
   }
 }
 

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import pkg from '../package.json' with { type: 'json' };
 import { DEFAULT_CNI_BIN_DIR, installLauncher } from './install.js';
 import { SUPPORTED_VERSIONS } from './versions.js';
 
@@ -27,7 +27,6 @@ export async function runCommandLine(argv: readonly string[], io: CliIo, entry: 
     return 0;
   }
   if (command === '--version' || command === '-v') {
-    const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
     io.stdout.write(`cilia-cni ${pkg.version} (CNI ${SUPPORTED_VERSIONS.join(', ')})\n`);
     return 0;
   }

@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 
 /** Where runtimes look for CNI plugins by default. */
 export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
@@ -11,7 +12,7 @@ export interface InstallOptions {
   readonly dir: string;
   /** File name; runtimes exec the network config's `type`, so it must match. Default `cilia-cni`. */
   readonly name?: string;
-  /** `file:` URL of the plugin's main module (dist/main.js). */
+  /** Path of the plugin's CommonJS bundle (dist/cilia-cni.cjs). */
   readonly entry: string;
   /** Node executable the launcher runs; default the current one. */
   readonly node?: string;
@@ -25,12 +26,15 @@ export interface InstallOptions {
 export async function installLauncher(options: InstallOptions): Promise<string> {
   const name = options.name ?? 'cilia-cni';
   if (name.includes('/') || name === '' || name === '.' || name === '..') throw new Error(`--name must be a plain file name, got ${JSON.stringify(name)}`);
+  if (!existsSync(options.entry)) throw new Error(`${options.entry} does not exist: build @cilia/cni first (npx nx build @cilia/cni)`);
   const target = join(options.dir, name);
   const node = options.node ?? process.execPath;
   const script = [
     `#!${node}`,
-    `// Written by \`cilia-cni install\`: runs the cilia-cni CNI plugin from ${fileURLToPath(options.entry)}.`,
-    `import(${JSON.stringify(options.entry)});`,
+    `// Written by \`cilia-cni install\`: runs the cilia-cni CNI plugin from ${options.entry}.`,
+    // CommonJS normally; an ES module scope (a package.json with "type": "module" above the bin
+    // directory) has no require, so import the same file there.
+    `typeof require === 'function' ? require(${JSON.stringify(options.entry)}) : import(${JSON.stringify(pathToFileURL(options.entry).href)});`,
     '',
   ].join('\n');
   await mkdir(options.dir, { recursive: true });

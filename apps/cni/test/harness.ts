@@ -3,32 +3,23 @@ import { once } from 'node:events';
 import { copyFile, mkdir, mkdtemp } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 
 /** The package directory (apps/cni). */
 export const PKG_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /**
- * Builds the real executable — the committed bin shim over dist/main.js, bundled from the sources
- * the way tsup bundles them — into a private directory under the package's node_modules (so
- * pino resolves as it does for dist/), and returns the shim's path.
+ * Builds the real executables — the committed bin shim over dist/main.js, and the CommonJS
+ * dist/cilia-cni.cjs that installed launchers load — bundled from the sources the way tsup
+ * bundles them, into a private directory under the package's node_modules (so pino and
+ * @cilia/netlink resolve as they do for dist/). Returns the shim's path.
  */
 export async function buildPlugin(): Promise<{ bin: string; dir: string }> {
   await mkdir(join(PKG_DIR, 'node_modules/.cache'), { recursive: true });
   const dir = await mkdtemp(join(PKG_DIR, 'node_modules/.cache/cilia-cni-test-'));
-  await build({
-    entryPoints: [join(PKG_DIR, 'src/main.ts')],
-    outfile: join(dir, 'dist/main.js'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    conditions: ['@cilia/source'],
-    logLevel: 'silent',
-  });
-  // dist/main.js reads ../package.json for --version, as it does when installed.
-  await copyFile(join(PKG_DIR, 'package.json'), join(dir, 'package.json'));
+  const common: BuildOptions = { bundle: true, platform: 'node', target: 'node20', packages: 'external', conditions: ['@cilia/source'], logLevel: 'silent' };
+  await build({ ...common, entryPoints: [join(PKG_DIR, 'src/main.ts')], outfile: join(dir, 'dist/main.js'), format: 'esm' });
+  await build({ ...common, entryPoints: [join(PKG_DIR, 'src/launch.ts')], outfile: join(dir, 'dist/cilia-cni.cjs'), format: 'cjs' });
   await mkdir(join(dir, 'bin'));
   const bin = join(dir, 'bin/cilia-cni.js');
   await copyFile(join(PKG_DIR, 'bin/cilia-cni.js'), bin);

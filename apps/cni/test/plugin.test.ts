@@ -400,6 +400,15 @@ describe('cilia-cni install', () => {
     expect(add.code).toBe(0);
   });
 
+  it('writes a launcher that also works inside an ES module scope', async () => {
+    const binDir = join(dir, 'esm-scope', 'bin');
+    await mkdir(binDir, { recursive: true });
+    await writeFile(join(dir, 'esm-scope', 'package.json'), '{"type":"module"}\n');
+    expect(spawnSync(bin, ['install', '--dir', binDir, '--name', 'cilia-cni-esm'], { encoding: 'utf8' }).status).toBe(0);
+    const r = await invoke(join(binDir, 'cilia-cni-esm'), { command: 'VERSION', config: { cniVersion: '1.0.0' } });
+    expect(r.json).toEqual({ cniVersion: '1.0.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
+  });
+
   it('rejects unknown options and commands with usage', async () => {
     expect(spawnSync(bin, ['install', '--frob'], { encoding: 'utf8' })).toMatchObject({ status: 2, stderr: expect.stringMatching(/unknown option "--frob"/) });
     expect(spawnSync(bin, ['bogus'], { encoding: 'utf8' })).toMatchObject({ status: 2, stderr: expect.stringMatching(/unknown command "bogus"/) });
