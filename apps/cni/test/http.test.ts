@@ -11,7 +11,7 @@ describe('parseResponse', () => {
   });
 
   it('decodes a chunked body', () => {
-    const text = 'HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n4\n[{"a\n6;ext=1\n":1}]\n0\n\n';
+    const text = 'HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n4\n[{"a\n5;ext=1\n":1}]\n0\n\n';
     expect(parseResponse(raw(text))).toEqual({ status: 200, body: '[{"a":1}]' });
   });
 
