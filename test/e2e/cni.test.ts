@@ -87,7 +87,6 @@ beforeAll(async () => {
     conditions: ['@cilia/source'],
     logLevel: 'silent',
   });
-  await copyFile(join(CNI_DIR, 'package.json'), join(buildDir, 'package.json'));
   await mkdir(join(buildDir, 'bin'));
   bin = join(buildDir, 'bin/cilia-cni.js');
   await copyFile(join(CNI_DIR, 'bin/cilia-cni.js'), bin);
