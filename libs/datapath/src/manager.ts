@@ -168,6 +168,11 @@ export class CoreEndpointManager implements EndpointManager {
     return [...this.#live.values()].map((l) => l.endpoint).sort((a, b) => a.id - b.id);
   }
 
+  /** Resolves once the changes queued so far have finished (the agent is stopping). */
+  async drain(): Promise<void> {
+    await this.#queue;
+  }
+
   subscribe(listener: (event: { type: 'upsert' | 'delete'; endpoint: Endpoint }) => void): Unsubscribe {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

@@ -28,7 +28,7 @@ class Runtime {
       datapath: this.datapath,
       store: new EndpointStore(agent.stateDir),
       logger: logger.child({ subsys: 'endpoint' }),
-      host: () => (this.#host ??= openNetlink()),
+      host: () => this.host(),
       node: () => (this.#node ??= this.host().then((h) => discoverNode(h, config))),
     });
     runtimes.set(this.endpoints, this);
@@ -38,7 +38,9 @@ class Runtime {
     return (this.#host ??= openNetlink());
   }
 
-  async close(): Promise<void> {
+  async close(signal: AbortSignal): Promise<void> {
+    // A create or delete under way finishes first (within the shutdown budget): it needs the netlink handle.
+    if (!signal.aborted) await Promise.race([this.endpoints.drain(), new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))]);
     // With no endpoint left there is nothing to keep forwarding: leave the egress device as it was.
     if (this.endpoints.list().length === 0) this.datapath.detachNode();
     this.datapath.close();
@@ -74,9 +76,9 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
     const endpoints = resolver.get(Tokens.EndpointManager) as CoreEndpointManager;
     await endpoints.start();
   },
-  async stop({ resolver }) {
+  async stop({ resolver }, signal) {
     // Links, pins and attached programs stay: the datapath keeps forwarding while the agent is away.
-    await runtimes.get(resolver.get(Tokens.EndpointManager))?.close();
+    await runtimes.get(resolver.get(Tokens.EndpointManager))?.close(signal);
   },
 });
 
