@@ -177,6 +177,13 @@ async function status({ agent, pending, log }: Context): Promise<void> {
   if (health.health !== 'ok') {
     throw new CniError(ErrorCode.PluginNotAvailable, `the agent at ${agent.socket} is not ready (health: ${health.health})`);
   }
+  // A healthy agent without the endpoints API (no datapath plugin) cannot serve ADD either.
+  try {
+    await agent.findAttachment('cilia-cni-status-probe', 'eth0');
+  } catch (err) {
+    const reason = err instanceof AgentHttpError ? `${err.route} answers HTTP ${err.status}` : (err as Error).message;
+    throw new CniError(ErrorCode.PluginNotAvailable, `the agent at ${agent.socket} does not serve the endpoints API: ${reason}`);
+  }
   // Runtimes poll STATUS, so this is where deferred DELs are most often carried out.
   await replayDeferredDeletes(agent, pending, log);
 }
@@ -227,6 +234,9 @@ function fromAgent(err: unknown, op: string): unknown {
     return new CniError(ErrorCode.AddressesExhausted, `${op} failed: the agent has no pod address left: ${message}`);
   }
   if (err.status === 503) return new CniError(ErrorCode.TryAgainLater, `${op} failed: the agent cannot serve it now, try again later: ${message}`);
+  if (err.status === 404 && /^no such API route/.test(message)) {
+    return new CniError(ErrorCode.AgentError, `${op} failed: the agent does not serve ${err.route} (is its datapath plugin loaded?)`);
+  }
   return new CniError(ErrorCode.AgentError, `${op} failed: the agent answered ${err.message}`);
 }
 

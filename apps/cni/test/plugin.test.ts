@@ -341,7 +341,14 @@ describe('CHECK', () => {
 describe('STATUS', () => {
   it('succeeds silently when the agent is healthy', async () => {
     expect(await invoke(bin, { command: 'STATUS', config: conf({}, '1.1.0') })).toMatchObject({ code: 0, stdout: '' });
-    expect(agent.requests.map((q) => q.url)).toEqual(['/v1/status']);
+    expect(agent.requests.map((q) => q.url)).toEqual(['/v1/status', '/v1/endpoints?containerId=cilia-cni-status-probe&interfaceName=eth0']);
+  });
+
+  it('is code 50 when the agent is healthy but does not serve the endpoints API', async () => {
+    agent.inject('GET /v1/endpoints', { status: 404, body: { error: 'no such API route: GET /v1/endpoints' } });
+    expectCniError(await invoke(bin, { command: 'STATUS', config: conf({}, '1.1.0') }), 50, /does not serve the endpoints API: GET \/v1\/endpoints answers HTTP 404/);
+    agent.inject('POST /v1/endpoints', { status: 404, body: { error: 'no such API route: POST /v1/endpoints' } });
+    expectCniError(await invoke(bin, attach()), 101, /ADD failed: the agent does not serve POST \/v1\/endpoints \(is its datapath plugin loaded\?\)/);
   });
 
   it('is code 50 while the agent is not ready and 51 when it is degraded', async () => {
