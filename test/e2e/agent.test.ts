@@ -89,6 +89,8 @@ describe('cilia-agent lifecycle', () => {
     expect(said?.said).toBe('ahoy, consumer');
     expect(lines.filter((l) => l.event === 'fixture-stop').map((l) => l.subsys)).toEqual(['fixture-consumer', 'fixture-greeter']);
     expect(lines.every((l) => typeof l.subsys === 'string')).toBe(true);
+    // One subsys per line: a plugin's child logger does not stack on the agent's.
+    expect(result.stdout.split('\n').filter((l) => (l.match(/"subsys"/g) ?? []).length > 1)).toEqual([]);
   });
 
   it('stops the plugins that started, in reverse, when a later start fails (exit 1)', async () => {

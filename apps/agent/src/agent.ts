@@ -54,6 +54,7 @@ const HOST_TOKENS = [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle];
 export class Agent {
   readonly #prepared: PreparedAgent;
   readonly #log: Logger & { flush(): void };
+  readonly #bpfLog: Logger;
   readonly #host: PluginHost;
   readonly #api: ApiServer;
   readonly #metrics: AgentMetrics;
@@ -65,8 +66,10 @@ export class Agent {
   constructor(prepared: PreparedAgent) {
     this.#prepared = prepared;
     const { agent } = prepared.config;
-    this.#log = createLogger(agent.logLevel, agent.logFile);
-    this.#host = new PluginHost({ set: prepared.set, agent, logger: this.#log, sections: prepared.config.sections });
+    const root = createLogger(agent.logLevel, agent.logFile);
+    this.#log = root.child({ subsys: 'agent' }) as Logger & { flush(): void };
+    this.#bpfLog = root.child({ subsys: 'bpf' });
+    this.#host = new PluginHost({ set: prepared.set, agent, logger: root, sections: prepared.config.sections });
     this.#metrics = new AgentMetrics({ version: AGENT_VERSION, node: agent.nodeName }, () => this.#host.status());
     this.#api = new ApiServer({
       status: () => this.status(),
@@ -150,7 +153,7 @@ export class Agent {
       throw new Error(`cannot use agent.bpfRoot ${pinRoot}: ${(err as Error).message}`);
     }
     const features = probeFeatures(pinRoot);
-    this.#log.info({ subsys: 'bpf', pinRoot, mountedBpffs: mounted, kernel: features.kernel, missing: features.missing }, 'BPF features probed');
+    this.#bpfLog.info({ pinRoot, mountedBpffs: mounted, kernel: features.kernel, missing: features.missing }, 'BPF features probed');
     return features;
   }
 

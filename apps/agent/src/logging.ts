@@ -7,7 +7,8 @@ import { pino } from 'pino';
 export function createLogger(level: string, file: string): Logger & { flush(): void } {
   if (file !== '') mkdirSync(dirname(file), { recursive: true });
   const destination = pino.destination({ dest: file === '' ? 1 : file, sync: true });
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination).child({
-    subsys: 'agent',
-  }) as unknown as Logger & { flush(): void };
+  // No subsys on the root: each component's child adds exactly one.
+  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination) as unknown as Logger & {
+    flush(): void;
+  };
 }

@@ -20,14 +20,14 @@ class Runtime {
   #node?: Promise<NodeInfo>;
 
   constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, logger: Logger) {
-    this.ipcache = new LocalIpCache(logger.child({ subsys: 'ipcache' }));
-    this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, config, ipcache: this.ipcache, logger: logger.child({ subsys: 'datapath' }) });
+    this.ipcache = new LocalIpCache(logger.child({ component: 'ipcache' }));
+    this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, config, ipcache: this.ipcache, logger: logger.child({ component: 'datapath' }) });
     this.endpoints = new CoreEndpointManager({
       ipam,
       ipcache: this.ipcache,
       datapath: this.datapath,
       store: new EndpointStore(agent.stateDir),
-      logger: logger.child({ subsys: 'endpoint' }),
+      logger: logger.child({ component: 'endpoint' }),
       host: () => this.host(),
       node: () => (this.#node ??= this.host().then((h) => discoverNode(h, config))),
     });

@@ -8,9 +8,10 @@ export interface LogFn {
 }
 
 /**
- * The agent's logger (pino underneath). Every component logs through a child carrying a
- * `subsys` field, e.g. `logger.child({ subsys: 'ipam' })`; plugins receive one already
- * named after themselves.
+ * The agent's logger (pino underneath). Every line carries exactly one `subsys` field: the
+ * agent's own components set it, and a plugin receives a logger whose `subsys` is its name.
+ * Name a plugin's inner parts with `logger.child({ component: 'ipcache' })` — a second
+ * `subsys` would repeat the key in the JSON line.
  */
 export interface Logger {
   trace: LogFn;
