@@ -1,5 +1,6 @@
 // Text ⇄ bytes for IP addresses, CIDRs and MACs. Output is always canonical: dotted quads,
 // RFC 5952 IPv6 (lower case, longest zero run compressed), lower-case colon-separated MACs.
+import ipaddr from 'ipaddr.js';
 import { NetlinkInputError } from './errors.js';
 
 /** 4 for IPv4, 6 for IPv6. */
@@ -14,72 +15,13 @@ export interface ParsedCidr extends ParsedIp {
   prefixLength: number;
 }
 
-function parseIPv4(text: string): Uint8Array | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const part = parts[i]!;
-    // No leading zeros: "010" is octal to some parsers and decimal to others.
-    if (!/^(0|[1-9]\d{0,2})$/.test(part)) return undefined;
-    const value = Number(part);
-    if (value > 255) return undefined;
-    bytes[i] = value;
-  }
-  return bytes;
-}
-
-function parseGroups(text: string, allowTrailingV4: boolean): number[] | undefined {
-  if (text === '') return [];
-  const parts = text.split(':');
-  const groups: number[] = [];
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i]!;
-    if (allowTrailingV4 && i === parts.length - 1 && part.includes('.')) {
-      const v4 = parseIPv4(part);
-      if (!v4) return undefined;
-      groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      continue;
-    }
-    if (!/^[0-9a-fA-F]{1,4}$/.test(part)) return undefined;
-    groups.push(parseInt(part, 16));
-  }
-  return groups;
-}
-
-function parseIPv6(text: string): Uint8Array | undefined {
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  let groups: number[];
-  if (halves.length === 2) {
-    const head = parseGroups(halves[0]!, false);
-    const tail = parseGroups(halves[1]!, true);
-    if (!head || !tail) return undefined;
-    const missing = 8 - head.length - tail.length;
-    if (missing < 1) return undefined;
-    groups = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  } else {
-    const all = parseGroups(text, true);
-    if (!all || all.length !== 8) return undefined;
-    groups = all;
-  }
-  if (groups.length !== 8) return undefined;
-  const bytes = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    bytes[2 * i] = g >> 8;
-    bytes[2 * i + 1] = g & 0xff;
-  });
-  return bytes;
-}
-
 /** Parses an IPv4 or IPv6 address; undefined if it is neither. */
 export function tryParseIp(text: string): ParsedIp | undefined {
-  if (text.includes(':')) {
-    const bytes = parseIPv6(text);
-    return bytes ? { family: 6, bytes } : undefined;
-  }
-  const bytes = parseIPv4(text);
-  return bytes ? { family: 4, bytes } : undefined;
+  // Strict forms only: four decimal parts without leading zeros ("010" is octal to some
+  // parsers), and IPv6 without a zone index, which netlink has no field for.
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return { family: 4, bytes: Uint8Array.from(ipaddr.IPv4.parse(text).toByteArray()) };
+  if (!text.includes('%') && ipaddr.IPv6.isValid(text)) return { family: 6, bytes: Uint8Array.from(ipaddr.IPv6.parse(text).toByteArray()) };
+  return undefined;
 }
 
 /** Parses an address, throwing a NetlinkInputError naming `field` if it is not one. */
@@ -136,27 +78,8 @@ export function formatIp(bytes: Uint8Array): string {
   if (bytes.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
   const isV4Mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
   if (isV4Mapped) return `::ffff:${Array.from(bytes.subarray(12)).join('.')}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  // RFC 5952: compress the longest run of two or more zero groups, the first one on a tie.
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+  // RFC 5952 (ipaddr.js 2's toString): lower case, the longest run of zero groups compressed.
+  return ipaddr.fromByteArray(Array.from(bytes)).toString();
 }
 
 /** Parses "aa:bb:cc:dd:ee:ff" (or with dashes), throwing a NetlinkInputError naming `field`. */
