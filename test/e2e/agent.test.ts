@@ -1,10 +1,9 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { apiGet, REPO, runAgent, startAgent, testPinRoot, type RunningAgent } from '../support/agent.js';
+import { api, apiGet, REPO, runAgent, startAgent, testPinRoot, type RunningAgent } from '../support/agent.js';
 
 const fx = (name: string) => join(REPO, 'test/fixtures/plugins', name);
 
@@ -22,19 +21,6 @@ async function refused(config: Record<string, unknown> | string) {
     rmSync(dir, { recursive: true, force: true });
     rmSync(testPinRoot(dir), { recursive: true, force: true });
   }
-}
-
-/** One request on a unix socket; the JSON body parsed. */
-function fetchUnix(socket: string, method: string, path: string, body?: string): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, path, method, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let data = '';
-      res.on('data', (d: Buffer) => (data += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) as unknown }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 /** The JSON log lines an agent printed. */
@@ -146,7 +132,7 @@ describe('cilia-agent lifecycle', () => {
     agent = await startAgent({ config: { plugins: [fx('fixture-routes'), fx('fixture-greeter')] } });
     expect((await apiGet<{ said: string }>(agent.socket, '/v1/greetings/world')).body).toEqual({ said: 'hello, world' });
     const post = (body: string) =>
-      fetchUnix(agent!.socket, 'POST', '/v1/greetings', body);
+      api(agent!.socket, 'POST', '/v1/greetings', body);
     expect(await post('{"who":"api"}')).toEqual({ status: 201, body: { said: 'hello, api' } });
     expect(await post('{"who":5}')).toEqual({ status: 400, body: { error: 'expected a string', path: 'who' } });
   });

@@ -4,7 +4,6 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +11,7 @@ import { parse, stringify } from 'yaml';
 import type { AgentStatus, Endpoint } from '@cilia/core';
 import { BpfMap, PerCpuMap } from '@cilia/bpf';
 import { datapathMaps } from '@cilia/datapath';
-import { AGENT_MAIN, REPO, testPinRoot } from '../support/agent.js';
+import { AGENT_MAIN, api, REPO, testPinRoot } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NODE_NS = `cilia-e2e-node-${RUN}`;
@@ -77,18 +76,6 @@ interface AgentProc {
   output: () => string;
 }
 
-function api<T>(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath: socket, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: (text ? JSON.parse(text) : undefined) as T }));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 describe('endpoints on one node (real kernel, agent in a node netns)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cilia-ep-e2e-'));

@@ -4,13 +4,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { AgentStatus, Endpoint } from '@cilia/core';
-import { AGENT_MAIN, testPinRoot } from '../support/agent.js';
+import { AGENT_MAIN, api, testPinRoot } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NODE_NS = `cilia-e2e-mnode-${RUN}`;
@@ -25,18 +24,6 @@ interface ManifestsBody {
   invalid: { file: string; path: string; reason: string; line?: number }[];
 }
 
-function api<T>(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath: socket, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: (text ? JSON.parse(text) : undefined) as T }));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -47,23 +47,29 @@ function collect(child: ChildProcess, timeoutMs: number, onStdout?: (text: strin
   });
 }
 
-/** GET a path on the agent's API socket and parse the JSON body. */
-export function apiGet<T>(socket: string, path: string): Promise<{ status: number; body: T }> {
+/** One request on the agent's API socket; the JSON body (if any) parsed. */
+export function api<T>(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
   return new Promise((resolvePromise, reject) => {
-    const req = request({ socketPath: socket, path, method: 'GET' }, (res) => {
-      let data = '';
-      res.on('data', (d: Buffer) => (data += d.toString()));
+    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const req = request({ socketPath: socket, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
       res.on('end', () => {
         try {
-          resolvePromise({ status: res.statusCode ?? 0, body: JSON.parse(data) as T });
+          resolvePromise({ status: res.statusCode ?? 0, body: (text ? JSON.parse(text) : undefined) as T });
         } catch (err) {
           reject(err);
         }
       });
     });
     req.on('error', reject);
-    req.end();
+    req.end(data);
   });
+}
+
+/** GET a path on the agent's API socket and parse the JSON body. */
+export function apiGet<T>(socket: string, path: string): Promise<{ status: number; body: T }> {
+  return api<T>(socket, 'GET', path);
 }
 
 export interface RunningAgent {
