@@ -1,1 +1,8 @@
-export {};
+/**
+ * @cilia/identity — security identities: labels → numeric identity with Cilium's numbering,
+ * shared across agents through the KvStore with Cilium's key layout.
+ */
+export { KvIdentityAllocator, type KvIdentityAllocatorOptions } from './allocator.js';
+export { labelFilter, labelsKey, DEFAULT_EXCLUDE, DEFAULT_INCLUDE, type LabelFilter } from './labels.js';
+export { RESERVED_IDENTITIES } from './reserved.js';
+export { identityAllocatorPlugin, identityConfig, type IdentityConfig } from './plugin.js';
