@@ -1,0 +1,500 @@
+import { closeSync, fdatasync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, write, writeFileSync, existsSync, ftruncate } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
+import { promisify } from 'node:util';
+import type { KvEntry, KvEvent, KvLease, KvStore, Logger, Unsubscribe } from '@cilia/core';
+import { frame, unframeAll } from './codec.js';
+import { checkKey, checkLeaseOption, checkTtl, checkValue, KvLeaseNotFoundError } from './errors.js';
+import { acquireLock } from './lock.js';
+import { WatchHub } from './watch-hub.js';
+
+const writeAsync = promisify(write);
+const fdatasyncAsync = promisify(fdatasync);
+const ftruncateAsync = promisify(ftruncate);
+
+/** Tuning of the embedded store. */
+export interface EmbeddedKvStoreOptions {
+  /** Log records after which the state is compacted into a snapshot. Default 10000. */
+  readonly compactionThreshold?: number;
+  /** Events kept for watches resuming from a past revision. Default 10000. */
+  readonly historyLimit?: number;
+  /** How often lease deadlines are checked, in ms. Default 250. */
+  readonly leaseCheckIntervalMs?: number;
+  readonly logger?: Logger;
+}
+
+interface Stored {
+  key: string;
+  value: Uint8Array;
+  createRevision: number;
+  modRevision: number;
+  lease?: number;
+}
+
+/** One log record; `seq` orders records across snapshot and log. */
+type LogRecord =
+  | { seq: number; op: 'put'; rev: number; key: string; value: Uint8Array; lease?: number }
+  | { seq: number; op: 'del'; rev: number; keys: string[] }
+  | { seq: number; op: 'grant'; id: number; ttl: number }
+  | { seq: number; op: 'revoke'; id: number; rev: number; keys: string[] };
+
+interface Snapshot {
+  format: 1;
+  seq: number;
+  revision: number;
+  nextLease: number;
+  entries: Stored[];
+  leases: [id: number, ttl: number][];
+}
+
+interface LeaseState {
+  readonly id: number;
+  readonly ttl: number;
+  /** Kept alive by this process: never expires while the store is open. */
+  keptAlive: boolean;
+  deadline: number;
+}
+
+interface Pending {
+  readonly bytes: Buffer;
+  readonly events: KvEvent[];
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+const SNAPSHOT = 'snapshot.cbor';
+const LOG = 'log.cbor';
+const LOCK = 'LOCK';
+
+/** Directories opened by this process: a second store on the same files would corrupt them. */
+const openDirs = new Set<string>();
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The embedded `KvStore`: one process's revisioned key-value store, kept in memory and
+ * persisted under `dir` as an append-only log of checksummed CBOR records plus a snapshot.
+ * A write is acknowledged only after its record is fsynced; writes arriving meanwhile are
+ * committed together (group commit). Opening replays the log and cuts off a torn tail.
+ */
+export class EmbeddedKvStore implements KvStore {
+  readonly dir: string;
+  readonly #entries = new Map<string, Stored>();
+  readonly #leases = new Map<number, LeaseState>();
+  readonly #hub: WatchHub;
+  readonly #logger: Logger | undefined;
+  readonly #compactionThreshold: number;
+  readonly #leaseTimer: NodeJS.Timeout;
+  #fd: number;
+  #revision = 0;
+  #seq = 0;
+  #nextLease = 1;
+  #logRecords = 0;
+  /** Records appended by the operation under way, not yet handed to the writer. */
+  #unflushed: { bytes: Buffer; events: KvEvent[] }[] = [];
+  #pending: Pending[] = [];
+  #flushing: Promise<void> | undefined;
+  #failure: Error | undefined;
+  #closed = false;
+
+  /** Opens (creating if needed) the store in `dir`, synchronously replaying what is on disk. */
+  constructor(dir: string, options: EmbeddedKvStoreOptions = {}) {
+    this.dir = resolvePath(dir);
+    this.#logger = options.logger;
+    this.#compactionThreshold = options.compactionThreshold ?? 10_000;
+    if (!Number.isInteger(this.#compactionThreshold) || this.#compactionThreshold < 1) {
+      throw new TypeError(`compactionThreshold: must be a positive integer, got ${options.compactionThreshold}`);
+    }
+    const historyLimit = options.historyLimit ?? 10_000;
+    if (!Number.isInteger(historyLimit) || historyLimit < 1) throw new TypeError(`historyLimit: must be a positive integer, got ${historyLimit}`);
+    if (openDirs.has(this.dir)) throw new Error(`KvStore ${this.dir} is already open in this process`);
+    mkdirSync(this.dir, { recursive: true });
+    this.#takeLock();
+    openDirs.add(this.dir);
+    try {
+      const replayed = this.#load();
+      this.#hub = new WatchHub(replayed.floor, historyLimit, this.#logger);
+      this.#hub.publish(replayed.events);
+      this.#fd = openSync(join(this.dir, LOG), 'a');
+    } catch (err) {
+      this.#releaseLock();
+      throw err;
+    }
+    const interval = options.leaseCheckIntervalMs ?? 250;
+    this.#leaseTimer = setInterval(() => this.#expireLeases(), interval);
+    this.#leaseTimer.unref();
+  }
+
+  /** Opens the store in `dir` (see the constructor). */
+  static async open(dir: string, options?: EmbeddedKvStoreOptions): Promise<EmbeddedKvStore> {
+    return new EmbeddedKvStore(dir, options);
+  }
+
+  /** The store's current revision. */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    checkKey(key);
+    this.#usable();
+    const e = this.#entries.get(key);
+    return e && toEntry(e);
+  }
+
+  async list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
+    if (typeof prefix !== 'string') throw new TypeError(`prefix: must be a string, got ${typeof prefix}`);
+    this.#usable();
+    const entries: KvEntry[] = [];
+    for (const e of this.#entries.values()) if (e.key.startsWith(prefix)) entries.push(toEntry(e));
+    entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { entries, revision: this.#revision };
+  }
+
+  async put(key: string, value: Uint8Array, options?: { lease?: number }): Promise<number> {
+    checkKey(key);
+    checkValue(value);
+    checkLeaseOption(options);
+    this.#usable();
+    const rev = this.#applyPut(key, value, options?.lease);
+    await this.#commit();
+    return rev;
+  }
+
+  async create(key: string, value: Uint8Array, options?: { lease?: number }): Promise<boolean> {
+    checkKey(key);
+    checkValue(value);
+    checkLeaseOption(options);
+    this.#usable();
+    if (this.#entries.has(key)) return false;
+    this.#applyPut(key, value, options?.lease);
+    await this.#commit();
+    return true;
+  }
+
+  async compareAndSwap(key: string, value: Uint8Array, expected: number, options?: { lease?: number }): Promise<boolean> {
+    checkKey(key);
+    checkValue(value);
+    checkLeaseOption(options);
+    if (!Number.isSafeInteger(expected) || expected < 0) throw new TypeError(`expected: must be a modRevision (a non-negative integer), got ${JSON.stringify(expected)}`);
+    this.#usable();
+    // `expected` 0 means "absent", as etcd's mod_revision of a missing key.
+    if ((this.#entries.get(key)?.modRevision ?? 0) !== expected) return false;
+    this.#applyPut(key, value, options?.lease);
+    await this.#commit();
+    return true;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    checkKey(key);
+    this.#usable();
+    if (!this.#entries.has(key)) return false;
+    const rev = this.#revision + 1;
+    this.#append({ seq: ++this.#seq, op: 'del', rev, keys: [key] }, this.#applyDelete([key], rev));
+    await this.#commit();
+    return true;
+  }
+
+  watch(prefix: string, listener: (event: KvEvent) => void, options?: { fromRevision?: number }): Unsubscribe {
+    if (typeof prefix !== 'string') throw new TypeError(`prefix: must be a string, got ${typeof prefix}`);
+    if (typeof listener !== 'function') throw new TypeError('listener: must be a function');
+    const from = options?.fromRevision;
+    if (from !== undefined && (!Number.isSafeInteger(from) || from < 0)) {
+      throw new TypeError(`options.fromRevision: must be a non-negative integer, got ${JSON.stringify(from)}`);
+    }
+    this.#usable();
+    return this.#hub.watch(prefix, listener, from ?? this.#revision);
+  }
+
+  /**
+   * Grants a lease this process keeps alive until it is revoked or the store closes. With
+   * `keepAlive: false` it expires `ttlSeconds` after being granted (or last kept alive).
+   */
+  async grantLease(ttlSeconds: number, options?: { keepAlive?: boolean }): Promise<KvLease & { keepAliveOnce(): Promise<void> }> {
+    checkTtl(ttlSeconds);
+    this.#usable();
+    const id = this.#nextLease++;
+    const state: LeaseState = { id, ttl: ttlSeconds, keptAlive: options?.keepAlive ?? true, deadline: Date.now() + ttlSeconds * 1000 };
+    this.#leases.set(id, state);
+    this.#append({ seq: ++this.#seq, op: 'grant', id, ttl: ttlSeconds }, []);
+    await this.#commit();
+    return {
+      id,
+      ttlSeconds,
+      revoke: () => this.#revoke(id),
+      keepAliveOnce: async () => {
+        this.#usable();
+        const lease = this.#leases.get(id);
+        if (!lease) throw new KvLeaseNotFoundError(id);
+        lease.deadline = Date.now() + lease.ttl * 1000;
+      },
+    };
+  }
+
+  lock(key: string): Promise<() => Promise<void>> {
+    return acquireLock(this, key);
+  }
+
+  /** Waits for writes in flight, then closes the files. Leases are not revoked: they expire after a reopen. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#leaseTimer);
+    this.#hub.clear();
+    while (this.#flushing) await this.#flushing.catch(() => undefined);
+    closeSync(this.#fd);
+    openDirs.delete(this.dir);
+    this.#releaseLock();
+  }
+
+  // --- state changes: applied in memory at once, acknowledged once their record is durable ---
+
+  #applyPut(key: string, value: Uint8Array, lease: number | undefined): number {
+    if (lease !== undefined && !this.#leases.has(lease)) throw new KvLeaseNotFoundError(lease);
+    const rev = ++this.#revision;
+    const copy = Uint8Array.prototype.slice.call(value);
+    const entry = this.#setEntry(key, copy, rev, lease);
+    this.#append({ seq: ++this.#seq, op: 'put', rev, key, value: copy, ...(lease === undefined ? {} : { lease }) }, [
+      { type: 'put', entry: toEntry(entry), revision: rev },
+    ]);
+    return rev;
+  }
+
+  #setEntry(key: string, value: Uint8Array, rev: number, lease: number | undefined): Stored {
+    const previous = this.#entries.get(key);
+    const entry: Stored = { key, value, createRevision: previous?.createRevision ?? rev, modRevision: rev, ...(lease === undefined ? {} : { lease }) };
+    this.#entries.set(key, entry);
+    return entry;
+  }
+
+  #applyDelete(keys: readonly string[], rev: number): KvEvent[] {
+    if (keys.length > 0) this.#revision = rev;
+    return keys.filter((k) => this.#entries.delete(k)).map((key) => ({ type: 'delete' as const, key, revision: rev }));
+  }
+
+  async #revoke(id: number): Promise<void> {
+    this.#usable();
+    if (!this.#leases.delete(id)) return;
+    const keys = [...this.#entries.values()].filter((e) => e.lease === id).map((e) => e.key);
+    const rev = keys.length > 0 ? this.#revision + 1 : this.#revision;
+    this.#append({ seq: ++this.#seq, op: 'revoke', id, rev, keys }, this.#applyDelete(keys, rev));
+    await this.#commit();
+  }
+
+  #expireLeases(): void {
+    if (this.#closed || this.#failure) return;
+    const now = Date.now();
+    for (const lease of this.#leases.values()) {
+      if (!lease.keptAlive && lease.deadline <= now) {
+        this.#logger?.debug({ lease: lease.id }, 'KvStore lease expired');
+        this.#revoke(lease.id).catch((err: unknown) => this.#logger?.error({ err, lease: lease.id }, 'KvStore could not expire a lease'));
+      }
+    }
+  }
+
+  // --- the log ---
+
+  /** Queues a record and the events it produces until the next flush. */
+  #append(record: LogRecord, events: KvEvent[]): void {
+    this.#unflushed.push({ bytes: frame(record), events });
+  }
+
+  /** Resolves once everything appended so far is durable. */
+  #commit(): Promise<void> {
+    const staged = this.#unflushed;
+    this.#unflushed = [];
+    return new Promise<void>((resolve, reject) => {
+      for (let i = 0; i < staged.length; i++) {
+        const last = i === staged.length - 1;
+        this.#pending.push({
+          bytes: staged[i]!.bytes,
+          events: staged[i]!.events,
+          resolve: last ? resolve : () => undefined,
+          reject: last ? reject : () => undefined,
+        });
+      }
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#flushing || this.#pending.length === 0) return;
+    this.#flushing = this.#flush().finally(() => {
+      this.#flushing = undefined;
+      this.#kick();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#pending;
+    this.#pending = [];
+    try {
+      if (this.#failure) throw this.#failure;
+      const bytes = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((p) => p.bytes));
+      let offset = 0;
+      while (offset < bytes.length) offset += (await writeAsync(this.#fd, bytes, offset, bytes.length - offset)).bytesWritten;
+      await fdatasyncAsync(this.#fd);
+      this.#logRecords += batch.length;
+      if (this.#logRecords >= this.#compactionThreshold) await this.#compact();
+    } catch (err) {
+      // Memory is now ahead of the disk: refuse everything rather than acknowledge lost writes.
+      this.#failure ??= new Error(`KvStore ${this.dir} failed to persist a write; reopen it: ${(err as Error).message}`, { cause: err });
+      this.#logger?.error({ err }, 'KvStore write failed');
+      for (const p of batch) p.reject(this.#failure);
+      for (const p of this.#pending.splice(0)) p.reject(this.#failure);
+      return;
+    }
+    for (const p of batch) this.#hub.publish(p.events);
+    for (const p of batch) p.resolve();
+  }
+
+  /** Writes the whole state to a new snapshot (temp file, fsync, rename), then empties the log. */
+  async #compact(): Promise<void> {
+    const snapshot: Snapshot = {
+      format: 1,
+      seq: this.#seq,
+      revision: this.#revision,
+      nextLease: this.#nextLease,
+      entries: [...this.#entries.values()],
+      leases: [...this.#leases.values()].map((l) => [l.id, l.ttl]),
+    };
+    const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
+    const fd = openSync(tmp, 'w');
+    try {
+      const bytes = frame(snapshot);
+      let offset = 0;
+      while (offset < bytes.length) offset += (await writeAsync(fd, bytes, offset, bytes.length - offset)).bytesWritten;
+      await fdatasyncAsync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, join(this.dir, SNAPSHOT));
+    fsyncDir(this.dir);
+    // Records staged but not yet written carry seq <= snapshot.seq and are skipped on replay.
+    await ftruncateAsync(this.#fd, 0);
+    await fdatasyncAsync(this.#fd);
+    this.#logRecords = 0;
+    this.#logger?.debug({ revision: snapshot.revision, keys: snapshot.entries.length }, 'KvStore compacted its log into a snapshot');
+  }
+
+  /** Reads the snapshot and replays the log after it, cutting off a torn or corrupt tail. */
+  #load(): { floor: number; events: KvEvent[] } {
+    const snapshotPath = join(this.dir, SNAPSHOT);
+    let seqFloor = 0;
+    if (existsSync(snapshotPath)) {
+      const { records, problem } = unframeAll<Snapshot>(readFileSync(snapshotPath));
+      // The snapshot is renamed into place only once complete, so damage here is not a torn write.
+      if (problem || records.length !== 1 || records[0]!.format !== 1) {
+        throw new Error(`KvStore snapshot ${snapshotPath} is unreadable (${problem ?? 'unexpected content'}); refusing to open`);
+      }
+      const s = records[0]!;
+      for (const e of s.entries) this.#entries.set(e.key, e);
+      for (const [id, ttl] of s.leases) this.#leases.set(id, { id, ttl, keptAlive: false, deadline: 0 });
+      this.#revision = s.revision;
+      this.#seq = seqFloor = s.seq;
+      this.#nextLease = s.nextLease;
+    }
+    const floor = this.#revision;
+    const logPath = join(this.dir, LOG);
+    const events: KvEvent[] = [];
+    if (existsSync(logPath)) {
+      const image = readFileSync(logPath);
+      const { records, validLength, problem } = unframeAll<LogRecord>(image);
+      if (problem) {
+        this.#logger?.warn({ problem, validLength, length: image.length }, 'KvStore log ends in a torn or corrupt record; cutting it off');
+        const fd = openSync(logPath, 'r+');
+        try {
+          ftruncateSync(fd, validLength);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      for (const r of records) {
+        if (r.seq <= seqFloor) continue;
+        this.#seq = r.seq;
+        events.push(...this.#replay(r));
+      }
+      this.#logRecords = records.length;
+    } else {
+      writeFileSync(logPath, '');
+      fsyncDir(this.dir);
+    }
+    // Leases restored from disk have no holder in this process: they run out their TTL.
+    const now = Date.now();
+    for (const lease of this.#leases.values()) lease.deadline = now + lease.ttl * 1000;
+    return { floor, events };
+  }
+
+  #replay(r: LogRecord): KvEvent[] {
+    switch (r.op) {
+      case 'put': {
+        this.#revision = r.rev;
+        const entry = this.#setEntry(r.key, r.value, r.rev, r.lease);
+        return [{ type: 'put', entry: toEntry(entry), revision: r.rev }];
+      }
+      case 'del':
+        return this.#applyDelete(r.keys, r.rev);
+      case 'grant':
+        this.#leases.set(r.id, { id: r.id, ttl: r.ttl, keptAlive: false, deadline: 0 });
+        this.#nextLease = Math.max(this.#nextLease, r.id + 1);
+        return [];
+      case 'revoke':
+        this.#leases.delete(r.id);
+        return this.#applyDelete(r.keys, r.rev);
+    }
+  }
+
+  #usable(): void {
+    if (this.#closed) throw new Error(`KvStore ${this.dir} is closed`);
+    if (this.#failure) throw this.#failure;
+  }
+
+  #takeLock(): void {
+    const path = join(this.dir, LOCK);
+    try {
+      const holder = Number(readFileSync(path, 'utf8'));
+      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
+        throw new Error(`KvStore ${this.dir} is in use by process ${holder}`);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    writeFileSync(path, String(process.pid));
+  }
+
+  #releaseLock(): void {
+    openDirs.delete(this.dir);
+    try {
+      unlinkSync(join(this.dir, LOCK));
+    } catch {
+      // Already gone: nothing to release.
+    }
+  }
+}
+
+function toEntry(e: Stored): KvEntry {
+  return {
+    key: e.key,
+    value: Uint8Array.prototype.slice.call(e.value),
+    modRevision: e.modRevision,
+    createRevision: e.createRevision,
+    ...(e.lease === undefined ? {} : { lease: e.lease }),
+  };
+}
+

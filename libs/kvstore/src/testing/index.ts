@@ -1,0 +1,1 @@
+export { kvStoreConformance, type ConformanceStore, type ConformanceOptions } from './conformance.js';
