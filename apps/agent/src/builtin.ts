@@ -1,6 +1,7 @@
 import type { PluginCandidate } from '@cilia/core';
 import { coreDatapathPlugin } from '@cilia/datapath';
 import { hostScopeIpamPlugin } from '@cilia/ipam';
+import { embeddedKvStorePlugin } from '@cilia/kvstore';
 import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
 
 /**
@@ -9,7 +10,7 @@ import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
  * More defaults (identity allocator, embedded KvStore, …) join as their libraries land.
  */
 export function defaultPlugins(): PluginCandidate[] {
-  return [hostScopeIpamPlugin, coreDatapathPlugin, manifestsPlugin, podEndpointsPlugin].map((definition) => ({
+  return [hostScopeIpamPlugin, embeddedKvStorePlugin, coreDatapathPlugin, manifestsPlugin, podEndpointsPlugin].map((definition) => ({
     definition,
     origin: 'default' as const,
   }));
