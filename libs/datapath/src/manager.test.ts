@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Endpoint, Ipam, IpamLease, Logger } from '@cilia/core';
+import type { Endpoint, Identity, IdentityAllocator, Ipam, IpamLease, Labels, Logger } from '@cilia/core';
 import type { NetlinkHandle } from '@cilia/netlink';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
@@ -143,5 +143,107 @@ describe('CoreEndpointManager.start (adoption after a restart)', () => {
     await manager.start();
     expect(manager.list()).toEqual([]);
     expect(ensured).toBe(false);
+  });
+});
+
+/** A stand-in allocator (logic test only): a fixed id per label set, `away` answers init. */
+class FakeIdentities implements IdentityAllocator {
+  away = false;
+  readonly ids = new Map<string, number>();
+  readonly refs = new Map<number, number>();
+  readonly asked: Labels[] = [];
+  async allocate(labels: Labels) {
+    this.asked.push(labels);
+    if (this.away) return { identity: { id: 5, labels: { 'reserved:init': '' }, scope: 'reserved' as const }, isNew: false };
+    const key = JSON.stringify(Object.entries(labels).sort());
+    const id = this.ids.get(key) ?? 300 + this.ids.size;
+    this.ids.set(key, id);
+    this.refs.set(id, (this.refs.get(id) ?? 0) + 1);
+    return { identity: { id, labels, scope: 'cluster' as const }, isNew: false };
+  }
+  async release(id: number) {
+    const n = (this.refs.get(id) ?? 0) - 1;
+    this.refs.set(id, n);
+    return n === 0;
+  }
+  async allocateCidr(): Promise<Identity> {
+    throw new Error('not used');
+  }
+  lookup() {
+    return undefined;
+  }
+  lookupByLabels() {
+    return undefined;
+  }
+  list() {
+    return [];
+  }
+  watch() {
+    return () => undefined;
+  }
+}
+
+describe('CoreEndpointManager with an identity allocator', () => {
+  let dir: string;
+  let manager: CoreEndpointManager | undefined;
+  afterEach(() => {
+    manager?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function setup(identity: FakeIdentities, records: EndpointRecord[]) {
+    dir = mkdtempSync(join(tmpdir(), 'cilia-ep-unit-'));
+    const store = new EndpointStore(dir);
+    for (const r of records) store.write(r);
+    const ipam = new FakeIpam();
+    for (const r of records) ipam.lease(r.endpoint.ipv4!, `endpoint:${r.endpoint.id}`);
+    const datapath = new FakeDatapath();
+    const written: [number, number][] = [];
+    datapath.attachEndpoint = async (ep) => {
+      written.push([ep.id, ep.identity]);
+    };
+    const ipcache = new LocalIpCache(silent);
+    const host = { findLink: async (name: string) => ({ index: 100 + Number(name.slice(-1)), name }) } as unknown as NetlinkHandle;
+    manager = new CoreEndpointManager({ ipam, ipcache, datapath, store, logger: silent, host: async () => host, node: async () => ({ mtu: 1500, hostIPv4: [] }), identity, identityRetryMs: 20 });
+    return { manager, written, ipcache, store };
+  }
+  const labelled = (id: number, labels: Labels, identity = 5): EndpointRecord => {
+    const r = record(id, 'ready');
+    return { ...r, endpoint: { ...r.endpoint, labels, identity } };
+  };
+
+  it('adopts endpoints with their labels’ identity (namespace label added), in the map and the ipcache; updateLabels and delete move the references', async () => {
+    const ids = new FakeIdentities();
+    const { manager, written, ipcache } = setup(ids, [labelled(1, { 'k8s:app': 'a' }), labelled(2, { 'k8s:app': 'a' }), labelled(3, { 'k8s:app': 'b' })]);
+    await manager.start();
+    expect(ids.asked[0]).toEqual({ 'k8s:app': 'a', 'k8s:io.kubernetes.pod.namespace': 'ns' });
+    const byId = Object.fromEntries(manager.list().map((e) => [e.id, e.identity]));
+    expect(byId[1]).toBe(byId[2]);
+    expect(byId[3]).not.toBe(byId[1]);
+    expect(byId[1]).toBeGreaterThanOrEqual(300);
+    expect(written).toEqual([
+      [1, byId[1]],
+      [2, byId[2]],
+      [3, byId[3]],
+    ]);
+    expect(ipcache.lookup('10.0.0.13')?.identity).toBe(byId[3]);
+    const updated = await manager.updateLabels(3, { 'k8s:app': 'a' });
+    expect(updated.identity).toBe(byId[1]);
+    expect(ipcache.lookup('10.0.0.13')?.identity).toBe(byId[1]);
+    expect(written.at(-1)).toEqual([3, byId[1]]);
+    expect(ids.refs.get(byId[3]!)).toBe(0);
+    expect(ids.refs.get(byId[1]!)).toBe(3);
+  });
+
+  it('keeps the recorded identity while the store is away and confirms it once it is back', async () => {
+    const ids = new FakeIdentities();
+    ids.away = true;
+    const { manager, ipcache } = setup(ids, [labelled(1, { 'k8s:app': 'a' }, 777)]);
+    await manager.start();
+    expect(manager.get(1)?.identity).toBe(777);
+    expect(ipcache.lookup('10.0.0.11')?.identity).toBe(777);
+    ids.away = false;
+    await expect.poll(() => manager.get(1)?.identity, { timeout: 2000 }).toBe(300);
+    expect(ipcache.lookup('10.0.0.11')?.identity).toBe(300);
   });
 });

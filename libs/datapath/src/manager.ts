@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { Endpoint, EndpointCreateRequest, EndpointManager, Ipam, Labels, Logger, Unsubscribe } from '@cilia/core';
+import type { Endpoint, EndpointCreateRequest, EndpointManager, IdentityAllocator, Ipam, IpamLease, Labels, Logger, Unsubscribe } from '@cilia/core';
 import type { NetlinkHandle } from '@cilia/netlink';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
 import type { LocalIpCache } from './ipcache.js';
@@ -10,10 +10,14 @@ import type { EndpointRecord, EndpointStore } from './store.js';
 import { EndpointRequestError, validateCreateRequest, validateLabels } from './validate.js';
 
 /**
- * Identity of every endpoint until identity allocation lands ([W1-4]): Cilium's reserved
- * `init` identity (5), which is what Cilium gives an endpoint whose labels are not resolved yet.
+ * Cilium's reserved `init` identity (5): what an endpoint carries while its labels have no
+ * identity yet — always without an identity allocator, and while the allocator cannot reach
+ * its store (the manager then retries in the background).
  */
 export const PLACEHOLDER_IDENTITY = 5;
+
+/** The label carrying the pod's namespace, part of every endpoint's identity. */
+const NAMESPACE_LABEL = 'k8s:io.kubernetes.pod.namespace';
 
 /** Highest endpoint id (the datapath keeps ids in 16 bits). */
 const MAX_ENDPOINT_ID = 0xffff;
@@ -45,6 +49,10 @@ export interface EndpointManagerDeps {
   readonly host: () => Promise<NetlinkHandle>;
   /** Node facts, discovered once. */
   readonly node: () => Promise<NodeInfo>;
+  /** Allocates endpoints' identities; without one every endpoint carries `init` (5). */
+  readonly identity?: IdentityAllocator;
+  /** How often endpoints still carrying `init` ask the allocator again. Default 2 s. */
+  readonly identityRetryMs?: number;
 }
 
 interface Live {
@@ -67,6 +75,9 @@ export class CoreEndpointManager implements EndpointManager {
   readonly #reservedIds = new Set<number>();
   #queue: Promise<unknown> = Promise.resolve();
   #nodeReady = false;
+  #retryTimer?: NodeJS.Timeout;
+  /** Adopted endpoints whose recorded identity the allocator has not confirmed yet (its store was away). */
+  readonly #unconfirmed = new Set<number>();
 
   constructor(deps: EndpointManagerDeps) {
     this.#deps = deps;
@@ -88,6 +99,7 @@ export class CoreEndpointManager implements EndpointManager {
     }
     if (records.length > 0) await this.#ensureNode();
     const host = await this.#deps.host();
+    let storeAway = false;
     for (const record of records) {
       const ep = record.endpoint;
       try {
@@ -98,7 +110,17 @@ export class CoreEndpointManager implements EndpointManager {
           continue;
         }
         await this.#ensureLease(ep.ipv4, ep.id);
-        const live: Live = { endpoint: ep, record, links: { hostIfindex: hostLink.index, podIfindex: record.podIfindex ?? 0 } };
+        // Re-acquired, not re-minted: the allocator finds the label set's existing id.
+        let identity = storeAway ? PLACEHOLDER_IDENTITY : await this.#allocateIdentity(ep);
+        if (identity === PLACEHOLDER_IDENTITY && ep.identity !== PLACEHOLDER_IDENTITY && this.#deps.identity) {
+          // The allocator's store is away: keep forwarding with the recorded identity, confirm it later.
+          storeAway = true;
+          this.#unconfirmed.add(ep.id);
+          identity = ep.identity;
+        }
+        const adopted = identity === ep.identity ? ep : { ...ep, identity };
+        const live: Live = { endpoint: adopted, record: { ...record, endpoint: adopted }, links: { hostIfindex: hostLink.index, podIfindex: record.podIfindex ?? 0 } };
+        if (adopted !== ep) this.#deps.store.write(live.record);
         await this.#deps.datapath.attachEndpoint(this.#bpfView(live));
         this.#live.set(ep.id, live);
       } catch (err) {
@@ -121,6 +143,16 @@ export class CoreEndpointManager implements EndpointManager {
       }
     }
     this.#log.info({ adopted: this.#live.size }, 'endpoints adopted');
+    if (this.#deps.identity) {
+      this.#retryTimer = setInterval(() => void this.#serial(() => this.#retryIdentities()).catch(() => undefined), this.#deps.identityRetryMs ?? 2000);
+      this.#retryTimer.unref();
+    }
+  }
+
+  /** Stops the background identity retries. */
+  stop(): void {
+    clearInterval(this.#retryTimer);
+    this.#retryTimer = undefined;
   }
 
   async create(request: EndpointCreateRequest): Promise<Endpoint> {
@@ -133,9 +165,12 @@ export class CoreEndpointManager implements EndpointManager {
     return this.#serial(async () => {
       const live = this.#live.get(id);
       if (!live) throw new Error(`endpoint ${id} does not exist`);
-      live.endpoint = { ...live.endpoint, labels: checked };
-      live.record = { ...live.record, endpoint: live.endpoint };
-      this.#deps.store.write(live.record);
+      const old = live.endpoint.identity;
+      const held = !this.#unconfirmed.delete(id);
+      const labelled = { ...live.endpoint, labels: checked };
+      const identity = await this.#allocateIdentity(labelled);
+      await this.#setIdentity(live, { ...labelled, identity });
+      if (held) await this.#releaseIdentity(old);
       this.#emit('upsert', live.endpoint);
       return live.endpoint;
     });
@@ -147,6 +182,7 @@ export class CoreEndpointManager implements EndpointManager {
       if (!live) return false;
       await this.#teardown(live.record, this.#bpfView(live));
       this.#live.delete(id);
+      if (!this.#unconfirmed.delete(id)) await this.#releaseIdentity(live.endpoint.identity);
       this.#emit('delete', { ...live.endpoint, state: 'disconnecting' });
       this.#log.info({ endpoint: id, name: live.endpoint.name, namespace: live.endpoint.namespace }, 'endpoint deleted');
       return true;
@@ -192,7 +228,15 @@ export class CoreEndpointManager implements EndpointManager {
     const node = await this.#deps.node();
     const host = await this.#deps.host();
     const id = this.#nextId();
-    const lease = await this.#deps.ipam.allocateNext(leaseOwner(id), 'ipv4');
+    // Before anything reaches the maps: the endpoint's entries carry its real identity from the start.
+    const identity = await this.#allocateIdentity({ namespace: req.namespace, labels: req.labels });
+    let lease: IpamLease;
+    try {
+      lease = await this.#deps.ipam.allocateNext(leaseOwner(id), 'ipv4');
+    } catch (err) {
+      await this.#releaseIdentity(identity);
+      throw err;
+    }
     const netnsName = req.netns ? undefined : agentNetnsName(req.namespace, req.name);
     let endpoint: Endpoint = {
       id,
@@ -207,7 +251,7 @@ export class CoreEndpointManager implements EndpointManager {
       mac: '',
       ipv4Gateway: lease.gateway,
       ...(req.containerId ? { containerId: req.containerId } : {}),
-      identity: PLACEHOLDER_IDENTITY,
+      identity,
       state: 'regenerating',
       policyRevision: 0,
     };
@@ -248,6 +292,7 @@ export class CoreEndpointManager implements EndpointManager {
     } catch (err) {
       this.#log.error({ endpoint: id, err }, 'endpoint creation failed; undoing it');
       await this.#teardown(record, bpf).catch((undoErr: unknown) => this.#log.error({ endpoint: id, err: undoErr }, 'undoing a failed endpoint creation failed'));
+      await this.#releaseIdentity(identity);
       throw err;
     }
     this.#log.info({ endpoint: id, name: req.name, namespace: req.namespace, ipv4: lease.ip, hostInterface }, 'endpoint created');
@@ -277,6 +322,45 @@ export class CoreEndpointManager implements EndpointManager {
     if (lease?.owner === leaseOwner(ep.id)) await step(() => this.#deps.ipam.release(lease.ip));
     await step(() => this.#deps.store.remove(ep.id));
     if (errors.length > 0) throw errors[0];
+  }
+
+  /** The identity of an endpoint's labels (its namespace label added); `init` without an allocator. */
+  async #allocateIdentity(ep: Pick<Endpoint, 'namespace' | 'labels'>): Promise<number> {
+    const allocator = this.#deps.identity;
+    if (!allocator) return PLACEHOLDER_IDENTITY;
+    const { identity } = await allocator.allocate({ ...ep.labels, [NAMESPACE_LABEL]: ep.labels[NAMESPACE_LABEL] ?? ep.namespace });
+    return identity.id;
+  }
+
+  async #releaseIdentity(id: number): Promise<void> {
+    if (!this.#deps.identity || id === PLACEHOLDER_IDENTITY) return;
+    await this.#deps.identity.release(id).catch((err: unknown) => this.#log.warn({ identity: id, err }, 'releasing an identity failed'));
+  }
+
+  /** Rewrites an endpoint's map entry, ipcache entry and state file with `next` (its new identity). */
+  async #setIdentity(live: Live, next: Endpoint): Promise<void> {
+    const changed = next.identity !== live.endpoint.identity;
+    live.endpoint = next;
+    live.record = { ...live.record, endpoint: next };
+    this.#deps.store.write(live.record);
+    if (!changed || next.state !== 'ready') return;
+    await this.#deps.datapath.attachEndpoint(this.#bpfView(live));
+    await this.#deps.ipcache.apply({ upserts: [this.#ipcacheEntry(next)], deletes: [] });
+    this.#log.info({ endpoint: next.id, identity: next.identity }, 'endpoint identity changed');
+  }
+
+  /** Endpoints that got `init` while the allocator's store was away ask again. */
+  async #retryIdentities(): Promise<void> {
+    for (const live of this.#live.values()) {
+      const unconfirmed = this.#unconfirmed.has(live.endpoint.id);
+      if (live.endpoint.identity !== PLACEHOLDER_IDENTITY && !unconfirmed) continue;
+      const identity = await this.#allocateIdentity(live.endpoint);
+      if (identity === PLACEHOLDER_IDENTITY) return; // still away: the next round tries again
+      this.#unconfirmed.delete(live.endpoint.id);
+      if (identity === live.endpoint.identity) continue;
+      await this.#setIdentity(live, { ...live.endpoint, identity });
+      this.#emit('upsert', live.endpoint);
+    }
   }
 
   async #ensureNode(): Promise<void> {

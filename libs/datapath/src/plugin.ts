@@ -1,4 +1,4 @@
-import { definePlugin, Tokens, type AgentConfig, type Ipam, type Logger } from '@cilia/core';
+import { definePlugin, Tokens, type AgentConfig, type IdentityAllocator, type Ipam, type Logger, type Resolver } from '@cilia/core';
 import { openNetlink, type NetlinkHandle } from '@cilia/netlink';
 import pkg from '../package.json' with { type: 'json' };
 import { endpointRoutes } from './api.js';
@@ -19,7 +19,7 @@ class Runtime {
   #host?: Promise<NetlinkHandle>;
   #node?: Promise<NodeInfo>;
 
-  constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, logger: Logger) {
+  constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger) {
     this.ipcache = new LocalIpCache(logger.child({ component: 'ipcache' }));
     this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, config, ipcache: this.ipcache, logger: logger.child({ component: 'datapath' }) });
     this.endpoints = new CoreEndpointManager({
@@ -30,6 +30,7 @@ class Runtime {
       logger: logger.child({ component: 'endpoint' }),
       host: () => this.host(),
       node: () => (this.#node ??= this.host().then((h) => discoverNode(h, config))),
+      ...(identity ? { identity } : {}),
     });
     runtimes.set(this.endpoints, this);
   }
@@ -39,6 +40,7 @@ class Runtime {
   }
 
   async close(signal: AbortSignal): Promise<void> {
+    this.endpoints.stop();
     // A create or delete under way finishes first (within the shutdown budget): it needs the netlink handle.
     if (!signal.aborted) await Promise.race([this.endpoints.drain(), new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))]);
     // With no endpoint left there is nothing to keep forwarding: leave the egress device as it was.
@@ -64,13 +66,15 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
   config: datapathConfig,
   provides: [Tokens.Datapath, Tokens.EndpointManager, Tokens.IpCache, Tokens.ApiRoutes],
   requires: [Tokens.Ipam],
+  // Endpoints carry their labels' identity when an allocator is there; `init` (5) otherwise.
+  optional: [Tokens.IdentityAllocator],
   register(bind, { config, agent, logger }) {
     let runtime: Runtime | undefined;
-    const get = (ipam: Ipam) => (runtime ??= new Runtime(config, agent, ipam, logger));
-    bind(Tokens.EndpointManager).toFactory((r) => get(r.get(Tokens.Ipam)).endpoints);
-    bind(Tokens.IpCache).toFactory((r) => get(r.get(Tokens.Ipam)).ipcache);
-    bind(Tokens.Datapath).toFactory((r) => get(r.get(Tokens.Ipam)).datapath);
-    bind(Tokens.ApiRoutes).toFactory((r) => endpointRoutes(() => get(r.get(Tokens.Ipam)).endpoints));
+    const get = (r: Resolver) => (runtime ??= new Runtime(config, agent, r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger));
+    bind(Tokens.EndpointManager).toFactory((r) => get(r).endpoints);
+    bind(Tokens.IpCache).toFactory((r) => get(r).ipcache);
+    bind(Tokens.Datapath).toFactory((r) => get(r).datapath);
+    bind(Tokens.ApiRoutes).toFactory((r) => endpointRoutes(() => get(r).endpoints));
   },
   async start({ resolver }) {
     const endpoints = resolver.get(Tokens.EndpointManager) as CoreEndpointManager;
