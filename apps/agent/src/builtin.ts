@@ -1,5 +1,6 @@
 import type { PluginCandidate } from '@cilia/core';
 import { coreDatapathPlugin } from '@cilia/datapath';
+import { identityAllocatorPlugin } from '@cilia/identity';
 import { hostScopeIpamPlugin } from '@cilia/ipam';
 import { embeddedKvStorePlugin } from '@cilia/kvstore';
 import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
@@ -10,7 +11,7 @@ import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
  * More defaults (identity allocator, embedded KvStore, …) join as their libraries land.
  */
 export function defaultPlugins(): PluginCandidate[] {
-  return [hostScopeIpamPlugin, embeddedKvStorePlugin, coreDatapathPlugin, manifestsPlugin, podEndpointsPlugin].map((definition) => ({
+  return [hostScopeIpamPlugin, embeddedKvStorePlugin, identityAllocatorPlugin, coreDatapathPlugin, manifestsPlugin, podEndpointsPlugin].map((definition) => ({
     definition,
     origin: 'default' as const,
   }));
