@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
 import { registerConfigCommands } from './commands/config.js';
 import { registerEndpointCommands } from './commands/endpoint.js';
+import { registerIdentityCommands } from './commands/identity.js';
 import { registerPluginCommands } from './commands/plugin.js';
 import { registerStatusCommand } from './commands/status.js';
 import { createContext, type CliIo } from './context.js';
@@ -56,6 +57,7 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerPluginCommands(program, ctx);
   registerConfigCommands(program, ctx);
   registerEndpointCommands(program, ctx);
+  registerIdentityCommands(program, ctx);
   return program;
 }
 
