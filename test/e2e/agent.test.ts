@@ -47,13 +47,15 @@ describe('cilia-agent lifecycle', () => {
     expect(existsSync(testPinRoot(agent.dir))).toBe(true);
     expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([
       ['@cilia/ipam', 'default', 'started'],
-      ['@cilia/datapath', 'default', 'started'],
+      ['@cilia/kvstore', 'default', 'started'],
       ['@cilia/resources', 'default', 'started'],
+      ['@cilia/identity', 'default', 'started'],
+      ['@cilia/datapath', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
       ['fixture-greeter', 'configured', 'started'],
       ['fixture-consumer', 'configured', 'started'],
     ]);
-    expect(status.plugins[5]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
+    expect(status.plugins[7]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
 
     const config = await apiGet<{ sources: string[]; config: Record<string, Record<string, unknown>> }>(agent.socket, '/v1/config');
     expect(config.body.sources[0]).toMatch(/presets\/standalone\.yaml$/);
@@ -116,7 +118,9 @@ describe('cilia-agent lifecycle', () => {
     agent = await startAgent({ config: { plugins: [fx('fixture-cloud-ipam')] } });
     const status = await agent.status();
     expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([
+      ['@cilia/kvstore', 'default', 'started'],
       ['@cilia/resources', 'default', 'started'],
+      ['@cilia/identity', 'default', 'started'],
       ['fixture-cloud-ipam', 'configured', 'started'],
       ['@cilia/datapath', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
