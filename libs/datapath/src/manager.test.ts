@@ -246,4 +246,22 @@ describe('CoreEndpointManager with an identity allocator', () => {
     await expect.poll(() => manager.get(1)?.identity, { timeout: 2000 }).toBe(300);
     expect(ipcache.lookup('10.0.0.11')?.identity).toBe(300);
   });
+
+  it('moves an endpoint that got init (store away) to its real identity in the background', async () => {
+    const ids = new FakeIdentities();
+    ids.away = true;
+    const { manager, ipcache, written } = setup(ids, [labelled(1, { 'k8s:app': 'a' }, 5)]);
+    await manager.start();
+    expect(manager.get(1)?.identity).toBe(5);
+    const seen: number[] = [];
+    manager.subscribe((e) => seen.push(e.endpoint.identity));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(manager.get(1)?.identity).toBe(5); // still away: still init, nothing broke
+    ids.away = false;
+    await expect.poll(() => manager.get(1)?.identity, { timeout: 2000 }).toBe(300);
+    expect(ipcache.lookup('10.0.0.11')?.identity).toBe(300);
+    expect(written.at(-1)).toEqual([1, 300]);
+    expect(seen).toEqual([300]);
+    expect(ids.refs.get(300)).toBe(1);
+  });
 });

@@ -76,6 +76,7 @@ export class CoreEndpointManager implements EndpointManager {
   #queue: Promise<unknown> = Promise.resolve();
   #nodeReady = false;
   #retryTimer?: NodeJS.Timeout;
+  #retrying = false;
   /** Adopted endpoints whose recorded identity the allocator has not confirmed yet (its store was away). */
   readonly #unconfirmed = new Set<number>();
 
@@ -144,7 +145,13 @@ export class CoreEndpointManager implements EndpointManager {
     }
     this.#log.info({ adopted: this.#live.size }, 'endpoints adopted');
     if (this.#deps.identity) {
-      this.#retryTimer = setInterval(() => void this.#serial(() => this.#retryIdentities()).catch(() => undefined), this.#deps.identityRetryMs ?? 2000);
+      this.#retryTimer = setInterval(() => {
+        if (this.#retrying) return;
+        this.#retrying = true;
+        this.#retryIdentities()
+          .catch((err: unknown) => this.#log.warn({ err }, 'identity retry failed'))
+          .finally(() => (this.#retrying = false));
+      }, this.#deps.identityRetryMs ?? 2000);
       this.#retryTimer.unref();
     }
   }
@@ -349,17 +356,27 @@ export class CoreEndpointManager implements EndpointManager {
     this.#log.info({ endpoint: next.id, identity: next.identity }, 'endpoint identity changed');
   }
 
-  /** Endpoints that got `init` while the allocator's store was away ask again. */
+  /**
+   * Endpoints that got `init` while the allocator's store was away ask again. The asking runs
+   * outside the queue (it may wait for the store); only the change of identity is queued.
+   */
   async #retryIdentities(): Promise<void> {
-    for (const live of this.#live.values()) {
-      const unconfirmed = this.#unconfirmed.has(live.endpoint.id);
-      if (live.endpoint.identity !== PLACEHOLDER_IDENTITY && !unconfirmed) continue;
-      const identity = await this.#allocateIdentity(live.endpoint);
+    for (const { endpoint } of [...this.#live.values()]) {
+      if (endpoint.identity !== PLACEHOLDER_IDENTITY && !this.#unconfirmed.has(endpoint.id)) continue;
+      const identity = await this.#allocateIdentity(endpoint);
       if (identity === PLACEHOLDER_IDENTITY) return; // still away: the next round tries again
-      this.#unconfirmed.delete(live.endpoint.id);
-      if (identity === live.endpoint.identity) continue;
-      await this.#setIdentity(live, { ...live.endpoint, identity });
-      this.#emit('upsert', live.endpoint);
+      await this.#serial(async () => {
+        const live = this.#live.get(endpoint.id);
+        // Deleted or relabelled meanwhile: this answer is nobody's.
+        if (!live || live.endpoint.labels !== endpoint.labels || (live.endpoint.identity !== PLACEHOLDER_IDENTITY && !this.#unconfirmed.has(endpoint.id))) {
+          await this.#releaseIdentity(identity);
+          return;
+        }
+        this.#unconfirmed.delete(endpoint.id);
+        if (identity === live.endpoint.identity) return;
+        await this.#setIdentity(live, { ...live.endpoint, identity });
+        this.#emit('upsert', live.endpoint);
+      });
     }
   }
 
