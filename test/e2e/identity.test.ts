@@ -145,6 +145,14 @@ describe('identities with the real agent (embedded KvStore)', () => {
     expect(cli(['identity', 'get', 'x']).status).toBe(2);
   });
 
+  it('refuses a label the identity key layout cannot carry with a 400 naming it, and leaves nothing behind', async () => {
+    const before = (await api<Endpoint[]>(socket, 'GET', '/v1/endpoints')).body.length;
+    const r = await api<{ error: string; path: string }>(socket, 'POST', '/v1/endpoints', { name: 'bad', namespace: NS_A, labels: { 'k8s:a;b': 'x' } });
+    expect(r.status).toBe(400);
+    expect(r.body.path).toBe('labels.k8s:a;b');
+    expect((await api<Endpoint[]>(socket, 'GET', '/v1/endpoints')).body.length).toBe(before);
+  });
+
   it('restores the same identities after SIGKILL and a restart, and reuses them for new endpoints', async () => {
     agent!.child.kill('SIGKILL');
     await agent!.done;

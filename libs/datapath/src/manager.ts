@@ -335,8 +335,15 @@ export class CoreEndpointManager implements EndpointManager {
   async #allocateIdentity(ep: Pick<Endpoint, 'namespace' | 'labels'>): Promise<number> {
     const allocator = this.#deps.identity;
     if (!allocator) return PLACEHOLDER_IDENTITY;
-    const { identity } = await allocator.allocate({ ...ep.labels, [NAMESPACE_LABEL]: ep.labels[NAMESPACE_LABEL] ?? ep.namespace });
-    return identity.id;
+    try {
+      const { identity } = await allocator.allocate({ ...ep.labels, [NAMESPACE_LABEL]: ep.labels[NAMESPACE_LABEL] ?? ep.namespace });
+      return identity.id;
+    } catch (err) {
+      // A label the allocator refuses (it names it in `path`) is the request's fault.
+      const { path, reason } = err as { path?: unknown; reason?: unknown };
+      if (err instanceof TypeError && typeof path === 'string' && typeof reason === 'string') throw new EndpointRequestError(reason, path);
+      throw err;
+    }
   }
 
   async #releaseIdentity(id: number): Promise<void> {

@@ -3,6 +3,6 @@
  * shared across agents through the KvStore with Cilium's key layout.
  */
 export { KvIdentityAllocator, type KvIdentityAllocatorOptions } from './allocator.js';
-export { labelFilter, labelsKey, DEFAULT_EXCLUDE, DEFAULT_INCLUDE, type LabelFilter } from './labels.js';
+export { labelFilter, labelsKey, DEFAULT_EXCLUDE, DEFAULT_INCLUDE, IdentityLabelError, type LabelFilter } from './labels.js';
 export { RESERVED_IDENTITIES } from './reserved.js';
 export { identityAllocatorPlugin, identityConfig, type IdentityConfig } from './plugin.js';

@@ -91,10 +91,21 @@ export function parseLabelsKey(text: string): Labels | undefined {
   return labels;
 }
 
+/** A label the identity key layout cannot carry; `path` names it (`labels.<key>`). */
+export class IdentityLabelError extends TypeError {
+  constructor(
+    readonly reason: string,
+    readonly path: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = 'IdentityLabelError';
+  }
+}
+
 /** Refuses labels that the key layout cannot carry unambiguously; names the label. */
 export function checkEncodable(labels: Labels): void {
   for (const [k, v] of Object.entries(labels)) {
-    if (k === '' || /[=;]/.test(k)) throw new TypeError(`labels.${k}: a label key must be non-empty and contain no "=" or ";"`);
-    if (v.includes(';')) throw new TypeError(`labels.${k}: a label value must not contain ";"`);
+    if (k === '' || /[=;]/.test(k)) throw new IdentityLabelError('a label key must be non-empty and contain no "=" or ";"', `labels.${k}`);
+    if (v.includes(';')) throw new IdentityLabelError('a label value must not contain ";"', `labels.${k}`);
   }
 }
