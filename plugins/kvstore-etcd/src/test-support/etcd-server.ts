@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A free loopback TCP port (closed again, so etcd can bind it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A throwaway etcd (Debian's etcd-server) on loopback with its own data dir and ports. */
+export class EtcdServer {
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'cilia-etcd-'));
+  #child: ChildProcess | undefined;
+  #log = '';
+
+  private constructor(
+    readonly clientPort: number,
+    readonly peerPort: number,
+  ) {}
+
+  static async start(): Promise<EtcdServer> {
+    const server = new EtcdServer(await freePort(), await freePort());
+    await server.restart();
+    return server;
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.clientPort}`;
+  }
+
+  get output(): string {
+    return this.#log;
+  }
+
+  /** Starts etcd (again, on the same data dir and ports) and waits until it serves. */
+  async restart(): Promise<void> {
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    const child = spawn(
+      'etcd',
+      [
+        '--name', 'default',
+        '--data-dir', this.dataDir,
+        '--listen-client-urls', this.endpoint,
+        '--advertise-client-urls', this.endpoint,
+        '--listen-peer-urls', peer,
+        '--initial-advertise-peer-urls', peer,
+        '--initial-cluster', `default=${peer}`,
+        '--logger', 'zap',
+        '--log-level', 'warn',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.#child = child;
+    child.stdout!.on('data', (d: Buffer) => (this.#log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.#log += d.toString()));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}:\n${this.#log}`);
+      try {
+        const res = await fetch(`${this.endpoint}/health`);
+        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline) throw new Error(`etcd did not become healthy within 20 s:\n${this.#log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Kills etcd with SIGKILL and waits for it to exit. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  /** Kills etcd and removes its data dir. */
+  async stop(): Promise<void> {
+    try {
+      await this.kill();
+    } finally {
+      rmSync(this.dataDir, { recursive: true, force: true });
+    }
+  }
+}
