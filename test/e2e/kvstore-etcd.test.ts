@@ -1,0 +1,39 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdServer } from '../../plugins/kvstore-etcd/src/test-support/etcd-server.js';
+import { apiGet, startAgent, type RunningAgent } from '../support/agent.js';
+
+describe('agent with @cilia/plugin-kvstore-etcd', () => {
+  let etcd: EtcdServer;
+  beforeAll(async () => {
+    etcd = await EtcdServer.start();
+  }, 30_000);
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('starts the plugin in place of the embedded KvStore', async () => {
+    let agent: RunningAgent | undefined;
+    try {
+      agent = await startAgent({ config: { plugins: ['@cilia/plugin-kvstore-etcd'], 'kvstore-etcd': { endpoints: [etcd.endpoint], keyPrefix: '/agent-test' } } });
+      const status = await agent.status();
+      const names = status.plugins.map((p) => p.name);
+      expect(names).not.toContain('@cilia/kvstore');
+      expect(status.plugins.find((p) => p.name === '@cilia/plugin-kvstore-etcd')).toMatchObject({ origin: 'configured', state: 'started', provides: ['cilia.KvStore'] });
+      expect(status.plugins.filter((p) => p.provides.includes('cilia.KvStore')).map((p) => p.name)).toEqual(['@cilia/plugin-kvstore-etcd']);
+      const cfg = await apiGet<{ config: Record<string, unknown> }>(agent.socket, '/v1/config');
+      expect(cfg.body.config).not.toHaveProperty('kvstore');
+      expect(cfg.body.config['kvstore-etcd']).toMatchObject({ endpoints: [etcd.endpoint], keyPrefix: '/agent-test' });
+      expect(agent.output()).toContain('connected to etcd');
+      // The embedded store never opened its files.
+      expect(existsSync(join(agent.dir, 'state', 'kvstore'))).toBe(false);
+    } finally {
+      await agent?.stop();
+    }
+  });
+
+  it('refuses a bad kvstore-etcd section, naming the key', async () => {
+    await expect(startAgent({ config: { plugins: ['@cilia/plugin-kvstore-etcd'], 'kvstore-etcd': { endpoints: ['ftp://nope'] } } })).rejects.toThrow(/kvstore-etcd\.endpoints\[0\]/);
+  });
+});
