@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer } from '../../plugins/kvstore-etcd/src/test-support/etcd-server.js';
+import { EtcdServer } from '@cilia/plugin-kvstore-etcd/testing';
 import { apiGet, startAgent, type RunningAgent } from '../support/agent.js';
 
 describe('agent with @cilia/plugin-kvstore-etcd', () => {
