@@ -2,7 +2,7 @@
 // plugins, endpoints are real (veths, maps) inside a private "node" network namespace.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ const RUN = randomBytes(3).toString('hex');
 const NODE_NS = `cilia-e2e-idn-${RUN}`;
 const NS_A = `ida${RUN}`;
 const NS_B = `idb${RUN}`;
+const NS_C = `idc${RUN}`;
 const CLI = join(REPO, 'node_modules/.bin/cilia');
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
@@ -78,11 +79,13 @@ describe('identities with the real agent (embedded KvStore)', () => {
     sh('ip', ['-n', NODE_NS, 'link', 'set', 'ext0', 'up']);
     sh('ip', ['-n', NODE_NS, 'link', 'set', 'lo', 'up']);
     sh('ip', ['-n', NODE_NS, 'route', 'add', 'default', 'via', '172.31.251.2']);
+    mkdirSync(join(dir, 'manifests'));
     writeFileSync(
       configFile,
       stringify({
         agent: { apiSocket: socket, stateDir: join(dir, 'state'), metricsAddress: '', bpfRoot, nodeName: `idn-${RUN}` },
         ipam: { podCIDRs: ['10.244.9.0/24'] },
+        manifests: { directory: join(dir, 'manifests'), debounceMs: 50 },
       }),
     );
     agent = spawnAgent();
@@ -93,7 +96,7 @@ describe('identities with the real agent (embedded KvStore)', () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await agent?.done;
     for (const ns of tryRun('ip', ['netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0]!)) {
-      if (ns.startsWith(`cilia_${NS_A}_`) || ns.startsWith(`cilia_${NS_B}_`)) tryRun('ip', ['netns', 'delete', ns]);
+      if ([NS_A, NS_B, NS_C].some((n) => ns.startsWith(`cilia_${n}_`))) tryRun('ip', ['netns', 'delete', ns]);
     }
     tryRun('ip', ['netns', 'delete', NODE_NS]);
     rmSync(bpfRoot, { recursive: true, force: true });
@@ -173,5 +176,24 @@ describe('identities with the real agent (embedded KvStore)', () => {
     for (const name of ['web2', 'web3']) expect((await api(socket, 'DELETE', `/v1/endpoints/${byName[name]!.id}`)).status).toBe(200);
     const again = await create('web5', NS_A, { 'k8s:app': 'web' });
     expect(again.identity).toBe(byName.web1!.identity);
+  });
+
+  it("makes the namespace's labels (from a Namespace manifest) part of a pod's identity", async () => {
+    writeFileSync(join(dir, 'manifests', 'ns.yaml'), `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NS_C}\n  labels:\n    team: blue\n`);
+    await new Promise((r) => setTimeout(r, 1000));
+    writeFileSync(
+      join(dir, 'manifests', 'pod.yaml'),
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: shop\n  namespace: ${NS_C}\n  labels:\n    app: shop\n    pod-template-hash: 7f9c\nspec:\n  containers:\n    - name: main\n      image: shop\n`,
+    );
+    let shop: Endpoint | undefined;
+    await expect
+      .poll(async () => (shop = (await api<Endpoint[]>(socket, 'GET', '/v1/endpoints')).body.find((e) => e.name === 'shop' && e.namespace === NS_C)), { timeout: 15_000, interval: 200 })
+      .toBeDefined();
+    const got = cli(['identity', 'get', String(shop!.identity), '-o', 'json']);
+    expect(JSON.parse(got.stdout)).toEqual({
+      id: shop!.identity,
+      scope: 'cluster',
+      labels: { 'k8s:app': 'shop', 'k8s:io.kubernetes.pod.namespace': NS_C, 'k8s:io.cilium.k8s.namespace.labels.team': 'blue' },
+    });
   });
 });
