@@ -33,6 +33,8 @@ describe('EtcdKvStore', () => {
       await a.put('/k', enc('v'));
       expect(dec((await raw.get('/cluster-a/k'))!.value)).toBe('v');
       expect((await a.list('/')).entries.map((e) => e.key)).toEqual(['/k']);
+      expect((await a.list('')).entries.map((e) => e.key)).toEqual(['/k']);
+      expect((await raw.list('')).entries.map((e) => e.key)).toContain('/cluster-a/k');
     } finally {
       await a.close();
       await raw.close();

@@ -110,8 +110,8 @@ export class EtcdKvStore implements KvStore {
 
   async list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
     if (typeof prefix !== 'string') throw new TypeError(`prefix: must be a string, got ${typeof prefix}`);
-    const full = this.#full(prefix);
-    const res = await this.#client.kv.range({ key: full, range_end: prefixEnd(full), sort_target: 'Key', sort_order: 'Ascend' });
+    const { start, end } = this.#range(prefix);
+    const res = await this.#client.kv.range({ key: start, range_end: end, sort_target: 'Key', sort_order: 'Ascend' });
     const revision = this.#seen(res.header);
     return { entries: res.kvs.map((kv) => this.#entry(kv)), revision };
   }
@@ -146,13 +146,13 @@ export class EtcdKvStore implements KvStore {
     if (typeof listener !== 'function') throw new TypeError('listener: must be a function');
     const from = options?.fromRevision ?? this.#knownRevision;
     if (!Number.isSafeInteger(from) || from < 0) throw new TypeError(`options.fromRevision: must be a non-negative integer, got ${JSON.stringify(from)}`);
-    const full = this.#full(prefix);
+    const range = this.#range(prefix);
     // The last revision delivered, and the keys delivered at it (a lease revoke deletes
     // several keys at one revision): anything at or below is a repeat after a reconnect.
     let lastRevision = from;
     let keysAtLast = new Set<string>();
     let stopped = false;
-    const watcher = this.#client.watch().inRange({ start: full, end: prefixEnd(full) }).startRevision(String(from + 1)).watcher();
+    const watcher = this.#client.watch().inRange(range).startRevision(String(from + 1)).watcher();
     watcher.on('data', (res) => {
       if (stopped) return;
       for (const e of res.events) {
@@ -246,6 +246,13 @@ export class EtcdKvStore implements KvStore {
 
   #full(key: string): Buffer {
     return Buffer.concat([this.#prefix, Buffer.from(key)]);
+  }
+
+  /** A range covering every key under `prefix` ("" with no keyPrefix: the whole keyspace). */
+  #range(prefix: string): { start: Buffer; end: Buffer } {
+    const start = this.#full(prefix);
+    // etcd reads key "\0" with range_end "\0" as "every key"; an empty key is refused.
+    return start.length === 0 ? { start: Buffer.from([0]), end: Buffer.from([0]) } : { start, end: prefixEnd(start) };
   }
 
   #strip(key: Buffer): string {
