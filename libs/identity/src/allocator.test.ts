@@ -153,6 +153,23 @@ describe('KvIdentityAllocator', () => {
     expect(kv.entries.get(`${PREFIX}value/${labelsKey(one.identity.labels)}/node-1`)?.lease).not.toBe(oldLease);
   });
 
+  it('drops references no local user holds once the store answers (a release during an outage, a previous run)', async () => {
+    const kv = new MemoryKv();
+    const old = await allocator(kv, 'node-1');
+    const stale = await old.allocate(ns('s', { 'k8s:app': 'gone' }));
+    old.stop(); // a previous run: its reference to "gone" stays under its lease
+    const a = await allocator(kv, 'node-1', { kvTimeoutMs: 200, syncIntervalMs: 50 });
+    const r = await a.allocate(ns('s', { 'k8s:app': 'kept' }));
+    kv.down = true;
+    expect(await a.release(r.identity.id)).toBe(true); // the delete cannot reach the store
+    kv.down = false;
+    const refs = () => [...kv.entries.keys()].filter((k) => k.startsWith(`${PREFIX}value/`));
+    await expect.poll(refs, { timeout: 3000 }).toEqual([]);
+    // The ids themselves stay until the GC grace has passed.
+    expect(kv.entries.has(`${PREFIX}id/${stale.identity.id}`)).toBe(true);
+    expect(kv.entries.has(`${PREFIX}id/${r.identity.id}`)).toBe(true);
+  });
+
   it('adds the namespace labels to identity', async () => {
     const a = await allocator(new MemoryKv(), 'n');
     a.setNamespaceLabels('prod', { team: 'blue' });

@@ -357,17 +357,23 @@ export class KvIdentityAllocator implements IdentityAllocator {
 
   /**
    * After an outage or a restart: every label set this node holds gets its reference back
-   * (under the current lease), and the watch is (re)established.
+   * (under the current lease), references of sets it no longer holds (a release that could
+   * not reach the store, a previous run's) are dropped, and the watch is (re)established.
    */
   async #sync(): Promise<void> {
     if (this.#syncing || this.#stopped) return;
     this.#syncing = true;
     try {
       if (!this.#unwatch) await this.#loadAndWatch();
+      const own = new Map<string, number | undefined>();
+      for (const e of (await this.#timed('list', this.#kv.list(this.#keys.values))).entries) {
+        const parsed = this.#keys.parseValue(e.key);
+        if (parsed?.node === this.#node) own.set(parsed.labelsKey, e.lease);
+      }
       for (const held of [...this.#held.values()]) {
-        const entry = await this.#timed('get', this.#kv.get(this.#keys.value(held.labelsKey, this.#node)));
-        if (entry && (entry.lease === undefined || entry.lease === this.#lease?.id)) continue;
-        if (!entry && !(await this.#timed('get', this.#kv.get(this.#keys.id(held.id))))) {
+        const lease = own.get(held.labelsKey);
+        if (own.has(held.labelsKey) && (lease === undefined || lease === this.#lease?.id)) continue;
+        if (!own.has(held.labelsKey) && !(await this.#timed('get', this.#kv.get(this.#keys.id(held.id))))) {
           // Collected while this node could not hold it: claim it back if still free.
           const ok = await this.#timed('create', this.#kv.create(this.#keys.id(held.id), encoder.encode(held.labelsKey)));
           if (!ok) this.#log.error({ id: held.id, labels: held.labelsKey }, 'identity was collected and reused while the store was unreachable');
@@ -375,10 +381,27 @@ export class KvIdentityAllocator implements IdentityAllocator {
         await this.#timed('put', this.#putReference(held.labelsKey, held.id, await this.#ensureLease()));
         this.#log.info({ id: held.id }, 'node reference to identity restored');
       }
+      for (const key of own.keys()) {
+        if (this.#held.has(key) || this.#inflight.has(key)) continue;
+        await this.#dropStale(key);
+      }
     } catch (err) {
       this.#log.debug({ err: String(err) }, 'identity sync: KvStore not reachable');
     } finally {
       this.#syncing = false;
+    }
+  }
+
+  /** Deletes this node's reference to a label set nobody here holds, under the set's lock. */
+  async #dropStale(key: string): Promise<void> {
+    const unlock = await this.#timed('lock', this.#kv.lock(this.#keys.lock(key)));
+    try {
+      // An allocation that started meanwhile waits for this lock: leave its reference alone.
+      if (this.#held.has(key) || this.#inflight.has(key)) return;
+      await this.#timed('delete', this.#kv.delete(this.#keys.value(key, this.#node)));
+      this.#log.info({ labels: key }, 'dropped a node reference no local user holds');
+    } finally {
+      await unlock();
     }
   }
 
