@@ -87,6 +87,38 @@ describe('EtcdKvStore', () => {
   });
 });
 
+describe('EtcdKvStore while etcd is down', () => {
+  it('fails requests after its retries, then works again once etcd is back', async () => {
+    const store = await EtcdKvStore.connect(
+      etcdKvStoreConfig.parse({ endpoints: [etcd.endpoint], dialTimeoutMs: 500, retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 } }),
+    );
+    try {
+      await store.put('/down/before', enc('1'));
+      await etcd.kill();
+      const started = Date.now();
+      await expect(store.put('/down/during', enc('2'))).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(15_000);
+      await etcd.restart();
+      const back = Date.now();
+      for (;;) {
+        try {
+          await store.put('/down/after', enc('3'));
+          break;
+        } catch (err) {
+          if (Date.now() - back > 15_000) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      expect(dec((await store.get('/down/before'))!.value)).toBe('1');
+      expect(dec((await store.get('/down/after'))!.value)).toBe('3');
+      // Recovery follows the configured backoff (max 200 ms here), not a fixed circuit-breaker pause.
+      expect(Date.now() - back).toBeLessThan(3000);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+});
+
 describe('kvstore-etcd config', () => {
   const parse = (section: unknown): unknown => parseConfig(composeConfigSchema(z.object({}), [plugin]), { plugins: [plugin.name], 'kvstore-etcd': section })['kvstore-etcd'];
 

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { KvEntry, KvEvent, KvLease, KvStore, Logger, Unsubscribe } from '@cilia/core';
 import { acquireLock } from '@cilia/kvstore';
-import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IResponseHeader } from 'etcd3';
 import type { EtcdKvStoreConfig } from './config.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -60,6 +60,13 @@ export function clientOptions(config: EtcdKvStoreConfig): IOptions {
     }),
     faultHandling: {
       global: retry(handleWhen(isRecoverableError), { maxAttempts: r.maxAttempts, backoff }),
+      // A failing endpoint is skipped for a while, probed again after the same backoff (etcd3's
+      // default waits a fixed 5 s, which delays recovery after etcd comes back).
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), {
+          halfOpenAfter: new ExponentialBackoff({ initialDelay: r.initialDelayMs, maxDelay: r.maxDelayMs }),
+          breaker: new ConsecutiveBreaker(3),
+        }),
       watchBackoff: backoff.next(),
     },
   };
