@@ -1,5 +1,24 @@
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { Encoder } from 'cbor-x';
+
+const TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 (IEEE) by table, for Node releases before `zlib.crc32` (20.15). */
+export function tableCrc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const byte of data) c = TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const crc32: (data: Uint8Array) => number = (zlib as { crc32?: (data: Uint8Array) => number }).crc32 ?? tableCrc32;
 
 /** Plain CBOR (no cbor-x record extension), so the files stay readable by any CBOR decoder. */
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
