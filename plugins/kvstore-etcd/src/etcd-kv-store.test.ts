@@ -46,7 +46,11 @@ describe('EtcdKvStore', () => {
     const prefix = `/restart/${Date.now()}/`;
     const events: KvEvent[] = [];
     const stop = store.watch(prefix, (e) => events.push(e));
+    const leasedKey = `/restart-lease/${Date.now()}`;
     try {
+      // A kept-alive lease must outlive the outage: the keep-alive stream is reopened.
+      const lease = await store.grantLease(2);
+      await store.put(leasedKey, enc('kept'), { lease: lease.id });
       for (let i = 0; i < 10; i++) await store.put(`${prefix}${i % 3}`, enc(String(i)));
       await until(() => events.length >= 10);
       await etcd.kill();
@@ -63,6 +67,8 @@ describe('EtcdKvStore', () => {
       ]);
       const revisions = events.map((e) => e.revision);
       expect(new Set(revisions).size).toBe(21);
+      await new Promise((r) => setTimeout(r, 3500));
+      expect((await store.get(leasedKey))?.lease).toBe(lease.id);
     } finally {
       stop();
       await store.close();
