@@ -158,6 +158,32 @@ describe('EmbeddedKvStore persistence', () => {
     }
   });
 
+  it('decides writes against those in flight but shows them to readers only once durable', async () => {
+    const dir = tempDir();
+    const a = await EmbeddedKvStore.open(dir);
+    try {
+      const put = a.put('/f/k', enc('v'));
+      // Not yet synced: invisible to reads, lists and the revision, yet a create already loses.
+      expect(await a.get('/f/k')).toBeUndefined();
+      expect((await a.list('/f/')).entries).toEqual([]);
+      expect(a.revision).toBe(0);
+      expect(await a.create('/f/k', enc('other'))).toBe(false);
+      expect(await a.compareAndSwap('/f/k', enc('w'), 1)).toBe(true);
+      expect(await put).toBe(1);
+      expect(dec((await a.get('/f/k'))!.value)).toBe('w');
+      expect(await a.get('/f/k')).toMatchObject({ createRevision: 1, modRevision: 2 });
+      const lease = await a.grantLease(30);
+      await a.put('/f/leased', enc('l'), { lease: lease.id });
+      const revoke = lease.revoke();
+      expect(await a.get('/f/leased')).toBeDefined();
+      expect(await a.create('/f/leased', enc('again'))).toBe(true);
+      await revoke;
+      expect(dec((await a.get('/f/leased'))!.value)).toBe('again');
+    } finally {
+      await a.close();
+    }
+  });
+
   it('refuses a bad fromRevision and bad options', async () => {
     const dir = tempDir();
     expect(() => new EmbeddedKvStore(dir, { compactionThreshold: 0 })).toThrow(/compactionThreshold/);

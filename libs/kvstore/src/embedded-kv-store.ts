@@ -55,8 +55,8 @@ interface LeaseState {
 }
 
 interface Pending {
+  readonly record: LogRecord;
   readonly bytes: Buffer;
-  readonly events: KvEvent[];
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
 }
@@ -91,22 +91,35 @@ function fsyncDir(dir: string): void {
  * persisted under `dir` as an append-only log of checksummed CBOR records plus a snapshot.
  * A write is acknowledged only after its record is fsynced; writes arriving meanwhile are
  * committed together (group commit). Opening replays the log and cuts off a torn tail.
+ *
+ * Writes are decided at once against the committed state plus the writes still in flight
+ * (so create and compare-and-swap race correctly), but they join the state that reads, lists
+ * and watches see only once durable — applied by the same replay code that recovery runs, so
+ * nothing a reader saw can be lost in a crash.
  */
 export class EmbeddedKvStore implements KvStore {
   readonly dir: string;
+  /** Durable state: what reads, lists and watches see. */
   readonly #entries = new Map<string, Stored>();
+  /** Durable leases (id → TTL): what a snapshot records. */
+  readonly #committedLeases = new Map<number, number>();
+  /** Writes in flight, by key: their outcome (null: deleted) and the last record's seq. */
+  readonly #overlay = new Map<string, { entry: Stored | null; seq: number }>();
+  /** Live leases, in flight included: what new writes may attach to. */
   readonly #leases = new Map<number, LeaseState>();
   readonly #hub: WatchHub;
   readonly #logger: Logger | undefined;
   readonly #compactionThreshold: number;
   readonly #leaseTimer: NodeJS.Timeout;
   #fd: number;
+  /** Durable revision and record sequence. */
   #revision = 0;
   #seq = 0;
+  /** Revision and sequence handed out, writes in flight included. */
+  #issuedRevision = 0;
+  #issuedSeq = 0;
   #nextLease = 1;
   #logRecords = 0;
-  /** Records appended by the operation under way, not yet handed to the writer. */
-  #unflushed: { bytes: Buffer; events: KvEvent[] }[] = [];
   #pending: Pending[] = [];
   #flushing: Promise<void> | undefined;
   #failure: Error | undefined;
@@ -130,6 +143,8 @@ export class EmbeddedKvStore implements KvStore {
       const replayed = this.#load();
       this.#hub = new WatchHub(replayed.floor, historyLimit, this.#logger);
       this.#hub.publish(replayed.events);
+      this.#issuedRevision = this.#revision;
+      this.#issuedSeq = this.#seq;
       this.#fd = openSync(join(this.dir, LOG), 'a');
     } catch (err) {
       this.#releaseLock();
@@ -145,7 +160,7 @@ export class EmbeddedKvStore implements KvStore {
     return new EmbeddedKvStore(dir, options);
   }
 
-  /** The store's current revision. */
+  /** The store's current (durable) revision. */
   get revision(): number {
     return this.#revision;
   }
@@ -171,8 +186,8 @@ export class EmbeddedKvStore implements KvStore {
     checkValue(value);
     checkLeaseOption(options);
     this.#usable();
-    const rev = this.#applyPut(key, value, options?.lease);
-    await this.#commit();
+    const { rev, done } = this.#issuePut(key, value, options?.lease);
+    await done;
     return rev;
   }
 
@@ -181,9 +196,8 @@ export class EmbeddedKvStore implements KvStore {
     checkValue(value);
     checkLeaseOption(options);
     this.#usable();
-    if (this.#entries.has(key)) return false;
-    this.#applyPut(key, value, options?.lease);
-    await this.#commit();
+    if (this.#view(key)) return false;
+    await this.#issuePut(key, value, options?.lease).done;
     return true;
   }
 
@@ -194,19 +208,18 @@ export class EmbeddedKvStore implements KvStore {
     if (!Number.isSafeInteger(expected) || expected < 0) throw new TypeError(`expected: must be a modRevision (a non-negative integer), got ${JSON.stringify(expected)}`);
     this.#usable();
     // `expected` 0 means "absent", as etcd's mod_revision of a missing key.
-    if ((this.#entries.get(key)?.modRevision ?? 0) !== expected) return false;
-    this.#applyPut(key, value, options?.lease);
-    await this.#commit();
+    if ((this.#view(key)?.modRevision ?? 0) !== expected) return false;
+    await this.#issuePut(key, value, options?.lease).done;
     return true;
   }
 
   async delete(key: string): Promise<boolean> {
     checkKey(key);
     this.#usable();
-    if (!this.#entries.has(key)) return false;
-    const rev = this.#revision + 1;
-    this.#append({ seq: ++this.#seq, op: 'del', rev, keys: [key] }, this.#applyDelete([key], rev));
-    await this.#commit();
+    if (!this.#view(key)) return false;
+    const seq = ++this.#issuedSeq;
+    this.#overlay.set(key, { entry: null, seq });
+    await this.#issue({ seq, op: 'del', rev: ++this.#issuedRevision, keys: [key] });
     return true;
   }
 
@@ -231,8 +244,7 @@ export class EmbeddedKvStore implements KvStore {
     const id = this.#nextLease++;
     const state: LeaseState = { id, ttl: ttlSeconds, keptAlive: options?.keepAlive ?? true, deadline: Date.now() + ttlSeconds * 1000 };
     this.#leases.set(id, state);
-    this.#append({ seq: ++this.#seq, op: 'grant', id, ttl: ttlSeconds }, []);
-    await this.#commit();
+    await this.#issue({ seq: ++this.#issuedSeq, op: 'grant', id, ttl: ttlSeconds });
     return {
       id,
       ttlSeconds,
@@ -264,36 +276,33 @@ export class EmbeddedKvStore implements KvStore {
 
   // --- state changes: applied in memory at once, acknowledged once their record is durable ---
 
-  #applyPut(key: string, value: Uint8Array, lease: number | undefined): number {
+  #issuePut(key: string, value: Uint8Array, lease: number | undefined): { rev: number; done: Promise<void> } {
     if (lease !== undefined && !this.#leases.has(lease)) throw new KvLeaseNotFoundError(lease);
-    const rev = ++this.#revision;
+    const rev = ++this.#issuedRevision;
+    const seq = ++this.#issuedSeq;
     const copy = Uint8Array.prototype.slice.call(value);
-    const entry = this.#setEntry(key, copy, rev, lease);
-    this.#append({ seq: ++this.#seq, op: 'put', rev, key, value: copy, ...(lease === undefined ? {} : { lease }) }, [
-      { type: 'put', entry: toEntry(entry), revision: rev },
-    ]);
-    return rev;
+    const previous = this.#view(key);
+    const entry: Stored = { key, value: copy, createRevision: previous?.createRevision ?? rev, modRevision: rev, ...(lease === undefined ? {} : { lease }) };
+    this.#overlay.set(key, { entry, seq });
+    return { rev, done: this.#issue({ seq, op: 'put', rev, key, value: copy, ...(lease === undefined ? {} : { lease }) }) };
   }
 
-  #setEntry(key: string, value: Uint8Array, rev: number, lease: number | undefined): Stored {
-    const previous = this.#entries.get(key);
-    const entry: Stored = { key, value, createRevision: previous?.createRevision ?? rev, modRevision: rev, ...(lease === undefined ? {} : { lease }) };
-    this.#entries.set(key, entry);
-    return entry;
-  }
-
-  #applyDelete(keys: readonly string[], rev: number): KvEvent[] {
-    if (keys.length > 0) this.#revision = rev;
-    return keys.filter((k) => this.#entries.delete(k)).map((key) => ({ type: 'delete' as const, key, revision: rev }));
+  /** A key as the next write must see it: in-flight writes over the durable state. */
+  #view(key: string): Stored | undefined {
+    const pending = this.#overlay.get(key);
+    return pending ? (pending.entry ?? undefined) : this.#entries.get(key);
   }
 
   async #revoke(id: number): Promise<void> {
     this.#usable();
     if (!this.#leases.delete(id)) return;
-    const keys = [...this.#entries.values()].filter((e) => e.lease === id).map((e) => e.key);
-    const rev = keys.length > 0 ? this.#revision + 1 : this.#revision;
-    this.#append({ seq: ++this.#seq, op: 'revoke', id, rev, keys }, this.#applyDelete(keys, rev));
-    await this.#commit();
+    const keys: string[] = [];
+    for (const e of this.#entries.values()) if (!this.#overlay.has(e.key) && e.lease === id) keys.push(e.key);
+    for (const [key, { entry }] of this.#overlay) if (entry?.lease === id) keys.push(key);
+    const seq = ++this.#issuedSeq;
+    for (const key of keys) this.#overlay.set(key, { entry: null, seq });
+    const rev = keys.length > 0 ? ++this.#issuedRevision : this.#issuedRevision;
+    await this.#issue({ seq, op: 'revoke', id, rev, keys });
   }
 
   #expireLeases(): void {
@@ -309,25 +318,10 @@ export class EmbeddedKvStore implements KvStore {
 
   // --- the log ---
 
-  /** Queues a record and the events it produces until the next flush. */
-  #append(record: LogRecord, events: KvEvent[]): void {
-    this.#unflushed.push({ bytes: frame(record), events });
-  }
-
-  /** Resolves once everything appended so far is durable. */
-  #commit(): Promise<void> {
-    const staged = this.#unflushed;
-    this.#unflushed = [];
+  /** Hands a record to the writer; resolves once it is durable and applied. */
+  #issue(record: LogRecord): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      for (let i = 0; i < staged.length; i++) {
-        const last = i === staged.length - 1;
-        this.#pending.push({
-          bytes: staged[i]!.bytes,
-          events: staged[i]!.events,
-          resolve: last ? resolve : () => undefined,
-          reject: last ? reject : () => undefined,
-        });
-      }
+      this.#pending.push({ record, bytes: frame(record), resolve, reject });
       this.#kick();
     });
   }
@@ -350,6 +344,10 @@ export class EmbeddedKvStore implements KvStore {
       while (offset < bytes.length) offset += (await writeAsync(this.#fd, bytes, offset, bytes.length - offset)).bytesWritten;
       await fdatasyncAsync(this.#fd);
       this.#logRecords += batch.length;
+      const events: KvEvent[] = [];
+      for (const p of batch) events.push(...this.#replay(p.record, true));
+      for (const [key, { seq }] of this.#overlay) if (seq <= this.#seq) this.#overlay.delete(key);
+      this.#hub.publish(events);
       if (this.#logRecords >= this.#compactionThreshold) await this.#compact();
     } catch (err) {
       // Memory is now ahead of the disk: refuse everything rather than acknowledge lost writes.
@@ -359,7 +357,6 @@ export class EmbeddedKvStore implements KvStore {
       for (const p of this.#pending.splice(0)) p.reject(this.#failure);
       return;
     }
-    for (const p of batch) this.#hub.publish(p.events);
     for (const p of batch) p.resolve();
   }
 
@@ -371,7 +368,7 @@ export class EmbeddedKvStore implements KvStore {
       revision: this.#revision,
       nextLease: this.#nextLease,
       entries: [...this.#entries.values()],
-      leases: [...this.#leases.values()].map((l) => [l.id, l.ttl]),
+      leases: [...this.#committedLeases],
     };
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
     const fd = openSync(tmp, 'w');
@@ -385,7 +382,7 @@ export class EmbeddedKvStore implements KvStore {
     }
     renameSync(tmp, join(this.dir, SNAPSHOT));
     fsyncDir(this.dir);
-    // Records staged but not yet written carry seq <= snapshot.seq and are skipped on replay.
+    // The snapshot holds exactly the durable records (seq <= snapshot.seq); those in flight follow it in the log.
     await ftruncateAsync(this.#fd, 0);
     await fdatasyncAsync(this.#fd);
     this.#logRecords = 0;
@@ -404,7 +401,7 @@ export class EmbeddedKvStore implements KvStore {
       }
       const s = records[0]!;
       for (const e of s.entries) this.#entries.set(e.key, e);
-      for (const [id, ttl] of s.leases) this.#leases.set(id, { id, ttl, keptAlive: false, deadline: 0 });
+      for (const [id, ttl] of s.leases) this.#committedLeases.set(id, ttl);
       this.#revision = s.revision;
       this.#seq = seqFloor = s.seq;
       this.#nextLease = s.nextLease;
@@ -427,8 +424,7 @@ export class EmbeddedKvStore implements KvStore {
       }
       for (const r of records) {
         if (r.seq <= seqFloor) continue;
-        this.#seq = r.seq;
-        events.push(...this.#replay(r));
+        events.push(...this.#replay(r, false));
       }
       this.#logRecords = records.length;
     } else {
@@ -437,27 +433,39 @@ export class EmbeddedKvStore implements KvStore {
     }
     // Leases restored from disk have no holder in this process: they run out their TTL.
     const now = Date.now();
-    for (const lease of this.#leases.values()) lease.deadline = now + lease.ttl * 1000;
+    for (const [id, ttl] of this.#committedLeases) this.#leases.set(id, { id, ttl, keptAlive: false, deadline: now + ttl * 1000 });
     return { floor, events };
   }
 
-  #replay(r: LogRecord): KvEvent[] {
+  /**
+   * Applies a durable record to the durable state: on open (recovery) and after each sync (live;
+   * the live lease table already changed when the write was issued).
+   */
+  #replay(r: LogRecord, live: boolean): KvEvent[] {
+    this.#seq = r.seq;
     switch (r.op) {
       case 'put': {
         this.#revision = r.rev;
-        const entry = this.#setEntry(r.key, r.value, r.rev, r.lease);
+        const previous = this.#entries.get(r.key);
+        const entry: Stored = { key: r.key, value: r.value, createRevision: previous?.createRevision ?? r.rev, modRevision: r.rev, ...(r.lease === undefined ? {} : { lease: r.lease }) };
+        this.#entries.set(r.key, entry);
         return [{ type: 'put', entry: toEntry(entry), revision: r.rev }];
       }
       case 'del':
-        return this.#applyDelete(r.keys, r.rev);
+        return this.#deleteKeys(r.keys, r.rev);
       case 'grant':
-        this.#leases.set(r.id, { id: r.id, ttl: r.ttl, keptAlive: false, deadline: 0 });
-        this.#nextLease = Math.max(this.#nextLease, r.id + 1);
+        this.#committedLeases.set(r.id, r.ttl);
+        if (!live) this.#nextLease = Math.max(this.#nextLease, r.id + 1);
         return [];
       case 'revoke':
-        this.#leases.delete(r.id);
-        return this.#applyDelete(r.keys, r.rev);
+        this.#committedLeases.delete(r.id);
+        return this.#deleteKeys(r.keys, r.rev);
     }
+  }
+
+  #deleteKeys(keys: readonly string[], rev: number): KvEvent[] {
+    if (keys.length > 0) this.#revision = rev;
+    return keys.filter((k) => this.#entries.delete(k)).map((key) => ({ type: 'delete' as const, key, revision: rev }));
   }
 
   #usable(): void {

@@ -17,7 +17,11 @@ export async function acquireLock(store: KvStore, key: string): Promise<() => Pr
     for (;;) {
       if (await store.create(key, token, { lease: lease.id })) break;
       const holder = await store.get(key);
-      if (!holder) continue;
+      if (!holder) {
+        // The holder's create may not be visible yet (or it just left): retry shortly, never in a tight loop.
+        await new Promise((r) => setTimeout(r, 5));
+        continue;
+      }
       await deletion(store, key, holder.modRevision);
     }
   } catch (err) {
