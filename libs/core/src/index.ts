@@ -22,6 +22,7 @@ export type * from './services/ipcache.js';
 export type * from './services/policy.js';
 export type * from './services/service.js';
 export type * from './services/encapsulation.js';
+export type * from './services/nodes.js';
 export type * from './services/l7proxy.js';
 export type * from './services/kvstore.js';
 export type * from './services/resources.js';

@@ -9,6 +9,7 @@ import type { IdentityAllocator } from './services/identity.js';
 import type { IpCache } from './services/ipcache.js';
 import type { Ipam } from './services/ipam.js';
 import type { KvStore } from './services/kvstore.js';
+import type { NodeRegistry } from './services/nodes.js';
 import type { L7Parser, L7Proxy } from './services/l7proxy.js';
 import type { Lifecycle } from './services/lifecycle.js';
 import type { Logger } from './services/logger.js';
@@ -34,6 +35,8 @@ export const Tokens = {
   /** Extension point: every L7 protocol parser the proxy can use. */
   L7Parser: defineToken<L7Parser>('cilia.L7Parser', { multiple: true }),
   KvStore: defineToken<KvStore>('cilia.KvStore'),
+  /** The cluster's nodes, as registered in the KvStore. */
+  NodeRegistry: defineToken<NodeRegistry>('cilia.NodeRegistry'),
   ResourceSource: defineToken<ResourceSource>('cilia.ResourceSource'),
   EndpointManager: defineToken<EndpointManager>('cilia.EndpointManager'),
   Datapath: defineToken<Datapath>('cilia.Datapath'),

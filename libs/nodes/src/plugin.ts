@@ -1,0 +1,107 @@
+import { definePlugin, Tokens, z, type Ipam, type NodeInfo } from '@cilia/core';
+import { openNetlink } from '@cilia/netlink';
+import { isIPv4 } from 'node:net';
+import pkg from '../package.json' with { type: 'json' };
+import { nodeRoutes } from './api.js';
+import { KvIpCacheSync } from './ipcache-sync.js';
+import { KvNodeRegistry } from './registry.js';
+
+const keyPrefix = (fallback: string, what: string) =>
+  z.string().regex(/^[^\s]+\/$/, 'must be a key prefix ending with "/"').default(fallback).describe(what);
+const ipv4 = z.string().refine((v) => isIPv4(v), 'must be an IPv4 address');
+const ipv4Cidr = z.string().refine((v) => /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(v) && isIPv4(v.split('/')[0]!) && Number(v.split('/')[1]) <= 32, 'must be an IPv4 prefix like 10.0.0.0/24');
+
+/** Settings of node registration and the shared ipcache (the `nodes:` section). */
+export const nodesConfig = z.strictObject({
+  prefix: keyPrefix('cilium/state/nodes/v1/default/', 'KvStore prefix of the node keys (<prefix><node name>), as Cilium lays them out'),
+  ipcachePrefix: keyPrefix('cilium/state/ip/v1/default/', 'KvStore prefix of the shared ipcache entries (<prefix><ip>)'),
+  ipv4: z.union([z.literal('auto'), ipv4]).default('auto').describe("this node's IPv4 address; auto: the first IPv4 address of the device of the default route"),
+  podCIDRs: z.array(ipv4Cidr).optional().describe("this node's pod CIDRs; default: the IPAM pools"),
+  tunnelEndpoint: z.union([z.literal('auto'), ipv4]).default('auto').describe('the address other nodes tunnel to; auto: the node IPv4'),
+  leaseTtlSeconds: z.number().int().min(5).default(15).describe("TTL of the node's lease holding its node key and ipcache entries"),
+});
+
+/** The parsed `nodes:` section. */
+export type NodesConfig = z.infer<typeof nodesConfig>;
+
+interface State {
+  registry: KvNodeRegistry;
+  sync?: KvIpCacheSync;
+  unsubscribe?: () => void;
+}
+const states = new WeakMap<object, State>();
+
+/**
+ * The agent's default `NodeRegistry`: registers this node in the KvStore under its lease,
+ * discovers the others, shares the ipcache entries of local endpoints with them and applies
+ * theirs; `/v1/nodes` and `/v1/ipcache`.
+ */
+export const nodesPlugin = definePlugin<NodesConfig>({
+  name: pkg.name,
+  version: pkg.version,
+  apiVersion: '^1',
+  configKey: 'nodes',
+  description: 'Node registration and discovery, and the ipcache shared through the KvStore (Cilium key layout)',
+  config: nodesConfig,
+  provides: [Tokens.NodeRegistry, Tokens.ApiRoutes],
+  requires: [Tokens.KvStore, Tokens.IpCache, Tokens.Ipam],
+  register(bind, { config, logger }) {
+    bind(Tokens.NodeRegistry).toFactory((r) => {
+      const registry = new KvNodeRegistry({ kv: r.get(Tokens.KvStore), logger, prefix: config.prefix, leaseTtlSeconds: config.leaseTtlSeconds });
+      states.set(registry, { registry });
+      return registry;
+    });
+    bind(Tokens.ApiRoutes).toFactory((r) =>
+      nodeRoutes(
+        () => r.get(Tokens.NodeRegistry) as KvNodeRegistry,
+        () => r.get(Tokens.IpCache),
+      ),
+    );
+  },
+  async start({ resolver, logger, agent, config }) {
+    const registry = resolver.get(Tokens.NodeRegistry) as KvNodeRegistry;
+    const state = states.get(registry)!;
+    await registry.start(await localNode(agent.nodeName, config, resolver.get(Tokens.Ipam)));
+    const local = registry.local()!;
+    const sync = new KvIpCacheSync({
+      kv: resolver.get(Tokens.KvStore),
+      ipcache: resolver.get(Tokens.IpCache),
+      node: agent.nodeName,
+      ...(local.tunnelEndpoint ? { tunnelEndpoint: local.tunnelEndpoint } : {}),
+      lease: () => registry.lease(),
+      logger: logger.child({ component: 'ipcache-sync' }),
+      prefix: config.ipcachePrefix,
+    });
+    state.sync = sync;
+    // A new lease (the old one was lost): the entries it held are gone, write them again.
+    state.unsubscribe = registry.onLease(() => void sync.republish());
+    await sync.start();
+  },
+  async stop({ resolver }) {
+    const registry = resolver.get(Tokens.NodeRegistry) as KvNodeRegistry;
+    const state = states.get(registry);
+    state?.unsubscribe?.();
+    state?.sync?.stop();
+    await state?.sync?.settled();
+    await registry.stop();
+  },
+});
+
+/** This node as it registers: configured addresses, or the default route's device and the IPAM pools. */
+async function localNode(name: string, config: NodesConfig, ipam: Ipam): Promise<NodeInfo> {
+  const ipv4 = config.ipv4 === 'auto' ? await defaultRouteIPv4() : config.ipv4;
+  const tunnelEndpoint = config.tunnelEndpoint === 'auto' ? ipv4 : config.tunnelEndpoint;
+  const podCidrs = config.podCIDRs ?? ipam.pools().map((p) => p.cidr);
+  return { name, podCidrs, ...(ipv4 ? { ipv4 } : {}), ...(tunnelEndpoint ? { tunnelEndpoint } : {}) };
+}
+
+async function defaultRouteIPv4(): Promise<string | undefined> {
+  const host = await openNetlink();
+  try {
+    const route = (await host.listRoutes({ family: 4 })).find((r) => r.dst === 'default' && r.ifindex !== undefined);
+    if (route?.ifindex === undefined) return undefined;
+    return (await host.listAddresses({ dev: route.ifindex, family: 4 }))[0]?.address;
+  } finally {
+    await host.close();
+  }
+}
