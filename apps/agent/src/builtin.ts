@@ -3,6 +3,7 @@ import { coreDatapathPlugin } from '@cilia/datapath';
 import { identityAllocatorPlugin } from '@cilia/identity';
 import { hostScopeIpamPlugin } from '@cilia/ipam';
 import { embeddedKvStorePlugin } from '@cilia/kvstore';
+import { nodesPlugin } from '@cilia/nodes';
 import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
 
 /**
@@ -11,7 +12,7 @@ import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
  * More defaults (identity allocator, embedded KvStore, …) join as their libraries land.
  */
 export function defaultPlugins(): PluginCandidate[] {
-  return [hostScopeIpamPlugin, embeddedKvStorePlugin, identityAllocatorPlugin, coreDatapathPlugin, manifestsPlugin, podEndpointsPlugin].map((definition) => ({
+  return [hostScopeIpamPlugin, embeddedKvStorePlugin, identityAllocatorPlugin, coreDatapathPlugin, nodesPlugin, manifestsPlugin, podEndpointsPlugin].map((definition) => ({
     definition,
     origin: 'default' as const,
   }));
