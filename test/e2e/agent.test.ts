@@ -51,11 +51,12 @@ describe('cilia-agent lifecycle', () => {
       ['@cilia/resources', 'default', 'started'],
       ['@cilia/identity', 'default', 'started'],
       ['@cilia/datapath', 'default', 'started'],
+      ['@cilia/nodes', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
       ['fixture-greeter', 'configured', 'started'],
       ['fixture-consumer', 'configured', 'started'],
     ]);
-    expect(status.plugins[7]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
+    expect(status.plugins[8]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
 
     const config = await apiGet<{ sources: string[]; config: Record<string, Record<string, unknown>> }>(agent.socket, '/v1/config');
     expect(config.body.sources[0]).toMatch(/presets\/standalone\.yaml$/);
@@ -123,6 +124,7 @@ describe('cilia-agent lifecycle', () => {
       ['@cilia/identity', 'default', 'started'],
       ['fixture-cloud-ipam', 'configured', 'started'],
       ['@cilia/datapath', 'default', 'started'],
+      ['@cilia/nodes', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
     ]);
     const started = logLines(agent.output()).find((l) => l.event === 'fixture-start');
