@@ -3,6 +3,8 @@ import pkg from '../package.json' with { type: 'json' };
 import { registerConfigCommands } from './commands/config.js';
 import { registerEndpointCommands } from './commands/endpoint.js';
 import { registerIdentityCommands } from './commands/identity.js';
+import { registerIpCacheCommands } from './commands/ipcache.js';
+import { registerNodeCommands } from './commands/node.js';
 import { registerPluginCommands } from './commands/plugin.js';
 import { registerStatusCommand } from './commands/status.js';
 import { createContext, type CliIo } from './context.js';
@@ -58,6 +60,8 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerConfigCommands(program, ctx);
   registerEndpointCommands(program, ctx);
   registerIdentityCommands(program, ctx);
+  registerIpCacheCommands(program, ctx);
+  registerNodeCommands(program, ctx);
   return program;
 }
 

@@ -8,16 +8,16 @@ import { KvNodeRegistry } from './registry.js';
 
 const keyPrefix = (fallback: string, what: string) =>
   z.string().regex(/^[^\s]+\/$/, 'must be a key prefix ending with "/"').default(fallback).describe(what);
-const ipv4 = z.string().refine((v) => isIPv4(v), 'must be an IPv4 address');
+const ipv4OrAuto = z.string().refine((v) => v === 'auto' || isIPv4(v), 'must be "auto" or an IPv4 address');
 const ipv4Cidr = z.string().refine((v) => /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(v) && isIPv4(v.split('/')[0]!) && Number(v.split('/')[1]) <= 32, 'must be an IPv4 prefix like 10.0.0.0/24');
 
 /** Settings of node registration and the shared ipcache (the `nodes:` section). */
 export const nodesConfig = z.strictObject({
   prefix: keyPrefix('cilium/state/nodes/v1/default/', 'KvStore prefix of the node keys (<prefix><node name>), as Cilium lays them out'),
   ipcachePrefix: keyPrefix('cilium/state/ip/v1/default/', 'KvStore prefix of the shared ipcache entries (<prefix><ip>)'),
-  ipv4: z.union([z.literal('auto'), ipv4]).default('auto').describe("this node's IPv4 address; auto: the first IPv4 address of the device of the default route"),
+  ipv4: ipv4OrAuto.default('auto').describe("this node's IPv4 address; \"auto\" is the first IPv4 address of the device of the default route"),
   podCIDRs: z.array(ipv4Cidr).optional().describe("this node's pod CIDRs; default: the IPAM pools"),
-  tunnelEndpoint: z.union([z.literal('auto'), ipv4]).default('auto').describe('the address other nodes tunnel to; auto: the node IPv4'),
+  tunnelEndpoint: ipv4OrAuto.default('auto').describe('the address other nodes tunnel to; "auto" is the node IPv4'),
   leaseTtlSeconds: z.number().int().min(5).default(15).describe("TTL of the node's lease holding its node key and ipcache entries"),
 });
 
