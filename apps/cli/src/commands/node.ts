@@ -37,7 +37,7 @@ export function nodeListTable(nodes: readonly NodeItem[], now: number): string {
         listCell(n.podCidrs),
         n.tunnelEndpoint ?? NONE,
         Number.isNaN(since) ? NONE : formatDuration(Math.max(0, Math.floor((now - since) / 1000))),
-        n.local ? 'yes' : '',
+        n.local ? 'yes' : 'no',
       ];
     }),
   );
