@@ -42,6 +42,17 @@ interface NodeItem {
   local: boolean;
 }
 
+// Node 2's cilia_ipcache entry for `ipv4`, read with bpftool (independent of the agent's own code).
+function lpmEntry(pin: string, ipv4: string): { identity: number; tunnel_endpoint: number } | undefined {
+  const out = execFileSync('bpftool', ['-j', 'map', 'dump', 'pinned', pin], { encoding: 'utf8' });
+  const want = ipv4.split('.').map(Number);
+  const entries = JSON.parse(out) as { formatted?: { key?: { prefixlen?: number; addr?: number[] }; value?: { identity: number; tunnel_endpoint: number } } }[];
+  return entries.find((e) => e.formatted?.key?.prefixlen === 32 + 32 && want.every((b, i) => Number(e.formatted?.key?.addr?.[i]) === b))?.formatted?.value;
+}
+
+/** A `__be32` address as bpftool prints it: the bytes read as a little-endian number. */
+const be32 = (ip: string) => ip.split('.').reduce((n, b, i) => n + Number(b) * 2 ** (8 * i), 0);
+
 function spawnIn(ns: string, cmd: string, args: string[]): Proc {
   const child = spawn('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -149,7 +160,10 @@ describe('node discovery and the shared ipcache across two agents sharing etcd',
     expect(lines[2], table.stdout).toMatch(new RegExp(`^${NAMES[1]}\\s+${ADDRS[1]}\\s+${POD_CIDRS[1]}\\s+${ADDRS[1]}\\s+\\d+[smh]\\S*\\s+no$`));
   });
 
-  it("puts an endpoint created on node 1 into node 2's ipcache with node 1's name and tunnel endpoint", async () => {
+  it("puts an endpoint created on node 1 into node 2's ipcache and LPM map with node 1's name and tunnel endpoint", async () => {
+    // An endpoint on node 2 too, so node 2's datapath (and its LPM map) is loaded.
+    const other = await api<Endpoint>(agents[1]!.socket, 'POST', '/v1/endpoints', { name: 'db-0', namespace: K8S_NS, labels: { 'k8s:app': 'db' } });
+    expect(other.status, JSON.stringify(other.body)).toBe(201);
     const r = await api<Endpoint>(agents[0]!.socket, 'POST', '/v1/endpoints', { name: 'web-0', namespace: K8S_NS, labels: { 'k8s:app': 'web' } });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     endpoint = r.body;
@@ -158,6 +172,14 @@ describe('node discovery and the shared ipcache across two agents sharing etcd',
     await expect
       .poll(async () => (await ipcache(1)).find((e) => e.prefix === prefix), { timeout: 10_000 })
       .toEqual({ prefix, identity: endpoint.identity, tunnelEndpoint: ADDRS[0], node: NAMES[0], source: 'kvstore' });
+    await expect.poll(() => lpmEntry(join(agents[1]!.bpfRoot, 'cilia_ipcache'), endpoint.ipv4!), { timeout: 5_000 }).toEqual({
+      identity: endpoint.identity,
+      tunnel_endpoint: be32(ADDRS[0]),
+      flags: 0,
+      pad: 0,
+    });
+    // And the other way round.
+    await expect.poll(async () => (await ipcache(0)).find((e) => e.prefix === `${other.body.ipv4}/32`), { timeout: 10_000 }).toMatchObject({ node: NAMES[1], tunnelEndpoint: ADDRS[1], source: 'kvstore' });
     // On its own node it is a local entry.
     expect((await ipcache(0)).find((e) => e.prefix === prefix)).toMatchObject({ identity: endpoint.identity, source: 'local' });
     const table = cli(1, ['ipcache', 'list']);
@@ -178,5 +200,6 @@ describe('node discovery and the shared ipcache across two agents sharing etcd',
     await expect.poll(async () => (await nodes(1)).map((n) => n.name), { timeout: 4_000 }).toEqual([NAMES[1]]);
     await expect.poll(async () => (await ipcache(1)).some((e) => e.prefix === prefix), { timeout: 4_000 }).toBe(false);
     expect((await nodes(1))[0]).toMatchObject({ name: NAMES[1], local: true });
+    expect(lpmEntry(join(agents[1]!.bpfRoot, 'cilia_ipcache'), endpoint.ipv4!)).toBeUndefined();
   }, 30_000);
 });
