@@ -56,8 +56,10 @@ export class KvIpCacheSync {
    * longer local), applies the remote ones, and follows both from then on.
    */
   async start(): Promise<void> {
-    this.#unsubscribe = this.#o.ipcache.subscribe((delta) => this.#onLocal(delta));
+    if (this.#unwatch) return;
     const { entries, revision } = await this.#o.kv.list(this.#prefix);
+    // No await between reading the local entries and subscribing: no local change is missed.
+    this.#unsubscribe ??= this.#o.ipcache.subscribe((delta) => this.#onLocal(delta));
     const local = new Set(this.#localEntries().map((e) => e.prefix));
     for (const e of entries) {
       const entry = decodeIpEntry(e.value);

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeIpEntry } from './codec.js';
 import { KvIpCacheSync } from './ipcache-sync.js';
 import { KvNodeRegistry } from './registry.js';
+import { NodeSession } from './session.js';
 
 const logger = pino({ level: 'silent' }) as unknown as Logger;
 const NODES = 'cilium/state/nodes/v1/default/';
@@ -170,6 +171,41 @@ describe('node registry and ipcache sync on one embedded KvStore', () => {
     expect(await kv.get(`${IPS}10.200.1.50`)).toBeUndefined();
     expect(decodeIpEntry((await kv.get(`${IPS}10.200.1.51`))!.value)).toMatchObject({ prefix: '10.200.1.51/32', identity: 51, node: 'node-1' });
     await lease.revoke();
+  });
+
+  it('starts without a reachable store and registers once it answers', async () => {
+    const kv = await store();
+    let down = true;
+    // The real store behind a switch: while "down", every call fails as an unreachable etcd would.
+    const flaky = new Proxy(kv, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (down) return prop === 'watch' ? (() => { throw new Error('store unreachable'); })() : Promise.reject(new Error('store unreachable'));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const ipcache = new LocalIpCache(logger);
+    await ipcache.apply({ upserts: [ep('10.200.4.4', 4444)], deletes: [] });
+    const registry = new KvNodeRegistry({ kv: flaky, logger, leaseTtlSeconds: 5 });
+    const node = { name: 'node-4', ipv4: '192.0.2.4', tunnelEndpoint: '192.0.2.4', podCidrs: ['10.200.4.0/24'] };
+    const sync = new KvIpCacheSync({ kv: flaky, ipcache, node: 'node-4', tunnelEndpoint: '192.0.2.4', lease: () => registry.lease(), logger });
+    const session = new NodeSession({ registry, sync, node, logger, firstWaitMs: 100, retryMs: 50 });
+    cleanups.push(() => session.stop());
+    const t0 = Date.now();
+    await session.start();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(session.problems()).toEqual(['node node-4 is not registered in the KvStore yet: store unreachable']);
+    expect(registry.local()).toBeUndefined();
+    down = false;
+    await expect.poll(() => session.problems()).toEqual([]);
+    expect(registry.list().map((n) => n.name)).toEqual(['node-4']);
+    expect(decodeIpEntry((await kv.get(`${IPS}10.200.4.4`))!.value)).toMatchObject({ identity: 4444, node: 'node-4', tunnelEndpoint: '192.0.2.4' });
+    await session.stop();
+    expect(await kv.get(`${NODES}node-4`)).toBeUndefined();
+    expect(await kv.get(`${IPS}10.200.4.4`)).toBeUndefined();
   });
 
   it('ignores malformed keys, saying why', () => {

@@ -5,6 +5,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { nodeRoutes } from './api.js';
 import { KvIpCacheSync } from './ipcache-sync.js';
 import { KvNodeRegistry } from './registry.js';
+import { NodeSession } from './session.js';
 
 const keyPrefix = (fallback: string, what: string) =>
   z.string().regex(/^[^\s]+\/$/, 'must be a key prefix ending with "/"').default(fallback).describe(what);
@@ -24,17 +25,13 @@ export const nodesConfig = z.strictObject({
 /** The parsed `nodes:` section. */
 export type NodesConfig = z.infer<typeof nodesConfig>;
 
-interface State {
-  registry: KvNodeRegistry;
-  sync?: KvIpCacheSync;
-  unsubscribe?: () => void;
-}
-const states = new WeakMap<object, State>();
+const sessions = new WeakMap<object, NodeSession>();
 
 /**
  * The agent's default `NodeRegistry`: registers this node in the KvStore under its lease,
  * discovers the others, shares the ipcache entries of local endpoints with them and applies
- * theirs; `/v1/nodes` and `/v1/ipcache`.
+ * theirs; `/v1/nodes` and `/v1/ipcache`. An unreachable KvStore does not stop the agent: the
+ * node registers once the store answers, and `cilia status` says so meanwhile.
  */
 export const nodesPlugin = definePlugin<NodesConfig>({
   name: pkg.name,
@@ -43,47 +40,38 @@ export const nodesPlugin = definePlugin<NodesConfig>({
   configKey: 'nodes',
   description: 'Node registration and discovery, and the ipcache shared through the KvStore (Cilium key layout)',
   config: nodesConfig,
-  provides: [Tokens.NodeRegistry, Tokens.ApiRoutes],
+  provides: [Tokens.NodeRegistry, Tokens.ApiRoutes, Tokens.HealthReporters],
   requires: [Tokens.KvStore, Tokens.IpCache, Tokens.Ipam],
   register(bind, { config, logger }) {
-    bind(Tokens.NodeRegistry).toFactory((r) => {
-      const registry = new KvNodeRegistry({ kv: r.get(Tokens.KvStore), logger, prefix: config.prefix, leaseTtlSeconds: config.leaseTtlSeconds });
-      states.set(registry, { registry });
-      return registry;
-    });
+    bind(Tokens.NodeRegistry).toFactory((r) => new KvNodeRegistry({ kv: r.get(Tokens.KvStore), logger, prefix: config.prefix, leaseTtlSeconds: config.leaseTtlSeconds }));
     bind(Tokens.ApiRoutes).toFactory((r) =>
       nodeRoutes(
         () => r.get(Tokens.NodeRegistry) as KvNodeRegistry,
         () => r.get(Tokens.IpCache),
       ),
     );
+    bind(Tokens.HealthReporters).toFactory((r) => ({ name: pkg.name, problems: () => sessions.get(r.get(Tokens.NodeRegistry))?.problems() ?? [] }));
   },
   async start({ resolver, logger, agent, config }) {
     const registry = resolver.get(Tokens.NodeRegistry) as KvNodeRegistry;
-    const state = states.get(registry)!;
-    await registry.start(await localNode(agent.nodeName, config, resolver.get(Tokens.Ipam)));
-    const local = registry.local()!;
+    const node = await localNode(agent.nodeName, config, resolver.get(Tokens.Ipam));
     const sync = new KvIpCacheSync({
       kv: resolver.get(Tokens.KvStore),
       ipcache: resolver.get(Tokens.IpCache),
-      node: agent.nodeName,
-      ...(local.tunnelEndpoint ? { tunnelEndpoint: local.tunnelEndpoint } : {}),
+      node: node.name,
+      ...(node.tunnelEndpoint ? { tunnelEndpoint: node.tunnelEndpoint } : {}),
       lease: () => registry.lease(),
       logger: logger.child({ component: 'ipcache-sync' }),
       prefix: config.ipcachePrefix,
     });
-    state.sync = sync;
     // A new lease (the old one was lost): the entries it held are gone, write them again.
-    state.unsubscribe = registry.onLease(() => void sync.republish());
-    await sync.start();
+    registry.onLease(() => void sync.republish());
+    const session = new NodeSession({ registry, sync, node, logger });
+    sessions.set(registry, session);
+    await session.start();
   },
   async stop({ resolver }) {
-    const registry = resolver.get(Tokens.NodeRegistry) as KvNodeRegistry;
-    const state = states.get(registry);
-    state?.unsubscribe?.();
-    state?.sync?.stop();
-    await state?.sync?.settled();
-    await registry.stop();
+    await sessions.get(resolver.get(Tokens.NodeRegistry))?.stop();
   },
 });
 

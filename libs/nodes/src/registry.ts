@@ -22,7 +22,7 @@ export class KvNodeRegistry implements NodeRegistry {
   readonly #prefix: string;
   readonly #ttl: number;
   readonly #log: Logger;
-  #self!: RegisteredNode;
+  #self?: RegisteredNode;
   readonly #nodes = new Map<string, RegisteredNode>();
   readonly #listeners = new Set<(event: NodeEvent) => void>();
   readonly #onLease = new Set<(lease: KvLease) => void>();
@@ -40,8 +40,10 @@ export class KvNodeRegistry implements NodeRegistry {
 
   /** Registers `node` (this one) under a new lease, lists the nodes there are and watches for changes. */
   async start(node: NodeInfo): Promise<void> {
-    this.#self = { ...node, registeredAt: new Date().toISOString() };
-    await this.#register();
+    if (this.#unwatch) return;
+    // Idempotent up to the watch: a start that failed part-way is simply tried again.
+    this.#self ??= { ...node, registeredAt: new Date().toISOString() };
+    if (!this.#lease) await this.#register();
     const { entries, revision } = await this.#kv.list(this.#prefix);
     for (const e of entries) this.#put(e.key, e.value);
     this.#unwatch = this.#kv.watch(
@@ -90,10 +92,20 @@ export class KvNodeRegistry implements NodeRegistry {
 
   #register(): Promise<void> {
     return (this.#registering ??= (async () => {
+      const self = this.#self!;
       const lease = await this.#kv.grantLease(this.#ttl);
-      await this.#kv.put(this.#key(this.#self.name), encodeNode(this.#self), { lease: lease.id });
+      try {
+        await this.#kv.put(this.#key(self.name), encodeNode(self), { lease: lease.id });
+      } catch (err) {
+        await lease.revoke().catch(() => undefined);
+        throw err;
+      }
+      if (this.#stopped) {
+        await lease.revoke();
+        return;
+      }
       this.#lease = lease;
-      this.#log.info({ node: this.#self.name, lease: lease.id }, 'node registered');
+      this.#log.info({ node: self.name, lease: lease.id }, 'node registered');
       for (const listener of this.#onLease) listener(lease);
     })().finally(() => (this.#registering = undefined)));
   }
@@ -121,7 +133,7 @@ export class KvNodeRegistry implements NodeRegistry {
     if (!node) return;
     this.#nodes.delete(name);
     this.#emit({ type: 'leave', node });
-    if (name === this.#self.name && !this.#stopped) {
+    if (name === this.#self?.name && !this.#stopped) {
       this.#log.warn({ node: name }, 'this node lost its registration (lease expired?); registering again');
       this.#lease = undefined;
       this.#registerAgain();
