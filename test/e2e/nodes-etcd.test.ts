@@ -202,4 +202,19 @@ describe('node discovery and the shared ipcache across two agents sharing etcd',
     expect((await nodes(1))[0]).toMatchObject({ name: NAMES[1], local: true });
     expect(lpmEntry(join(agents[1]!.bpfRoot, 'cilia_ipcache'), endpoint.ipv4!)).toBeUndefined();
   }, 30_000);
+
+  it('brings node 1 and its restored endpoint back when its agent restarts, and drops them when the lease expires after a SIGKILL', async () => {
+    const prefix = `${endpoint.ipv4}/32`;
+    await startAgent(0);
+    await expect.poll(async () => (await nodes(1)).map((n) => n.name), { timeout: 10_000 }).toEqual([...NAMES]);
+    await expect
+      .poll(async () => (await ipcache(1)).find((e) => e.prefix === prefix), { timeout: 10_000 })
+      .toEqual({ prefix, identity: endpoint.identity, tunnelEndpoint: ADDRS[0], node: NAMES[0], source: 'kvstore' });
+    const a = agents[0]!;
+    a.proc!.child.kill('SIGKILL');
+    await a.proc!.done;
+    // Nothing revokes the lease now: it expires (TTL 5 s) and etcd deletes the keys.
+    await expect.poll(async () => (await nodes(1)).map((n) => n.name), { timeout: 15_000, interval: 250 }).toEqual([NAMES[1]]);
+    await expect.poll(async () => (await ipcache(1)).some((e) => e.prefix === prefix), { timeout: 5_000 }).toBe(false);
+  }, 60_000);
 });
