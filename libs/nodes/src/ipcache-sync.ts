@@ -165,7 +165,14 @@ export class KvIpCacheSync {
 
 
   #isLocal(prefix: Cidr): boolean {
-    return this.#published.has(prefix) || this.#o.ipcache.list().some((e) => e.prefix === prefix && e.source === 'local');
+    if (this.#published.has(prefix)) return true;
+    const ip = prefix.slice(0, prefix.lastIndexOf('/'));
+    // lookup() is a longest-prefix match: only an entry for exactly this prefix counts.
+    const hit = this.#o.ipcache.lookup(ip);
+    if (hit?.prefix === prefix) return hit.source === 'local';
+    // No host entry is shadowed by a longer one; a shorter prefix may be, so look at them all.
+    if (prefix.endsWith('/32') || prefix.endsWith('/128')) return false;
+    return this.#o.ipcache.list().some((e) => e.prefix === prefix && e.source === 'local');
   }
 
   /** Gathers remote changes into one ipcache batch per window. */
@@ -188,9 +195,10 @@ export class KvIpCacheSync {
     const batch = this.#pending;
     this.#pending = undefined;
     if (!batch) return;
-    // Re-check against local entries at apply time: one may have appeared meanwhile.
-    const upserts = [...batch.upserts.values()].filter((e) => !this.#isLocal(e.prefix));
-    const deletes = [...batch.deletes].filter((p) => !this.#isLocal(p) && this.#o.ipcache.list().some((e) => e.prefix === p && e.source === 'kvstore'));
+    // Re-check against the cache at apply time: a local entry may have appeared meanwhile.
+    const sources = new Map(this.#o.ipcache.list().map((e) => [e.prefix, e.source]));
+    const upserts = [...batch.upserts.values()].filter((e) => !this.#published.has(e.prefix) && sources.get(e.prefix) !== 'local');
+    const deletes = [...batch.deletes].filter((p) => !this.#published.has(p) && sources.get(p) === 'kvstore');
     if (upserts.length === 0 && deletes.length === 0) return;
     try {
       await this.#o.ipcache.apply({ upserts, deletes });
