@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
  * Every Debian package the project needs, in one place. The bootstrap installs all of them
- * (they fit in one `apt-get install`, so there is no point in staging the later group).
+ * in one `apt-get install`.
  */
 export const DEBIAN_PACKAGES = Object.freeze({
   /** Compile the datapath (C → eBPF) and build the libbpf addon (links -lbpf -lelf -lz). */
@@ -36,8 +36,8 @@ export const DEBIAN_PACKAGES = Object.freeze({
   ],
   /** Set up links, addresses, routes and namespaces in the agent and its tests. */
   runtime: ['iproute2'],
-  /** Needed by later work: the etcd KvStore, throughput tests, packet captures. */
-  later: ['etcd-server', 'iperf3', 'tcpdump', 'tshark'],
+  /** Tests and benchmarks: the etcd KvStore backend, ping across namespaces, throughput, captures. */
+  test: ['etcd-server', 'iputils-ping', 'iperf3', 'tcpdump', 'tshark'],
 });
 
 /** Every package of {@link DEBIAN_PACKAGES}, flattened. */
