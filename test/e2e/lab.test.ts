@@ -105,9 +105,12 @@ describe('the multi-node lab', () => {
     expect(again.stdout).not.toMatch(/removed|stopping/);
   }, 60_000);
 
-  it('cleans up after a crash (agents and etcd killed with SIGKILL) and comes up again', async () => {
+  it('cleans up after a crash (agents and etcd killed with SIGKILL), pods included, and comes up again', async () => {
     const up = await lab('up', '--nodes', '3');
     expect(up.code, up.stdout + up.stderr).toBe(0);
+    const pod = await api<Endpoint>(socket(2), 'POST', '/v1/endpoints', { name: 'crash-0', namespace: K8S_NS, labels: { 'k8s:app': 'db' } });
+    expect(pod.status, JSON.stringify(pod.body)).toBe(201);
+    expect(labNetns()).toContain(`cilia_${K8S_NS}_crash-0`);
     const pids = labPids();
     expect(pids.length).toBe(4);
     for (const pid of pids) process.kill(pid, 'SIGKILL');

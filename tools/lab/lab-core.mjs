@@ -248,6 +248,27 @@ export async function up({ nodes, prefix = 'node', log = console.log, timeoutMs 
   }
 }
 
+/** Names of the pod namespaces the lab's agents created, from their endpoint records. */
+function podNetnsFromAgentState(names) {
+  const found = [];
+  if (!existsSync(names.stateDir)) return found;
+  for (const d of readdirSync(names.stateDir)) {
+    if (!names.nodePattern.test(d)) continue;
+    const dir = join(names.stateDir, d, 'state', 'endpoints');
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
+      try {
+        const rec = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+        const m = /^\/run\/netns\/([^/]+)$/.exec(rec?.endpoint?.netns ?? '');
+        if (rec?.createdNetns === true && m) found.push(m[1]);
+      } catch {
+        // a torn record names nothing
+      }
+    }
+  }
+  return found;
+}
+
 /** Removes everything a lab made (state file first, then name patterns); idempotent. */
 export async function down({ prefix = 'node', log = console.log } = {}) {
   const names = labNames(prefix);
@@ -271,6 +292,14 @@ export async function down({ prefix = 'node', log = console.log } = {}) {
   const etcdPid = state?.pids?.etcd;
   await killAll(pids.filter((p) => p !== etcdPid), log);
   await killAll([...pids, ...pidsMentioning(`${names.stateDir}/`)], log);
+  // Pods the agents could not remove (they crashed): their records name the netns each agent made.
+  for (const ns of podNetnsFromAgentState(names)) {
+    if (listNetns().includes(ns)) {
+      await killAll(tryRun('ip', ['netns', 'pids', ns]).stdout.split('\n').filter(Boolean).map(Number), log);
+      tryRun('ip', ['netns', 'delete', ns]);
+      log(`removed pod netns ${ns}`);
+    }
+  }
   for (const ns of new Set([...(state?.netns ?? []), ...nodeNetns, names.underlayNetns])) {
     if (listNetns().includes(ns)) {
       tryRun('ip', ['netns', 'delete', ns]);
