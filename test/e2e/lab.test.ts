@@ -4,7 +4,7 @@
 // from a user's lab (and from other runs).
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -121,6 +121,19 @@ describe('the multi-node lab', () => {
     const upAgain = await lab('up', '--nodes', '2');
     expect(upAgain.code, upAgain.stdout + upAgain.stderr).toBe(0);
     expect(upAgain.stdout).toContain(`agent ${node(2)}: sees all 2 nodes`);
+  }, 60_000);
+
+  it('tears down what it made when up fails midway, saying why', async () => {
+    expect((await lab('down')).code).toBe(0);
+    // A file where node 2's socket directory must go: up fails after node 1's agent started.
+    mkdirSync('/var/run/cilia', { recursive: true });
+    writeFileSync(`/var/run/cilia/${node(2)}`, '');
+    const up = await lab('up', '--nodes', '2');
+    expect(up.code).toBe(1);
+    expect(up.stdout).toContain(`agent ${node(1)}: pid`);
+    expect(up.stderr).toContain(`/var/run/cilia/${node(2)}`);
+    expect(up.stdout).toMatch(/lab up failed: .*cleaning up/);
+    expectNothingLeft();
   }, 60_000);
 
   it('rejects bad arguments with the flag and the reason', async () => {
