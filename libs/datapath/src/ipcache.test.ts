@@ -68,4 +68,14 @@ describe('parsePrefix', () => {
     expect(() => parsePrefix('10.0.0.256')).toThrow(/not an IP/);
     expect(() => parsePrefix('1::2::3')).toThrow(/not an IP/);
   });
+
+  it('gives the IPv4 fast path the same answers as the general one', () => {
+    expect(parsePrefix('0.0.0.0/0')).toEqual({ family: 'ipv4', length: 0, value: 0n, cidr: '0.0.0.0/0' });
+    expect(parsePrefix('255.255.255.255')).toEqual({ family: 'ipv4', length: 32, value: 0xffffffffn, cidr: '255.255.255.255/32' });
+    expect(parsePrefix('192.168.77.129/25')).toEqual({ family: 'ipv4', length: 25, value: 0xc0a84d80n, cidr: '192.168.77.128/25' });
+    expect(parsePrefix('10.200.1.7/31').cidr).toBe('10.200.1.6/31');
+    expect(() => parsePrefix('010.0.0.1')).toThrow(/not an IP/);
+    expect(() => parsePrefix('1.2.3.4/33')).toThrow(/prefix length must be 0-32/);
+    expect(() => parsePrefix('1.2.3')).toThrow(/not an IP/);
+  });
 });

@@ -256,9 +256,10 @@ class LpmWriter implements IpCacheMapWriter {
   constructor(readonly maps: EndpointMaps) {}
 
   write(upserts: readonly IpCacheEntry[], deletes: readonly Cidr[]): void {
-    const v4 = upserts.filter((e) => parsePrefix(e.prefix).family === 'ipv4');
+    // Prefixes arrive canonical from LocalIpCache: IPv6 ones, and only they, contain a colon.
+    const v4 = upserts.filter((e) => !e.prefix.includes(':'));
     if (v4.length > 0) this.maps.ipcache.updateBatch(v4.map((e) => [e.prefix, { identity: e.identity, tunnelEndpoint: e.tunnelEndpoint ?? '0.0.0.0', flags: 0 }] as const));
-    for (const p of deletes) if (parsePrefix(p).family === 'ipv4') this.maps.ipcache.delete(p);
+    for (const p of deletes) if (!p.includes(':')) this.maps.ipcache.delete(p);
   }
 
   prefixes(): Cidr[] {
