@@ -11,7 +11,7 @@ import { parse, stringify } from 'yaml';
 import type { AgentStatus, Endpoint } from '@cilia/core';
 import { BpfMap, PerCpuMap } from '@cilia/bpf';
 import { datapathMaps } from '@cilia/datapath';
-import { AGENT_MAIN, api, REPO, testPinRoot } from '../support/agent.js';
+import { AGENT_MAIN, api, REPO, testPinRoot, spawnInNetns, type NetnsProcess } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NODE_NS = `cilia-e2e-node-${RUN}`;
@@ -70,12 +70,6 @@ export default Object.freeze({
 });
 `;
 
-interface AgentProc {
-  child: ChildProcess;
-  done: Promise<number | null>;
-  output: () => string;
-}
-
 
 describe('endpoints on one node (real kernel, agent in a node netns)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cilia-ep-e2e-'));
@@ -84,20 +78,16 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
   const bpfRoot = testPinRoot(dir);
   const configFile = join(dir, 'agent.yaml');
   const children: ChildProcess[] = [];
-  let agent: AgentProc | undefined;
+  let agent: NetnsProcess | undefined;
   const created: Endpoint[] = [];
 
-  function spawnAgent(): AgentProc {
-    const child = spawn('nsenter', [`--net=/run/netns/${NODE_NS}`, process.execPath, AGENT_MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-    return { child, done, output: () => out };
+  function spawnAgent(): NetnsProcess {
+    const agentProcess = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', configFile]);
+    children.push(agentProcess.child);
+    return agentProcess;
   }
 
-  async function waitReady(a: AgentProc, timeoutMs = 15_000): Promise<number> {
+  async function waitReady(a: NetnsProcess, timeoutMs = 15_000): Promise<number> {
     const t0 = Date.now();
     for (;;) {
       if (a.child.exitCode !== null) throw new Error(`agent exited: ${a.output()}`);

@@ -2,7 +2,7 @@
 // consistent identities across nodes, an etcd outage (SIGKILL) and its end.
 // Each agent runs in its own "node" netns; the two nodes are joined by a veth pair and etcd
 // listens on node-1's side of it, so nothing touches the host's network.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { AgentStatus, Endpoint, Identity } from '@cilia/core';
-import { AGENT_MAIN, api, REPO, testPinRoot } from '../support/agent.js';
+import { AGENT_MAIN, api, REPO, testPinRoot, spawnInNetns, type NetnsProcess } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NODES = [`cilia-e2e-ide1-${RUN}`, `cilia-e2e-ide2-${RUN}`] as const;
@@ -23,30 +23,15 @@ const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 
 const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Proc {
-  child: ChildProcess;
-  done: Promise<number | null>;
-  output: () => string;
-}
-
-function spawnIn(ns: string, cmd: string, args: string[]): Proc {
-  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  return { child, done, output: () => out };
-}
-
 describe('identities across two agents sharing etcd', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cilia-ide-e2e-'));
   const etcdData = join(dir, 'etcd');
   const agents = NODES.map((_, i) => {
     const d = join(dir, `node${i + 1}`);
-    return { dir: d, socket: join(d, 'cilia.sock'), config: join(d, 'agent.yaml'), bpfRoot: `${testPinRoot(dir)}-${i + 1}`, proc: undefined as Proc | undefined };
+    return { dir: d, socket: join(d, 'cilia.sock'), config: join(d, 'agent.yaml'), bpfRoot: `${testPinRoot(dir)}-${i + 1}`, proc: undefined as NetnsProcess | undefined };
   });
-  let etcd: Proc | undefined;
-  const procs: Proc[] = [];
+  let etcd: NetnsProcess | undefined;
+  const procs: NetnsProcess[] = [];
 
   const cli = (i: number, args: string[]) => spawnSync(CLI, ['--socket', agents[i]!.socket, ...args], { encoding: 'utf8' });
   const identities = (i: number): Identity[] => {
@@ -61,7 +46,7 @@ describe('identities across two agents sharing etcd', () => {
   }
 
   function startEtcd(): void {
-    etcd = spawnIn(NODES[0], 'etcd', [
+    etcd = spawnInNetns(NODES[0], 'etcd', [
       '--name', 'default', '--data-dir', etcdData,
       '--listen-client-urls', ETCD_CLIENT, '--advertise-client-urls', ETCD_CLIENT,
       '--listen-peer-urls', ETCD_PEER, '--initial-advertise-peer-urls', ETCD_PEER,
@@ -80,7 +65,7 @@ describe('identities across two agents sharing etcd', () => {
   }
   async function startAgent(i: number): Promise<void> {
     const a = agents[i]!;
-    a.proc = spawnIn(NODES[i]!, process.execPath, [AGENT_MAIN, '--config', a.config]);
+    a.proc = spawnInNetns(NODES[i]!, process.execPath, [AGENT_MAIN, '--config', a.config]);
     procs.push(a.proc);
     const t0 = Date.now();
     for (;;) {

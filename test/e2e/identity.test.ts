@@ -1,6 +1,6 @@
 // Identities with the real agent: the embedded KvStore and the identity allocator are default
 // plugins, endpoints are real (veths, maps) inside a private "node" network namespace.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import type { AgentStatus, Endpoint, Identity } from '@cilia/core';
 import { BpfMap } from '@cilia/bpf';
 import { datapathMaps } from '@cilia/datapath';
-import { AGENT_MAIN, api, REPO, testPinRoot } from '../support/agent.js';
+import { AGENT_MAIN, api, REPO, testPinRoot, spawnInNetns, type NetnsProcess } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NODE_NS = `cilia-e2e-idn-${RUN}`;
@@ -21,32 +21,22 @@ const CLI = join(REPO, 'node_modules/.bin/cilia');
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 
-interface AgentProc {
-  child: ChildProcess;
-  done: Promise<number | null>;
-  output: () => string;
-}
-
 describe('identities with the real agent (embedded KvStore)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cilia-id-e2e-'));
   const socket = join(dir, 'cilia.sock');
   const bpfRoot = testPinRoot(dir);
   const configFile = join(dir, 'agent.yaml');
   const children: ChildProcess[] = [];
-  let agent: AgentProc | undefined;
+  let agent: NetnsProcess | undefined;
   const cli = (args: string[]) => spawnSync(CLI, ['--socket', socket, ...args], { encoding: 'utf8' });
 
-  function spawnAgent(): AgentProc {
-    const child = spawn('nsenter', [`--net=/run/netns/${NODE_NS}`, process.execPath, AGENT_MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-    return { child, done, output: () => out };
+  function spawnAgent(): NetnsProcess {
+    const agentProcess = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', configFile]);
+    children.push(agentProcess.child);
+    return agentProcess;
   }
 
-  async function waitReady(a: AgentProc, timeoutMs = 20_000): Promise<void> {
+  async function waitReady(a: NetnsProcess, timeoutMs = 20_000): Promise<void> {
     const t0 = Date.now();
     for (;;) {
       if (a.child.exitCode !== null) throw new Error(`agent exited: ${a.output()}`);

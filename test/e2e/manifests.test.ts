@@ -1,7 +1,7 @@
 // Standalone resources, for real: the agent (in a private "node" network namespace, so its
 // veths and routes stay there) watches a manifest directory; Pod files become endpoints in
 // network namespaces of their own, follow label edits, survive restarts and go with the file.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { AgentStatus, Endpoint } from '@cilia/core';
-import { AGENT_MAIN, api, testPinRoot } from '../support/agent.js';
+import { AGENT_MAIN, api, testPinRoot, spawnInNetns, type NetnsProcess } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NODE_NS = `cilia-e2e-mnode-${RUN}`;
@@ -49,19 +49,15 @@ describe('manifest directory → endpoints (real agent, real network namespaces)
   const socket = join(dir, 'cilia.sock');
   const bpfRoot = testPinRoot(dir);
   const configFile = join(dir, 'agent.yaml');
-  let agent: { child: ChildProcess; done: Promise<number | null>; output: () => string } | undefined;
+  let agent: NetnsProcess | undefined;
 
   function startAgent() {
-    const child = spawn('nsenter', [`--net=/run/netns/${NODE_NS}`, process.execPath, AGENT_MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-    agent = { child, done, output: () => out };
+    agent = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', configFile]);
+    const { child, output } = agent;
     return until(
       'the agent to be ready',
       async () => {
-        if (child.exitCode !== null) throw new Error(`agent exited: ${out}`);
+        if (child.exitCode !== null) throw new Error(`agent exited: ${output()}`);
         const s = await api<AgentStatus>(socket, 'GET', '/v1/status').catch(() => undefined);
         if (s?.body.health === 'failed') throw new Error(`agent failed: ${s.body.problems.join('; ')}`);
         // Degraded is ready too: an invalid manifest (as one test leaves on purpose) degrades it.

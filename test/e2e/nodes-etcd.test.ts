@@ -4,7 +4,7 @@
 // other's node list and takes its ipcache entries with it.
 // Each agent runs in its own "node" netns; the two are joined by a veth pair and etcd listens
 // on node-1's side of it, so nothing touches the host's network.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { AgentStatus, Endpoint, IpCacheEntry } from '@cilia/core';
-import { AGENT_MAIN, api, REPO, testPinRoot } from '../support/agent.js';
+import { AGENT_MAIN, api, REPO, testPinRoot, spawnInNetns, type NetnsProcess } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NETNS = [`cilia-e2e-nod1-${RUN}`, `cilia-e2e-nod2-${RUN}`] as const;
@@ -26,12 +26,6 @@ const CLI = join(REPO, 'node_modules/.bin/cilia');
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Proc {
-  child: ChildProcess;
-  done: Promise<number | null>;
-  output: () => string;
-}
 
 interface NodeItem {
   name: string;
@@ -53,23 +47,14 @@ function lpmEntry(pin: string, ipv4: string): { identity: number; tunnel_endpoin
 /** A `__be32` address as bpftool prints it: the bytes read as a little-endian number. */
 const be32 = (ip: string) => ip.split('.').reduce((n, b, i) => n + Number(b) * 2 ** (8 * i), 0);
 
-function spawnIn(ns: string, cmd: string, args: string[]): Proc {
-  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  return { child, done, output: () => out };
-}
-
 describe('node discovery and the shared ipcache across two agents sharing etcd', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cilia-nodes-e2e-'));
   const etcdData = join(dir, 'etcd');
   const agents = NETNS.map((_, i) => {
     const d = join(dir, `node${i + 1}`);
-    return { dir: d, socket: join(d, 'cilia.sock'), config: join(d, 'agent.yaml'), bpfRoot: `${testPinRoot(dir)}-${i + 1}`, proc: undefined as Proc | undefined };
+    return { dir: d, socket: join(d, 'cilia.sock'), config: join(d, 'agent.yaml'), bpfRoot: `${testPinRoot(dir)}-${i + 1}`, proc: undefined as NetnsProcess | undefined };
   });
-  const procs: Proc[] = [];
+  const procs: NetnsProcess[] = [];
 
   const cli = (i: number, args: string[]) => spawnSync(CLI, ['--socket', agents[i]!.socket, ...args], { encoding: 'utf8' });
   const nodes = async (i: number) => (await api<NodeItem[]>(agents[i]!.socket, 'GET', '/v1/nodes')).body;
@@ -77,7 +62,7 @@ describe('node discovery and the shared ipcache across two agents sharing etcd',
 
   async function startAgent(i: number): Promise<void> {
     const a = agents[i]!;
-    a.proc = spawnIn(NETNS[i]!, process.execPath, [AGENT_MAIN, '--config', a.config]);
+    a.proc = spawnInNetns(NETNS[i]!, process.execPath, [AGENT_MAIN, '--config', a.config]);
     procs.push(a.proc);
     const t0 = Date.now();
     for (;;) {
@@ -112,7 +97,7 @@ describe('node discovery and the shared ipcache across two agents sharing etcd',
         }),
       );
     });
-    const etcd = spawnIn(NETNS[0], 'etcd', [
+    const etcd = spawnInNetns(NETNS[0], 'etcd', [
       '--name', 'default', '--data-dir', etcdData,
       '--listen-client-urls', ETCD_CLIENT, '--advertise-client-urls', ETCD_CLIENT,
       '--listen-peer-urls', ETCD_PEER, '--initial-advertise-peer-urls', ETCD_PEER,

@@ -19,6 +19,25 @@ export interface ProcessResult {
   readonly stderr: string;
 }
 
+/** A process running inside a network namespace, its output collected. */
+export interface NetnsProcess {
+  readonly child: ChildProcess;
+  /** Resolves with the exit code when the process has exited. */
+  readonly done: Promise<number | null>;
+  /** Standard output and error so far. */
+  output(): string;
+}
+
+/** Starts `cmd args` inside `/run/netns/<ns>` (through nsenter), collecting its output. */
+export function spawnInNetns(ns: string, cmd: string, args: readonly string[]): NetnsProcess {
+  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  return { child, done, output: () => out };
+}
+
 /** A pin root of its own for the agent of one test (under bpffs), named after its temp dir. */
 export function testPinRoot(tempDir: string): string {
   return `/sys/fs/bpf/cilia-test-${basename(tempDir)}`;
