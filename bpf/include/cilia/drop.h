@@ -21,12 +21,23 @@ enum cilia_drop_reason {
 	CILIA_DROP_NAT_NO_PORT = 6,
 	/* A checksum or header rewrite helper failed. */
 	CILIA_DROP_REWRITE_FAILED = 7,
-	/* Denied by policy (filled by the policy slot, a later issue). */
+	/* Policy is enforced in this direction and no allow entry matched (default deny). */
 	CILIA_DROP_POLICY_DENIED = 8,
 	/* The redirect helper refused the target. */
 	CILIA_DROP_REDIRECT_FAILED = 9,
 	/* IPv4 TTL ran out while the datapath routed the packet itself (local delivery). */
 	CILIA_DROP_TTL_EXCEEDED = 10,
+	/* A deny entry of the endpoint's policy matched (deny wins over allow). */
+	CILIA_DROP_POLICY_DENY = 11,
+	/* The endpoint's policy is not realized (enforcement `always` before it is written) or
+	 * its policy map would overflow: it fails closed. */
+	CILIA_DROP_POLICY_NOT_REALIZED = 12,
+	/* Overlay: the destination's node has no tunnel endpoint in the ipcache. */
+	CILIA_DROP_NO_TUNNEL_ENDPOINT = 13,
+	/* Overlay: encapsulation (tunnel key, headroom, outer headers) failed. */
+	CILIA_DROP_ENCAP_FAILED = 14,
+	/* Overlay: a tunnel packet could not be decapsulated (malformed, unknown destination). */
+	CILIA_DROP_DECAP_FAILED = 15,
 	CILIA_DROP_REASON_MAX,
 };
 

@@ -1,6 +1,6 @@
 import type { IpAddress, Labels, Unsubscribe } from '../net.js';
 import type { NumericIdentity } from './identity.js';
-import type { PolicyRevision } from './policy.js';
+import type { NamedPort, PolicyRevision } from './policy.js';
 
 /** Life stages of an endpoint. */
 export type EndpointState =
@@ -36,6 +36,8 @@ export interface Endpoint {
   readonly state: EndpointState;
   /** The policy revision this endpoint's datapath has realized. */
   readonly policyRevision: PolicyRevision;
+  /** Named container ports (Kubernetes `containers[].ports[].name`), for policy. */
+  readonly namedPorts?: Readonly<Record<string, NamedPort>>;
 }
 
 /** What creating an endpoint needs. */
@@ -49,6 +51,8 @@ export interface EndpointCreateRequest {
   readonly interfaceName?: string;
   /** Container id, for CNI's idempotence and GC. */
   readonly containerId?: string;
+  /** Named container ports, for policy rules that name a port. */
+  readonly namedPorts?: Readonly<Record<string, NamedPort>>;
 }
 
 /** Creates, updates and deletes endpoints, and keeps their datapath state current. */

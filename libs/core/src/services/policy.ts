@@ -1,4 +1,4 @@
-import type { Direction, Labels, Unsubscribe } from '../net.js';
+import type { Direction, L4Protocol, Labels, Unsubscribe } from '../net.js';
 import type { NumericIdentity } from './identity.js';
 
 /** Monotonic revision of the policy repository; every import or delete returns a new one. */
@@ -26,11 +26,32 @@ export interface PolicyEntry {
   readonly derivedFrom: readonly string[];
 }
 
+/**
+ * Enforcement modes, as in Cilium: `default` enforces a direction once a rule selecting the
+ * endpoint has that direction; `always` enforces both directions for every endpoint; `never`
+ * enforces nothing.
+ */
+export type PolicyEnforcementMode = 'default' | 'always' | 'never';
+
+/** Whether each direction of an endpoint is enforced (default deny unless allowed). */
+export interface PolicyEnforcement {
+  readonly ingress: boolean;
+  readonly egress: boolean;
+}
+
 /** Incremental change to one endpoint's map state. */
 export interface PolicyDelta {
   readonly revision: PolicyRevision;
   readonly upserts: ReadonlyArray<readonly [PolicyKey, PolicyEntry]>;
   readonly deletes: readonly PolicyKey[];
+  /** Present when the endpoint's enforcement changed. */
+  readonly enforcement?: PolicyEnforcement;
+}
+
+/** A named container port of an endpoint (Kubernetes `containers[].ports[]`). */
+export interface NamedPort {
+  readonly port: number;
+  readonly protocol: L4Protocol;
 }
 
 /** The subject of resolution: an endpoint's identity and labels. */
@@ -38,6 +59,8 @@ export interface PolicySubject {
   readonly endpointId: number;
   readonly identity: NumericIdentity;
   readonly labels: Labels;
+  /** The endpoint's named ports, by name; rules naming a port resolve it here. */
+  readonly namedPorts?: Readonly<Record<string, NamedPort>>;
 }
 
 /** A stored rule, as `policy get` lists it. */
@@ -59,12 +82,25 @@ export interface PolicyRuleInfo {
 export interface PolicyRepository {
   /** Validates and stores documents (CiliumNetworkPolicy, NetworkPolicy, …). */
   import(documents: readonly unknown[]): Promise<PolicyRevision>;
-  /** Deletes by name (and namespace), or every rule with `{ all: true }`. */
-  delete(selector: { name: string; namespace?: string } | { all: true }): Promise<PolicyRevision>;
+  /**
+   * Deletes by name (and namespace, and kind), or every rule with `{ all: true }`. Throws
+   * when nothing matched.
+   */
+  delete(selector: { name: string; namespace?: string; kind?: string } | { all: true }): Promise<PolicyRevision>;
   revision(): PolicyRevision;
+  /** The configured enforcement mode. */
+  readonly enforcementMode: PolicyEnforcementMode;
   rules(): readonly PolicyRuleInfo[];
   /** Full map state for a subject at the current revision. */
-  resolve(subject: PolicySubject): { revision: PolicyRevision; entries: ReadonlyArray<readonly [PolicyKey, PolicyEntry]> };
-  /** Deltas for a subject as rules and identities change. */
+  resolve(subject: PolicySubject): {
+    revision: PolicyRevision;
+    enforcement: PolicyEnforcement;
+    entries: ReadonlyArray<readonly [PolicyKey, PolicyEntry]>;
+  };
+  /**
+   * Deltas for a subject as rules and identities change, starting after the state `resolve`
+   * returned. Every new revision reaches every watcher (with empty changes when it is not
+   * affected), so a watcher always knows the revision it has realized.
+   */
   watch(subject: PolicySubject, listener: (delta: PolicyDelta) => void): Unsubscribe;
 }

@@ -15,6 +15,11 @@ export const DropReason = {
   policyDenied: 8,
   redirectFailed: 9,
   ttlExceeded: 10,
+  policyDeny: 11,
+  policyNotRealized: 12,
+  noTunnelEndpoint: 13,
+  encapFailed: 14,
+  decapFailed: 15,
 } as const;
 
 /** A drop reason in words, for `cilia monitor` and metrics labels. */
@@ -30,6 +35,11 @@ export const DROP_REASON_TEXT: Readonly<Record<number, string>> = {
   8: 'policy denied',
   9: 'redirect failed',
   10: 'TTL exceeded',
+  11: 'policy denied by a deny rule',
+  12: 'policy not realized (fail closed)',
+  13: 'no tunnel endpoint for the destination',
+  14: 'encapsulation failed',
+  15: 'decapsulation failed',
 };
 
 /** `enum cilia_trace_point`. */
