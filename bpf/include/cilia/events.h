@@ -41,6 +41,39 @@ struct cilia_packet_event {
 	__u32 target_ifindex; /* where it went (trace), 0 for the stack */
 };
 
+/* How a policy verdict was reached (cilia_policy_verdict_event.match_type). */
+enum cilia_policy_match {
+	CILIA_POLICY_MATCH_NONE = 0,   /* no entry: default deny, or not realized */
+	CILIA_POLICY_MATCH_L3_ONLY = 1, /* a peer identity, any port */
+	CILIA_POLICY_MATCH_L3_L4 = 2,  /* a peer identity and port(s) */
+	CILIA_POLICY_MATCH_L4_ONLY = 3, /* any peer, port(s) */
+	CILIA_POLICY_MATCH_ALL = 4,    /* any peer, any port */
+};
+
+/* hdr.subtype of a policy verdict. */
+enum cilia_policy_verdict {
+	CILIA_POLICY_VERDICT_ALLOWED = 0,
+	CILIA_POLICY_VERDICT_DENIED = 1,
+};
+
+/* A policy verdict (hdr.type CILIA_EVENT_POLICY_VERDICT, subtype enum cilia_policy_verdict)
+ * for the first packet of a connection (ct NEW) in an enforced direction. Addresses and
+ * ports in network order; dport is the port policy matched on (ICMP: the type). */
+struct cilia_policy_verdict_event {
+	struct cilia_event_hdr hdr;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 direction;       /* enum cilia_direction */
+	__u8 match_type;      /* enum cilia_policy_match */
+	__u8 drop_reason;     /* enum cilia_drop_reason, 0 when allowed */
+	__u16 endpoint_id;
+	__be16 proxy_port;    /* from the matched allow entry, 0 = none */
+	__u32 remote_identity;
+};
+
 /* Key 0 of the per-CPU array that counts records the producer could not reserve. */
 #define CILIA_EVENTS_LOST_KEY 0
 

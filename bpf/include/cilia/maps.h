@@ -149,4 +149,59 @@ struct cilia_metrics_value {
 #define CILIA_TC_SLOTS_MAX (8 * CILIA_SLOTS_PER_AP)
 #define CILIA_SLOT_INDEX(ap, slot) ((ap) * CILIA_SLOTS_PER_AP + (slot))
 
+/* --- cilia_policy: LPM_TRIE, {endpoint, direction, identity, protocol, port prefix} → verdict
+ * One trie for every endpoint. The fixed part (endpoint, direction, pad, identity: 64 bits)
+ * always matches exactly; after it the protocol (8 bits) when the entry names one, then pad2
+ * (8 bits, always 0) and the port's prefix (0..16 bits) when the entry names ports: a port
+ * range is written as the aligned prefixes that cover it. So prefixlen is 64 (any protocol),
+ * 72 (a protocol, any port) or 80 + port prefix bits (a port range; 96 = one port). Identity 0
+ * matches every peer: the datapath looks up the peer's identity and identity 0, and a deny
+ * from either wins (bpf/lib/policy.h). ICMP/ICMPv6 entries keep the ICMP type in dport. */
+#define CILIA_POLICY_MAX 262144
+#define CILIA_POLICY_PREFIX_STATIC 64
+#define CILIA_POLICY_PREFIX_PROTO 72
+#define CILIA_POLICY_PREFIX_PORT 80
+#define CILIA_POLICY_PREFIX_FULL 96
+
+struct cilia_policy_key {
+	__u32 prefixlen;    /* bits after this field, see above */
+	__be16 endpoint_id;
+	__u8 direction;     /* enum cilia_direction */
+	__u8 pad;
+	__be32 identity;    /* peer identity, 0 = any */
+	__u8 protocol;      /* IP protocol, 0 = any (only with prefixlen 64) */
+	__u8 pad2;
+	__be16 dport;       /* destination port (ICMP: type) */
+};
+
+/* cilia_policy_value.flags */
+#define CILIA_POLICY_F_DENY (1 << 0)          /* deny entry (else allow) */
+#define CILIA_POLICY_F_WILDCARD_PORT (1 << 1) /* the entry names no port (prefixlen <= 72) */
+
+struct cilia_policy_value {
+	__u8 flags;        /* CILIA_POLICY_F_* */
+	__u8 pad;
+	__be16 proxy_port; /* L7 proxy port to redirect to, 0 = none (not used yet) */
+	__u32 pad2;
+};
+
+/* --- cilia_policy_endpoints: HASH, endpoint id → enforcement per direction --------------
+ * Written after the endpoint's cilia_policy entries, so enforcement never starts before
+ * its allows are there. An endpoint without an entry is treated by POLICY_DEFAULT_DENY
+ * (bpf/policy.c): allow-all, or dropped as not realized. */
+#define CILIA_POLICY_ENDPOINTS_MAX 4096
+
+enum cilia_policy_mode {
+	CILIA_POLICY_ALLOW_ALL = 0, /* direction not enforced */
+	CILIA_POLICY_ENFORCE = 1,   /* lookups in cilia_policy, default deny */
+	CILIA_POLICY_DENY_ALL = 2,  /* fail closed: every new connection dropped (reason 12) */
+};
+
+struct cilia_policy_endpoint {
+	__u8 ingress;   /* enum cilia_policy_mode */
+	__u8 egress;    /* enum cilia_policy_mode */
+	__u16 flags;    /* reserved, 0 */
+	__u32 revision; /* policy revision realized (for user space; the datapath ignores it) */
+};
+
 #endif /* CILIA_MAPS_H */

@@ -9,6 +9,8 @@ import { CtKey, CtValue, gcExpired } from './maps/conntrack.js';
 import { ENDPOINT_F_HOST } from './maps/endpoints.js';
 import { ReservedIdentity } from './maps/index.js';
 import { SnatKey, SnatValue } from './maps/nat.js';
+import { PolicyEndpointValue, PolicyMapKey, PolicyMapValue } from './maps/policy.js';
+import { PolicyMap } from './policy/map.js';
 import { BASE_PROGRAMS, slotIndex, type TcAttachPoint } from './maps/slots.js';
 import type { DatapathConfig } from './config.js';
 import type { IpCacheMapWriter, LocalIpCache } from './ipcache.js';
@@ -22,6 +24,16 @@ const SLOT_TABLE = 'cilia_tc_slots';
 const TC_ATTACH_POINTS: readonly AttachPoint[] = ['from-container', 'to-container', 'from-netdev', 'to-netdev'];
 /** How often expired conntrack and SNAT entries are deleted. */
 const GC_INTERVAL_MS = 30_000;
+
+/** Options of {@link BpfDatapath.enablePolicy}. */
+export interface PolicyDatapathOptions {
+  /** Drop traffic of endpoints whose policy is not written yet (enforcement `always`). */
+  readonly defaultDeny: boolean;
+  /** Size of `cilia_policy` when it is created (default 262144); a pinned map keeps its size. */
+  readonly maxEntries?: number;
+  /** Prefixes one endpoint may have before it fails closed (default 16384). */
+  readonly maxEntriesPerEndpoint?: number;
+}
 
 /** Options of {@link BpfDatapath}. */
 export interface BpfDatapathOptions {
@@ -50,6 +62,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   readonly #plugins: BpfObject[] = [];
   #node?: NodeInfo;
   #gcTimer?: NodeJS.Timeout;
+  #policy?: { readonly obj: BpfObject; readonly writer: PolicyMap };
 
   constructor(options: BpfDatapathOptions) {
     this.pinRoot = options.pinRoot;
@@ -158,6 +171,62 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     this.#log.info({ object: path, slots: targets.map((t) => t.index) }, 'object installed into datapath slots');
   }
 
+  /**
+   * Loads `policy.o` against the pin root (adopting the pinned `cilia_policy` and
+   * `cilia_policy_endpoints` with their contents), puts `cil_policy` into the policy slot of
+   * from-container and to-container, and returns the map writer. Once per datapath: later calls
+   * return the same writer.
+   */
+  enablePolicy(options: PolicyDatapathOptions): PolicyMap {
+    if (this.#policy) return this.#policy.writer;
+    const path = fileURLToPath(new URL('policy.o', this.#opts.objectDir ?? OBJECT_DIR));
+    let obj: BpfObject;
+    try {
+      obj = BpfObject.open(path, { pinRoot: this.pinRoot, constants: { POLICY_DEFAULT_DENY: options.defaultDeny ? 1 : 0 } });
+    } catch (err) {
+      throw new Error(`cannot open the policy datapath object ${path} (is @cilia/datapath built? npx nx run @cilia/datapath:build): ${(err as Error).message}`);
+    }
+    try {
+      const size = this.#policyMapSize(options.maxEntries);
+      if (size !== undefined) obj.setMaxEntries('cilia_policy', size);
+      obj.load();
+      // Adopt what the maps hold before the program can act on it.
+      const writer = new PolicyMap({
+        policy: obj.map('cilia_policy', { key: PolicyMapKey, value: PolicyMapValue }),
+        endpoints: obj.map('cilia_policy_endpoints', { key: codec.u32, value: PolicyEndpointValue }),
+        maxEntriesPerEndpoint: options.maxEntriesPerEndpoint,
+        defaultDeny: options.defaultDeny,
+        logger: this.#log.child({ component: 'policy-map' }),
+      });
+      const slots = obj.programArray(SLOT_TABLE);
+      for (const ap of ['from-container', 'to-container'] as const) slots.set(slotIndex(ap, 'policy'), obj.program('cil_policy'));
+      this.#policy = { obj, writer };
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+    this.#log.info({ defaultDeny: options.defaultDeny, maxEntries: options.maxEntries }, 'policy datapath enabled');
+    return this.#policy.writer;
+  }
+
+  /**
+   * The size to create `cilia_policy` with. A pinned map is reused only with its own size, so a
+   * changed setting waits for the map to be recreated (a node reboot) rather than failing the load.
+   */
+  #policyMapSize(wanted: number | undefined): number | undefined {
+    if (wanted !== undefined && (!Number.isInteger(wanted) || wanted < 1)) throw new RangeError(`maxEntries: must be a positive integer, got ${wanted}`);
+    const pin = join(this.pinRoot, 'cilia_policy');
+    if (!existsSync(pin)) return wanted;
+    const pinned = BpfMap.openPinned(pin);
+    try {
+      const size = pinned.info.maxEntries;
+      if (wanted !== undefined && wanted !== size) this.#log.warn({ pinned: size, configured: wanted }, 'cilia_policy is pinned with another size: keeping it (and its entries)');
+      return size;
+    } finally {
+      pinned.close();
+    }
+  }
+
   async clearSlot(attach: AttachPoint, slot: DatapathSlot): Promise<void> {
     const index = tcSlot(attach, slot, 'attach');
     this.#withSlotTable((slots) => slots.clear(index));
@@ -204,8 +273,8 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   /** Closes the objects; pins, map contents and tc attachments stay. */
   close(): void {
     clearInterval(this.#gcTimer);
-    for (const obj of [this.#lxc, this.#host, ...this.#plugins]) obj?.close();
-    this.#lxc = this.#host = this.#maps = this.#slots = undefined;
+    for (const obj of [this.#lxc, this.#host, this.#policy?.obj, ...this.#plugins]) obj?.close();
+    this.#lxc = this.#host = this.#maps = this.#slots = this.#policy = undefined;
     this.#plugins.length = 0;
   }
 

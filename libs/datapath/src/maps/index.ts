@@ -16,6 +16,24 @@ export {
   type PacketEventRecord,
 } from './monitor.js';
 export { PacketContext, SLOT_NONE, CTX_FLAGS, contextFromSkb, type PacketContextValue } from './ctx.js';
+export {
+  PolicyMapKey,
+  PolicyMapValue,
+  PolicyEndpointValue,
+  PolicyVerdictEvent,
+  PolicyModeCode,
+  PolicyMatch,
+  PolicyVerdict,
+  POLICY_FLAGS,
+  POLICY_PREFIX_STATIC,
+  POLICY_PREFIX_PROTO,
+  POLICY_PREFIX_PORT,
+  POLICY_PREFIX_FULL,
+  type PolicyMapKeyValue,
+  type PolicyMapValueValue,
+  type PolicyEndpointRecord,
+  type PolicyVerdictRecord,
+} from './policy.js';
 export { slotIndex, SLOTS_PER_ATTACH_POINT, SLOT_RESUME, BASE_PROGRAMS, type TcAttachPoint } from './slots.js';
 
 /** Names of the pinned maps (`<bpfRoot>/<name>`). */
@@ -28,6 +46,8 @@ export const MapName = {
   events: 'cilia_events',
   eventsLost: 'cilia_events_lost',
   tcSlots: 'cilia_tc_slots',
+  policy: 'cilia_policy',
+  policyEndpoints: 'cilia_policy_endpoints',
 } as const;
 
 /** Reserved security identities. */

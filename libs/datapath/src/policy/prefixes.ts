@@ -1,0 +1,148 @@
+// Raw policy entries (core PolicyKey/PolicyEntry) → the prefixes of the cilia_policy LPM trie,
+// and back. The datapath does two longest-prefix lookups per packet ({peer}, {identity 0}) and
+// lets a deny from either win; for that to equal "deny if any matching deny, else allow if any
+// matching allow", an allow prefix must never be nested inside a deny prefix of the same
+// (direction, identity): LPM would pick the allow. Prefixes nest or are disjoint, so dropping
+// such allows is exact (every packet they match, the enclosing deny matches too).
+import type { PolicyEntry, PolicyKey } from '@cilia/core';
+import { Direction } from '../maps/monitor.js';
+import {
+  POLICY_FLAGS,
+  POLICY_PREFIX_FULL,
+  POLICY_PREFIX_PORT,
+  POLICY_PREFIX_PROTO,
+  POLICY_PREFIX_STATIC,
+  type PolicyMapValueValue,
+} from '../maps/policy.js';
+
+/** Protocols a port without a protocol stands for (Cilium's ANY + port). */
+export const ANY_PROTOCOL_WITH_PORT: readonly number[] = [6, 17, 132];
+
+/** One cilia_policy entry of an endpoint (the endpoint id is the bucket it lives in). */
+export interface PolicyPrefix {
+  /** 0 ingress, 1 egress (`enum cilia_direction`). */
+  readonly direction: number;
+  readonly identity: number;
+  /** Bits after the prefixlen field that count: 64 any protocol, 72 a protocol, 80..96 ports. */
+  readonly prefixlen: number;
+  readonly protocol: number;
+  /** First port of the prefix (bits beyond the prefix are zero). */
+  readonly dport: number;
+}
+
+/** A prefix and what the map holds for it. */
+export interface PolicyPrefixEntry {
+  readonly prefix: PolicyPrefix;
+  readonly value: PolicyMapValueValue;
+}
+
+/** Identifies a prefix within one endpoint. */
+export function prefixId(p: PolicyPrefix): string {
+  return `${p.direction}/${p.identity}/${p.prefixlen}/${p.protocol}/${p.dport}`;
+}
+
+/** The prefix bits after the fixed 64 as one 32-bit number (protocol, pad2 = 0, port). */
+const variableBits = (p: PolicyPrefix): number => ((p.protocol << 24) | p.dport) >>> 0;
+
+function maskBits(len: number): number {
+  const bits = len - POLICY_PREFIX_STATIC;
+  return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+}
+
+/** Whether every key `inner` matches is matched by `outer` (same direction and identity). */
+export function prefixContains(outer: PolicyPrefix, inner: PolicyPrefix): boolean {
+  if (outer.direction !== inner.direction || outer.identity !== inner.identity) return false;
+  if (outer.prefixlen > inner.prefixlen) return false;
+  const mask = maskBits(outer.prefixlen);
+  return ((variableBits(inner) & mask) >>> 0) === ((variableBits(outer) & mask) >>> 0);
+}
+
+/** Lengths a prefix can have; the ancestors of a prefix have one of these lengths. */
+const PREFIX_LENGTHS = [POLICY_PREFIX_STATIC, POLICY_PREFIX_PROTO, ...Array.from({ length: 17 }, (_, i) => POLICY_PREFIX_PORT + i)];
+
+/** `p` cut to `len` bits (len ≤ p.prefixlen). */
+function truncate(p: PolicyPrefix, len: number): PolicyPrefix {
+  if (len === POLICY_PREFIX_STATIC) return { direction: p.direction, identity: p.identity, prefixlen: len, protocol: 0, dport: 0 };
+  const portBits = Math.max(0, len - POLICY_PREFIX_PORT);
+  const dport = portBits === 0 ? 0 : (p.dport & ((0xffff << (16 - portBits)) & 0xffff)) >>> 0;
+  return { direction: p.direction, identity: p.identity, prefixlen: len, protocol: p.protocol, dport };
+}
+
+/** Splits the inclusive port range [from, to] into the fewest aligned prefixes (value, bits). */
+export function portRangePrefixes(from: number, to: number): Array<{ port: number; bits: number }> {
+  const out: Array<{ port: number; bits: number }> = [];
+  let at = from;
+  while (at <= to) {
+    // The largest aligned block starting at `at` that does not run past `to`.
+    let size = at === 0 ? 65536 : at & -at;
+    while (at + size - 1 > to) size /= 2;
+    out.push({ port: at, bits: 16 - Math.log2(size) });
+    at += size;
+  }
+  return out;
+}
+
+function check(cond: boolean, path: string, reason: string): void {
+  if (!cond) throw new RangeError(`${path}: ${reason}`);
+}
+
+const isInt = (v: unknown, min: number, max: number): boolean => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+
+/** The prefixes one raw key stands for (`path` names it in errors). */
+export function keyPrefixes(key: PolicyKey, path = 'key'): PolicyPrefix[] {
+  check(key.direction === 'ingress' || key.direction === 'egress', `${path}.direction`, `must be 'ingress' or 'egress', got ${JSON.stringify(key.direction)}`);
+  check(isInt(key.identity, 0, 0xffffffff), `${path}.identity`, `must be an integer in 0..4294967295, got ${key.identity}`);
+  check(isInt(key.protocol, 0, 255), `${path}.protocol`, `must be an integer in 0..255, got ${key.protocol}`);
+  check(isInt(key.port, 0, 65535), `${path}.port`, `must be an integer in 0..65535, got ${key.port}`);
+  const direction = Direction[key.direction];
+  const base = { direction, identity: key.identity };
+  if (key.protocol === 0 && key.port === 0) return [{ ...base, prefixlen: POLICY_PREFIX_STATIC, protocol: 0, dport: 0 }];
+  const protocols = key.protocol === 0 ? ANY_PROTOCOL_WITH_PORT : [key.protocol];
+  if (key.port === 0) return protocols.map((protocol) => ({ ...base, prefixlen: POLICY_PREFIX_PROTO, protocol, dport: 0 }));
+  const end = key.endPort === 0 || key.endPort === undefined ? key.port : key.endPort;
+  check(isInt(end, key.port, 65535), `${path}.endPort`, `must be an integer in ${key.port}..65535 (port..65535), got ${key.endPort}`);
+  const ranges = portRangePrefixes(key.port, end);
+  return protocols.flatMap((protocol) => ranges.map((r) => ({ ...base, prefixlen: POLICY_PREFIX_PORT + r.bits, protocol, dport: r.port })));
+}
+
+/**
+ * The map entries of one endpoint for its raw entries: ranges split, the same prefix from an
+ * allow and a deny kept as deny, and allows nested in a deny of the same direction and
+ * identity left out. Throws a RangeError naming `entries[i].key.<field>` for a bad key.
+ */
+export function policyPrefixes(entries: ReadonlyArray<readonly [PolicyKey, PolicyEntry]>): Map<string, PolicyPrefixEntry> {
+  const out = new Map<string, PolicyPrefixEntry>();
+  entries.forEach(([key, entry], i) => {
+    const deny = entry.verdict === 'deny';
+    check(deny || entry.verdict === 'allow', `entries[${i}].entry.verdict`, `must be 'allow' or 'deny', got ${JSON.stringify(entry.verdict)}`);
+    check(isInt(entry.proxyPort, 0, 65535), `entries[${i}].entry.proxyPort`, `must be an integer in 0..65535, got ${entry.proxyPort}`);
+    for (const prefix of keyPrefixes(key, `entries[${i}].key`)) {
+      const id = prefixId(prefix);
+      const had = out.get(id);
+      if (had && had.value.flags & POLICY_FLAGS.deny) continue;
+      const wildcard = prefix.prefixlen <= POLICY_PREFIX_PROTO ? POLICY_FLAGS.wildcardPort : 0;
+      if (deny) out.set(id, { prefix, value: { flags: POLICY_FLAGS.deny | wildcard, proxyPort: 0 } });
+      else if (!had || (had.value.proxyPort === 0 && entry.proxyPort !== 0)) out.set(id, { prefix, value: { flags: wildcard, proxyPort: entry.proxyPort } });
+    }
+  });
+  const denies = new Set<string>();
+  for (const [id, e] of out) if (e.value.flags & POLICY_FLAGS.deny) denies.add(id);
+  if (denies.size === 0) return out;
+  for (const [id, e] of out) {
+    if (e.value.flags & POLICY_FLAGS.deny) continue;
+    for (const len of PREFIX_LENGTHS) {
+      if (len >= e.prefix.prefixlen) break;
+      if (denies.has(prefixId(truncate(e.prefix, len)))) {
+        out.delete(id);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** A map prefix as a readable entry: a port prefix becomes the range port..endPort. */
+export function describePrefix(p: PolicyPrefix): { protocol: number; port: number; endPort: number } {
+  if (p.prefixlen < POLICY_PREFIX_PORT) return { protocol: p.protocol, port: 0, endPort: 0 };
+  return { protocol: p.protocol, port: p.dport, endPort: p.dport + 2 ** (POLICY_PREFIX_FULL - p.prefixlen) - 1 };
+}
