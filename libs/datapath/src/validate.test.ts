@@ -7,6 +7,11 @@ describe('validateCreateRequest', () => {
     expect(validateCreateRequest({ name: 'web-1' })).toEqual({ name: 'web-1', namespace: 'default', labels: {}, interfaceName: 'eth0' });
   });
 
+  it('takes named ports, protocol TCP unless given', () => {
+    const req = validateCreateRequest({ name: 'web-1', namedPorts: { 'serve-80-tcp': { port: 80 }, 'serve-81-udp': { port: 81, protocol: 'UDP' } } });
+    expect(req.namedPorts).toEqual({ 'serve-80-tcp': { port: 80, protocol: 'TCP' }, 'serve-81-udp': { port: 81, protocol: 'UDP' } });
+  });
+
   it.each([
     [{ name: '' }, 'name'],
     [{ name: 'a_b' }, 'name'],
@@ -16,6 +21,16 @@ describe('validateCreateRequest', () => {
     [{ name: 'a', interfaceName: 'much-too-long-name0' }, 'interfaceName'],
     [{ name: 'a', containerId: '' }, 'containerId'],
     [{ name: 'a', colour: 'red' }, 'colour'],
+    [{ name: 'a', namedPorts: [] }, 'namedPorts'],
+    [{ name: 'a', namedPorts: { HTTP: { port: 80 } } }, 'namedPorts.HTTP'],
+    [{ name: 'a', namedPorts: { '8080': { port: 80 } } }, 'namedPorts.8080'],
+    [{ name: 'a', namedPorts: { 'much-too-long-port': { port: 80 } } }, 'namedPorts.much-too-long-port'],
+    [{ name: 'a', namedPorts: { http: 80 } }, 'namedPorts.http'],
+    [{ name: 'a', namedPorts: { http: { port: 0 } } }, 'namedPorts.http.port'],
+    [{ name: 'a', namedPorts: { http: { port: 65536 } } }, 'namedPorts.http.port'],
+    [{ name: 'a', namedPorts: { http: { port: 8.5 } } }, 'namedPorts.http.port'],
+    [{ name: 'a', namedPorts: { http: { port: 80, protocol: 'ICMP' } } }, 'namedPorts.http.protocol'],
+    [{ name: 'a', namedPorts: { http: { port: 80, colour: 'red' } } }, 'namedPorts.http.colour'],
   ])('refuses %j naming %s', (body, path) => {
     try {
       validateCreateRequest(body);

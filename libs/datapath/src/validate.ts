@@ -1,4 +1,4 @@
-import type { EndpointCreateRequest, Labels } from '@cilia/core';
+import type { EndpointCreateRequest, Labels, NamedPort } from '@cilia/core';
 
 /** A request field that is wrong, with its path. */
 export class EndpointRequestError extends Error {
@@ -19,7 +19,7 @@ export function validateCreateRequest(body: unknown, base = ''): Required<Pick<E
   const at = (f: string) => (base ? `${base}.${f}` : f);
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new EndpointRequestError('expected an object', base || '(body)');
   const b = body as Record<string, unknown>;
-  const known = new Set(['name', 'namespace', 'labels', 'netns', 'interfaceName', 'containerId']);
+  const known = new Set(['name', 'namespace', 'labels', 'netns', 'interfaceName', 'containerId', 'namedPorts']);
   for (const key of Object.keys(b)) if (!known.has(key)) throw new EndpointRequestError('unknown field', at(key));
   const name = dnsName(b.name, at('name'));
   const namespace = b.namespace === undefined ? 'default' : dnsName(b.namespace, at('namespace'));
@@ -36,7 +36,33 @@ export function validateCreateRequest(body: unknown, base = ''): Required<Pick<E
     if (typeof b.containerId !== 'string' || b.containerId.length === 0 || b.containerId.length > 256) throw new EndpointRequestError('expected a non-empty string of at most 256 characters', at('containerId'));
     containerId = b.containerId;
   }
-  return { name, namespace, labels, interfaceName, ...(netns ? { netns } : {}), ...(containerId ? { containerId } : {}) };
+  const namedPorts = b.namedPorts === undefined ? undefined : validateNamedPorts(b.namedPorts, at('namedPorts'));
+  return { name, namespace, labels, interfaceName, ...(netns ? { netns } : {}), ...(containerId ? { containerId } : {}), ...(namedPorts ? { namedPorts } : {}) };
+}
+
+/** Kubernetes' IANA_SVC_NAME: what a container port's name may be. */
+const PORT_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const PORT_PROTOCOLS: readonly NamedPort['protocol'][] = ['TCP', 'UDP', 'SCTP'];
+
+/** Checks named container ports: `{ <name>: { port, protocol } }`, as rules naming a port resolve them. */
+export function validateNamedPorts(value: unknown, path: string): Record<string, NamedPort> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new EndpointRequestError('expected an object of named ports ({ <name>: { port, protocol } })', path);
+  const ports: Record<string, NamedPort> = {};
+  for (const [name, entry] of Object.entries(value)) {
+    const at = `${path}.${name}`;
+    if (name.length > 15 || !PORT_NAME.test(name) || !/[a-z]/.test(name) || name.includes('--')) {
+      throw new EndpointRequestError('a port name is 1-15 lower-case letters, digits and "-" (at least one letter, no "--"), starting and ending with a letter or digit', at);
+    }
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new EndpointRequestError('expected { port, protocol }', at);
+    const { port, protocol = 'TCP', ...rest } = entry as { port?: unknown; protocol?: unknown };
+    for (const key of Object.keys(rest)) throw new EndpointRequestError('unknown field', `${at}.${key}`);
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new EndpointRequestError('expected a port number from 1 to 65535', `${at}.port`);
+    if (typeof protocol !== 'string' || !PORT_PROTOCOLS.includes(protocol as NamedPort['protocol'])) {
+      throw new EndpointRequestError(`expected one of ${PORT_PROTOCOLS.join(', ')}`, `${at}.protocol`);
+    }
+    ports[name] = { port, protocol: protocol as NamedPort['protocol'] };
+  }
+  return ports;
 }
 
 /** Checks a label map: string keys and values. */

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OwnedPodsFile, OwnedPodsMemory } from './owned-pods.js';
-import { PodEndpointController, podEndpointLabels } from './pod-endpoints.js';
+import { PodEndpointController, podEndpointLabels, podNamedPorts } from './pod-endpoints.js';
 
 const quiet: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quiet };
 
@@ -19,6 +19,13 @@ class HandSource implements ResourceSource {
   pod(name: string, labels: Record<string, string>, namespace = 'default', spec: Record<string, unknown> = {}): void {
     const object: KubeObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels }, spec };
     this.listener!({ type: 'upsert', ref: { kind: 'Pod', namespace, name }, object });
+  }
+  namespace(name: string, labels: Record<string, string>): void {
+    const object: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } };
+    this.listener!({ type: 'upsert', ref: { kind: 'Namespace', name }, object });
+  }
+  namespaceGone(name: string): void {
+    this.listener!({ type: 'delete', ref: { kind: 'Namespace', name } });
   }
   gone(name: string, namespace = 'default'): void {
     this.listener!({ type: 'delete', ref: { kind: 'Pod', namespace, name } });
@@ -54,6 +61,7 @@ class FakeEndpoints implements EndpointManager {
       state: 'ready',
       policyRevision: 0 as Endpoint['policyRevision'],
       ...(request.containerId ? { containerId: request.containerId } : {}),
+      ...(request.namedPorts ? { namedPorts: request.namedPorts } : {}),
     };
     this.endpoints.set(e.id, e);
     return e;
@@ -108,13 +116,37 @@ class FakeEndpoints implements EndpointManager {
   }
 }
 
+/** The labels every pod in `ns` carries besides its own. */
+const nsLabels = (ns: string, extra: Record<string, string> = {}) => ({
+  'k8s:io.kubernetes.pod.namespace': ns,
+  'k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name': ns,
+  ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [`k8s:io.cilium.k8s.namespace.labels.${k}`, v])),
+});
+
 describe('podEndpointLabels', () => {
-  it('prefixes Pod labels with k8s: and adds the namespace label, as Cilium does', () => {
-    expect(podEndpointLabels({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'shop', labels: { app: 'web', 'app.kubernetes.io/part-of': 'shop' } } })).toEqual({
-      'k8s:app': 'web',
-      'k8s:app.kubernetes.io/part-of': 'shop',
-      'k8s:io.kubernetes.pod.namespace': 'shop',
-    });
+  it('prefixes Pod labels with k8s: and adds the namespace, its name label and its labels, as Cilium does', () => {
+    const pod: KubeObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'shop', labels: { app: 'web', 'app.kubernetes.io/part-of': 'shop' } } };
+    expect(podEndpointLabels(pod)).toEqual({ 'k8s:app': 'web', 'k8s:app.kubernetes.io/part-of': 'shop', ...nsLabels('shop') });
+    expect(podEndpointLabels(pod, { team: 'blue', 'kubernetes.io/metadata.name': 'shop' })).toEqual({ 'k8s:app': 'web', 'k8s:app.kubernetes.io/part-of': 'shop', ...nsLabels('shop', { team: 'blue' }) });
+  });
+});
+
+describe('podNamedPorts', () => {
+  it("collects every container's named ports; unnamed ones are not", () => {
+    const pod: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: 'x' },
+      spec: {
+        containers: [
+          { name: 'a', ports: [{ name: 'serve-80-tcp', containerPort: 80, protocol: 'TCP' }, { containerPort: 9090, protocol: 'TCP' }] },
+          { name: 'b', ports: [{ name: 'serve-81-udp', containerPort: 81, protocol: 'UDP' }] },
+          { name: 'c' },
+        ],
+      },
+    };
+    expect(podNamedPorts(pod)).toEqual({ 'serve-80-tcp': { port: 80, protocol: 'TCP' }, 'serve-81-udp': { port: 81, protocol: 'UDP' } });
+    expect(podNamedPorts({ ...pod, spec: { containers: [{ name: 'a' }] } })).toBeUndefined();
   });
 });
 
@@ -145,7 +177,7 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
     await started;
     await controller.idle();
     expect(owned.pods).toEqual(new Set(['default/web']));
-    expect(endpoints.labelsOf('default', 'web')).toEqual({ 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': 'default' });
+    expect(endpoints.labelsOf('default', 'web')).toEqual({ 'k8s:app': 'web', ...nsLabels('default') });
     source.pod('web', { app: 'web', tier: 'front' });
     await controller.idle();
     expect(endpoints.labelsOf('default', 'web')).toMatchObject({ 'k8s:tier': 'front' });
@@ -156,6 +188,30 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
     expect(endpoints.list()).toEqual([]);
     expect(owned.pods).toEqual(new Set());
     expect(endpoints.calls).toEqual(['create default/web', 'update default/web', 'delete default/web']);
+  });
+
+  it("creates endpoints with the Pod's named ports and its Namespace's labels, and relabels them when the Namespace's labels change", async () => {
+    const { source, endpoints, started, controller } = setup();
+    await subscribed(source);
+    source.namespace('x', { team: 'blue' });
+    source.pod('a', { pod: 'a' }, 'x', { containers: [{ name: 'c', ports: [{ name: 'serve-80-tcp', containerPort: 80, protocol: 'TCP' }] }] });
+    source.pod('b', { pod: 'b' }, 'x');
+    source.pod('c', { pod: 'c' }, 'y');
+    source.synced();
+    await started;
+    await controller.idle();
+    expect(endpoints.labelsOf('x', 'a')).toEqual({ 'k8s:pod': 'a', ...nsLabels('x', { team: 'blue' }) });
+    expect(endpoints.list().find((e) => e.name === 'a')?.namedPorts).toEqual({ 'serve-80-tcp': { port: 80, protocol: 'TCP' } });
+    expect(endpoints.labelsOf('y', 'c')).toEqual({ 'k8s:pod': 'c', ...nsLabels('y') });
+    source.namespace('x', { team: 'blue' }); // unchanged: no call
+    source.namespace('x', { team: 'red', env: 'prod' });
+    await controller.idle();
+    expect(endpoints.labelsOf('x', 'a')).toEqual({ 'k8s:pod': 'a', ...nsLabels('x', { team: 'red', env: 'prod' }) });
+    expect(endpoints.labelsOf('x', 'b')).toEqual({ 'k8s:pod': 'b', ...nsLabels('x', { team: 'red', env: 'prod' }) });
+    source.namespaceGone('x');
+    await controller.idle();
+    expect(endpoints.labelsOf('x', 'b')).toEqual({ 'k8s:pod': 'b', ...nsLabels('x') });
+    expect(endpoints.calls.sort()).toEqual(['create x/a', 'create x/b', 'create y/c', 'update x/a', 'update x/a', 'update x/b', 'update x/b']);
   });
 
   it('gives a host-network Pod no endpoint (and removes it when a Pod switches to the host network)', async () => {
@@ -174,7 +230,7 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
 
   it('adopts the endpoints of Pods that still exist after a restart, and deletes its orphans only after synced', async () => {
     const endpoints = new FakeEndpoints();
-    endpoints.add({ name: 'web', namespace: 'default', labels: { 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': 'default' } });
+    endpoints.add({ name: 'web', namespace: 'default', labels: { 'k8s:app': 'web', ...nsLabels('default') } });
     endpoints.add({ name: 'old', namespace: 'default', labels: {} });
     endpoints.add({ name: 'by-cli', namespace: 'default', labels: {} });
     endpoints.add({ name: 'cni', namespace: 'default', labels: {}, containerId: 'c0ffee' });

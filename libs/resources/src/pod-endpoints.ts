@@ -1,19 +1,43 @@
-import type { Endpoint, EndpointManager, KubeObject, Labels, Logger, ResourceEvent, ResourceSource, Unsubscribe } from '@cilia/core';
+import type { Endpoint, EndpointManager, KubeObject, Labels, Logger, NamedPort, ResourceEvent, ResourceSource, Unsubscribe } from '@cilia/core';
 import type { OwnedPods } from './owned-pods.js';
 
 /** Cilia's label source for labels that come from Kubernetes objects. */
 const K8S = 'k8s:';
 const NAMESPACE_LABEL = `${K8S}io.kubernetes.pod.namespace`;
+/** Cilium's prefix for the labels of the pod's namespace. */
+const NAMESPACE_LABELS_PREFIX = `${K8S}io.cilium.k8s.namespace.labels.`;
+/** Kubernetes gives every namespace this label, its own name (so policies can select it by name). */
+const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /**
  * The endpoint labels of a Pod as Cilium derives them: each `metadata.labels` key prefixed
- * `k8s:`, plus `k8s:io.kubernetes.pod.namespace=<namespace>`.
+ * `k8s:`, `k8s:io.kubernetes.pod.namespace=<namespace>`, and each label of its namespace as
+ * `k8s:io.cilium.k8s.namespace.labels.<key>`, `kubernetes.io/metadata.name=<namespace>`
+ * among them (Kubernetes sets it on every namespace, so it is there before the Namespace is).
  */
-export function podEndpointLabels(pod: KubeObject): Labels {
+export function podEndpointLabels(pod: KubeObject, namespaceLabels: Labels = {}): Labels {
+  const namespace = pod.metadata.namespace ?? 'default';
   const labels: Record<string, string> = {};
   for (const [key, value] of Object.entries(pod.metadata.labels ?? {})) labels[`${K8S}${key}`] = value;
-  labels[NAMESPACE_LABEL] = pod.metadata.namespace ?? 'default';
+  labels[NAMESPACE_LABEL] = namespace;
+  for (const [key, value] of Object.entries({ ...namespaceLabels, [NAMESPACE_NAME_LABEL]: namespace })) labels[`${NAMESPACE_LABELS_PREFIX}${key}`] = value;
   return labels;
+}
+
+/** A Pod's named container ports (`containers[].ports[].name`), for policy rules that name a port. */
+export function podNamedPorts(pod: KubeObject): Record<string, NamedPort> | undefined {
+  const containers = (pod.spec as { containers?: unknown } | undefined)?.containers;
+  if (!Array.isArray(containers)) return undefined;
+  const ports: Record<string, NamedPort> = {};
+  for (const c of containers as { ports?: unknown }[]) {
+    if (!Array.isArray(c?.ports)) continue;
+    for (const p of c.ports as { name?: unknown; containerPort?: unknown; protocol?: unknown }[]) {
+      if (typeof p?.name !== 'string' || typeof p.containerPort !== 'number') continue;
+      // The schema filled in TCP, and refused duplicate names across containers.
+      ports[p.name] = { port: p.containerPort, protocol: (typeof p.protocol === 'string' ? p.protocol : 'TCP') as NamedPort['protocol'] };
+    }
+  }
+  return Object.keys(ports).length > 0 ? ports : undefined;
 }
 
 /** Settings of {@link PodEndpointController}. */
@@ -32,6 +56,9 @@ interface Desired {
   readonly name: string;
   readonly namespace: string;
   readonly labels: Labels;
+  readonly namedPorts?: Readonly<Record<string, NamedPort>>;
+  /** The Pod, so a namespace relabel can derive its labels again. */
+  readonly pod: KubeObject;
 }
 
 /** The work of one pod: the state wanted, and at most one operation running for it. */
@@ -49,7 +76,8 @@ interface PodWork {
 
 /**
  * Makes endpoints follow Pods: a Pod without an endpoint gets one (in a namespace the agent
- * creates), a label change updates the endpoint's labels, a deleted Pod deletes its endpoint.
+ * creates), a label change — of the Pod or of its Namespace — updates the endpoint's labels
+ * (and so its identity and policy), a deleted Pod deletes its endpoint.
  *
  * It finds a Pod's endpoint by namespace and name among the endpoints without a container id
  * (CNI's have one), and records the pods it manages (see {@link OwnedPods}) before it creates
@@ -62,6 +90,8 @@ export class PodEndpointController {
   readonly #options: PodEndpointControllerOptions;
   readonly #log: Logger;
   readonly #work = new Map<string, PodWork>();
+  /** Labels of each Namespace the source has listed. */
+  readonly #namespaces = new Map<string, Labels>();
   #owned = new Set<string>();
   #saving: Promise<void> = Promise.resolve();
   #unsubscribe?: Unsubscribe;
@@ -73,11 +103,11 @@ export class PodEndpointController {
     this.#log = options.logger;
   }
 
-  /** Subscribes to Pods; resolves once the source's initial listing has been taken in. */
+  /** Subscribes to Pods and Namespaces; resolves once the source's initial listing has been taken in. */
   async start(): Promise<void> {
     this.#owned = new Set(await this.#options.owned.load());
     await new Promise<void>((resolve) => {
-      this.#unsubscribe = this.#options.source.subscribe(['Pod'], (event) => {
+      this.#unsubscribe = this.#options.source.subscribe(['Namespace', 'Pod'], (event) => {
         this.#onEvent(event);
         if (event.type === 'synced') resolve();
       });
@@ -105,14 +135,19 @@ export class PodEndpointController {
     if (this.#stopped) return;
     switch (event.type) {
       case 'upsert': {
+        if (event.ref.kind === 'Namespace') {
+          this.#namespaceLabels(event.object.metadata.name, event.object.metadata.labels ?? {});
+          break;
+        }
         const { name, namespace = 'default' } = event.object.metadata;
         // A host-network Pod shares the node's namespace: it has no endpoint, as in Cilium.
         const hostNetwork = (event.object.spec as { hostNetwork?: unknown } | undefined)?.hostNetwork === true;
-        this.#want(namespace, name, hostNetwork ? undefined : { name, namespace, labels: podEndpointLabels(event.object) });
+        this.#want(namespace, name, hostNetwork ? undefined : this.#desired(event.object));
         break;
       }
       case 'delete':
-        this.#want(event.ref.namespace ?? 'default', event.ref.name, undefined);
+        if (event.ref.kind === 'Namespace') this.#namespaceLabels(event.ref.name, undefined);
+        else this.#want(event.ref.namespace ?? 'default', event.ref.name, undefined);
         break;
       case 'synced':
         if (!this.#synced) {
@@ -122,6 +157,23 @@ export class PodEndpointController {
         break;
       case 'invalid':
         break; // the source reports it; nothing changes
+    }
+  }
+
+  #desired(pod: KubeObject): Desired {
+    const { name, namespace = 'default' } = pod.metadata;
+    const namedPorts = podNamedPorts(pod);
+    return { name, namespace, labels: podEndpointLabels(pod, this.#namespaces.get(namespace)), ...(namedPorts ? { namedPorts } : {}), pod };
+  }
+
+  /** A Namespace's labels changed (or it went): its pods' endpoints get their labels again. */
+  #namespaceLabels(namespace: string, labels: Labels | undefined): void {
+    const before = this.#namespaces.get(namespace);
+    if (labels) this.#namespaces.set(namespace, { ...labels });
+    else this.#namespaces.delete(namespace);
+    if (sameLabels(before ?? {}, labels ?? {})) return;
+    for (const work of this.#work.values()) {
+      if (work.namespace === namespace && work.desired) this.#want(namespace, work.name, this.#desired(work.desired.pod));
     }
   }
 
@@ -210,7 +262,7 @@ export class PodEndpointController {
       return;
     }
     if (!current) {
-      const created = await endpoints.create({ name: desired.name, namespace: desired.namespace, labels: desired.labels });
+      const created = await endpoints.create({ name: desired.name, namespace: desired.namespace, labels: desired.labels, ...(desired.namedPorts ? { namedPorts: desired.namedPorts } : {}) });
       this.#log.info({ pod: key, endpoint: created.id, ipv4: created.ipv4, netns: created.netns }, 'endpoint created');
       return;
     }
@@ -223,6 +275,11 @@ export class PodEndpointController {
 
 function podKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
+}
+
+function sameLabels(a: Labels, b: Labels): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 /** Compares only the labels this controller sets (`k8s:`), so labels the manager adds cause no churn. */
