@@ -21,6 +21,35 @@ const ETCD_CLIENT = `http://${UNDERLAY_GW}:2379`;
 const ETCD_PEER = `http://${UNDERLAY_GW}:2380`;
 const PREFIX = /^[a-z][a-z0-9]{0,7}$/;
 const MAX_NODES = 200;
+const PRESET_DIR = join(REPO, 'apps/agent/presets');
+
+/**
+ * How pods on different nodes reach each other, per `--routing` mode: the agent preset each
+ * node's config extends (apps/agent/presets/<preset>.yaml, which lists the routing plugin) and
+ * the workspace package that plugin lives in. `none`: no preset, pods stay on their node.
+ */
+export const ROUTING_MODES = {
+  none: undefined,
+  vxlan: { preset: 'vxlan', plugin: '@cilia/plugin-overlay-vxlan', dir: 'plugins/overlay-vxlan' },
+  geneve: { preset: 'geneve', plugin: '@cilia/plugin-overlay-geneve', dir: 'plugins/overlay-geneve' },
+  native: { preset: 'native', plugin: '@cilia/plugin-routing-native', dir: 'plugins/routing-native' },
+};
+
+/** The routing mode's preset name after checking that its preset and built plugin are there. */
+export function routingPreset(routing) {
+  if (!Object.hasOwn(ROUTING_MODES, routing)) {
+    throw new Error(`--routing: unknown mode '${routing}' (one of ${Object.keys(ROUTING_MODES).join(', ')})`);
+  }
+  const mode = ROUTING_MODES[routing];
+  if (!mode) return undefined;
+  const missing = [];
+  if (!existsSync(join(PRESET_DIR, `${mode.preset}.yaml`))) missing.push(`the agent preset apps/agent/presets/${mode.preset}.yaml`);
+  if (!existsSync(join(REPO, mode.dir, 'package.json'))) missing.push(`the plugin ${mode.plugin} (${mode.dir})`);
+  else if (!existsSync(join(REPO, mode.dir, 'dist/index.js'))) missing.push(`a build of ${mode.plugin} (npx nx build ${mode.plugin})`);
+  else if (!existsSync(join(REPO, 'node_modules', mode.plugin))) missing.push(`the workspace link node_modules/${mode.plugin} (npm install)`);
+  if (missing.length) throw new Error(`--routing ${routing}: missing ${missing.join(', ')}`);
+  return mode.preset;
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sh = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -144,9 +173,11 @@ async function waitFor(what, timeoutMs, check) {
   }
 }
 
-function agentConfig(names, k) {
+function agentConfig(names, k, preset) {
   const dir = names.nodeDir(k);
   return {
+    // A built-in preset by name: it adds the routing plugin (plugin lists concatenate).
+    ...(preset ? { extends: preset } : {}),
     agent: { apiSocket: names.socket(k), stateDir: join(dir, 'state'), metricsAddress: '', bpfRoot: names.pinRoot(k), nodeName: names.node(k) },
     ipam: { podCIDRs: [names.podCidr(k)] },
     datapath: { egressDevice: 'eth0' },
@@ -160,14 +191,15 @@ function agentConfig(names, k) {
  * Brings up a lab of `nodes` nodes. Waits until every agent is healthy and sees every node;
  * on failure it tears down what it made and rethrows.
  */
-export async function up({ nodes, prefix = 'node', log = console.log, timeoutMs = 60_000 } = {}) {
+export async function up({ nodes, prefix = 'node', routing = 'none', log = console.log, timeoutMs = 60_000 } = {}) {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes: must be an integer from 1 to ${MAX_NODES}, got '${nodes}'`);
   const names = labNames(prefix);
+  const preset = routingPreset(routing);
   if (existsSync(names.stateFile) || listNetns().some((n) => names.nodePattern.test(n) || n === names.underlayNetns)) {
     throw new Error(`a lab with prefix '${prefix}' already exists; run 'npm run lab -- down${prefix === 'node' ? '' : ` --prefix ${prefix}`}' first`);
   }
   if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run 'npm run bootstrap' first`);
-  const state = { prefix, nodes, createdAt: new Date().toISOString(), netns: [], dirs: [names.stateDir], pins: [], pids: {}, etcd: { client: ETCD_CLIENT } };
+  const state = { prefix, nodes, routing, createdAt: new Date().toISOString(), netns: [], dirs: [names.stateDir], pins: [], pids: {}, etcd: { client: ETCD_CLIENT } };
   try {
     saveState(names, state);
     log(`underlay: netns ${names.underlayNetns}, bridge ${names.bridge} ${UNDERLAY_GW}/24`);
@@ -216,7 +248,7 @@ export async function up({ nodes, prefix = 'node', log = console.log, timeoutMs 
       state.pins.push(names.pinRoot(k));
       const config = join(dir, 'agent.yaml');
       // JSON is YAML: the agent reads it as is.
-      writeFileSync(config, `${JSON.stringify(agentConfig(names, k), null, 2)}\n`);
+      writeFileSync(config, `${JSON.stringify(agentConfig(names, k, preset), null, 2)}\n`);
       state.pids[names.node(k)] = spawnInNetns(names.node(k), process.execPath, [AGENT_MAIN, '--config', config], join(dir, 'agent.log'));
       saveState(names, state);
       log(`agent ${names.node(k)}: pid ${state.pids[names.node(k)]}, socket ${names.socket(k)}, log ${join(dir, 'agent.log')}`);
@@ -239,7 +271,7 @@ export async function up({ nodes, prefix = 'node', log = console.log, timeoutMs 
       });
       log(`agent ${node}: sees all ${nodes} nodes`);
     }
-    log(`lab up: ${nodes} node(s); try 'cilia --node ${names.node(1)} node list'`);
+    log(`lab up: ${nodes} node(s), routing ${routing}; try 'cilia --node ${names.node(1)} node list'`);
     return state;
   } catch (err) {
     log(`lab up failed: ${err.message}; cleaning up`);
@@ -327,6 +359,22 @@ export async function down({ prefix = 'node', log = console.log } = {}) {
   log(`lab '${prefix}' is down`);
 }
 
+/**
+ * Takes node K out of the cluster: its agent is stopped with SIGTERM (SIGKILL after 5 s), so it
+ * revokes its lease and the other nodes see it leave (its node key and its pods' ipcache entries
+ * go with the lease). Its namespaces stay until `down`.
+ */
+export async function nodeDown({ prefix = 'node', node, log = console.log } = {}) {
+  const names = labNames(prefix);
+  const state = readState(names);
+  if (!state) throw new Error(`lab '${prefix}' is not up`);
+  if (!Number.isInteger(node) || node < 1 || node > state.nodes) throw new Error(`--node: must be an integer from 1 to ${state.nodes}, got '${node}'`);
+  const pid = state.pids[names.node(node)];
+  const pids = [pid, ...tryRun('ip', ['netns', 'pids', names.node(node)]).stdout.split('\n').filter(Boolean).map(Number)];
+  await killAll(pids.filter((p) => Number.isInteger(p) && p !== state.pids.etcd), log);
+  log(`node ${names.node(node)}: agent stopped`);
+}
+
 /** What is running: per node, the pid, health and how many nodes it sees. */
 export async function status({ prefix = 'node' } = {}) {
   const names = labNames(prefix);
@@ -340,5 +388,5 @@ export async function status({ prefix = 'node' } = {}) {
     const n = await api(names.socket(k), 'GET', '/v1/nodes').catch(() => undefined);
     nodes.push({ name: node, pid, running: pid !== undefined && alive(pid), health: s?.body?.health ?? 'unreachable', seesNodes: Array.isArray(n?.body) ? n.body.length : 0, socket: names.socket(k), ip: names.nodeIp(k), podCidr: names.podCidr(k) });
   }
-  return { prefix, up: true, createdAt: state.createdAt, etcd: { pid: state.pids.etcd, running: alive(state.pids.etcd), client: state.etcd.client }, nodes };
+  return { prefix, up: true, routing: state.routing ?? 'none', createdAt: state.createdAt, etcd: { pid: state.pids.etcd, running: alive(state.pids.etcd), client: state.etcd.client }, nodes };
 }

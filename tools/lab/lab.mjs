@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-// `npm run lab -- up --nodes N [--routing none] [--prefix P]`, `down [--prefix P]`, `status [--prefix P] [-o json]`.
+// `npm run lab -- up --nodes N [--routing MODE] [--prefix P]`, `down [--prefix P]`,
+// `status [--prefix P] [-o json]`, `node-down --node K [--prefix P]`.
 import { parseArgs } from 'node:util';
-import { down, status, up } from './lab-core.mjs';
+import { down, nodeDown, ROUTING_MODES, status, up } from './lab-core.mjs';
 
-const USAGE = `usage: npm run lab -- <up|down|status> [options]
-  up --nodes N [--routing none] [--prefix P]   create N node namespaces, etcd and one agent per node
+const USAGE = `usage: npm run lab -- <up|down|status|node-down> [options]
+  up --nodes N [--routing MODE] [--prefix P]   create N node namespaces, etcd and one agent per node
   down [--prefix P]                            remove everything the lab made (idempotent)
   status [--prefix P] [-o json]                show each node's agent, health and node count
-  --prefix P   names: P-1 … P-N (default "node")`;
-
-const ROUTING_MODES = ['none'];
+  node-down --node K [--prefix P]              stop node K's agent: the others see it leave
+  --routing MODE  how pods on different nodes reach each other: ${Object.keys(ROUTING_MODES).join(' | ')} (default none)
+  --prefix P      names: P-1 … P-N (default "node")`;
 
 async function main(argv) {
   const { values, positionals } = parseArgs({
@@ -17,6 +18,7 @@ async function main(argv) {
     allowPositionals: true,
     options: {
       nodes: { type: 'string' },
+      node: { type: 'string' },
       routing: { type: 'string', default: 'none' },
       prefix: { type: 'string', default: 'node' },
       output: { type: 'string', short: 'o' },
@@ -34,8 +36,12 @@ async function main(argv) {
     case 'up': {
       if (values.nodes === undefined) throw new Error('--nodes: required (e.g. --nodes 3)');
       if (!/^\d+$/.test(values.nodes)) throw new Error(`--nodes: must be a positive integer, got '${values.nodes}'`);
-      if (!ROUTING_MODES.includes(values.routing)) throw new Error(`--routing: unknown mode '${values.routing}' (supported: ${ROUTING_MODES.join(', ')})`);
-      await up({ nodes: Number(values.nodes), prefix: values.prefix, log });
+      await up({ nodes: Number(values.nodes), prefix: values.prefix, routing: values.routing, log });
+      return 0;
+    }
+    case 'node-down': {
+      if (values.node === undefined || !/^\d+$/.test(values.node)) throw new Error(`--node: required, a node number (e.g. --node 2), got '${values.node ?? ''}'`);
+      await nodeDown({ prefix: values.prefix, node: Number(values.node), log });
       return 0;
     }
     case 'down':
@@ -46,6 +52,7 @@ async function main(argv) {
       if (values.output === 'json') console.log(JSON.stringify(s, null, 2));
       else if (!s.up) console.log(`lab '${s.prefix}' is not up`);
       else {
+        console.log(`routing ${s.routing}`);
         console.log(`etcd ${s.etcd.client} pid ${s.etcd.pid} ${s.etcd.running ? 'running' : 'NOT RUNNING'}`);
         for (const n of s.nodes) console.log(`${n.name}\t${n.ip}\t${n.podCidr}\tpid ${n.pid} ${n.running ? 'running' : 'NOT RUNNING'}\thealth ${n.health}\tsees ${n.seesNodes} node(s)`);
       }

@@ -5,7 +5,9 @@ import {
   type LinkChanges,
   type LinkRef,
   type VethSpec,
+  type VxlanSpec,
   addVeth,
+  addVxlan,
   deleteLink,
   findLink,
   getLink,
@@ -60,6 +62,11 @@ export class NetlinkHandle {
   /** Creates a veth pair; `peerNetns` puts the peer straight into another namespace. Resolves with the local side. */
   addVeth(spec: VethSpec): Promise<Link> {
     return addVeth(this.sock, spec);
+  }
+
+  /** Creates a VXLAN device in external (collect_md) mode. Resolves with the link. */
+  addVxlan(spec: VxlanSpec): Promise<Link> {
+    return addVxlan(this.sock, spec);
   }
 
   /** Applies several changes (up, MTU, MAC, name) in one request. */

@@ -4,6 +4,7 @@ import {
   IFF,
   IFLA,
   IFLA_INFO,
+  IFLA_VXLAN,
   NLM_F,
   OPER_STATES,
   RTEXT_FILTER_SKIP_STATS,
@@ -69,6 +70,22 @@ export interface VethSpec {
    * Bring this side up at creation. The peer stays down: the kernel refuses IFF_UP for a veth
    * peer at creation, so it is brought up through a handle in its own namespace.
    */
+  up?: boolean;
+}
+
+/**
+ * A VXLAN device in external (collect_md) mode, as `ip link add NAME type vxlan external
+ * dstport PORT`: no VNI or remote of its own, every packet's tunnel key comes from its metadata
+ * (set by eBPF on transmit, read by eBPF on receive).
+ */
+export interface VxlanSpec {
+  name: string;
+  /** UDP port it listens on and sends to (8472 is Linux's and Cilium's, 4789 IANA's). */
+  port: number;
+  mtu?: number;
+  mac?: string;
+  /** No ARP on the device (routes into it need no neighbour resolution). */
+  noArp?: boolean;
   up?: boolean;
 }
 
@@ -210,6 +227,28 @@ export async function addVeth(sock: RouteSocket, spec: VethSpec): Promise<Link> 
   };
   if (peerNetns) await withNetnsFd(peerNetns, 'link add veth', send);
   else await send(undefined);
+  return getLink(sock, name);
+}
+
+export async function addVxlan(sock: RouteSocket, spec: VxlanSpec): Promise<Link> {
+  if (typeof spec !== 'object' || spec === null) throw new NetlinkInputError('vxlan', 'expected an object');
+  const name = validateLinkName(spec.name, 'vxlan.name');
+  if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) throw new NetlinkInputError('vxlan.port', `${spec.port} is not a UDP port (1..65535)`);
+  const mtu = spec.mtu === undefined ? undefined : validateMtu(spec.mtu, 'vxlan.mtu');
+  const mac = spec.mac === undefined ? undefined : parseMac(spec.mac, 'vxlan.mac');
+  const iff = (spec.up ? IFF.UP : 0) | (spec.noArp ? IFF.NOARP : 0);
+  const w = linkMessage(RTM.NEWLINK, NLM_F.REQUEST | NLM_F.ACK | NLM_F.CREATE | NLM_F.EXCL, name, iff, iff);
+  if (mtu !== undefined) w.u32(IFLA.MTU, mtu);
+  if (mac) w.bytes(IFLA.ADDRESS, mac);
+  w.nested(IFLA.LINKINFO, (li) => {
+    li.string(IFLA_INFO.KIND, 'vxlan');
+    li.nested(IFLA_INFO.DATA, (data) => {
+      data.u8(IFLA_VXLAN.COLLECT_METADATA, 1);
+      // The port is the one attribute in network byte order.
+      data.bytes(IFLA_VXLAN.PORT, Uint8Array.of(spec.port >> 8, spec.port & 0xff));
+    });
+  });
+  await sock.request(w, 'link add vxlan', name);
   return getLink(sock, name);
 }
 
