@@ -89,6 +89,21 @@ describe('/v1/endpoints', () => {
     expect((await refusal(call(get, { params: { id: 'x1' } }))).path).toBe('id');
   });
 
+  it("adds one endpoint's realized policy to its get, not to the list", async () => {
+    const view = {
+      revision: 4,
+      enforcement: { ingress: 'enforce' as const, egress: 'allow-all' as const },
+      entries: [{ identity: 300, direction: 'ingress' as const, protocol: 6, port: 80, endPort: 80, verdict: 'allow' as const, proxyPort: 0 }],
+    };
+    const routes = endpointRoutes(
+      () => fakeManager([ep(1), ep(2)]),
+      () => ({ describe: (id: number) => (id === 1 ? view : undefined) }),
+    );
+    expect((await call(route(routes, 'GET', '/v1/endpoints/:id'), { params: { id: '1' } })).body).toEqual({ ...ep(1), policy: view });
+    expect((await call(route(routes, 'GET', '/v1/endpoints/:id'), { params: { id: '2' } })).body).toEqual(ep(2));
+    expect(((await call(route(routes, 'GET', '/v1/endpoints'), {})).body as object[]).every((e) => !('policy' in e))).toBe(true);
+  });
+
   it('deletes by container idempotently (CNI DEL) and garbage-collects unlisted attachments (CNI GC)', async () => {
     const manager = fakeManager([ep(1, 'c1'), ep(2, 'c2'), ep(3), ep(4, 'c4', 'net1')]);
     const routes = endpointRoutes(() => manager);

@@ -1,12 +1,15 @@
 import { ApiRequestError, type ApiRequest, type ApiRoute, type Endpoint, type EndpointManager } from '@cilia/core';
 import { EndpointConflictError } from './manager.js';
+import type { EndpointPolicyView } from './policy/realizer.js';
 import { EndpointRequestError } from './validate.js';
 
 /**
  * The endpoints API on the agent socket (`/v1/endpoints`), as `cilia-cni` and `cilia endpoint`
  * use it. Bad requests answer 400 naming the field, a taken attachment 409, an exhausted pool 507.
+ * With policy enabled, one endpoint's answer carries its realized policy (read back from the
+ * map; the list leaves it out, it can be large).
  */
-export function endpointRoutes(endpoints: () => EndpointManager): ApiRoute[] {
+export function endpointRoutes(endpoints: () => EndpointManager, policy: () => { describe(id: number): EndpointPolicyView | undefined } | undefined = () => undefined): ApiRoute[] {
   return [
     {
       method: 'POST',
@@ -31,7 +34,8 @@ export function endpointRoutes(endpoints: () => EndpointManager): ApiRoute[] {
         const id = endpointId(req);
         const endpoint = endpoints().get(id);
         if (!endpoint) throw new ApiRequestError(`endpoint ${id} not found`, 'id', 404);
-        return { body: endpoint };
+        const realized = policy()?.describe(id);
+        return { body: realized ? { ...endpoint, policy: realized } : endpoint };
       },
     },
     {

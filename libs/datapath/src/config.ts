@@ -17,6 +17,24 @@ export const datapathConfig = z.strictObject({
     .union([z.literal('auto'), z.number().int().min(576).max(65535)])
     .default('auto')
     .describe("MTU of endpoint veths; \"auto\" takes the egress device's MTU (1500 without one)"),
+  policy: z
+    .strictObject({
+      maxEntries: z
+        .number()
+        .int()
+        .min(1)
+        .max(16_777_216)
+        .default(262_144)
+        .describe('Capacity of the policy map (cilia_policy), shared by all endpoints; applies when the map is created'),
+      maxEntriesPerEndpoint: z
+        .number()
+        .int()
+        .min(1)
+        .default(16_384)
+        .describe("Policy map entries one endpoint may use; an endpoint needing more fails closed (its traffic is dropped) and `cilia status` names it"),
+    })
+    .prefault({})
+    .describe('Policy enforcement in the datapath (used when a policy repository is present)'),
 });
 
 /** The validated `datapath:` section, defaults applied. */

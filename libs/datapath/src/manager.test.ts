@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
 import { LocalIpCache } from './ipcache.js';
 import { CoreEndpointManager } from './manager.js';
+import type { EndpointPolicy, PolicyTarget } from './policy/realizer.js';
 import { EndpointStore, type EndpointRecord } from './store.js';
 
 const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => silent };
@@ -263,5 +264,76 @@ describe('CoreEndpointManager with an identity allocator', () => {
     expect(written.at(-1)).toEqual([1, 300]);
     expect(seen).toEqual([300]);
     expect(ids.refs.get(300)).toBe(1);
+  });
+});
+
+/** Records what the manager asks of policy, in order with the datapath's attachments. */
+class FakePolicy implements EndpointPolicy {
+  readonly revisions = new Map<number, number>();
+  current = 3;
+  constructor(readonly log: string[]) {}
+  realize(t: PolicyTarget): void {
+    this.log.push(`realize ${t.id} ${t.identity} ${t.labels['k8s:app']}`);
+    this.revisions.set(t.id, this.current);
+  }
+  forget(id: number): void {
+    this.log.push(`forget ${id}`);
+    this.revisions.delete(id);
+  }
+  prune(valid: ReadonlySet<number>): number {
+    this.log.push(`prune keeping ${[...valid].join(',')}`);
+    return 0;
+  }
+  revision(id: number): number | undefined {
+    return this.revisions.get(id);
+  }
+}
+
+describe('CoreEndpointManager with policy', () => {
+  let dir: string;
+  let manager: CoreEndpointManager | undefined;
+  afterEach(() => {
+    manager?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes policy before programs attach (adoption, new identity), prunes the rest, forgets on delete, and reports the realized revision', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cilia-ep-unit-'));
+    const store = new EndpointStore(dir);
+    const one = record(1, 'ready');
+    store.write({ ...one, endpoint: { ...one.endpoint, labels: { 'k8s:app': 'a' }, namedPorts: { http: { port: 80, protocol: 'TCP' } } } });
+    const ipam = new FakeIpam();
+    ipam.lease('10.0.0.11', 'endpoint:1');
+    const log: string[] = [];
+    const datapath = new FakeDatapath();
+    datapath.attachEndpoint = async (ep) => {
+      log.push(`attach ${ep.id} ${ep.identity}`);
+    };
+    const ids = new FakeIdentities();
+    ids.lookup = ((id: number) => ({ id, labels: { 'k8s:app': `identity-${id}` }, scope: 'cluster' })) as never;
+    const policy = new FakePolicy(log);
+    const targets: PolicyTarget[] = [];
+    const realize = policy.realize.bind(policy);
+    policy.realize = (t) => {
+      targets.push(t);
+      realize(t);
+    };
+    const host = { findLink: async (name: string) => ({ index: 100 + Number(name.slice(-1)), name }), deleteLink: async () => undefined } as unknown as NetlinkHandle;
+    manager = new CoreEndpointManager({ ipam, ipcache: new LocalIpCache(silent), datapath, store, logger: silent, host: async () => host, node: async () => ({ mtu: 1500, hostIPv4: [] }), identity: ids, policy: () => policy });
+    await manager.start();
+    expect(log).toEqual(['realize 1 300 identity-300', 'attach 1 300', 'prune keeping 1']);
+    // Selected by its identity's labels, with its named ports.
+    expect(targets[0]).toMatchObject({ id: 1, name: 'p1', namespace: 'ns', identity: 300, namedPorts: { http: { port: 80, protocol: 'TCP' } } });
+    expect(manager.get(1)?.policyRevision).toBe(3);
+    policy.revisions.set(1, 4); // a delta realized since
+    expect(manager.list()[0]?.policyRevision).toBe(4);
+    expect(manager.get(1)?.policyRevision).toBe(4);
+
+    log.length = 0;
+    await manager.updateLabels(1, { 'k8s:app': 'b' });
+    expect(log).toEqual(['realize 1 301 identity-301', 'attach 1 301']);
+    log.length = 0;
+    await manager.delete(1);
+    expect(log).toEqual(['forget 1']);
   });
 });

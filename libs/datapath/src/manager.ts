@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Endpoint, EndpointCreateRequest, EndpointManager, IdentityAllocator, Ipam, IpamLease, Labels, Logger, Unsubscribe } from '@cilia/core';
 import type { NetlinkHandle } from '@cilia/netlink';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
+import type { EndpointPolicy, PolicyTarget } from './policy/realizer.js';
 import type { LocalIpCache } from './ipcache.js';
 import { agentNetnsName, attachmentKey, hostInterfaceName, leaseOwner, leaseOwnerId } from './naming.js';
 import type { NodeInfo } from './node.js';
@@ -53,6 +54,11 @@ export interface EndpointManagerDeps {
   readonly identity?: IdentityAllocator;
   /** How often endpoints still carrying `init` ask the allocator again. Default 2 s. */
   readonly identityRetryMs?: number;
+  /**
+   * Writes endpoints' policy before their programs attach; absent without a policy repository.
+   * A getter: the policy map exists only once the datapath has enabled policy (at start).
+   */
+  readonly policy?: () => EndpointPolicy | undefined;
 }
 
 interface Live {
@@ -122,6 +128,8 @@ export class CoreEndpointManager implements EndpointManager {
         const adopted = identity === ep.identity ? ep : { ...ep, identity };
         const live: Live = { endpoint: adopted, record: { ...record, endpoint: adopted }, links: { hostIfindex: hostLink.index, podIfindex: record.podIfindex ?? 0 } };
         if (adopted !== ep) this.#deps.store.write(live.record);
+        // Diffed against the pinned map, never flushed: the endpoint's traffic keeps its policy meanwhile.
+        this.#realizePolicy(live);
         await this.#deps.datapath.attachEndpoint(this.#bpfView(live));
         this.#live.set(ep.id, live);
       } catch (err) {
@@ -131,6 +139,9 @@ export class CoreEndpointManager implements EndpointManager {
       }
     }
     await this.#deps.ipcache.apply({ upserts: [...this.#live.values()].map((l) => this.#ipcacheEntry(l.endpoint)), deletes: [] });
+    const policy = this.#deps.policy?.();
+    const prunedPolicy = policy ? policy.prune(new Set(this.#live.keys())) : 0;
+    if (prunedPolicy > 0) this.#log.info({ endpoints: prunedPolicy }, 'removed policy map state of endpoints that no longer exist');
     if (this.#nodeReady) {
       const pruned = await this.#deps.datapath.pruneEndpoints([...this.#live.values()].map((l) => this.#bpfView(l)));
       const stale = this.#deps.ipcache.pruneMap();
@@ -176,7 +187,7 @@ export class CoreEndpointManager implements EndpointManager {
       const held = !this.#unconfirmed.delete(id);
       const labelled = { ...live.endpoint, labels: checked };
       const identity = await this.#allocateIdentity(labelled);
-      await this.#setIdentity(live, { ...labelled, identity });
+      await this.#setIdentity(live, { ...labelled, identity }, true);
       if (held) await this.#releaseIdentity(old);
       this.#emit('upsert', live.endpoint);
       return live.endpoint;
@@ -197,7 +208,8 @@ export class CoreEndpointManager implements EndpointManager {
   }
 
   get(id: number): Endpoint | undefined {
-    return this.#live.get(id)?.endpoint;
+    const live = this.#live.get(id);
+    return live && this.#current(live);
   }
 
   findByContainer(containerId: string, interfaceName = 'eth0'): Endpoint | undefined {
@@ -208,7 +220,14 @@ export class CoreEndpointManager implements EndpointManager {
   }
 
   list(): readonly Endpoint[] {
-    return [...this.#live.values()].map((l) => l.endpoint).sort((a, b) => a.id - b.id);
+    return [...this.#live.values()].map((l) => this.#current(l)).sort((a, b) => a.id - b.id);
+  }
+
+  /** The endpoint with the policy revision it has realized by now (deltas arrive between calls). */
+  #current(live: Live): Endpoint {
+    const revision = this.#deps.policy?.()?.revision(live.endpoint.id);
+    if (revision !== undefined && revision !== live.endpoint.policyRevision) live.endpoint = { ...live.endpoint, policyRevision: revision };
+    return live.endpoint;
   }
 
   /** Resolves once the changes queued so far have finished (the agent is stopping). */
@@ -261,6 +280,7 @@ export class CoreEndpointManager implements EndpointManager {
       identity,
       state: 'regenerating',
       policyRevision: 0,
+      ...(req.namedPorts ? { namedPorts: req.namedPorts } : {}),
     };
     let record: EndpointRecord = { endpoint, createdNetns: false, ipv4Pool: lease.pool, createdAt: new Date().toISOString() };
     let bpf: DatapathEndpoint | undefined;
@@ -287,6 +307,10 @@ export class CoreEndpointManager implements EndpointManager {
       });
       endpoint = { ...endpoint, hostMac: links.hostMac, mac: links.podMac };
       const live: Live = { endpoint, record, links };
+      // Before the endpoints map entry and the programs: once other pods' programs can find
+      // this one, or its own programs run, its final policy is in the map already.
+      endpoint = { ...endpoint, policyRevision: this.#realizePolicy(live) };
+      live.endpoint = endpoint;
       bpf = this.#bpfView(live);
       await this.#deps.datapath.attachEndpoint(bpf);
       await this.#deps.ipcache.apply({ upserts: [this.#ipcacheEntry(endpoint)], deletes: [] });
@@ -323,6 +347,9 @@ export class CoreEndpointManager implements EndpointManager {
     if (ep.ipv4 && this.#deps.ipcache.lookup(ep.ipv4)?.prefix === `${ep.ipv4}/32`) await step(() => this.#deps.ipcache.apply({ upserts: [], deletes: [`${ep.ipv4}/32`] }));
     // By name, not ifindex: the name is ours alone, while a freed ifindex may belong to a new link.
     await step(() => unplumbEndpoint(host, ep.hostInterface));
+    // After the link is gone: until then its traffic keeps meeting its policy.
+    const policy = this.#deps.policy?.();
+    if (policy) await step(() => policy.forget(ep.id));
     if (record.createdNetns) await step(() => deleteEndpointNetns(ep.netns.replace(/^\/run\/netns\//, '')));
     // Only a lease this endpoint holds: after a failed adoption the address may be someone else's.
     const lease = ep.ipv4 ? this.#deps.ipam.leases().find((l) => l.ip === ep.ipv4) : undefined;
@@ -351,12 +378,16 @@ export class CoreEndpointManager implements EndpointManager {
     await this.#deps.identity.release(id).catch((err: unknown) => this.#log.warn({ identity: id, err }, 'releasing an identity failed'));
   }
 
-  /** Rewrites an endpoint's map entry, ipcache entry and state file with `next` (its new identity). */
-  async #setIdentity(live: Live, next: Endpoint): Promise<void> {
+  /**
+   * Rewrites an endpoint's state file, policy (for new labels or identity), map entry and
+   * ipcache entry with `next`.
+   */
+  async #setIdentity(live: Live, next: Endpoint, relabelled = false): Promise<void> {
     const changed = next.identity !== live.endpoint.identity;
     live.endpoint = next;
     live.record = { ...live.record, endpoint: next };
     this.#deps.store.write(live.record);
+    if ((changed || relabelled) && next.state === 'ready') this.#realizePolicy(live);
     if (!changed || next.state !== 'ready') return;
     await this.#deps.datapath.attachEndpoint(this.#bpfView(live));
     await this.#deps.ipcache.apply({ upserts: [this.#ipcacheEntry(next)], deletes: [] });
@@ -404,6 +435,25 @@ export class CoreEndpointManager implements EndpointManager {
   #nextId(): number {
     for (let id = 1; id <= MAX_ENDPOINT_ID; id++) if (!this.#live.has(id) && !this.#reservedIds.has(id)) return id;
     throw new Error(`no endpoint id left (all ${MAX_ENDPOINT_ID} are in use)`);
+  }
+
+  /** Writes the endpoint's policy (when there is a repository); returns the revision realized. */
+  #realizePolicy(live: Live): number {
+    const policy = this.#deps.policy?.();
+    if (!policy) return live.endpoint.policyRevision;
+    policy.realize(this.#policyTarget(live.endpoint));
+    return policy.revision(live.endpoint.id) ?? live.endpoint.policyRevision;
+  }
+
+  /**
+   * Rules select an endpoint by its identity's labels (namespace labels added, churny labels
+   * filtered), as they select its peers; without them (no allocator, or `init` while the
+   * allocator's store is away) by its own labels and namespace.
+   */
+  #policyTarget(ep: Endpoint): PolicyTarget {
+    const identityLabels = ep.identity !== PLACEHOLDER_IDENTITY ? this.#deps.identity?.lookup(ep.identity)?.labels : undefined;
+    const labels = identityLabels ?? { ...ep.labels, [NAMESPACE_LABEL]: ep.labels[NAMESPACE_LABEL] ?? ep.namespace };
+    return { id: ep.id, name: ep.name, namespace: ep.namespace, identity: ep.identity, labels, ...(ep.namedPorts ? { namedPorts: ep.namedPorts } : {}) };
   }
 
   #bpfView(live: Live): DatapathEndpoint {

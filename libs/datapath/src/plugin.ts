@@ -1,4 +1,4 @@
-import { definePlugin, Tokens, type AgentConfig, type IdentityAllocator, type Ipam, type Logger, type Resolver } from '@cilia/core';
+import { definePlugin, Tokens, type AgentConfig, type IdentityAllocator, type Ipam, type Logger, type PolicyRepository, type Resolver } from '@cilia/core';
 import { openNetlink, type NetlinkHandle } from '@cilia/netlink';
 import pkg from '../package.json' with { type: 'json' };
 import { endpointRoutes } from './api.js';
@@ -7,6 +7,7 @@ import { LocalIpCache } from './ipcache.js';
 import { BpfDatapath } from './loader.js';
 import { CoreEndpointManager } from './manager.js';
 import { discoverNode, type NodeInfo } from './node.js';
+import { PolicyRealizer } from './policy/realizer.js';
 import { EndpointStore } from './store.js';
 
 const runtimes = new WeakMap<object, Runtime>();
@@ -16,10 +17,16 @@ class Runtime {
   readonly ipcache: LocalIpCache;
   readonly datapath: BpfDatapath;
   readonly endpoints: CoreEndpointManager;
+  /** Present once policy is enabled (at start, when the agent has a policy repository). */
+  policy?: PolicyRealizer;
+  readonly #config: DatapathConfig;
+  readonly #logger: Logger;
   #host?: Promise<NetlinkHandle>;
   #node?: Promise<NodeInfo>;
 
   constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger) {
+    this.#config = config;
+    this.#logger = logger;
     this.ipcache = new LocalIpCache(logger.child({ component: 'ipcache' }));
     this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, config, ipcache: this.ipcache, logger: logger.child({ component: 'datapath' }) });
     this.endpoints = new CoreEndpointManager({
@@ -31,8 +38,20 @@ class Runtime {
       host: () => this.host(),
       node: () => (this.#node ??= this.host().then((h) => discoverNode(h, config))),
       ...(identity ? { identity } : {}),
+      policy: () => this.policy,
     });
     runtimes.set(this.endpoints, this);
+  }
+
+  /**
+   * Loads the policy program into the endpoints' pipelines and starts realizing policy; before
+   * endpoints are adopted, so none runs without its policy. Under `always`, an endpoint the
+   * map has no state for is dropped by the program itself.
+   */
+  enablePolicy(repository: PolicyRepository): void {
+    const { maxEntries, maxEntriesPerEndpoint } = this.#config.policy;
+    const map = this.datapath.enablePolicy({ defaultDeny: repository.enforcementMode === 'always', maxEntries, maxEntriesPerEndpoint });
+    this.policy = new PolicyRealizer({ repository, map, logger: this.#logger.child({ component: 'policy-realizer' }) });
   }
 
   host(): Promise<NetlinkHandle> {
@@ -41,6 +60,7 @@ class Runtime {
 
   async close(signal: AbortSignal): Promise<void> {
     this.endpoints.stop();
+    this.policy?.close();
     // A create or delete under way finishes first (within the shutdown budget): it needs the netlink handle.
     if (!signal.aborted) await Promise.race([this.endpoints.drain(), new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))]);
     // With no endpoint left there is nothing to keep forwarding: leave the egress device as it was.
@@ -64,20 +84,25 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
   configKey: 'datapath',
   description: 'Core datapath: endpoints on veth pairs, base BPF programs and pinned maps, ipcache, masquerade',
   config: datapathConfig,
-  provides: [Tokens.Datapath, Tokens.EndpointManager, Tokens.IpCache, Tokens.ApiRoutes],
+  provides: [Tokens.Datapath, Tokens.EndpointManager, Tokens.IpCache, Tokens.ApiRoutes, Tokens.HealthReporters],
   requires: [Tokens.Ipam],
   // Endpoints carry their labels' identity when an allocator is there; `init` (5) otherwise.
-  optional: [Tokens.IdentityAllocator],
+  // With a policy repository, endpoints' policy is written before their programs attach.
+  optional: [Tokens.IdentityAllocator, Tokens.PolicyRepository],
   register(bind, { config, agent, logger }) {
     let runtime: Runtime | undefined;
     const get = (r: Resolver) => (runtime ??= new Runtime(config, agent, r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger));
     bind(Tokens.EndpointManager).toFactory((r) => get(r).endpoints);
     bind(Tokens.IpCache).toFactory((r) => get(r).ipcache);
     bind(Tokens.Datapath).toFactory((r) => get(r).datapath);
-    bind(Tokens.ApiRoutes).toFactory((r) => endpointRoutes(() => get(r).endpoints));
+    bind(Tokens.ApiRoutes).toFactory((r) => endpointRoutes(() => get(r).endpoints, () => get(r).policy));
+    // Names endpoints whose policy cannot be written (their traffic is dropped).
+    bind(Tokens.HealthReporters).toFactory((r) => ({ name: pkg.name, problems: () => get(r).policy?.problems() ?? [] }));
   },
   async start({ resolver }) {
     const endpoints = resolver.get(Tokens.EndpointManager) as CoreEndpointManager;
+    const repository = resolver.getOptional(Tokens.PolicyRepository);
+    if (repository) runtimes.get(endpoints)!.enablePolicy(repository);
     await endpoints.start();
   },
   async stop({ resolver }, signal) {
