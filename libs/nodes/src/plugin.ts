@@ -3,6 +3,7 @@ import { openNetlink } from '@cilia/netlink';
 import { isIPv4 } from 'node:net';
 import pkg from '../package.json' with { type: 'json' };
 import { nodeRoutes } from './api.js';
+import { EncapsulationDriver } from './encapsulation.js';
 import { KvIpCacheSync } from './ipcache-sync.js';
 import { KvNodeRegistry } from './registry.js';
 import { NodeSession } from './session.js';
@@ -26,6 +27,7 @@ export const nodesConfig = z.strictObject({
 export type NodesConfig = z.infer<typeof nodesConfig>;
 
 const sessions = new WeakMap<object, NodeSession>();
+const drivers = new WeakMap<object, EncapsulationDriver>();
 
 /**
  * The agent's default `NodeRegistry`: registers this node in the KvStore under its lease,
@@ -42,6 +44,8 @@ export const nodesPlugin = definePlugin<NodesConfig>({
   config: nodesConfig,
   provides: [Tokens.NodeRegistry, Tokens.ApiRoutes, Tokens.HealthReporters],
   requires: [Tokens.KvStore, Tokens.IpCache, Tokens.Ipam],
+  // An overlay or native-routing plugin, when one is configured: kept in step with the nodes.
+  optional: [Tokens.Encapsulation],
   register(bind, { config, logger }) {
     bind(Tokens.NodeRegistry).toFactory((r) => new KvNodeRegistry({ kv: r.get(Tokens.KvStore), logger, prefix: config.prefix, leaseTtlSeconds: config.leaseTtlSeconds }));
     bind(Tokens.ApiRoutes).toFactory((r) =>
@@ -66,11 +70,18 @@ export const nodesPlugin = definePlugin<NodesConfig>({
     });
     // A new lease (the old one was lost): the entries it held are gone, write them again.
     registry.onLease(() => void sync.republish());
+    const encapsulation = resolver.getOptional(Tokens.Encapsulation);
+    if (encapsulation) {
+      const driver = new EncapsulationDriver({ encapsulation, registry, local: node, logger: logger.child({ component: 'encapsulation' }) });
+      await driver.start();
+      drivers.set(registry, driver);
+    }
     const session = new NodeSession({ registry, sync, node, logger });
     sessions.set(registry, session);
     await session.start();
   },
   async stop({ resolver }) {
+    drivers.get(resolver.get(Tokens.NodeRegistry))?.stop();
     await sessions.get(resolver.get(Tokens.NodeRegistry))?.stop();
   },
 });
