@@ -6,6 +6,7 @@ import { registerIdentityCommands } from './commands/identity.js';
 import { registerIpCacheCommands } from './commands/ipcache.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerPluginCommands } from './commands/plugin.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { registerStatusCommand } from './commands/status.js';
 import { createContext, type CliIo } from './context.js';
 import { CliError, ExitCode, oneLine } from './errors.js';
@@ -62,6 +63,7 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerIdentityCommands(program, ctx);
   registerIpCacheCommands(program, ctx);
   registerNodeCommands(program, ctx);
+  registerPolicyCommands(program, ctx);
   return program;
 }
 

@@ -66,7 +66,7 @@ export function parseLabels(text: string): Record<string, string> {
 }
 
 /** A request with a JSON body; non-2xx answers become {@link AgentApiError} with the API's message. */
-function send<T>(client: AgentClient, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+export function send<T>(client: AgentClient, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise<T>((resolve, reject) => {
     const req = request(
@@ -104,8 +104,55 @@ export function endpointListTable(endpoints: readonly Endpoint[]): string {
   );
 }
 
-/** The people-facing rendering of `GET /v1/endpoints/:id`. */
-export function endpointFields(e: Endpoint): string {
+/** Direction modes of a realized policy map, as `GET /v1/endpoints/:id` reports them. */
+type PolicyMode = 'allow-all' | 'enforce' | 'deny-all';
+
+/** The `policy` part of `GET /v1/endpoints/:id`: the policy map as the datapath holds it. */
+export interface RealizedPolicy {
+  readonly revision: number;
+  readonly enforcement: { readonly ingress: PolicyMode; readonly egress: PolicyMode };
+  /** Why the endpoint's traffic is dropped (its policy could not be written), if so. */
+  readonly failClosed?: string;
+  readonly entries: readonly {
+    readonly identity: number;
+    readonly direction: 'ingress' | 'egress';
+    readonly protocol: number;
+    readonly port: number;
+    readonly endPort: number;
+    readonly verdict: 'allow' | 'deny';
+    readonly proxyPort: number;
+  }[];
+}
+
+/** The people-facing rendering of `GET /v1/endpoints/:id`, with its realized policy map when the agent sends one. */
+export function endpointFields(e: Endpoint & { policy?: RealizedPolicy }): string {
+  const fields = basicEndpointFields(e);
+  return e.policy ? fields + '\n' + policyMapText(e.policy) : fields;
+}
+
+const PROTOCOL_NAMES: Readonly<Record<number, string>> = { 0: 'ANY', 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
+
+/** Enforcement, fail-closed reason and a DIRECTION IDENTITY PROTOCOL PORT(S) VERDICT table. */
+export function policyMapText(policy: RealizedPolicy): string {
+  const head = renderFields([
+    ['Policy enforcement', `ingress ${policy.enforcement.ingress}, egress ${policy.enforcement.egress}`],
+    ['Policy map revision', String(policy.revision)],
+    ...(policy.failClosed ? ([['Fail closed', policy.failClosed]] as const) : []),
+  ]);
+  if (policy.entries.length === 0) return `${head}Policy map: no entries\n`;
+  const order = (d: string) => (d === 'ingress' ? 0 : 1);
+  const entries = [...policy.entries].sort((a, b) => order(a.direction) - order(b.direction) || a.identity - b.identity || a.protocol - b.protocol || a.port - b.port);
+  const rows = entries.map((x) => [
+    x.direction,
+    x.identity === 0 ? 'any' : String(x.identity),
+    PROTOCOL_NAMES[x.protocol] ?? String(x.protocol),
+    x.port === 0 ? 'any' : x.endPort > x.port ? `${x.port}-${x.endPort}` : String(x.port),
+    x.proxyPort ? `${x.verdict} (proxy ${x.proxyPort})` : x.verdict,
+  ]);
+  return `${head}Policy map:\n${renderTable(['DIRECTION', 'IDENTITY', 'PROTOCOL', 'PORT(S)', 'VERDICT'], rows)}`;
+}
+
+function basicEndpointFields(e: Endpoint): string {
   return renderFields([
     ['ID', String(e.id)],
     ['Name', `${e.namespace}/${e.name}`],
