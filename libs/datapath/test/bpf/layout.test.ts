@@ -19,6 +19,13 @@ import {
   MetricsValue,
   PacketContext,
   PacketEvent,
+  PolicyEndpointValue,
+  PolicyMapKey,
+  PolicyMapValue,
+  PolicyMatch,
+  PolicyModeCode,
+  PolicyVerdict,
+  PolicyVerdictEvent,
   SnatKey,
   SnatValue,
   TracePoint,
@@ -37,7 +44,12 @@ const codecs: Array<[StructCodec<unknown>, string[]]> = [
   [MetricsKey, ['lxc', 'host']],
   [MetricsValue, ['lxc', 'host']],
   [PacketEvent, ['lxc', 'host']],
-  [PacketContext, ['lxc', 'host', 'slot_filler']],
+  [PacketContext, ['lxc', 'host', 'slot_filler', 'policy']],
+  [PolicyMapKey, ['policy']],
+  [PolicyMapValue, ['policy']],
+  [PolicyEndpointValue, ['policy']],
+  [PolicyVerdictEvent, ['policy']],
+  [CtKey, ['policy']],
 ].map(([c, objs]) => [c as StructCodec<unknown>, objs as string[]]);
 
 const path = (name: string): string => objectPath(name, name === 'slot_filler');
@@ -86,5 +98,15 @@ describe('datapath map codecs match the BTF of the base objects', () => {
     expect(btfEnum(lxc, 'cilia_ct_status')).toEqual(mirror('CILIA_CT_', CtStatus));
     expect(btfEnum(lxc, 'cilia_trace_point')).toEqual(mirror('CILIA_TRACE_', TracePoint));
     expect(btfEnum(lxc, 'cilia_direction')).toEqual(mirror('CILIA_DIR_', Direction));
+    const policy = path('policy');
+    expect(btfEnum(policy, 'cilia_policy_mode')).toEqual(mirror('CILIA_POLICY_', PolicyModeCode));
+    expect(btfEnum(policy, 'cilia_policy_match')).toEqual({
+      CILIA_POLICY_MATCH_NONE: PolicyMatch.none,
+      CILIA_POLICY_MATCH_L3_ONLY: PolicyMatch.l3Only,
+      CILIA_POLICY_MATCH_L3_L4: PolicyMatch.l3L4,
+      CILIA_POLICY_MATCH_L4_ONLY: PolicyMatch.l4Only,
+      CILIA_POLICY_MATCH_ALL: PolicyMatch.all,
+    });
+    expect(btfEnum(policy, 'cilia_policy_verdict')).toEqual(mirror('CILIA_POLICY_VERDICT_', PolicyVerdict));
   });
 });
