@@ -1,0 +1,381 @@
+import type {
+  Cidr,
+  IdentityAllocator,
+  IdentityEvent,
+  IpCache,
+  IpCacheEntry,
+  Logger,
+  NamedPort,
+  PolicyDelta,
+  PolicyEnforcement,
+  PolicyEnforcementMode,
+  PolicyEntry,
+  PolicyKey,
+  PolicyRepository,
+  PolicyRevision,
+  PolicyRuleInfo,
+  PolicySubject,
+  Unsubscribe,
+} from '@cilia/core';
+import type { PolicyRule } from '../model.js';
+import { parsePolicyDocument, PolicyValidationError } from '../parse/index.js';
+import { SelectorCache } from './selector-cache.js';
+import { selectorMatches } from './selectors.js';
+import { SubjectState, type ResolveContext, type SelectionSource } from './subject-state.js';
+import { traceVerdict, type TraceQuery, type TraceResult } from './trace.js';
+
+export interface PolicyEngineOptions {
+  readonly identities: IdentityAllocator;
+  /** Where the CIDR identities of CIDR peers are published (source `generated`). */
+  readonly ipcache?: IpCache;
+  readonly enforcement: PolicyEnforcementMode;
+  /** Cilium's allow-localhost: the host may always reach an endpoint whose ingress is enforced. */
+  readonly allowLocalhost: boolean;
+  readonly logger: Logger;
+}
+
+/** One imported document (a policy): every rule it produced. */
+interface StoredPolicy {
+  readonly kind: string;
+  readonly namespace?: string;
+  readonly name: string;
+  readonly revision: PolicyRevision;
+  readonly spec: unknown;
+  readonly rules: readonly PolicyRule[];
+}
+
+interface Watcher {
+  readonly state: SubjectState;
+  readonly listener: (delta: PolicyDelta) => void;
+}
+
+type DeleteSelector = { name: string; namespace?: string; kind?: string } | { all: true };
+
+const policyKeyOf = (p: { kind: string; namespace?: string; name: string }): string => `${p.kind}/${p.namespace ?? ''}/${p.name}`;
+
+/** Kind, namespace and name of a document the parser accepted but that produced no rule (`specs: []`). */
+function documentOrigin(doc: unknown): { kind: string; namespace?: string; name: string } {
+  const d = doc as { kind?: string; metadata?: { name?: string; namespace?: string } };
+  const kind = String(d.kind ?? '');
+  const namespace = kind === 'CiliumClusterwideNetworkPolicy' ? undefined : (d.metadata?.namespace ?? 'default');
+  return { kind, name: String(d.metadata?.name ?? ''), ...(namespace !== undefined ? { namespace } : {}) };
+}
+
+/** Every prefix a rule's CIDR peers need an identity for (each `cidr` and `except`). */
+function cidrPrefixes(rule: PolicyRule): Cidr[] {
+  const out: Cidr[] = [];
+  for (const section of [rule.ingress, rule.ingressDeny, rule.egress, rule.egressDeny]) {
+    for (const pr of section) {
+      if (pr.peers === 'all') continue;
+      for (const peer of pr.peers) if (peer.kind === 'cidr') out.push(peer.cidr, ...peer.except);
+    }
+  }
+  return out;
+}
+
+/**
+ * The policy repository: rules in, per-endpoint map state out. Peer selectors live in one
+ * selector cache kept current from identity events; each watched endpoint keeps its own
+ * resolution, so an import touches only the endpoints its rules select and an identity only
+ * the entries built on selectors it joined or left. Every import or delete is one revision,
+ * delivered to every watcher (empty when it is not affected).
+ */
+export class PolicyEngine implements PolicyRepository {
+  readonly enforcementMode: PolicyEnforcementMode;
+  readonly #identities: IdentityAllocator;
+  readonly #ipcache: IpCache | undefined;
+  readonly #allowLocalhost: boolean;
+  readonly #log: Logger;
+  readonly #cache = new SelectorCache();
+  readonly #policies = new Map<string, StoredPolicy>();
+  readonly #rules = new Map<string, PolicyRule>();
+  readonly #watchers = new Set<Watcher>();
+  /** Prefix → its CIDR identity, for prefixes some stored rule names. */
+  readonly #cidrs = new Map<Cidr, number>();
+  /** Egress named ports: name → every binding among the watched endpoints. */
+  #egressNamedPorts = new Map<string, NamedPort[]>();
+  #egressNamedPortsKey = '';
+  #revision: PolicyRevision = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+  readonly #unwatchIdentities: Unsubscribe;
+  readonly #cached: SelectionSource;
+
+  constructor(options: PolicyEngineOptions) {
+    this.enforcementMode = options.enforcement;
+    this.#identities = options.identities;
+    this.#ipcache = options.ipcache;
+    this.#allowLocalhost = options.allowLocalhost;
+    this.#log = options.logger;
+    this.#cached = { acquire: (m) => this.#cache.acquire(m), release: (k) => this.#cache.release(k) };
+    this.#unwatchIdentities = this.#identities.watch((e) => this.#onIdentity(e), { replay: true });
+  }
+
+  /** Stops following identities (watchers get no more deltas from identity changes). */
+  close(): void {
+    this.#unwatchIdentities();
+  }
+
+  revision(): PolicyRevision {
+    return this.#revision;
+  }
+
+  /** Distinct peer selectors in use by watched endpoints (for tests and metrics). */
+  get selectorCount(): number {
+    return this.#cache.size;
+  }
+
+  import(documents: readonly unknown[]): Promise<PolicyRevision> {
+    return this.#exclusive(async () => {
+      const results = documents.map((doc, i) => parsePolicyDocument(doc, { path: `documents[${i}]` }));
+      const errors = results.flatMap((r) => (r.ok ? [] : r.errors));
+      if (errors.length > 0) throw new PolicyValidationError(errors);
+      const policies = results.map((r, i) => {
+        const rules = r.ok ? r.rules : [];
+        const origin = rules[0]?.origin ?? documentOrigin(documents[i]);
+        return { kind: origin.kind, ...(origin.namespace !== undefined ? { namespace: origin.namespace } : {}), name: origin.name, spec: documents[i], rules };
+      });
+      return this.#store(policies);
+    });
+  }
+
+  /**
+   * Imports already-normalized rules (sources that build the model themselves, tests, benches):
+   * rules are grouped into policies by origin, each replacing a stored one of the same
+   * kind, namespace and name.
+   */
+  importRules(rules: readonly PolicyRule[]): Promise<PolicyRevision> {
+    return this.#exclusive(() => {
+      const byPolicy = new Map<string, PolicyRule[]>();
+      for (const r of rules) {
+        const key = policyKeyOf(r.origin);
+        byPolicy.set(key, [...(byPolicy.get(key) ?? []), r]);
+      }
+      const policies = [...byPolicy.values()].map((rs) => {
+        const { kind, namespace, name } = rs[0]!.origin;
+        return { kind, ...(namespace !== undefined ? { namespace } : {}), name, spec: rs, rules: rs };
+      });
+      return this.#store(policies);
+    });
+  }
+
+  delete(selector: DeleteSelector): Promise<PolicyRevision> {
+    return this.#exclusive(async () => {
+      const matched = [...this.#policies.entries()].filter(([, p]) =>
+        'all' in selector
+          ? selector.all === true
+          : p.name === selector.name && (selector.namespace === undefined || (p.namespace ?? '') === selector.namespace) && (selector.kind === undefined || p.kind === selector.kind),
+      );
+      if (matched.length === 0) {
+        const what = 'all' in selector ? 'no policy is stored' : `no policy named ${JSON.stringify(selector.name)}${selector.namespace !== undefined ? ` in namespace ${JSON.stringify(selector.namespace)}` : ''}${selector.kind ? ` of kind ${selector.kind}` : ''}`;
+        throw new Error(`policy delete: ${what}`);
+      }
+      const started = performance.now();
+      const revision = ++this.#revision;
+      for (const [key, p] of matched) {
+        for (const r of p.rules) this.#removeRule(r);
+        this.#policies.delete(key);
+      }
+      const affected = this.#deliver(revision);
+      this.#log.info({ revision, deleted: matched.map(([k]) => k), affectedEndpoints: affected, ms: +(performance.now() - started).toFixed(2) }, 'policies deleted');
+      await this.#releaseUnusedCidrs();
+      return revision;
+    });
+  }
+
+  rules(): readonly PolicyRuleInfo[] {
+    return [...this.#policies.values()]
+      .sort((a, b) => (policyKeyOf(a) < policyKeyOf(b) ? -1 : 1))
+      .map((p) => ({
+        kind: p.kind,
+        ...(p.namespace !== undefined ? { namespace: p.namespace } : {}),
+        name: p.name,
+        revision: p.revision,
+        notes: [...new Set(p.rules.flatMap((r) => r.notes))],
+        spec: p.spec,
+      }));
+  }
+
+  /** The stored normalized rules (for trace and debugging). */
+  normalizedRules(): readonly PolicyRule[] {
+    return [...this.#rules.values()];
+  }
+
+  resolve(subject: PolicySubject): { revision: PolicyRevision; enforcement: PolicyEnforcement; entries: ReadonlyArray<readonly [PolicyKey, PolicyEntry]> } {
+    const selections: SelectionSource = { acquire: (m) => this.#cache.peek(m), release: () => {} };
+    const state = new SubjectState(subject, this.#context(selections, subject));
+    state.load(this.#rulesSelecting(subject));
+    state.flush();
+    return { revision: this.#revision, enforcement: state.enforcement, entries: state.entries() };
+  }
+
+  watch(subject: PolicySubject, listener: (delta: PolicyDelta) => void): Unsubscribe {
+    const watcher: Watcher = { state: new SubjectState(subject, this.#context(this.#cached)), listener };
+    this.#watchers.add(watcher);
+    const portsChanged = this.#updateEgressNamedPorts();
+    watcher.state.load(this.#rulesSelecting(subject));
+    watcher.state.flush();
+    if (portsChanged) this.#rebuildNamedPortUsers(watcher);
+    return () => {
+      if (!this.#watchers.delete(watcher)) return;
+      watcher.state.dispose();
+      if (this.#updateEgressNamedPorts()) this.#rebuildNamedPortUsers();
+    };
+  }
+
+  trace(query: TraceQuery): TraceResult {
+    return traceVerdict(query, {
+      rules: [...this.#rules.values()],
+      mode: this.enforcementMode,
+      allowLocalhost: this.#allowLocalhost,
+      identities: this.#identities,
+      egressNamedPorts: (name) => this.#egressNamedPorts.get(name) ?? [],
+      ingressNamedPorts: (labels) => this.#namedPortsOfLabels(labels),
+    });
+  }
+
+  /** Stores policies as one revision: CIDR identities first, then the rules, then the deltas. */
+  async #store(policies: ReadonlyArray<Omit<StoredPolicy, 'revision'>>): Promise<PolicyRevision> {
+    const incoming = new Map(policies.map((p) => [policyKeyOf(p), p]));
+    await this.#allocateCidrs([...incoming.values()].flatMap((p) => p.rules));
+    const started = performance.now();
+    const revision = ++this.#revision;
+    for (const [key, p] of incoming) {
+      for (const r of this.#policies.get(key)?.rules ?? []) this.#removeRule(r);
+      this.#policies.set(key, { ...p, revision });
+      for (const r of p.rules) this.#addRule(r);
+    }
+    const affected = this.#deliver(revision);
+    this.#log.info({ revision, policies: [...incoming.keys()], affectedEndpoints: affected, ms: +(performance.now() - started).toFixed(2) }, 'policies imported');
+    await this.#releaseUnusedCidrs();
+    return revision;
+  }
+
+  #addRule(rule: PolicyRule): void {
+    this.#rules.set(rule.id, rule);
+    if (this.enforcementMode === 'never') return;
+    for (const w of this.#watchers) if (selectorMatches(rule.subject, w.state.subject.labels)) w.state.addRule(rule);
+  }
+
+  #removeRule(rule: PolicyRule): void {
+    this.#rules.delete(rule.id);
+    for (const w of this.#watchers) if (w.state.rules.has(rule.id)) w.state.removeRule(rule.id);
+  }
+
+  #rulesSelecting(subject: PolicySubject): PolicyRule[] {
+    if (this.enforcementMode === 'never') return [];
+    return [...this.#rules.values()].filter((r) => selectorMatches(r.subject, subject.labels));
+  }
+
+  #context(selections: SelectionSource, extra?: PolicySubject): ResolveContext {
+    const own = extra?.namedPorts ?? {};
+    return {
+      selections,
+      mode: this.enforcementMode,
+      allowLocalhost: this.#allowLocalhost,
+      egressNamedPorts: (name) => {
+        const known = this.#egressNamedPorts.get(name) ?? [];
+        const mine = Object.hasOwn(own, name) ? own[name]! : undefined;
+        return mine && !known.some((p) => p.port === mine.port && p.protocol === mine.protocol) ? [...known, mine] : known;
+      },
+    };
+  }
+
+  /** One delta per watcher at `revision` (empty when unaffected); returns how many changed. */
+  #deliver(revision: PolicyRevision, onlyChanged = false): number {
+    let affected = 0;
+    for (const w of this.#watchers) {
+      const change = w.state.flush();
+      const empty = change.upserts.length === 0 && change.deletes.length === 0 && change.enforcement === undefined;
+      if (!empty) affected++;
+      if (empty && onlyChanged) continue;
+      try {
+        w.listener({ revision, ...change });
+      } catch (err) {
+        this.#log.error({ err, endpointId: w.state.subject.endpointId, revision }, 'policy watcher threw on a delta');
+      }
+    }
+    return affected;
+  }
+
+  #onIdentity(event: IdentityEvent): void {
+    const changes = this.#cache.apply(event);
+    if (changes.size === 0) return;
+    for (const w of this.#watchers) w.state.selectionChanged(event.identity.id, changes);
+    const affected = this.#deliver(this.#revision, true);
+    this.#log.debug({ identity: event.identity.id, type: event.type, selectors: changes.size, affectedEndpoints: affected }, 'identity change applied to policy');
+  }
+
+  /** Recomputes the egress named-port union; true when it changed. */
+  #updateEgressNamedPorts(): boolean {
+    const union = new Map<string, NamedPort[]>();
+    for (const w of this.#watchers) {
+      for (const [name, p] of Object.entries(w.state.subject.namedPorts ?? {})) {
+        const list = union.get(name) ?? [];
+        if (!list.some((q) => q.port === p.port && q.protocol === p.protocol)) list.push(p);
+        union.set(name, list);
+      }
+    }
+    for (const list of union.values()) list.sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : 1));
+    const key = JSON.stringify([...union.entries()].sort(([a], [b]) => (a < b ? -1 : 1)));
+    this.#egressNamedPorts = union;
+    const changed = key !== this.#egressNamedPortsKey;
+    this.#egressNamedPortsKey = key;
+    return changed;
+  }
+
+  /** Egress named ports changed: re-resolve every watcher whose egress rules name ports. */
+  #rebuildNamedPortUsers(except?: Watcher): void {
+    for (const w of this.#watchers) if (w !== except && w.state.usesEgressNamedPorts()) w.state.rebuild();
+    this.#deliver(this.#revision, true);
+  }
+
+  /** Named ports of the watched endpoint with exactly these labels, else of every watched one. */
+  #namedPortsOfLabels(labels: PolicySubject['labels']): (name: string) => readonly NamedPort[] {
+    const same = (a: PolicySubject['labels'], b: PolicySubject['labels']): boolean =>
+      Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
+    const match = [...this.#watchers].find((w) => same(w.state.subject.labels, labels));
+    if (!match) return (name) => this.#egressNamedPorts.get(name) ?? [];
+    const own = match.state.subject.namedPorts ?? {};
+    return (name) => (Object.hasOwn(own, name) ? [own[name]!] : []);
+  }
+
+  async #allocateCidrs(rules: readonly PolicyRule[]): Promise<void> {
+    const wanted = [...new Set(rules.flatMap(cidrPrefixes))].filter((p) => !this.#cidrs.has(p));
+    if (wanted.length === 0) return;
+    const upserts: IpCacheEntry[] = [];
+    try {
+      for (const prefix of wanted) {
+        const identity = await this.#identities.allocateCidr(prefix);
+        this.#cidrs.set(prefix, identity.id);
+        upserts.push({ prefix, identity: identity.id, source: 'generated' });
+      }
+    } catch (err) {
+      // Nothing is stored yet; the identities taken so far go back unless a stored rule uses them.
+      await this.#releaseUnusedCidrs();
+      throw err;
+    }
+    await this.#ipcache?.apply({ upserts, deletes: [] });
+  }
+
+  async #releaseUnusedCidrs(): Promise<void> {
+    const used = new Set([...this.#rules.values()].flatMap(cidrPrefixes));
+    const deletes: Cidr[] = [];
+    for (const [prefix, id] of this.#cidrs) {
+      if (used.has(prefix)) continue;
+      this.#cidrs.delete(prefix);
+      deletes.push(prefix);
+      try {
+        await this.#identities.release(id);
+      } catch (err) {
+        this.#log.warn({ err, prefix, identity: id }, 'cannot release a CIDR identity');
+      }
+    }
+    if (deletes.length > 0) await this.#ipcache?.apply({ upserts: [], deletes });
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}

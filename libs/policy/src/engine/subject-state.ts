@@ -1,0 +1,307 @@
+import type { Direction, NamedPort, PolicyEnforcement, PolicyEnforcementMode, PolicyEntry, PolicyKey, PolicySubject } from '@cilia/core';
+import type { EndpointSelector, PeerRule, PolicyRule } from '../model.js';
+import { entityMatcher, peerMatcher, type PeerMatcher } from './peers.js';
+import { portKeys, policyKey, policyKeyString, type NamedPortLookup, type PortKey } from './ports.js';
+import type { SelectionChanges } from './selector-cache.js';
+import { selectorKey } from './selectors.js';
+
+/** Where a subject's peer selections come from: the shared cache (watchers) or one-off evaluation. */
+export interface SelectionSource {
+  acquire(matcher: PeerMatcher): ReadonlySet<number>;
+  release(key: string): void;
+}
+
+export interface ResolveContext {
+  readonly selections: SelectionSource;
+  readonly mode: PolicyEnforcementMode;
+  readonly allowLocalhost: boolean;
+  /** Egress named ports resolve on every watched endpoint (the destination may be any pod). */
+  readonly egressNamedPorts: NamedPortLookup;
+}
+
+/** The id Cilium's allow-localhost entry is derived from. */
+export const ALLOW_LOCALHOST = 'allow-localhost';
+
+type Section = 'ingress' | 'ingressDeny' | 'egress' | 'egressDeny';
+const SECTIONS: ReadonlyArray<readonly [Section, Direction, PolicyEntry['verdict']]> = [
+  ['ingress', 'ingress', 'allow'],
+  ['ingressDeny', 'ingress', 'deny'],
+  ['egress', 'egress', 'allow'],
+  ['egressDeny', 'egress', 'deny'],
+];
+
+/** What one peer rule of one rule adds to a subject: (its peers' identities) × (its ports). */
+interface Contribution {
+  readonly id: string;
+  readonly ruleId: string;
+  readonly direction: Direction;
+  readonly verdict: PolicyEntry['verdict'];
+  /** Selects identity 0 (every peer). */
+  readonly wildcard: boolean;
+  readonly matchers: readonly PeerMatcher[];
+  /** Live selections of `matchers`, index for index. */
+  readonly sets: ReadonlyArray<ReadonlySet<number>>;
+  readonly ports: readonly PortKey[];
+}
+
+/** Contributors to one key, by rule id (a rule may contribute the same key several times). */
+interface Tally {
+  readonly key: PolicyKey;
+  readonly allow: Map<string, number>;
+  readonly deny: Map<string, number>;
+}
+
+/** The change `flush` found since the last one. */
+export interface StateChange {
+  readonly upserts: Array<readonly [PolicyKey, PolicyEntry]>;
+  readonly deletes: PolicyKey[];
+  readonly enforcement?: PolicyEnforcement;
+}
+
+const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+function entryOf(t: Tally): PolicyEntry | undefined {
+  const winners = t.deny.size > 0 ? t.deny : t.allow;
+  if (winners.size === 0) return undefined;
+  return { verdict: t.deny.size > 0 ? 'deny' : 'allow', proxyPort: 0, derivedFrom: [...winners.keys()].sort(byString) };
+}
+
+const sameEntry = (a: PolicyEntry, b: PolicyEntry): boolean =>
+  a.verdict === b.verdict && a.proxyPort === b.proxyPort && a.derivedFrom.length === b.derivedFrom.length && a.derivedFrom.every((r, i) => r === b.derivedFrom[i]);
+
+/**
+ * One endpoint's policy: the rules selecting it, what each of their peer rules contributes,
+ * the merged map state (deny beats allow on a key) and its enforcement. Changes mark keys
+ * dirty; `flush` turns them into the delta against what was last handed out.
+ */
+export class SubjectState {
+  readonly rules = new Map<string, PolicyRule>();
+  readonly #contributions = new Map<string, Contribution>();
+  readonly #byRule = new Map<string, string[]>();
+  readonly #byMatcher = new Map<string, Set<string>>();
+  readonly #tallies = new Map<string, Tally>();
+  readonly #dirty = new Set<string>();
+  readonly #realized = new Map<string, readonly [PolicyKey, PolicyEntry]>();
+  #enforcement: PolicyEnforcement = { ingress: false, egress: false };
+  #realizedEnforcement: PolicyEnforcement = { ingress: false, egress: false };
+  #requires = { ingress: '', egress: '' };
+  #requiresSelectors: Record<Direction, EndpointSelector[]> = { ingress: [], egress: [] };
+  readonly #ingressNamedPorts: NamedPortLookup;
+
+  constructor(
+    readonly subject: PolicySubject,
+    private readonly ctx: ResolveContext,
+  ) {
+    const named = subject.namedPorts ?? {};
+    this.#ingressNamedPorts = (name): NamedPort[] => (Object.hasOwn(named, name) ? [named[name]!] : []);
+  }
+
+  get enforcement(): PolicyEnforcement {
+    return this.#realizedEnforcement;
+  }
+
+  /** Sets every selecting rule at once and builds from scratch. */
+  load(rules: Iterable<PolicyRule>): void {
+    for (const r of rules) this.rules.set(r.id, r);
+    this.rebuild();
+  }
+
+  addRule(rule: PolicyRule): void {
+    this.rules.set(rule.id, rule);
+    if (this.#requiresChanged()) return this.rebuild();
+    this.#addRuleContributions(rule);
+    this.#updateEnforcement();
+  }
+
+  removeRule(ruleId: string): void {
+    if (!this.rules.delete(ruleId)) return;
+    if (this.#requiresChanged()) return this.rebuild();
+    for (const id of this.#byRule.get(ruleId) ?? []) this.#removeContribution(id);
+    this.#byRule.delete(ruleId);
+    this.#updateEnforcement();
+  }
+
+  /** Recomputes every contribution (requires or named ports changed); the flush still diffs. */
+  rebuild(): void {
+    for (const id of [...this.#contributions.keys()]) this.#removeContribution(id);
+    this.#byRule.clear();
+    this.#requiresChanged();
+    for (const rule of this.rules.values()) this.#addRuleContributions(rule);
+    this.#updateEnforcement();
+  }
+
+  /** Whether an egress rule names a port (so the named-port union matters to this subject). */
+  usesEgressNamedPorts(): boolean {
+    for (const r of this.rules.values()) for (const pr of [...r.egress, ...r.egressDeny]) if (pr.ports.some((p) => p.name !== undefined)) return true;
+    return false;
+  }
+
+  /** Applies one identity's selection changes to the contributions built on those selectors. */
+  selectionChanged(identityId: number, changes: SelectionChanges): void {
+    const touched = new Set<string>();
+    for (const key of changes.keys()) for (const c of this.#byMatcher.get(key) ?? []) touched.add(c);
+    for (const cid of touched) {
+      const c = this.#contributions.get(cid)!;
+      const now = c.sets.some((s) => s.has(identityId));
+      const before = c.matchers.some((m, i) => (changes.has(m.key) ? !changes.get(m.key) : c.sets[i]!.has(identityId)));
+      if (now !== before) this.#tally(c, [identityId], now ? 1 : -1);
+    }
+  }
+
+  /** Hands out what changed since the last flush and makes it the realized state. */
+  flush(): StateChange {
+    const upserts: Array<readonly [PolicyKey, PolicyEntry]> = [];
+    const deletes: PolicyKey[] = [];
+    for (const k of this.#dirty) {
+      const tally = this.#tallies.get(k);
+      const entry = tally && entryOf(tally);
+      const old = this.#realized.get(k);
+      if (!entry) {
+        this.#tallies.delete(k);
+        if (old) {
+          deletes.push(old[0]);
+          this.#realized.delete(k);
+        }
+      } else if (!old || !sameEntry(old[1], entry)) {
+        const pair = [tally.key, entry] as const;
+        upserts.push(pair);
+        this.#realized.set(k, pair);
+      }
+    }
+    this.#dirty.clear();
+    const e = this.#enforcement;
+    const changed = e.ingress !== this.#realizedEnforcement.ingress || e.egress !== this.#realizedEnforcement.egress;
+    this.#realizedEnforcement = e;
+    return { upserts, deletes, ...(changed ? { enforcement: e } : {}) };
+  }
+
+  /** The realized entries, sorted by key. */
+  entries(): Array<readonly [PolicyKey, PolicyEntry]> {
+    return [...this.#realized.entries()].sort(([a], [b]) => byString(a, b)).map(([, pair]) => pair);
+  }
+
+  /** Drops every selector reference (the watcher is gone). */
+  dispose(): void {
+    for (const c of this.#contributions.values()) for (const m of c.matchers) this.ctx.selections.release(m.key);
+    this.#contributions.clear();
+    this.#byMatcher.clear();
+  }
+
+  #requiresOf(direction: Direction): EndpointSelector[] {
+    const byKey = new Map<string, EndpointSelector>();
+    for (const r of this.rules.values()) for (const s of direction === 'ingress' ? r.ingressRequires : r.egressRequires) byKey.set(selectorKey(s), s);
+    return [...byKey.entries()].sort(([a], [b]) => byString(a, b)).map(([, s]) => s);
+  }
+
+  /** Recomputes the subject's requires; true when they differ from those its entries were built with. */
+  #requiresChanged(): boolean {
+    const selectors = { ingress: this.#requiresOf('ingress'), egress: this.#requiresOf('egress') };
+    const next = { ingress: selectors.ingress.map(selectorKey).join('|'), egress: selectors.egress.map(selectorKey).join('|') };
+    const changed = next.ingress !== this.#requires.ingress || next.egress !== this.#requires.egress;
+    this.#requires = next;
+    this.#requiresSelectors = selectors;
+    return changed;
+  }
+
+  #addRuleContributions(rule: PolicyRule): void {
+    const ids: string[] = [];
+    const requires = this.#requiresSelectors;
+    for (const [section, direction, verdict] of SECTIONS) {
+      rule[section].forEach((pr: PeerRule, i) => {
+        const id = `${rule.id}|${section}[${i}]`;
+        if (this.#addPeerRule(id, rule.id, direction, verdict, pr, requires[direction])) ids.push(id);
+      });
+    }
+    this.#byRule.set(rule.id, ids);
+  }
+
+  #addPeerRule(id: string, ruleId: string, direction: Direction, verdict: PolicyEntry['verdict'], pr: PeerRule, requires: readonly EndpointSelector[]): boolean {
+    let wildcard = pr.peers === 'all';
+    const matchers: PeerMatcher[] = [];
+    if (pr.peers !== 'all') {
+      for (const peer of pr.peers) {
+        const m = peerMatcher(peer, requires);
+        if (m) matchers.push(m);
+        else wildcard = true;
+      }
+    }
+    const ports = portKeys(pr.ports, direction === 'ingress' ? this.#ingressNamedPorts : this.ctx.egressNamedPorts);
+    if ((!wildcard && matchers.length === 0) || ports.length === 0) return false;
+    this.#addContribution({ id, ruleId, direction, verdict, wildcard, matchers, sets: matchers.map((m) => this.ctx.selections.acquire(m)), ports });
+    return true;
+  }
+
+  #addContribution(c: Contribution): void {
+    this.#contributions.set(c.id, c);
+    for (const m of c.matchers) {
+      let users = this.#byMatcher.get(m.key);
+      if (!users) this.#byMatcher.set(m.key, (users = new Set()));
+      users.add(c.id);
+    }
+    this.#tally(c, this.#selected(c), 1);
+  }
+
+  #removeContribution(id: string): void {
+    const c = this.#contributions.get(id);
+    if (!c) return;
+    this.#tally(c, this.#selected(c), -1);
+    this.#contributions.delete(id);
+    for (const m of c.matchers) {
+      const users = this.#byMatcher.get(m.key);
+      users?.delete(id);
+      if (users?.size === 0) this.#byMatcher.delete(m.key);
+      this.ctx.selections.release(m.key);
+    }
+  }
+
+  #selected(c: Contribution): Set<number> {
+    const ids = new Set<number>(c.wildcard ? [0] : []);
+    for (const s of c.sets) for (const id of s) ids.add(id);
+    return ids;
+  }
+
+  #tally(c: Contribution, identities: Iterable<number>, delta: 1 | -1): void {
+    for (const identity of identities) {
+      for (const port of c.ports) {
+        const key = policyKey(identity, c.direction, port);
+        const k = policyKeyString(key);
+        let t = this.#tallies.get(k);
+        if (!t) this.#tallies.set(k, (t = { key, allow: new Map(), deny: new Map() }));
+        const side = c.verdict === 'deny' ? t.deny : t.allow;
+        const n = (side.get(c.ruleId) ?? 0) + delta;
+        if (n > 0) side.set(c.ruleId, n);
+        else side.delete(c.ruleId);
+        this.#dirty.add(k);
+      }
+    }
+  }
+
+  #updateEnforcement(): void {
+    const { mode } = this.ctx;
+    const rules = [...this.rules.values()];
+    const next: PolicyEnforcement =
+      mode === 'always'
+        ? { ingress: true, egress: true }
+        : mode === 'never'
+          ? { ingress: false, egress: false }
+          : { ingress: rules.some((r) => r.enforces.ingress), egress: rules.some((r) => r.enforces.egress) };
+    if (next.ingress !== this.#enforcement.ingress || next.egress !== this.#enforcement.egress) this.#enforcement = next;
+    const wantLocalhost = next.ingress && this.ctx.allowLocalhost;
+    const hasLocalhost = this.#contributions.has(ALLOW_LOCALHOST);
+    if (wantLocalhost && !hasLocalhost) {
+      const host = entityMatcher('host');
+      this.#addContribution({
+        id: ALLOW_LOCALHOST,
+        ruleId: ALLOW_LOCALHOST,
+        direction: 'ingress',
+        verdict: 'allow',
+        wildcard: false,
+        matchers: [host],
+        sets: [this.ctx.selections.acquire(host)],
+        ports: [{ protocol: 0, port: 0, endPort: 0 }],
+      });
+    } else if (!wantLocalhost && hasLocalhost) {
+      this.#removeContribution(ALLOW_LOCALHOST);
+    }
+  }
+}
