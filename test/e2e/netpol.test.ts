@@ -1,0 +1,244 @@
+// The network-policy e2e suite, after upstream Kubernetes' test/e2e/network/netpol: namespaces
+// x, y, z with pods a, b, c each, every pair probed over real veths through the real agent's
+// datapath, the expected matrix computed by an oracle of our own (test/e2e/netpol/oracle.ts) from
+// the documents and the labels. One agent and one pod set serve every case; policies are reset
+// between cases. Self-probes are included and always pass (a pod reaching its own address never
+// leaves its netns — upstream's AllowLoopback).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetpolCluster, WORLD, type ClusterPeer, type NamespaceBase } from './netpol/harness.js';
+import { checkMatrix, type MatrixSpec, type ProbePort } from './netpol/matrix.js';
+
+const TCP80: ProbePort = { protocol: 'TCP', port: 80 };
+const TCP81: ProbePort = { protocol: 'TCP', port: 81 };
+const UDP80: ProbePort = { protocol: 'UDP', port: 80 };
+const UDP81: ProbePort = { protocol: 'UDP', port: 81 };
+const ALL_PORTS = [TCP80, TCP81, UDP80, UDP81];
+
+const CASE_TIMEOUT = 90_000;
+
+describe('network policy e2e (upstream netpol model, real agent and datapath)', () => {
+  const cluster = new NetpolCluster();
+  /** What the repository holds now, as the oracle must see it. */
+  let applied: unknown[] = [];
+
+  const ns = (base: NamespaceBase) => cluster.ns(base);
+  const pods = () => cluster.podPeers();
+  const host = () => cluster.peer('host');
+  const world = () => WORLD.map((w) => cluster.peer(w.name));
+  const everyone = (): ClusterPeer[] => [...pods(), host(), ...world()];
+
+  const netpol = (name: string, base: NamespaceBase, spec: Record<string, unknown>) => ({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: ns(base) },
+    spec,
+  });
+  const cnp = (name: string, base: NamespaceBase, spec: Record<string, unknown>) => ({
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumNetworkPolicy',
+    metadata: { name, namespace: ns(base) },
+    spec,
+  });
+  const podIs = (name: string) => ({ matchLabels: { pod: name } });
+
+  async function apply(documents: unknown[]): Promise<void> {
+    const revision = await cluster.importPolicies(documents);
+    for (const d of documents as { kind: string; metadata: { name: string; namespace?: string } }[]) {
+      applied = applied.filter((a) => {
+        const m = a as typeof d;
+        return !(m.kind === d.kind && m.metadata.name === d.metadata.name && m.metadata.namespace === d.metadata.namespace);
+      });
+      applied.push(d);
+    }
+    await cluster.waitRevision(revision);
+  }
+
+  async function expectMatrix(spec: MatrixSpec = {}): Promise<void> {
+    const result = await checkMatrix(cluster, applied, spec);
+    if (result.reprobed > 0) console.log(`netpol: ${result.reprobed} of ${result.cells} cells agreed only when probed again`);
+    expect(result.mismatches, result.report).toEqual([]);
+  }
+
+  /** One case: a clean repository, the documents imported and realized, the matrix checked. */
+  async function policyCase(documents: unknown[], spec: MatrixSpec = {}): Promise<void> {
+    await cluster.resetPolicies();
+    applied = [];
+    await apply(documents);
+    await expectMatrix(spec);
+  }
+
+  beforeAll(async () => {
+    try {
+      await cluster.setUp();
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nagent output:\n${cluster.agentOutput().slice(-4000)}`);
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    await cluster.tearDown();
+  }, 60_000);
+
+  it('without policy every pod reaches every pod, the host and the world clients (and they it) on TCP and UDP 80 and 81', async () => {
+    await cluster.resetPolicies();
+    applied = [];
+    await expectMatrix({ from: everyone(), to: everyone(), ports: ALL_PORTS });
+  }, CASE_TIMEOUT);
+
+  // ---- Kubernetes NetworkPolicy ----------------------------------------------------------
+
+  it('default deny ingress: nothing reaches namespace x but its own loopback and the host', async () => {
+    await policyCase([netpol('deny-ingress', 'x', { podSelector: {}, policyTypes: ['Ingress'] })], { from: [...pods(), host()], ports: [TCP80, UDP81] });
+  }, CASE_TIMEOUT);
+
+  it('default deny egress: namespace x reaches nothing, not even the host', async () => {
+    await policyCase([netpol('deny-egress', 'x', { podSelector: {}, policyTypes: ['Egress'] })], { to: [...pods(), host()], ports: [TCP80, UDP80] });
+  }, CASE_TIMEOUT);
+
+  it('default deny both directions', async () => {
+    await policyCase([netpol('deny-all', 'x', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })], { ports: [TCP80, UDP81] });
+  }, CASE_TIMEOUT);
+
+  it('allow from pods of the same namespace only', async () => {
+    await policyCase([netpol('allow-same-ns', 'x', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] })]);
+  }, CASE_TIMEOUT);
+
+  it('allow from another namespace (namespaceSelector) to one pod', async () => {
+    await policyCase([netpol('allow-from-y', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] })]);
+  }, CASE_TIMEOUT);
+
+  it('podSelector AND namespaceSelector in one peer: only pod b of namespace y', async () => {
+    await policyCase([
+      netpol('allow-y-b', 'x', {
+        podSelector: podIs('a'),
+        ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In', values: ['y'] }] }, podSelector: podIs('b') }] }],
+      }),
+    ]);
+  }, CASE_TIMEOUT);
+
+  it('podSelector OR namespaceSelector as two peers: every pod of y, and pod b of x', async () => {
+    await policyCase([
+      netpol('allow-y-or-b', 'x', {
+        podSelector: podIs('a'),
+        ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }, { podSelector: podIs('b') }] }],
+      }),
+    ]);
+  }, CASE_TIMEOUT);
+
+  it('ports: TCP 80 by number on x/a, serve-81-udp by name on x/b', async () => {
+    await policyCase(
+      [
+        netpol('tcp-80', 'x', { podSelector: podIs('a'), ingress: [{ ports: [{ protocol: 'TCP', port: 80 }] }] }),
+        netpol('named-udp-81', 'x', { podSelector: podIs('b'), ingress: [{ ports: [{ protocol: 'UDP', port: 'serve-81-udp' }] }] }),
+      ],
+      { ports: ALL_PORTS },
+    );
+  }, CASE_TIMEOUT);
+
+  it('endPort ranges: ingress TCP 80–81 from every namespace to x/a, egress UDP 81–90 from x/b', async () => {
+    await policyCase(
+      [
+        netpol('ingress-range', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ protocol: 'TCP', port: 80, endPort: 81 }] }] }),
+        netpol('egress-range', 'x', { podSelector: podIs('b'), policyTypes: ['Egress'], egress: [{ ports: [{ protocol: 'UDP', port: 81, endPort: 90 }] }] }),
+      ],
+      { ports: ALL_PORTS },
+    );
+  }, CASE_TIMEOUT);
+
+  it('ipBlock with except: world clients in the allowed part only; pods and the host are no CIDR', async () => {
+    await policyCase(
+      [
+        netpol('ingress-ipblock', 'x', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] } }] }] }),
+        netpol('egress-ipblock', 'y', {
+          podSelector: podIs('b'),
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: '192.0.2.0/24', except: ['192.0.2.0/25'] } }] }],
+        }),
+      ],
+      { from: everyone(), to: everyone(), ports: [TCP80, UDP80] },
+    );
+  }, CASE_TIMEOUT);
+
+  it('stacked policies: the union of what each allows', async () => {
+    await policyCase([
+      netpol('allow-b', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ podSelector: podIs('b') }] }] }),
+      netpol('allow-z', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'z' } } }] }] }),
+    ]);
+  }, CASE_TIMEOUT);
+
+  it('a policy updated in place (same name imported again) changes the matrix', async () => {
+    await policyCase([netpol('allow-one', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ podSelector: podIs('b') }] }] })]);
+    await apply([netpol('allow-one', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ podSelector: podIs('c') }], ports: [{ port: 80 }] }] })]);
+    await expectMatrix({ ports: [TCP80, TCP81] });
+  }, CASE_TIMEOUT);
+
+  it('a namespace relabelled: the endpoints follow and so does the matrix', async () => {
+    await policyCase([
+      netpol('allow-updated-ns', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns2: 'updated' } } }] }] }),
+    ]);
+    try {
+      await cluster.setNamespaceLabels('y', { ns: 'y', ns2: 'updated' });
+      await expectMatrix();
+    } finally {
+      await cluster.setNamespaceLabels('y', { ns: 'y' });
+    }
+    await expectMatrix();
+  }, CASE_TIMEOUT);
+
+  it('a policy deleted: what it allowed is denied again, what the others allow stays', async () => {
+    await policyCase([
+      netpol('allow-b', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ podSelector: podIs('b') }] }] }),
+      netpol('allow-z', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'z' } } }] }] }),
+    ]);
+    const revision = await cluster.deletePolicies(`name=allow-z&namespace=${ns('x')}&kind=NetworkPolicy`);
+    expect(revision, 'DELETE /v1/policy of allow-z matched nothing').toBeTypeOf('number');
+    applied = applied.filter((d) => (d as { metadata: { name: string } }).metadata.name !== 'allow-z');
+    await cluster.waitRevision(revision!);
+    await expectMatrix();
+  }, CASE_TIMEOUT);
+
+  // ---- CiliumNetworkPolicy -----------------------------------------------------------------
+
+  it('entities: x egresses only to world, y admits the cluster (not the world), z admits only the host', async () => {
+    await policyCase(
+      [
+        cnp('x-to-world', 'x', { endpointSelector: {}, egress: [{ toEntities: ['world'] }] }),
+        cnp('y-from-cluster', 'y', { endpointSelector: {}, ingress: [{ fromEntities: ['cluster'] }] }),
+        cnp('z-from-host', 'z', { endpointSelector: {}, ingress: [{ fromEntities: ['host'] }] }),
+      ],
+      { from: everyone(), to: everyone() },
+    );
+  }, CASE_TIMEOUT);
+
+  it('deny beats allow: ingressDeny from namespace y on TCP 80 over an allow-all; egressDeny to pod b over an allow-all', async () => {
+    await policyCase(
+      [
+        cnp('x-deny-y-80', 'x', {
+          endpointSelector: {},
+          ingress: [{ fromEntities: ['all'] }],
+          ingressDeny: [{ fromEndpoints: [{ matchLabels: { 'k8s:io.kubernetes.pod.namespace': ns('y') } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }],
+        }),
+        cnp('z-a-deny-b', 'z', { endpointSelector: podIs('a'), egress: [{ toEntities: ['all'] }], egressDeny: [{ toEndpoints: [podIs('b')] }] }),
+      ],
+      { ports: [TCP80, TCP81] },
+    );
+  }, CASE_TIMEOUT);
+
+  it('CIDRSet with except: fromCIDRSet on x, toCIDRSet on y/b', async () => {
+    await policyCase(
+      [
+        cnp('x-from-cidrset', 'x', { endpointSelector: {}, ingress: [{ fromCIDRSet: [{ cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] }] }] }),
+        cnp('y-b-to-cidrset', 'y', { endpointSelector: podIs('b'), egress: [{ toCIDRSet: [{ cidr: '192.0.2.0/24', except: ['192.0.2.0/25'] }] }] }),
+      ],
+      { from: everyone(), to: everyone(), ports: [TCP80, UDP80] },
+    );
+  }, CASE_TIMEOUT);
+
+  it('fromRequires: an allow from every pod narrowed to pods labelled pod=a', async () => {
+    const everyPod = { matchExpressions: [{ key: 'k8s:io.kubernetes.pod.namespace', operator: 'Exists' }] };
+    await policyCase([
+      cnp('x-from-pods', 'x', { endpointSelector: {}, ingress: [{ fromEndpoints: [everyPod] }] }),
+      cnp('x-requires-a', 'x', { endpointSelector: {}, ingress: [{ fromRequires: [{ ...everyPod, matchLabels: { pod: 'a' } }] }] }),
+    ]);
+  }, CASE_TIMEOUT);
+});
