@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* @cilia/plugin-overlay-vxlan: pods across nodes through an external (collect_md) VXLAN device.
+ *
+ *   cil_vxlan_forward   from-container forward slot: a destination whose ipcache entry names a
+ *                       tunnel endpoint leaves through the VXLAN device, tunnel key = {remote:
+ *                       that endpoint, VNI: the source's security identity}
+ *   cil_from_overlay    tc ingress of the VXLAN device: the VNI is the source identity; a packet
+ *                       for a local endpoint enters its to-container pipeline (so the policy
+ *                       slot judges the remote source), anything else goes to the stack
+ *   cil_to_overlay      tc egress of the VXLAN device: packets the host stack routes into the
+ *                       device (the node itself, or pods before their ipcache entry arrived)
+ *                       get their tunnel key here; the forward slot's keep theirs
+ *
+ * The kernel's VXLAN driver builds the outer headers from the tunnel key; the outer source
+ * address is the one the underlay route to the tunnel endpoint picks. */
+#include <cilia/common.h>
+#include <cilia/ctx.h>
+#include <cilia/drop.h>
+#include <cilia/maps.h>
+#include <cilia/slots.h>
+#include <conntrack.h>
+#include <endpoints.h>
+#include <ipcache.h>
+#include <monitor.h>
+#include <redirect.h>
+#include <slots.h>
+#include <tuple.h>
+
+#ifndef CILIA_IDENTITY_REMOTE_NODE
+/* Reserved identity of other nodes (as Cilium numbers it; @cilia/core ReservedIdentity). */
+#define CILIA_IDENTITY_REMOTE_NODE 6
+#endif
+
+/* The VNI carries 24 bits; identities above that cannot cross the wire. */
+#define VXLAN_VNI_MASK 0xffffff
+#define VXLAN_OUTER_TTL 64
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* Set by the plugin when it loads the object (the device exists by then). */
+CILIA_CONST(__u32, VXLAN_IFINDEX, 0);
+/* The VXLAN device's MAC (every node's device has the same one): the inner destination MAC of
+ * what this node sends, so a receiving stack takes frames it does not deliver itself as its own. */
+CILIA_CONST(__u64, VXLAN_MAC, 0);
+/* This node's tunnel endpoint (network order): entries pointing at it are not remote. */
+CILIA_CONST(__u32, LOCAL_TUNNEL_ENDPOINT, 0);
+
+static __always_inline int set_inner_macs(struct __sk_buff *skb)
+{
+	__u8 mac[12];
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 6; i++) {
+		mac[i] = (VXLAN_MAC >> (40 - 8 * i)) & 0xff;
+		mac[6 + i] = mac[i];
+	}
+	return bpf_skb_store_bytes(skb, 0, mac, sizeof(mac), 0) < 0 ? -1 : 0;
+}
+
+static __always_inline int set_tunnel_key(struct __sk_buff *skb, __be32 endpoint, __u32 identity)
+{
+	struct bpf_tunnel_key key = {
+		.tunnel_id = identity & VXLAN_VNI_MASK,
+		.remote_ipv4 = bpf_ntohl(endpoint),
+		.tunnel_ttl = VXLAN_OUTER_TTL,
+	};
+
+	/* An outer UDP checksum of 0 is valid over IPv4 and saves a pass over the payload. */
+	return bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX);
+}
+
+/* The tunnel endpoint of a remote destination from the ipcache, or 0. */
+static __always_inline __be32 remote_endpoint(__be32 daddr)
+{
+	struct cilia_ipcache_value *v = cilia_ipcache_lookup4(daddr);
+
+	if (!v || !v->tunnel_endpoint || v->tunnel_endpoint == LOCAL_TUNNEL_ENDPOINT)
+		return 0;
+	return v->tunnel_endpoint;
+}
+
+/* ---- from-container forward slot ---------------------------------------------------- */
+
+SEC("tc")
+int cil_vxlan_forward(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx;
+	struct cilia_tuple t;
+	__be32 endpoint;
+	__u8 reason;
+	int r;
+
+	cilia_ctx_load(skb, &ctx);
+	if (ctx.drop_reason || (ctx.flags & (CILIA_CTX_F_LOCAL_DST | CILIA_CTX_F_HOST_DST)))
+		goto next;
+	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
+		goto next;
+	endpoint = remote_endpoint(t.daddr);
+	if (!endpoint)
+		goto next;
+	/* The datapath routes the packet itself, as the host stack would have. */
+	r = cilia_ipv4_dec_ttl(skb);
+	if (r)
+		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
+	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0 || set_inner_macs(skb) < 0)
+		return cilia_drop(skb, &ctx, &t, CILIA_DROP_ENCAP_FAILED, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
+	ctx.target_ifindex = VXLAN_IFINDEX;
+	cilia_forwarded(skb, &ctx, &t, CILIA_TRACE_TO_NETWORK, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
+	return bpf_redirect(VXLAN_IFINDEX, 0);
+next:
+	/* Not for the overlay: the base default (local delivery or the host stack). */
+	cilia_slot_next(skb, &ctx);
+	return TC_ACT_OK;
+}
+
+/* ---- VXLAN device ingress ------------------------------------------------------------- */
+
+SEC("tc")
+int cil_from_overlay(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE };
+	struct bpf_tunnel_key key = {};
+	struct cilia_endpoint_info *ep;
+	struct cilia_tuple t;
+	__u8 reason;
+	int r;
+
+	r = cilia_tuple_parse4(skb, &t, &reason);
+	if (r == CILIA_PARSE_ARP || r == CILIA_PARSE_OTHER)
+		return TC_ACT_OK;
+	if (r != CILIA_PARSE_IPV4)
+		return cilia_drop(skb, &ctx, NULL, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return cilia_drop(skb, &ctx, &t, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	/* What another node sent as itself is a remote node here. */
+	ctx.src_identity = key.tunnel_id == CILIA_IDENTITY_HOST ? CILIA_IDENTITY_REMOTE_NODE : key.tunnel_id;
+	ep = cilia_endpoint_lookup4(t.daddr);
+	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
+		return TC_ACT_OK; /* for the node itself */
+	ctx.endpoint_id = ep->endpoint_id;
+	ctx.dst_identity = ep->identity;
+	ctx.flags |= CILIA_CTX_F_LOCAL_DST;
+	r = cilia_ct_process4(&t, skb->len, ctx.src_identity, &ctx.ct_status);
+	if (r)
+		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	cilia_trace(skb, &ctx, &t, CILIA_TRACE_TO_ENDPOINT, CILIA_AP_FROM_NETDEV);
+	/* The endpoint's to-container pipeline (its slots, then delivery) counts the packet. */
+	ctx.target_ifindex = ep->host_ifindex;
+	ctx.flags |= CILIA_CTX_F_REDIRECTED;
+	cilia_enter_pipeline(skb, &ctx, CILIA_AP_TO_CONTAINER);
+	/* No to-container pipeline installed yet: deliver directly. */
+	cilia_metrics_count(CILIA_REASON_FORWARDED, CILIA_DIR_INGRESS, skb->len);
+	r = cilia_redirect_to_endpoint(skb, ep, &reason);
+	if (!r)
+		return cilia_drop(skb, &ctx, &t, reason, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	return r;
+}
+
+/* ---- VXLAN device egress -------------------------------------------------------------- */
+
+/* The tunnel endpoint of a destination the stack routed into the device: the ipcache's, else
+ * the gateway of the route (`<pod CIDR> via <node> dev <vxlan> onlink`), 0 if neither. */
+static __always_inline __be32 route_endpoint(struct __sk_buff *skb, __be32 saddr, __be32 daddr)
+{
+	struct bpf_fib_lookup fib = {
+		.family = AF_INET,
+		.ifindex = skb->ifindex,
+		.ipv4_src = saddr,
+		.ipv4_dst = daddr,
+	};
+	__be32 endpoint = remote_endpoint(daddr);
+	long r;
+
+	if (endpoint)
+		return endpoint;
+	r = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	if (fib.ifindex != VXLAN_IFINDEX || fib.ipv4_dst == daddr)
+		return 0;
+	return fib.ipv4_dst;
+}
+
+SEC("tc")
+int cil_to_overlay(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE, .src_identity = CILIA_IDENTITY_HOST };
+	struct bpf_tunnel_key key = {};
+	struct cilia_endpoint_info *src;
+	struct cilia_tuple t;
+	__be32 endpoint;
+	__u8 reason;
+
+	/* Keyed already by the forward slot. */
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
+		return TC_ACT_OK;
+	/* Only IPv4 crosses the overlay (the device takes no ARP: it is NOARP). */
+	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
+		return TC_ACT_SHOT;
+	src = cilia_endpoint_lookup4(t.saddr);
+	if (src && !(src->flags & CILIA_ENDPOINT_F_HOST)) {
+		ctx.src_identity = src->identity;
+		ctx.endpoint_id = src->endpoint_id;
+	}
+	ctx.dst_identity = cilia_identity4(t.daddr);
+	endpoint = route_endpoint(skb, t.saddr, t.daddr);
+	if (!endpoint)
+		return cilia_drop(skb, &ctx, &t, CILIA_DROP_NO_TUNNEL_ENDPOINT, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
+	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0)
+		return cilia_drop(skb, &ctx, &t, CILIA_DROP_ENCAP_FAILED, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,167 @@
+import { fileURLToPath } from 'node:url';
+import { attachTc, BpfObject, ensureBpffs } from '@cilia/bpf';
+import type { Encapsulation, Logger, NodeInfo } from '@cilia/core';
+import { datapathMaps } from '@cilia/datapath';
+import { openNetlink, setSysctl, type Link, type NetlinkHandle } from '@cilia/netlink';
+import { NodeRouteTable } from '@cilia/nodes';
+import type { VxlanConfig } from './config.js';
+import { ipv4NetworkOrderU32, macU64, underlayLink } from './underlay.js';
+
+/** Outer Ethernet (14) + IPv4 (20) + UDP (8) + VXLAN (8) headers. */
+export const VXLAN_OVERHEAD = 50;
+/**
+ * The MAC of every node's VXLAN device. The inner Ethernet header is never bridged anywhere,
+ * so one well-known address lets a sender write the receiver's device MAC as the inner
+ * destination without asking (the receiving stack then takes the frame as its own).
+ */
+export const VXLAN_DEVICE_MAC = '02:c1:1a:00:00:01';
+/** `bpf/vxlan.c` → `dist/bpf/vxlan.o`; `../` is the package root from src/ and from dist/. */
+export const VXLAN_OBJECT = new URL('../dist/bpf/vxlan.o', import.meta.url);
+
+const PROGRAMS = { forward: 'cil_vxlan_forward', ingress: 'cil_from_overlay', egress: 'cil_to_overlay' } as const;
+
+/** What {@link VxlanEncapsulation} needs. */
+export interface VxlanEncapsulationOptions {
+  readonly config: VxlanConfig;
+  /** The agent's bpffs pin root: the object shares the datapath's pinned maps and slot table. */
+  readonly pinRoot: string;
+  readonly logger: Logger;
+  /** Netlink in the node's namespace; default the agent's own. */
+  readonly netlink?: () => Promise<NetlinkHandle>;
+}
+
+/**
+ * The VXLAN overlay: an external (collect_md) VXLAN device whose tunnel keys come from eBPF.
+ * Pods' packets to other nodes leave through the from-container forward slot, keyed with the
+ * tunnel endpoint from the ipcache and the source identity as VNI; the device's ingress program
+ * hands decapsulated packets to the destination's to-container pipeline with the VNI as source
+ * identity. Each other node gets routes `<pod CIDR> via <its tunnel endpoint> dev <device>
+ * onlink`, so the node itself (and pod traffic whose ipcache entry has not arrived yet) reaches
+ * remote pods through the device too; its egress program keys those packets.
+ */
+export class VxlanEncapsulation implements Encapsulation {
+  readonly mode = 'vxlan';
+  readonly overhead = VXLAN_OVERHEAD;
+  readonly #o: VxlanEncapsulationOptions;
+  readonly #log: Logger;
+  readonly #routes: NodeRouteTable;
+  #nl?: Promise<NetlinkHandle>;
+  #object?: BpfObject;
+  #device?: Link;
+  #local?: NodeInfo;
+
+  constructor(options: VxlanEncapsulationOptions) {
+    this.#o = options;
+    this.#log = options.logger;
+    this.#routes = new NodeRouteTable({ logger: options.logger, netlink: () => this.#netlink() });
+  }
+
+  /** The VXLAN device, once set up. */
+  get device(): Link | undefined {
+    return this.#device;
+  }
+
+  async setup(local: NodeInfo): Promise<void> {
+    const nl = await this.#netlink();
+    const underlay = await underlayLink(nl, local.ipv4);
+    const mtu = (underlay?.mtu ?? 1500) - VXLAN_OVERHEAD;
+    const device = await this.#ensureDevice(nl, mtu);
+    const object = this.#load(device, local);
+    try {
+      // Device programs first, the forward slot last: by the time pods' packets are sent
+      // into the device, its egress program lets keyed packets through.
+      attachTc(object.program(PROGRAMS.ingress), { interface: device.index, direction: 'ingress' });
+      attachTc(object.program(PROGRAMS.egress), { interface: device.index, direction: 'egress' });
+      object.programArray('cilia_tc_slots').set(datapathMaps.slotIndex('from-container', 'forward'), object.program(PROGRAMS.forward));
+    } catch (err) {
+      object.close();
+      throw err;
+    }
+    this.#object?.close();
+    this.#object = object;
+    this.#device = device;
+    this.#local = local;
+    this.#log.info({ device: device.name, ifindex: device.index, port: this.#o.config.port, mtu, underlay: underlay?.name }, 'vxlan overlay ready');
+  }
+
+  async upsertNode(node: NodeInfo): Promise<void> {
+    const device = this.#requireDevice();
+    const endpoint = node.tunnelEndpoint ?? node.ipv4;
+    if (!endpoint) {
+      this.#log.warn({ node: node.name }, 'node has no tunnel endpoint or IPv4 address: no routes to its pods');
+      return this.#routes.remove(node.name);
+    }
+    const src = this.#local?.ipv4;
+    await this.#routes.set(
+      node.name,
+      node.podCidrs
+        .filter((cidr) => !cidr.includes(':'))
+        .map((dst) => ({ dst, gateway: endpoint, dev: device.index, onlink: true, ...(src ? { src } : {}) })),
+    );
+  }
+
+  async deleteNode(name: string): Promise<void> {
+    await this.#routes.remove(name);
+  }
+
+  /** The routes set towards `node`. */
+  routes(node: string) {
+    return this.#routes.routes(node);
+  }
+
+  /** Closes handles; the device, its programs, the slot and the routes stay (forwarding goes on). */
+  async close(): Promise<void> {
+    this.#object?.close();
+    this.#object = undefined;
+    await this.#routes.close();
+    const nl = this.#nl;
+    this.#nl = undefined;
+    await (await nl?.catch(() => undefined))?.close();
+  }
+
+  async #ensureDevice(nl: NetlinkHandle, mtu: number): Promise<Link> {
+    const { device: name, port } = this.#o.config;
+    let link = await nl.findLink(name);
+    if (link && link.kind !== 'vxlan') throw new Error(`overlay-vxlan.device: ${name} exists and is a ${link.kind ?? 'physical'} device, not vxlan`);
+    // An existing device is kept (its attachments and routes carry traffic across a restart).
+    link ??= await nl.addVxlan({ name, port, mtu, mac: VXLAN_DEVICE_MAC, noArp: true });
+    await nl.setLink(link.index, { mtu, mac: VXLAN_DEVICE_MAC, up: true });
+    // Decapsulated packets for the node come from remote pod addresses, routed back through
+    // this device; the node forwards what it does not deliver itself; no IPv6 on the overlay.
+    await setSysctl(`net.ipv4.conf.${name}.rp_filter`, 0);
+    await setSysctl(`net.ipv4.conf.${name}.forwarding`, 1);
+    await setSysctl(`net.ipv6.conf.${name}.disable_ipv6`, 1).catch(() => undefined);
+    return nl.getLink(link.index);
+  }
+
+  #load(device: Link, local: NodeInfo): BpfObject {
+    const path = fileURLToPath(VXLAN_OBJECT);
+    ensureBpffs(this.#o.pinRoot);
+    let object: BpfObject;
+    try {
+      object = BpfObject.open(path, { pinRoot: this.#o.pinRoot });
+    } catch (err) {
+      throw new Error(`cannot open ${path} (is @cilia/plugin-overlay-vxlan built?): ${(err as Error).message}`);
+    }
+    try {
+      object.setConstant('VXLAN_IFINDEX', device.index);
+      object.setConstant('VXLAN_MAC', macU64(VXLAN_DEVICE_MAC));
+      const self = local.tunnelEndpoint ?? local.ipv4;
+      if (self) object.setConstant('LOCAL_TUNNEL_ENDPOINT', ipv4NetworkOrderU32(self));
+      object.load();
+    } catch (err) {
+      object.close();
+      throw err;
+    }
+    return object;
+  }
+
+  #requireDevice(): Link {
+    if (!this.#device) throw new Error('the vxlan overlay is not set up yet');
+    return this.#device;
+  }
+
+  #netlink(): Promise<NetlinkHandle> {
+    return (this.#nl ??= (this.#o.netlink ?? openNetlink)());
+  }
+}
