@@ -63,6 +63,8 @@ export class SelectorCache {
   /** Applies an identity event to every cached selector; returns the selections it changed. */
   apply(event: IdentityEvent): SelectionChanges {
     const { identity } = event;
+    // Identity 0 (reserved:unknown) is the wildcard in map keys: selecting it would select every peer.
+    if (identity.id === 0) return new Map();
     const previous = this.#identities.get(identity.id);
     if (previous) this.#unindex(previous);
     if (event.type === 'upsert') {
