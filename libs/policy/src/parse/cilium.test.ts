@@ -71,7 +71,7 @@ describe('CiliumNetworkPolicy', () => {
       }],
       egress: [{ toEndpoints: [{ matchLabels: { 'k8s:app': 'c' } }] }],
     }));
-    const selectors = (rule.ingress[0]!.peers as { selector: { requirements: unknown[] } }[]).map((p) => p.selector.requirements);
+    const selectors = (rule.ingress[0]!.peers as readonly { selector: { requirements: readonly unknown[] } }[]).map((p) => p.selector.requirements);
     expect(selectors).toEqual([
       [app('a'), ns('x')],
       [app('b'), ns('y')],
