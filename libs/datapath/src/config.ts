@@ -16,7 +16,7 @@ export const datapathConfig = z.strictObject({
   mtu: z
     .union([z.literal('auto'), z.number().int().min(576).max(65535)])
     .default('auto')
-    .describe("MTU of endpoint veths; \"auto\" takes the egress device's MTU (1500 without one)"),
+    .describe("MTU of endpoint veths; \"auto\" takes the egress device's MTU (1500 without one) minus the overhead of the overlay plugin, if any"),
   policy: z
     .strictObject({
       maxEntries: z

@@ -24,7 +24,7 @@ export interface NodeInfo {
  * Finds the egress device (configured, or the device of the default IPv4 route) and the
  * endpoint MTU. Reads only: nothing on the node changes here.
  */
-export async function discoverNode(host: NetlinkHandle, config: DatapathConfig): Promise<NodeInfo> {
+export async function discoverNode(host: NetlinkHandle, config: DatapathConfig, encapsulationOverhead = 0): Promise<NodeInfo> {
   let egress: EgressDevice | undefined;
   let ref: string | number | undefined = config.egressDevice === 'auto' ? undefined : config.egressDevice;
   if (ref === undefined) {
@@ -39,6 +39,7 @@ export async function discoverNode(host: NetlinkHandle, config: DatapathConfig):
   }
   const all = await host.listAddresses({ family: 4 });
   const hostIPv4 = [...new Set(all.map((a) => a.address))];
-  const mtu = config.mtu === 'auto' ? (egress?.mtu ?? 1500) : config.mtu;
+  // An overlay's headers must fit in the egress device's MTU around a full-size pod packet.
+  const mtu = config.mtu === 'auto' ? (egress?.mtu ?? 1500) - encapsulationOverhead : config.mtu;
   return { egress, mtu, hostIPv4 };
 }

@@ -24,7 +24,8 @@ class Runtime {
   #host?: Promise<NetlinkHandle>;
   #node?: Promise<NodeInfo>;
 
-  constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger) {
+  /** `encapsulationOverhead`: bytes an overlay adds; `mtu: auto` leaves them room on the egress device. */
+  constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger, encapsulationOverhead = 0) {
     this.#config = config;
     this.#logger = logger;
     this.ipcache = new LocalIpCache(logger.child({ component: 'ipcache' }));
@@ -36,7 +37,7 @@ class Runtime {
       store: new EndpointStore(agent.stateDir),
       logger: logger.child({ component: 'endpoint' }),
       host: () => this.host(),
-      node: () => (this.#node ??= this.host().then((h) => discoverNode(h, config))),
+      node: () => (this.#node ??= this.host().then((h) => discoverNode(h, config, encapsulationOverhead))),
       ...(identity ? { identity } : {}),
       policy: () => this.policy,
     });
@@ -88,10 +89,11 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
   requires: [Tokens.Ipam],
   // Endpoints carry their labels' identity when an allocator is there; `init` (5) otherwise.
   // With a policy repository, endpoints' policy is written before their programs attach.
-  optional: [Tokens.IdentityAllocator, Tokens.PolicyRepository],
+  // Encapsulation: an overlay plugin's overhead lowers the pod MTU.
+  optional: [Tokens.IdentityAllocator, Tokens.PolicyRepository, Tokens.Encapsulation],
   register(bind, { config, agent, logger }) {
     let runtime: Runtime | undefined;
-    const get = (r: Resolver) => (runtime ??= new Runtime(config, agent, r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger));
+    const get = (r: Resolver) => (runtime ??= new Runtime(config, agent, r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger, r.getOptional(Tokens.Encapsulation)?.overhead));
     bind(Tokens.EndpointManager).toFactory((r) => get(r).endpoints);
     bind(Tokens.IpCache).toFactory((r) => get(r).ipcache);
     bind(Tokens.Datapath).toFactory((r) => get(r).datapath);
