@@ -13,8 +13,11 @@ export interface PeerMatcher {
   readonly key: string;
   readonly staticIds: ReadonlySet<number>;
   matches(identity: Identity): boolean;
-  /** An exact-label requirement that narrows the identities worth testing, if the selector has one. */
-  readonly indexHint?: { readonly key: string; readonly values: readonly string[] };
+  /**
+   * `In` requirements: the identities worth testing carry one of `values` under `key` (an
+   * exact label key, or `any:<name>` for the name under any source). The cache uses the narrowest.
+   */
+  readonly indexHints?: ReadonlyArray<{ readonly key: string; readonly values: readonly string[] }>;
   /** Only CIDR identities can match. */
   readonly cidrOnly?: boolean;
 }
@@ -44,12 +47,12 @@ export function identityPrefix(labels: Labels): ParsedCidr | undefined {
 }
 
 export function endpointsMatcher(selector: EndpointSelector): PeerMatcher {
-  const hint = selector.requirements.find((r) => r.operator === 'In' && !r.key.startsWith('any:'));
+  const hints = selector.requirements.filter((r) => r.operator === 'In').map((r) => ({ key: r.key, values: r.values }));
   return {
     key: `endpoints:${selectorKey(selector)}`,
     staticIds: new Set(),
     matches: (identity) => selectorMatches(selector, identity.labels),
-    ...(hint ? { indexHint: { key: hint.key, values: hint.values } } : {}),
+    ...(hints.length ? { indexHints: hints } : {}),
   };
 }
 

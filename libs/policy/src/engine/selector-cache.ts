@@ -17,7 +17,10 @@ export type SelectionChanges = ReadonlyMap<string, boolean>;
  */
 export class SelectorCache {
   readonly #identities = new Map<number, Identity>();
-  /** Exact label key → value → identities, so a selector with an `In` requirement tests only its candidates. */
+  /**
+   * Label key → value → identities, so a selector with an `In` requirement tests only its
+   * candidates. Keyed both by the exact key (`k8s:app`) and by `any:<name>` (`any:app`).
+   */
   readonly #byLabel = new Map<string, Map<string, Set<number>>>();
   readonly #cidrIds = new Set<number>();
   readonly #entries = new Map<string, CacheEntry>();
@@ -95,32 +98,55 @@ export class SelectorCache {
       for (const id of this.#cidrIds) yield this.#identities.get(id)!;
       return;
     }
-    const hint = matcher.indexHint;
-    if (!hint) {
+    let narrowest: Set<number>[] | undefined;
+    let size = Infinity;
+    for (const hint of matcher.indexHints ?? []) {
+      const byValue = this.#byLabel.get(hint.key);
+      const sets = hint.values.map((v) => byValue?.get(v)).filter((s): s is Set<number> => s !== undefined);
+      const n = sets.reduce((sum, s) => sum + s.size, 0);
+      if (n < size) [narrowest, size] = [sets, n];
+    }
+    if (!narrowest) {
       yield* this.#identities.values();
       return;
     }
-    const byValue = this.#byLabel.get(hint.key);
-    for (const v of hint.values) for (const id of byValue?.get(v) ?? []) yield this.#identities.get(id)!;
+    const seen = new Set<number>();
+    for (const ids of narrowest) {
+      for (const id of ids) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        yield this.#identities.get(id)!;
+      }
+    }
+  }
+
+  /** Both index keys of a label: `k8s:app` and `any:app`. */
+  static #indexKeys(key: string): string[] {
+    const colon = key.indexOf(':');
+    return colon < 0 ? [key, `any:${key}`] : [key, `any:${key.slice(colon + 1)}`];
   }
 
   #index(identity: Identity): void {
-    for (const [k, v] of Object.entries(identity.labels)) {
-      let byValue = this.#byLabel.get(k);
-      if (!byValue) this.#byLabel.set(k, (byValue = new Map()));
-      let ids = byValue.get(v);
-      if (!ids) byValue.set(v, (ids = new Set()));
-      ids.add(identity.id);
-      if (k.startsWith('cidr:')) this.#cidrIds.add(identity.id);
+    for (const [label, v] of Object.entries(identity.labels)) {
+      if (label.startsWith('cidr:')) this.#cidrIds.add(identity.id);
+      for (const k of SelectorCache.#indexKeys(label)) {
+        let byValue = this.#byLabel.get(k);
+        if (!byValue) this.#byLabel.set(k, (byValue = new Map()));
+        let ids = byValue.get(v);
+        if (!ids) byValue.set(v, (ids = new Set()));
+        ids.add(identity.id);
+      }
     }
   }
 
   #unindex(identity: Identity): void {
-    for (const [k, v] of Object.entries(identity.labels)) {
-      const byValue = this.#byLabel.get(k);
-      byValue?.get(v)?.delete(identity.id);
-      if (byValue?.get(v)?.size === 0) byValue.delete(v);
-      if (byValue?.size === 0) this.#byLabel.delete(k);
+    for (const [label, v] of Object.entries(identity.labels)) {
+      for (const k of SelectorCache.#indexKeys(label)) {
+        const byValue = this.#byLabel.get(k);
+        byValue?.get(v)?.delete(identity.id);
+        if (byValue?.get(v)?.size === 0) byValue.delete(v);
+        if (byValue?.size === 0) this.#byLabel.delete(k);
+      }
     }
     this.#cidrIds.delete(identity.id);
   }
