@@ -113,9 +113,11 @@ describe('CiliumNetworkPolicy', () => {
     expect(rule.ingress.map((r) => r.path)).toEqual(['spec.ingress[0]', 'spec.ingress[1]', 'spec.ingress[2]']);
   });
 
-  it('treats an L3 field given as an empty list as selecting nothing, not everything', () => {
+  it('treats L3 and L4 fields given as empty lists as selecting nothing, not everything', () => {
     const rule = only(cnp({ endpointSelector: {}, ingress: [{ fromEndpoints: [], toPorts: [{ ports: [{ port: '80' }] }] }] }));
     expect(rule.ingress[0]!.peers).toEqual([]);
+    const noPorts = only(cnp({ endpointSelector: {}, ingress: [{ toPorts: [], icmps: [] }] }));
+    expect(noPorts.ingress[0]).toEqual({ peers: [], ports: [], path: 'spec.ingress[0]' });
   });
 
   it('parses every entity', () => {

@@ -214,7 +214,8 @@ function parsePeerRule(value: unknown, path: string, shape: SectionShape, contex
   const { ports, l7, notes } = parsePorts(value, path, issues, shape.deny);
   if (issues.errors.length > before) return undefined;
   const hasL3 = l3Fields.some((name) => has(value, name));
-  const hasL4 = has(value, 'toPorts') || has(value, 'icmps');
+  // Empty lists add nothing: `toPorts: []` must not turn a rule that selects nothing into allow-all.
+  const hasL4 = ports.length > 0;
   const rule: PeerRule = {
     peers: hasL3 ? peers : hasL4 ? 'all' : [],
     ports,
