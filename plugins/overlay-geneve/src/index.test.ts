@@ -1,51 +1,50 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CORE_API_VERSION, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, z } from '@cilia/core';
+import { CORE_API_VERSION, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
-import plugin, { OverlayGeneveToken, type OverlayGeneveConfig } from './index.js';
+import plugin, { GENEVE_OBJECT, GeneveEncapsulation, type GeneveConfig } from './index.js';
+import { ipv4HostOrder } from './underlay.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const EM_BPF = 247;
 
-function sections(document: Record<string, unknown>): OverlayGeneveConfig {
+function section(document: Record<string, unknown>): GeneveConfig {
   const schema = composeConfigSchema(z.object({}), [plugin]);
-  return parseConfig(schema, { plugins: [plugin.name], ...document })['overlay-geneve'] as OverlayGeneveConfig;
+  return parseConfig(schema, { plugins: [plugin.name], ...document })['overlay-geneve'] as GeneveConfig;
 }
 
 describe('@cilia/plugin-overlay-geneve', () => {
-  it('is a plugin the agent accepts', () => {
+  it('provides the Encapsulation (mode geneve, 50 bytes) and needs no other token', () => {
     expect(plugin.name).toBe('@cilia/plugin-overlay-geneve');
     expect(pluginConfigKey(plugin)).toBe('overlay-geneve');
+    expect(plugin.requires ?? []).toEqual([]);
     const set = resolvePluginSet([{ definition: plugin, origin: 'configured' }], { coreVersion: CORE_API_VERSION, hostTokens: [] });
-    expect(set.order.map((c) => c.definition.name)).toEqual(['@cilia/plugin-overlay-geneve']);
-    expect(set.providers.get(OverlayGeneveToken.id)).toEqual([plugin]);
+    expect(set.providers.get(Tokens.Encapsulation.id)).toEqual([plugin]);
+    const encapsulation = new GeneveEncapsulation({ config: section({}), pinRoot: '/sys/fs/bpf/unused', logger: {} as never });
+    expect([encapsulation.mode, encapsulation.overhead]).toEqual(['geneve', 50]);
   });
 
-  it('fills in config defaults', () => {
-    expect(sections({})).toEqual({ greeting: 'hello from overlay-geneve', mark: 0 });
-    expect(sections({ 'overlay-geneve': { mark: 7 } })).toEqual({ greeting: 'hello from overlay-geneve', mark: 7 });
+  it('defaults to port 6081 on the "auto" device, and refuses bad values naming the key', () => {
+    expect(section({})).toEqual({ port: 6081, device: 'auto' });
+    expect(section({ 'overlay-geneve': { port: 7000, device: 'eth1' } })).toEqual({ port: 7000, device: 'eth1' });
+    expect(() => section({ 'overlay-geneve': { port: 0 } })).toThrow(ConfigError);
+    expect(() => section({ 'overlay-geneve': { port: 70000 } })).toThrow(/overlay-geneve\.port/);
+    expect(() => section({ 'overlay-geneve': { device: 'a b' } })).toThrow(/overlay-geneve\.device/);
+    expect(() => section({ 'overlay-geneve': { vni: 1 } })).toThrow(/overlay-geneve\.vni: unknown key/);
   });
 
-  it('refuses unknown keys and wrong types, naming the key path', () => {
-    expect(() => sections({ 'overlay-geneve': { colour: 'blue' } })).toThrow(ConfigError);
-    expect(() => sections({ 'overlay-geneve': { colour: 'blue' } })).toThrow(/overlay-geneve\.colour: unknown key/);
-    expect(() => sections({ 'overlay-geneve': { mark: -1 } })).toThrow(/overlay-geneve\.mark: /);
-  });
-
-  it('ships the BPF object it declares, compiled for the bpf target', async () => {
+  it('ships its BPF object with the forward slot program and the receive program', () => {
     // The same command as the build-bpf target: writes dist/bpf/overlay-geneve.o.
     execFileSync('node', ['../../tools/bpf-build.mjs', '.'], { cwd: packageDir, stdio: 'pipe' });
-    const declared = plugin.bpf?.[0]?.object;
-    expect(declared).toBeInstanceOf(URL);
-    const elf = readFileSync(declared as URL);
+    const elf = readFileSync(GENEVE_OBJECT);
     expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
     expect(elf.readUInt16LE(18)).toBe(EM_BPF);
+    expect(plugin.bpf?.[0]?.programs).toEqual({ cil_geneve_to_overlay: { attach: 'from-container', slot: 'forward' } });
+    expect(elf.includes('cil_geneve_from_overlay')).toBe(true);
+  });
 
-    const lines: unknown[][] = [];
-    const logger = { info: (...args: unknown[]) => lines.push(args) } as never;
-    const config = sections({});
-    await plugin.start?.({ config, logger, agent: {} as never, resolver: {} as never });
-    expect(lines).toEqual([[{ object: fileURLToPath(declared as URL), mark: 0 }, 'hello from overlay-geneve']]);
+  it('hands addresses to the programs in host byte order', () => {
+    expect(ipv4HostOrder('172.30.0.1')).toBe(0xac1e0001);
   });
 });

@@ -17,6 +17,22 @@ export interface TestLink {
 export class TestNetwork {
   readonly #links: string[] = [];
   readonly #routes: string[][] = [];
+  readonly #netns: string[] = [];
+
+  /** A veth pair whose peer (`eth0`, with `peerAddress`) lives in a namespace of its own. */
+  linkToNetns(address: string, peerAddress: string): TestLink & { netns: string } {
+    const link = this.link({ address });
+    const netns = `${link.name}ns`;
+    sh('netns', 'add', netns);
+    this.#netns.push(netns);
+    sh('link', 'set', `${link.name}p`, 'netns', netns);
+    sh('-n', netns, 'link', 'set', `${link.name}p`, 'name', 'eth0');
+    sh('-n', netns, 'addr', 'add', peerAddress, 'dev', 'eth0');
+    sh('-n', netns, 'link', 'set', 'eth0', 'up');
+    sh('-n', netns, 'link', 'set', 'lo', 'up');
+    sh('link', 'set', link.name, 'up');
+    return { ...link, netns };
+  }
 
   /** A veth pair, both ends up, with `address` (a.b.c.d/len) on `name` when given. */
   link(options: { address?: string; forwarding?: boolean } = {}): TestLink {
@@ -49,6 +65,13 @@ export class TestNetwork {
         sh('route', 'del', ...spec);
       } catch {
         // gone with its link
+      }
+    }
+    for (const netns of this.#netns.splice(0)) {
+      try {
+        sh('netns', 'del', netns);
+      } catch {
+        // already gone
       }
     }
     for (const name of this.#links.splice(0)) {
