@@ -60,8 +60,9 @@ export function parseCiliumPolicy(doc: JsonObject, kind: CiliumKind, issues: Iss
   if (!has(doc, 'spec') && !has(doc, 'specs')) issues.error('spec', 'required: a spec, or a non-empty specs list');
   else if (!has(doc, 'spec') && specs?.length === 0) issues.error('specs', 'must not be empty (or give a spec)');
   if (!metadata) {
-    // Still validate the rules, so one run reports every problem of the document.
-    const placeholder: Context = { kind, metadata: { name: 'invalid', namespace: 'invalid' }, issues };
+    // Still validate the rules, so one run reports every problem of the document; without a
+    // valid namespace the namespace checks of the subject are skipped rather than guessed.
+    const placeholder: Context = { kind, metadata: { name: 'invalid' }, issues };
     if (spec) parseCiliumRule(spec, 'spec', placeholder);
     specs?.forEach((item: unknown, i) => parseCiliumRule(item, index('specs', i), placeholder, i));
     return [];
