@@ -183,7 +183,12 @@ describe('identities with the real agent (embedded KvStore)', () => {
     expect(JSON.parse(got.stdout)).toEqual({
       id: shop!.identity,
       scope: 'cluster',
-      labels: { 'k8s:app': 'shop', 'k8s:io.kubernetes.pod.namespace': NS_C, 'k8s:io.cilium.k8s.namespace.labels.team': 'blue' },
+      labels: {
+        'k8s:app': 'shop',
+        'k8s:io.kubernetes.pod.namespace': NS_C,
+        'k8s:io.cilium.k8s.namespace.labels.team': 'blue',
+        'k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name': NS_C,
+      },
     });
   });
 });

@@ -109,7 +109,8 @@ describe('manifest directory → endpoints (real agent, real network namespaces)
   it('turns a Pod file into an endpoint in a new network namespace, with the Pod labels', async () => {
     writeFileSync(join(manifests, 'web.yaml'), podYaml('web', { app: 'web' }));
     web = await until('the endpoint of Pod web', () => endpointOf('web'));
-    expect(web.labels).toEqual({ 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': K8S_NS });
+    // The namespace's own labels join, `kubernetes.io/metadata.name` among them (as Kubernetes sets it).
+    expect(web.labels).toEqual({ 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': K8S_NS, 'k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name': K8S_NS });
     expect(web.netns).toBe(`/run/netns/cilia_${K8S_NS}_web`);
     const addr = tryRun('ip', ['netns', 'exec', `cilia_${K8S_NS}_web`, 'ip', '-j', 'addr', 'show', 'eth0']);
     expect(addr.status, addr.stderr).toBe(0);
@@ -131,7 +132,7 @@ describe('manifest directory → endpoints (real agent, real network namespaces)
       return e?.labels['k8s:tier'] === 'front' ? e : undefined;
     });
     expect(updated).toMatchObject({ id: web.id, ipv4: web.ipv4 });
-    expect(updated.labels).toEqual({ 'k8s:app': 'web', 'k8s:tier': 'front', 'k8s:io.kubernetes.pod.namespace': K8S_NS });
+    expect(updated.labels).toEqual({ 'k8s:app': 'web', 'k8s:tier': 'front', 'k8s:io.kubernetes.pod.namespace': K8S_NS, 'k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name': K8S_NS });
     web = updated;
   }, 30_000);
 
