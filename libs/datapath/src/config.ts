@@ -25,7 +25,7 @@ export const datapathConfig = z.strictObject({
         .min(1)
         .max(16_777_216)
         .default(262_144)
-        .describe('Capacity of the policy map (cilia_policy), shared by all endpoints; applies when the map is created'),
+        .describe('Capacity of the policy map (cilia_policy), shared by all endpoints; fixed once the map is pinned (a different value fails the load until the pin is removed)'),
       maxEntriesPerEndpoint: z
         .number()
         .int()
