@@ -50,13 +50,15 @@ describe('cilia-agent lifecycle', () => {
       ['@cilia/kvstore', 'default', 'started'],
       ['@cilia/resources', 'default', 'started'],
       ['@cilia/identity', 'default', 'started'],
+      ['@cilia/policy', 'default', 'started'],
       ['@cilia/datapath', 'default', 'started'],
+      ['@cilia/policy-ipcache', 'default', 'started'],
       ['@cilia/nodes', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
       ['fixture-greeter', 'configured', 'started'],
       ['fixture-consumer', 'configured', 'started'],
     ]);
-    expect(status.plugins[8]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
+    expect(status.plugins[10]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
 
     const config = await apiGet<{ sources: string[]; config: Record<string, Record<string, unknown>> }>(agent.socket, '/v1/config');
     expect(config.body.sources[0]).toMatch(/presets\/standalone\.yaml$/);
@@ -122,8 +124,10 @@ describe('cilia-agent lifecycle', () => {
       ['@cilia/kvstore', 'default', 'started'],
       ['@cilia/resources', 'default', 'started'],
       ['@cilia/identity', 'default', 'started'],
+      ['@cilia/policy', 'default', 'started'],
       ['fixture-cloud-ipam', 'configured', 'started'],
       ['@cilia/datapath', 'default', 'started'],
+      ['@cilia/policy-ipcache', 'default', 'started'],
       ['@cilia/nodes', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
     ]);

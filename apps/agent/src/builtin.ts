@@ -4,6 +4,7 @@ import { identityAllocatorPlugin } from '@cilia/identity';
 import { hostScopeIpamPlugin } from '@cilia/ipam';
 import { embeddedKvStorePlugin } from '@cilia/kvstore';
 import { nodesPlugin } from '@cilia/nodes';
+import { policyIpCachePlugin, policyPlugin } from '@cilia/policy';
 import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
 
 /**
@@ -12,7 +13,20 @@ import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
  * More defaults (identity allocator, embedded KvStore, …) join as their libraries land.
  */
 export function defaultPlugins(): PluginCandidate[] {
-  return [hostScopeIpamPlugin, embeddedKvStorePlugin, identityAllocatorPlugin, coreDatapathPlugin, nodesPlugin, manifestsPlugin, podEndpointsPlugin].map((definition) => ({
+  return [
+    hostScopeIpamPlugin,
+    embeddedKvStorePlugin,
+    identityAllocatorPlugin,
+    // Before the datapath in start order (the datapath takes the repository as optional), so
+    // endpoints are adopted with their full policy; right after it, the link hands policy the
+    // datapath's ipcache for the CIDR identities.
+    policyPlugin,
+    coreDatapathPlugin,
+    policyIpCachePlugin,
+    nodesPlugin,
+    manifestsPlugin,
+    podEndpointsPlugin,
+  ].map((definition) => ({
     definition,
     origin: 'default' as const,
   }));
