@@ -12,3 +12,4 @@ export { BpfDatapath } from './loader.js';
 export { agentNetnsName, hostInterfaceName } from './naming.js';
 /** Codecs and names of the pinned datapath maps and records (bpf/include/cilia/). */
 export * as datapathMaps from './maps/index.js';
+export { PolicyRealizer, type EndpointPolicyView, type PolicyTarget } from './policy/realizer.js';
