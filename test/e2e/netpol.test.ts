@@ -5,7 +5,8 @@
 // between cases. Self-probes are included and always pass (a pod reaching its own address never
 // leaves its netns — upstream's AllowLoopback).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetpolCluster, WORLD, type ClusterPeer, type NamespaceBase } from './netpol/harness.js';
+import { stringify } from 'yaml';
+import { NetpolCluster, until, WORLD, type ClusterPeer, type NamespaceBase } from './netpol/harness.js';
 import { checkMatrix, type MatrixSpec, type ProbePort } from './netpol/matrix.js';
 
 const TCP80: ProbePort = { protocol: 'TCP', port: 80 };
@@ -53,8 +54,9 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     await cluster.waitRevision(revision);
   }
 
-  async function expectMatrix(spec: MatrixSpec = {}): Promise<void> {
-    const result = await checkMatrix(cluster, applied, spec);
+  /** `settleMs`: how long cells may take to agree (longer after identity changes, which carry no revision). */
+  async function expectMatrix(spec: MatrixSpec = {}, settleMs?: number): Promise<void> {
+    const result = await checkMatrix(cluster, applied, spec, settleMs);
     if (result.reprobed > 0) console.log(`netpol: ${result.reprobed} of ${result.cells} cells agreed only when probed again`);
     expect(result.mismatches, result.report).toEqual([]);
   }
@@ -178,11 +180,11 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     ]);
     try {
       await cluster.setNamespaceLabels('y', { ns: 'y', ns2: 'updated' });
-      await expectMatrix();
+      await expectMatrix({}, 20_000);
     } finally {
       await cluster.setNamespaceLabels('y', { ns: 'y' });
     }
-    await expectMatrix();
+    await expectMatrix({}, 20_000);
   }, CASE_TIMEOUT);
 
   it('a policy deleted: what it allowed is denied again, what the others allow stays', async () => {
@@ -194,6 +196,86 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     expect(revision, 'DELETE /v1/policy of allow-z matched nothing').toBeTypeOf('number');
     applied = applied.filter((d) => (d as { metadata: { name: string } }).metadata.name !== 'allow-z');
     await cluster.waitRevision(revision!);
+    await expectMatrix();
+  }, CASE_TIMEOUT);
+
+  it('egress named port and number: x/a may send only to serve-80-udp (by name) and TCP 81 of pods', async () => {
+    await policyCase(
+      [
+        netpol('egress-ports', 'x', {
+          podSelector: podIs('a'),
+          policyTypes: ['Egress'],
+          egress: [{ ports: [{ protocol: 'UDP', port: 'serve-80-udp' }, { protocol: 'TCP', port: 81 }] }],
+        }),
+      ],
+      { ports: ALL_PORTS },
+    );
+  }, CASE_TIMEOUT);
+
+  it('an allow-all rule (ingress: [{}]) stacked over a deny-all opens the namespace again', async () => {
+    await policyCase(
+      [
+        netpol('deny-all', 'x', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
+        netpol('allow-all-ingress', 'x', { podSelector: {}, ingress: [{}] }),
+      ],
+      { from: everyone(), to: [...pods(), host()] },
+    );
+  }, CASE_TIMEOUT);
+
+  it('a pod relabelled: its new labels open what the policy allows them', async () => {
+    await policyCase([netpol('allow-updated-pod', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { pod2: 'updated' } } }] }] })]);
+    try {
+      await cluster.setPodLabels('z', 'b', { pod: 'b', pod2: 'updated' });
+      await expectMatrix({}, 20_000);
+    } finally {
+      await cluster.setPodLabels('z', 'b', { pod: 'b' });
+    }
+    await expectMatrix({}, 20_000);
+  }, CASE_TIMEOUT);
+
+  it('a policy file in the manifest directory is enforced, and lifted when the file goes', async () => {
+    await cluster.resetPolicies();
+    applied = [];
+    const doc = netpol('from-manifest', 'y', { podSelector: podIs('c'), ingress: [{ from: [{ podSelector: {} }] }] });
+    const listed = async (present: boolean) =>
+      until(
+        `NetworkPolicy from-manifest to be ${present ? 'listed' : 'gone'} in GET /v1/policy`,
+        async () => {
+          const p = await cluster.policies();
+          return p.rules.some((r) => r.name === 'from-manifest') === present ? p.revision : undefined;
+        },
+        20_000,
+      );
+    try {
+      cluster.writeManifest('policy-from-manifest.yaml', [doc]);
+      await cluster.waitRevision(await listed(true));
+      applied = [doc];
+      await expectMatrix();
+    } finally {
+      cluster.writeManifest('policy-from-manifest.yaml', undefined);
+    }
+    await cluster.waitRevision(await listed(false));
+    applied = [];
+    await expectMatrix();
+  }, CASE_TIMEOUT);
+
+  it('through the CLI: cilia policy import -f - -o json, cilia policy wait, cilia policy delete', async () => {
+    await cluster.resetPolicies();
+    const docs = [
+      netpol('cli-deny', 'z', { podSelector: {}, policyTypes: ['Ingress'] }),
+      netpol('cli-allow-x', 'z', { podSelector: podIs('c'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'x' } } }] }] }),
+    ];
+    const imported = cluster.cli(['policy', 'import', '-f', '-', '-o', 'json'], docs.map((d) => stringify(d)).join('---\n'));
+    expect(imported.status, imported.stderr).toBe(0);
+    const { revision } = JSON.parse(imported.stdout) as { revision: number };
+    const waited = cluster.cli(['policy', 'wait', String(revision), '--timeout', '30s']);
+    expect(waited.status, waited.stderr + waited.stdout).toBe(0);
+    applied = docs;
+    await expectMatrix();
+    const deleted = cluster.cli(['policy', 'delete', 'cli-deny', '-n', ns('z')]);
+    expect(deleted.status, deleted.stderr).toBe(0);
+    applied = [docs[1]!];
+    await cluster.waitRevision((await cluster.policies()).revision);
     await expectMatrix();
   }, CASE_TIMEOUT);
 
@@ -240,5 +322,32 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
       cnp('x-from-pods', 'x', { endpointSelector: {}, ingress: [{ fromEndpoints: [everyPod] }] }),
       cnp('x-requires-a', 'x', { endpointSelector: {}, ingress: [{ fromRequires: [{ ...everyPod, matchLabels: { pod: 'a' } }] }] }),
     ]);
+  }, CASE_TIMEOUT);
+  it('an empty CNP rule enforces and allows nothing; enableDefaultDeny false allows without denying the rest; L4-only ANY opens a port for all', async () => {
+    await policyCase(
+      [
+        cnp('x-empty-rule', 'x', { endpointSelector: {}, ingress: [{}] }),
+        cnp('y-no-default-deny', 'y', { endpointSelector: {}, enableDefaultDeny: { ingress: false }, ingress: [{ fromEndpoints: [podIs('a')] }] }),
+        cnp('z-port-81', 'z', { endpointSelector: podIs('c'), ingress: [{ toPorts: [{ ports: [{ port: '81' }] }] }] }),
+      ],
+      { from: [...pods(), host(), ...world()], ports: ALL_PORTS },
+    );
+  }, CASE_TIMEOUT);
+
+  it('a CiliumClusterwideNetworkPolicy with specs: pods c of every namespace admit pods a of every namespace, pods b admit the world only', async () => {
+    await policyCase(
+      [
+        {
+          apiVersion: 'cilium.io/v2',
+          kind: 'CiliumClusterwideNetworkPolicy',
+          metadata: { name: 'ccnp-specs' },
+          specs: [
+            { endpointSelector: podIs('c'), ingress: [{ fromEndpoints: [podIs('a')] }] },
+            { endpointSelector: podIs('b'), ingress: [{ fromEntities: ['world'] }] },
+          ],
+        },
+      ],
+      { from: everyone(), to: pods() },
+    );
   }, CASE_TIMEOUT);
 });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { AgentStatus, Endpoint } from '@cilia/core';
-import { AGENT_MAIN, api, spawnInNetns, testPinRoot, type NetnsProcess } from '../../support/agent.js';
+import { AGENT_MAIN, api, REPO, spawnInNetns, testPinRoot, type NetnsProcess } from '../../support/agent.js';
 import type { ClusterModel, NamedPort, NamespaceModel, PeerModel, PodModel } from './oracle.js';
 import { PeerProcess } from './peer-process.js';
 
@@ -186,11 +186,11 @@ export class NetpolCluster {
     writeFileSync(join(this.manifests, `ns-${n}.yaml`), stringify(doc));
   }
 
-  #writePod(n: NamespaceBase, p: string): void {
+  #writePod(n: NamespaceBase, p: string, labels: Record<string, string> = { pod: p }): void {
     const doc = {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: p, namespace: this.ns(n), labels: { pod: p } },
+      metadata: { name: p, namespace: this.ns(n), labels },
       spec: {
         containers: [
           {
@@ -225,6 +225,44 @@ export class NetpolCluster {
       },
       30_000,
     );
+  }
+
+  /** Rewrites a Pod manifest with new labels and waits until its endpoint carries them. */
+  async setPodLabels(n: NamespaceBase, p: string, labels: Record<string, string>): Promise<void> {
+    const key = `${n}/${p}`;
+    const pod = this.#pods.get(key)!;
+    this.#pods.set(key, { ...pod, labels });
+    this.#writePod(n, p, labels);
+    await until(
+      `the endpoint of pod ${key} to carry the labels ${JSON.stringify(labels)}`,
+      async () => {
+        const e = (await this.endpoints()).find((x) => x.namespace === this.ns(n) && x.name === p);
+        const podLabels = Object.entries(e?.labels ?? {}).filter(([k]) => k.startsWith('k8s:') && !k.startsWith('k8s:io.'));
+        const same = podLabels.length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => e?.labels[`k8s:${k}`] === v);
+        return same ? true : undefined;
+      },
+      30_000,
+    );
+  }
+
+  /** Writes (or, with undefined, removes) a file of the watched manifest directory. */
+  writeManifest(file: string, documents: readonly unknown[] | undefined): void {
+    const path = join(this.manifests, file);
+    if (documents === undefined) rmSync(path, { force: true });
+    else writeFileSync(path, documents.map((d) => stringify(d)).join('---\n'));
+  }
+
+  /** `GET /v1/policy`. */
+  async policies(): Promise<{ revision: number; rules: { kind: string; name: string; namespace?: string }[] }> {
+    const r = await api<{ revision: number; rules: { kind: string; name: string; namespace?: string }[] }>(this.socket, 'GET', '/v1/policy');
+    if (r.status !== 200) throw new Error(`GET /v1/policy: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  /** Runs the `cilia` CLI against this agent. */
+  cli(args: readonly string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(join(REPO, 'node_modules/.bin/cilia'), [...args, '--socket', this.socket], { encoding: 'utf8', input, timeout: 60_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
   async endpoints(): Promise<Endpoint[]> {

@@ -66,7 +66,7 @@ async function probeCells(cells: readonly Cell[], timeoutMs: number): Promise<vo
  * policy between themselves), expecting what the oracle computes for `documents` over the
  * cluster's current labels.
  */
-export async function checkMatrix(cluster: NetpolCluster, documents: readonly unknown[], spec: MatrixSpec = {}, deadlineMs = 20_000): Promise<MatrixResult> {
+export async function checkMatrix(cluster: NetpolCluster, documents: readonly unknown[], spec: MatrixSpec = {}, deadlineMs = 8_000): Promise<MatrixResult> {
   const from = spec.from ?? cluster.podPeers();
   const to = spec.to ?? cluster.podPeers();
   const ports = spec.ports ?? [{ protocol: 'TCP', port: 80 }];
@@ -92,7 +92,7 @@ export async function checkMatrix(cluster: NetpolCluster, documents: readonly un
   const mismatches = wrong.map(
     (c) => `${c.from.name} -> ${c.to.name} ${c.port.protocol}/${c.port.port}: expected ${c.expected ? 'allowed' : 'denied'} (${c.why}), observed ${c.observed} after ${c.attempts} probes`,
   );
-  const report = mismatches.length === 0 ? '' : `${renderTables(cells, from, to, ports)}\nmismatches:\n  ${mismatches.join('\n  ')}`;
+  const report = mismatches.length === 0 ? '' : `the probed matrix differs from the oracle's\n${renderTables(cells, from, to, ports)}\nmismatches:\n  ${mismatches.join('\n  ')}`;
   return { mismatches, report, reprobed: firstWrong - wrong.length, cells: cells.length };
 }
 
