@@ -89,8 +89,10 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
 
   // ---- Kubernetes NetworkPolicy ----------------------------------------------------------
 
-  it('default deny ingress: nothing reaches namespace x but its own loopback and the host', async () => {
+  it('default deny ingress: nothing reaches namespace x but its own loopback and the host (drops counted as "policy denied")', async () => {
+    const before = cluster.dropCount('policyDenied');
     await policyCase([netpol('deny-ingress', 'x', { podSelector: {}, policyTypes: ['Ingress'] })], { from: [...pods(), host()], ports: [TCP80, UDP81] });
+    expect(cluster.dropCount('policyDenied')).toBeGreaterThan(before);
   }, CASE_TIMEOUT);
 
   it('default deny egress: namespace x reaches nothing, not even the host', async () => {
@@ -292,7 +294,8 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     );
   }, CASE_TIMEOUT);
 
-  it('deny beats allow: ingressDeny from namespace y on TCP 80 over an allow-all; egressDeny to pod b over an allow-all', async () => {
+  it('deny beats allow: ingressDeny from namespace y on TCP 80 over an allow-all; egressDeny to pod b over an allow-all (drops counted as deny-rule drops)', async () => {
+    const before = cluster.dropCount('policyDeny');
     await policyCase(
       [
         cnp('x-deny-y-80', 'x', {
@@ -304,6 +307,7 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
       ],
       { ports: [TCP80, TCP81] },
     );
+    expect(cluster.dropCount('policyDeny')).toBeGreaterThan(before);
   }, CASE_TIMEOUT);
 
   it('CIDRSet with except: fromCIDRSet on x, toCIDRSet on y/b', async () => {

@@ -11,7 +11,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { PerCpuMap } from '@cilia/bpf';
 import type { AgentStatus, Endpoint } from '@cilia/core';
+import { datapathMaps } from '@cilia/datapath';
 import { AGENT_MAIN, api, REPO, spawnInNetns, testPinRoot, type NetnsProcess } from '../../support/agent.js';
 import type { ClusterModel, NamedPort, NamespaceModel, PeerModel, PodModel } from './oracle.js';
 import { PeerProcess } from './peer-process.js';
@@ -250,6 +252,20 @@ export class NetpolCluster {
     const path = join(this.manifests, file);
     if (documents === undefined) rmSync(path, { force: true });
     else writeFileSync(path, documents.map((d) => stringify(d)).join('---\n'));
+  }
+
+  /** Packets the datapath dropped for `reason`, both directions (the per-CPU metrics map). */
+  dropCount(reason: keyof typeof datapathMaps.DropReason): number {
+    const metrics = PerCpuMap.openPinnedPerCpu(join(this.bpfRoot, 'cilia_metrics'), { key: datapathMaps.MetricsKey, value: datapathMaps.MetricsValue });
+    try {
+      let packets = 0;
+      for (const dir of [datapathMaps.Direction.ingress, datapathMaps.Direction.egress]) {
+        for (const v of metrics.lookup({ reason: datapathMaps.DropReason[reason], dir }) ?? []) packets += v.packets;
+      }
+      return packets;
+    } finally {
+      metrics.close();
+    }
   }
 
   /** `GET /v1/policy`. */
