@@ -41,23 +41,28 @@
 
 /* Set by the plugin when it loads the object (the device exists by then). */
 CILIA_CONST(__u32, VXLAN_IFINDEX, 0);
-/* The VXLAN device's MAC (every node's device has the same one): the inner destination MAC of
- * what this node sends, so a receiving stack takes frames it does not deliver itself as its own. */
-CILIA_CONST(__u64, VXLAN_MAC, 0);
 /* This node's tunnel endpoint (network order): entries pointing at it are not remote. */
 CILIA_CONST(__u32, LOCAL_TUNNEL_ENDPOINT, 0);
 
-static __always_inline int set_inner_macs(struct __sk_buff *skb)
+/* Every node's VXLAN device has the MAC 02:c1:<its tunnel endpoint's 4 bytes>, so a sender
+ * writes the receiver's device MAC as the inner destination without asking (a receiving stack
+ * then takes what it does not deliver itself as its own) and its own as the source (the
+ * receiving driver drops frames whose source is its own MAC as loops). */
+static __always_inline void device_mac(__u8 *mac, __be32 endpoint)
+{
+	mac[0] = 0x02;
+	mac[1] = 0xc1;
+	__builtin_memcpy(mac + 2, &endpoint, 4);
+}
+
+/* Writes the inner destination MAC, and the source MAC unless `dst_only`. */
+static __always_inline int set_inner_macs(struct __sk_buff *skb, __be32 endpoint, int dst_only)
 {
 	__u8 mac[12];
-	int i;
 
-#pragma unroll
-	for (i = 0; i < 6; i++) {
-		mac[i] = (VXLAN_MAC >> (40 - 8 * i)) & 0xff;
-		mac[6 + i] = mac[i];
-	}
-	return bpf_skb_store_bytes(skb, 0, mac, sizeof(mac), 0) < 0 ? -1 : 0;
+	device_mac(mac, endpoint);
+	device_mac(mac + 6, LOCAL_TUNNEL_ENDPOINT);
+	return bpf_skb_store_bytes(skb, 0, mac, dst_only ? 6 : 12, 0) < 0 ? -1 : 0;
 }
 
 static __always_inline int set_tunnel_key(struct __sk_buff *skb, __be32 endpoint, __u32 identity)
@@ -105,7 +110,7 @@ int cil_vxlan_forward(struct __sk_buff *skb)
 	r = cilia_ipv4_dec_ttl(skb);
 	if (r)
 		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
-	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0 || set_inner_macs(skb) < 0)
+	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0 || set_inner_macs(skb, endpoint, 0) < 0)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_ENCAP_FAILED, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
 	ctx.target_ifindex = VXLAN_IFINDEX;
 	cilia_forwarded(skb, &ctx, &t, CILIA_TRACE_TO_NETWORK, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
@@ -209,7 +214,8 @@ int cil_to_overlay(struct __sk_buff *skb)
 	endpoint = route_endpoint(skb, t.saddr, t.daddr);
 	if (!endpoint)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_NO_TUNNEL_ENDPOINT, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
-	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0)
+	/* The stack addressed the frame to this node's own device MAC (NOARP). */
+	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0 || set_inner_macs(skb, endpoint, 1) < 0)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_ENCAP_FAILED, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	return TC_ACT_OK;
 }

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { BpfObject, ensureBpffs } from '@cilia/bpf';
 import { CORE_API_VERSION, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
-import plugin, { VXLAN_OBJECT, type VxlanConfig } from './index.js';
-import { ipv4NetworkOrderU32, macU64 } from './underlay.js';
+import plugin, { VXLAN_OBJECT, vxlanDeviceMac, type VxlanConfig } from './index.js';
+import { ipv4NetworkOrderU32 } from './underlay.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const EM_BPF = 247;
@@ -45,7 +45,7 @@ describe('@cilia/plugin-overlay-vxlan', () => {
     const obj = BpfObject.open(fileURLToPath(VXLAN_OBJECT), { pinRoot });
     try {
       obj.setConstant('VXLAN_IFINDEX', 1);
-      obj.setConstant('VXLAN_MAC', macU64('02:c1:1a:00:00:01'));
+      obj.setConstant('LOCAL_TUNNEL_ENDPOINT', ipv4NetworkOrderU32('172.30.0.1'));
       obj.load();
       expect(['cil_vxlan_forward', 'cil_from_overlay', 'cil_to_overlay'].map((p) => obj.program(p).id > 0)).toEqual([true, true, true]);
     } finally {
@@ -56,6 +56,6 @@ describe('@cilia/plugin-overlay-vxlan', () => {
 
   it('encodes constants the way the programs read them', () => {
     expect(ipv4NetworkOrderU32('172.30.0.1')).toBe(0x01001eac);
-    expect(macU64('02:c1:1a:00:00:01')).toBe(0x02c11a000001n);
+    expect(vxlanDeviceMac('172.30.0.10')).toBe('02:c1:ac:1e:00:0a');
   });
 });

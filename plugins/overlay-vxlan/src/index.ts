@@ -4,7 +4,7 @@ import { vxlanConfig, type VxlanConfig } from './config.js';
 import { VXLAN_OBJECT, VxlanEncapsulation } from './vxlan.js';
 
 export { vxlanConfig, type VxlanConfig } from './config.js';
-export { VxlanEncapsulation, VXLAN_DEVICE_MAC, VXLAN_OBJECT, VXLAN_OVERHEAD, type VxlanEncapsulationOptions } from './vxlan.js';
+export { VxlanEncapsulation, vxlanDeviceMac, VXLAN_OBJECT, VXLAN_OVERHEAD, type VxlanEncapsulationOptions } from './vxlan.js';
 
 const { name, version } = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
 const instances = new WeakMap<object, VxlanEncapsulation>();

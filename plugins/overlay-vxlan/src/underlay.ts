@@ -15,7 +15,3 @@ export function ipv4NetworkOrderU32(ip: string): number {
   return Buffer.from(ip.split('.').map(Number)).readUInt32LE(0);
 }
 
-/** A MAC address as the u64 `0x0000aabbccddeeff` (first octet most significant). */
-export function macU64(mac: string): bigint {
-  return BigInt(`0x${mac.split(':').join('')}`);
-}

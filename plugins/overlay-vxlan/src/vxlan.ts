@@ -5,16 +5,19 @@ import { datapathMaps } from '@cilia/datapath';
 import { openNetlink, setSysctl, type Link, type NetlinkHandle } from '@cilia/netlink';
 import { NodeRouteTable } from '@cilia/nodes';
 import type { VxlanConfig } from './config.js';
-import { ipv4NetworkOrderU32, macU64, underlayLink } from './underlay.js';
+import { ipv4NetworkOrderU32, underlayLink } from './underlay.js';
 
 /** Outer Ethernet (14) + IPv4 (20) + UDP (8) + VXLAN (8) headers. */
 export const VXLAN_OVERHEAD = 50;
 /**
- * The MAC of every node's VXLAN device. The inner Ethernet header is never bridged anywhere,
- * so one well-known address lets a sender write the receiver's device MAC as the inner
- * destination without asking (the receiving stack then takes the frame as its own).
+ * The MAC of a node's VXLAN device: `02:c1` + the 4 bytes of its tunnel endpoint. A sender
+ * derives the receiver's device MAC from the endpoint it tunnels to, so its inner frames are
+ * addressed to that device without asking, and carry a source MAC that is not the receiver's
+ * own (which the VXLAN driver drops as a loop).
  */
-export const VXLAN_DEVICE_MAC = '02:c1:1a:00:00:01';
+export function vxlanDeviceMac(tunnelEndpoint: string): string {
+  return ['02', 'c1', ...tunnelEndpoint.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
 /** `bpf/vxlan.c` → `dist/bpf/vxlan.o`; `../` is the package root from src/ and from dist/. */
 export const VXLAN_OBJECT = new URL('../dist/bpf/vxlan.o', import.meta.url);
 
@@ -65,7 +68,8 @@ export class VxlanEncapsulation implements Encapsulation {
     const nl = await this.#netlink();
     const underlay = await underlayLink(nl, local.ipv4);
     const mtu = (underlay?.mtu ?? 1500) - VXLAN_OVERHEAD;
-    const device = await this.#ensureDevice(nl, mtu);
+    const self = local.tunnelEndpoint ?? local.ipv4;
+    const device = await this.#ensureDevice(nl, mtu, self ? vxlanDeviceMac(self) : undefined);
     const object = this.#load(device, local);
     try {
       // Device programs first, the forward slot last: by the time pods' packets are sent
@@ -119,13 +123,13 @@ export class VxlanEncapsulation implements Encapsulation {
     await (await nl?.catch(() => undefined))?.close();
   }
 
-  async #ensureDevice(nl: NetlinkHandle, mtu: number): Promise<Link> {
+  async #ensureDevice(nl: NetlinkHandle, mtu: number, mac: string | undefined): Promise<Link> {
     const { device: name, port } = this.#o.config;
     let link = await nl.findLink(name);
     if (link && link.kind !== 'vxlan') throw new Error(`overlay-vxlan.device: ${name} exists and is a ${link.kind ?? 'physical'} device, not vxlan`);
     // An existing device is kept (its attachments and routes carry traffic across a restart).
-    link ??= await nl.addVxlan({ name, port, mtu, mac: VXLAN_DEVICE_MAC, noArp: true });
-    await nl.setLink(link.index, { mtu, mac: VXLAN_DEVICE_MAC, up: true });
+    link ??= await nl.addVxlan({ name, port, mtu, noArp: true, ...(mac ? { mac } : {}) });
+    await nl.setLink(link.index, { mtu, up: true, ...(mac ? { mac } : {}) });
     // Decapsulated packets for the node come from remote pod addresses, routed back through
     // this device; the node forwards what it does not deliver itself; no IPv6 on the overlay.
     await setSysctl(`net.ipv4.conf.${name}.rp_filter`, 0);
@@ -145,7 +149,6 @@ export class VxlanEncapsulation implements Encapsulation {
     }
     try {
       object.setConstant('VXLAN_IFINDEX', device.index);
-      object.setConstant('VXLAN_MAC', macU64(VXLAN_DEVICE_MAC));
       const self = local.tunnelEndpoint ?? local.ipv4;
       if (self) object.setConstant('LOCAL_TUNNEL_ENDPOINT', ipv4NetworkOrderU32(self));
       object.load();

@@ -1,0 +1,161 @@
+// A multi-node lab in one routing mode, driven the way a person would: `npm run lab` for the
+// cluster, the agents' API sockets for pods and policy, probes from inside pod namespaces,
+// tshark on the underlay bridge. Shared by the routing suites (vxlan, native, geneve).
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Endpoint, IpCacheEntry } from '@cilia/core';
+import { api, REPO } from '../../support/agent.js';
+import { PeerProcess, type ProbeResult } from '../netpol/peer-process.js';
+
+const LAB = join(REPO, 'tools/lab/lab.mjs');
+const run = promisify(execFile);
+/** The port every pod's peer serves (TCP and UDP). */
+export const PORT = 8000;
+
+/** A pod of the lab: its endpoint, the node it runs on and the peer process inside it. */
+export interface LabPod {
+  readonly name: string;
+  readonly node: number;
+  readonly endpoint: Endpoint;
+  readonly peer: PeerProcess;
+}
+
+interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+}
+
+export class RoutingLab {
+  /** A prefix of its own: never touches a user's lab or another run. */
+  readonly prefix = `r${randomBytes(3).toString('hex')}`;
+  /** Kubernetes namespace of the pods (names their netns `cilia_<ns>_<pod>`). */
+  readonly k8sNamespace = `rt${this.prefix}`;
+  readonly pods: LabPod[] = [];
+
+  constructor(
+    readonly routing: string,
+    readonly nodes: number,
+  ) {}
+
+  node(k: number): string {
+    return `${this.prefix}-${k}`;
+  }
+
+  socket(k: number): string {
+    return `/var/run/cilia/${this.node(k)}/cilia.sock`;
+  }
+
+  get underlayNetns(): string {
+    return `${this.prefix}-underlay`;
+  }
+
+  get bridge(): string {
+    return `${this.prefix}-br`;
+  }
+
+  async lab(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const r = await run(process.execPath, [LAB, ...args, '--prefix', this.prefix], { encoding: 'utf8', timeout: 150_000 });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  }
+
+  async up(): Promise<void> {
+    const r = await this.lab('up', '--nodes', String(this.nodes), '--routing', this.routing);
+    if (r.code !== 0) throw new Error(`lab up --routing ${this.routing} failed:\n${r.stdout}\n${r.stderr}`);
+  }
+
+  /** Stops every peer, then removes the lab (idempotent: safe in afterAll after any failure). */
+  async down(): Promise<void> {
+    await Promise.all(this.pods.map((p) => p.peer.stop().catch(() => undefined)));
+    await this.lab('down');
+  }
+
+  /** Creates a pod on node `k` with label `app`, serving TCP and UDP on {@link PORT}. */
+  async addPod(name: string, k: number, app: string): Promise<LabPod> {
+    const r = await api<Endpoint>(this.socket(k), 'POST', '/v1/endpoints', { name, namespace: this.k8sNamespace, labels: { 'k8s:app': app } });
+    if (r.status !== 201) throw new Error(`pod ${name} on ${this.node(k)}: ${r.status} ${JSON.stringify(r.body)}`);
+    const peer = await PeerProcess.start(name, r.body.netns.replace('/run/netns/', ''), [PORT]);
+    const pod = { name, node: k, endpoint: r.body, peer };
+    this.pods.push(pod);
+    return pod;
+  }
+
+  /** One TCP or UDP probe from `from` to `to` (a fresh source port each time). */
+  async probe(from: LabPod, to: LabPod, protocol: 'TCP' | 'UDP', timeoutMs = 1500): Promise<ProbeResult> {
+    const [result] = await from.peer.probe([{ host: to.endpoint.ipv4!, port: PORT, protocol }], timeoutMs);
+    return result!;
+  }
+
+  /** Whether one ICMP echo from `from` to `to` is answered. */
+  ping(from: LabPod, to: LabPod): boolean {
+    return spawnSync('ip', ['netns', 'exec', from.endpoint.netns.replace('/run/netns/', ''), 'ping', '-c', '1', '-W', '2', to.endpoint.ipv4!], { encoding: 'utf8' }).status === 0;
+  }
+
+  /** Imports policy documents on every node's agent (each agent has its own repository). */
+  async importPolicy(...documents: unknown[]): Promise<void> {
+    for (let k = 1; k <= this.nodes; k++) {
+      const r = await api<{ revision: number }>(this.socket(k), 'POST', '/v1/policy', { documents });
+      if (r.status !== 200) throw new Error(`policy import on ${this.node(k)}: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+  }
+
+  /** The routes Cilia set towards other nodes on node `k` (`proto 200`). */
+  nodeRoutes(k: number): string[] {
+    const out = spawnSync('ip', ['-n', this.node(k), '-j', 'route', 'show', 'proto', '200'], { encoding: 'utf8' }).stdout;
+    return (JSON.parse(out || '[]') as IpRoute[]).map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}`).sort();
+  }
+
+  async ipcache(k: number): Promise<IpCacheEntry[]> {
+    return (await api<IpCacheEntry[]>(this.socket(k), 'GET', '/v1/ipcache')).body;
+  }
+
+  /** Prefixes in node `k`'s `cilia_ipcache` LPM map, read with bpftool. */
+  lpmPrefixes(k: number): string[] {
+    const out = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `/sys/fs/bpf/cilia-lab/${this.node(k)}/cilia_ipcache`], { encoding: 'utf8' }).stdout;
+    const entries = JSON.parse(out || '[]') as { formatted?: { key: { prefixlen: number; addr: number[] } } }[];
+    return entries.flatMap((e) => (e.formatted ? [`${e.formatted.key.addr.slice(0, 4).join('.')}/${e.formatted.key.prefixlen - 32}`] : []));
+  }
+
+  /**
+   * Captures underlay frames matching `filter` on the lab bridge while `traffic` runs, and
+   * returns tshark's fields of each (decoding UDP `decodePort` as `decodeAs`, e.g. vxlan).
+   */
+  async capture(filter: string, fields: readonly string[], traffic: () => Promise<void>, decode?: string): Promise<string[][]> {
+    const pcap = `/tmp/cilia-${this.prefix}-${randomBytes(3).toString('hex')}.pcap`;
+    const child = spawn('ip', ['netns', 'exec', this.underlayNetns, 'tshark', '-q', '-i', this.bridge, '-f', filter, '-w', pcap, '-a', 'duration:60'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const closed = new Promise((r) => child.once('close', r));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!stderr.includes('Capturing on')) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`tshark did not start: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // dumpcap says "Capturing on" a moment before its filter is attached.
+      await new Promise((r) => setTimeout(r, 1000));
+      await traffic();
+      // Give the last frames time to be written.
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      child.kill('SIGINT');
+      await closed;
+    }
+    try {
+      const args = ['-r', pcap, ...(decode ? ['-d', decode] : []), '-T', 'fields', '-E', 'separator=;', ...fields.flatMap((f) => ['-e', f])];
+      const out = spawnSync('tshark', args, { encoding: 'utf8' });
+      if (out.status !== 0) throw new Error(`tshark -r failed: ${out.stderr}`);
+      return out.stdout.split('\n').filter(Boolean).map((l) => l.split(';'));
+    } finally {
+      rmSync(pcap, { force: true });
+    }
+  }
+}
