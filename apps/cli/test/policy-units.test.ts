@@ -43,7 +43,7 @@ describe('parseDport', () => {
 });
 
 describe('peerLabels', () => {
-  const lookup = async (id: number) => endpoint(id, 0);
+  const lookup = async (id: number) => endpoint(id, 0).labels;
   it('looks an endpoint id up, and reads a label list, giving bare keys k8s:', async () => {
     expect(await peerLabels('12', '--src', lookup)).toEqual({ 'k8s:app': 'a12' });
     expect(await peerLabels('app=web, io.kubernetes.pod.namespace=x,reserved:world', '--src', lookup)).toEqual({

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Endpoint, Labels, PolicyRuleInfo } from '@cilia/core';
+import type { Endpoint, Identity, Labels, PolicyRuleInfo } from '@cilia/core';
 import { Option, type Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { AgentApiError } from '../client.js';
@@ -8,6 +8,8 @@ import { CliError, UsageError } from '../errors.js';
 import { outputOption, render, type OutputFormat } from '../output.js';
 import { NONE, renderTable } from '../table.js';
 import { send } from './endpoint.js';
+
+const NAMESPACE_LABEL = 'k8s:io.kubernetes.pod.namespace';
 
 /** Body of `GET /v1/policy`. */
 export interface PolicyListing {
@@ -96,7 +98,13 @@ export function registerPolicyCommands(program: Command, ctx: CommandContext): v
     .action(async (opts: { src: string; dst: string; dport: string; output: OutputFormat }, command: Command) => {
       const client = ctx.client(command);
       const { port, protocol } = parseDport(opts.dport);
-      const [src, dst] = await Promise.all([peerLabels(opts.src, '--src', (id) => client.get<Endpoint>(`/v1/endpoints/${id}`)), peerLabels(opts.dst, '--dst', (id) => client.get<Endpoint>(`/v1/endpoints/${id}`))]);
+      const endpointLabels = async (id: number): Promise<Labels> => {
+        const endpoint = await client.get<Endpoint>(`/v1/endpoints/${id}`);
+        // Policy selects the identity's labels (namespace and namespace labels included), not the bare pod labels.
+        const identity = await client.get<Identity>(`/v1/identities/${endpoint.identity}`).catch(() => undefined);
+        return identity?.labels ?? { ...endpoint.labels, [NAMESPACE_LABEL]: endpoint.namespace };
+      };
+      const [src, dst] = await Promise.all([peerLabels(opts.src, '--src', endpointLabels), peerLabels(opts.dst, '--dst', endpointLabels)]);
       const result = await send<TraceResult>(client, 'POST', '/v1/policy/trace', { src: { labels: src }, dst: { labels: dst }, dport: port, protocol });
       ctx.io.stdout.write(render(opts.output, result, traceText));
     });
@@ -200,11 +208,11 @@ export function parseDport(text: string): { port: number; protocol: string } {
 }
 
 /**
- * An endpoint id (its labels are looked up) or a label list `k8s:app=web,io.kubernetes.pod.namespace=x`;
+ * An endpoint id (its identity's labels are looked up) or a label list `k8s:app=web,io.kubernetes.pod.namespace=x`;
  * keys without a source get `k8s:`, a key without `=` has the empty value (like `reserved:world`).
  */
-export async function peerLabels(text: string, flag: string, endpoint: (id: number) => Promise<Endpoint>): Promise<Labels> {
-  if (/^\d{1,9}$/.test(text)) return (await endpoint(Number(text))).labels;
+export async function peerLabels(text: string, flag: string, endpointLabels: (id: number) => Promise<Labels>): Promise<Labels> {
+  if (/^\d{1,9}$/.test(text)) return endpointLabels(Number(text));
   const labels: Record<string, string> = {};
   for (const item of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
     const eq = item.indexOf('=');

@@ -1,0 +1,203 @@
+// `cilia policy ...` and `cilia endpoint get` against a running agent: the agent runs in a
+// private "node" network namespace (nsenter --net; bpffs and /run/netns stay shared) with two
+// endpoints, and every command goes through the real CLI binary and the agent's socket.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import type { AgentStatus, Endpoint, PolicyRuleInfo } from '@cilia/core';
+import { AGENT_MAIN, api, REPO, spawnInNetns, testPinRoot, type NetnsProcess } from '../support/agent.js';
+
+const RUN = randomBytes(3).toString('hex');
+const NODE_NS = `cilia-e2e-clipol-${RUN}`;
+const K8S_NS = `clipol${RUN}`;
+const CLI = join(REPO, 'node_modules/.bin/cilia');
+
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
+
+const POLICIES = `# a web server that only api may reach, on 80 (with HTTP rules, kept for the L7 proxy)
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: allow-api, namespace: ${K8S_NS}}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: api}}]
+      toPorts:
+        - ports: [{port: "80", protocol: TCP}]
+          rules: {http: [{method: GET}]}
+---
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: networking.k8s.io/v1
+    kind: NetworkPolicy
+    metadata: {name: api-egress, namespace: ${K8S_NS}}
+    spec:
+      podSelector: {matchLabels: {app: api}}
+      policyTypes: [Egress]
+      egress: [{ports: [{port: 80}]}]
+`;
+
+describe('cilia policy against a running agent', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cilia-clipol-e2e-'));
+  const socket = join(dir, 'cilia.sock');
+  const bpfRoot = testPinRoot(dir);
+  const configFile = join(dir, 'agent.yaml');
+  let agent: NetnsProcess | undefined;
+  let web: Endpoint;
+  let apiEp: Endpoint;
+
+  const cilia = (args: string[], input?: string) => {
+    const r = spawnSync(CLI, [...args, '--socket', socket], { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  async function startAgent(): Promise<void> {
+    agent = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', configFile]);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.output()}`);
+      const status = await api<AgentStatus>(socket, 'GET', '/v1/status').catch(() => undefined);
+      if (status?.body.health === 'ok') return;
+      if (status && status.body.health !== 'starting') throw new Error(`agent health ${status.body.health}: ${status.body.problems.join('; ')}`);
+      if (Date.now() > deadline) throw new Error(`agent not ready: ${agent.output()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async function stopAgent(): Promise<void> {
+    if (!agent) return;
+    if (agent.child.exitCode === null && agent.child.signalCode === null) agent.child.kill('SIGTERM');
+    await agent.done;
+    agent = undefined;
+  }
+
+  beforeAll(async () => {
+    sh('ip', ['netns', 'add', NODE_NS]);
+    sh('ip', ['-n', NODE_NS, 'link', 'set', 'lo', 'up']);
+    const agentSection = { apiSocket: socket, stateDir: join(dir, 'state'), metricsAddress: '', bpfRoot, nodeName: `clipol-${RUN}` };
+    writeFileSync(configFile, stringify({ agent: agentSection, ipam: { podCIDRs: ['10.244.41.0/24'] }, datapath: { masquerade: false }, manifests: { directory: join(dir, 'manifests') } }));
+    await startAgent();
+    const create = (name: string, app: string) => {
+      const r = cilia(['endpoint', 'create', '--name', name, '--namespace', K8S_NS, '--labels', `k8s:app=${app}`, '-o', 'json']);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as Endpoint;
+    };
+    web = create('web', 'web');
+    apiEp = create('api', 'api');
+  }, 90_000);
+
+  afterAll(async () => {
+    if (agent && agent.child.exitCode === null) agent.child.kill('SIGKILL');
+    await agent?.done;
+    for (const ns of tryRun('ip', ['netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0]!)) {
+      if (ns.startsWith(`cilia_${K8S_NS}_`)) tryRun('ip', ['netns', 'delete', ns]);
+    }
+    tryRun('ip', ['netns', 'delete', NODE_NS]);
+    rmSync(bpfRoot, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('imports a multi-document file (a List unpacked), prints the revision, and -o json gives {"revision": N}', () => {
+    const file = join(dir, 'policies.yaml');
+    writeFileSync(file, POLICIES);
+    const r = cilia(['policy', 'import', '-f', file]);
+    expect(r, r.stderr).toMatchObject({ code: 0, stdout: 'Revision: 1\n' });
+    const again = cilia(['policy', 'import', '-f', '-', '-o', 'json'], POLICIES);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({ revision: 2 });
+  });
+
+  it('refuses a bad document naming the file, the document, the field and the reason, and imports nothing', () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, `${POLICIES}---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: broken, namespace: ${K8S_NS}}\nspec:\n  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: "99999"}]}]}]\n`);
+    const r = cilia(['policy', 'import', '-f', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^cilia: ${file}: document 3 \\(CiliumNetworkPolicy ${K8S_NS}/broken\\) spec\\.ingress\\[0\\]\\.toPorts\\[0\\]\\.ports\\[0\\]\\.port: .+; nothing was imported\\n$`));
+    const listed = JSON.parse(cilia(['policy', 'get', '-o', 'json']).stdout) as { revision: number; rules: PolicyRuleInfo[] };
+    expect(listed.revision).toBe(2);
+    expect(listed.rules.map((p) => p.name).sort()).toEqual(['allow-api', 'api-egress']);
+  });
+
+  it('get lists policies as a table with the L7 note, and as JSON and YAML', () => {
+    const table = cilia(['policy', 'get']);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.split('\n');
+    expect(lines[0]).toBe('Revision: 2   Enforcement: default');
+    expect(lines[2]!.split(/\s{2,}/)).toEqual(['KIND', 'NAMESPACE', 'NAME', 'REVISION', 'NOTES']);
+    const row = lines.find((l) => l.includes('allow-api'))!.split(/\s{2,}/);
+    expect(row.slice(0, 4)).toEqual(['CiliumNetworkPolicy', K8S_NS, 'allow-api', '2']);
+    expect(row[4]).toContain('L7 rules are enforced at L4');
+    const yaml = parse(cilia(['policy', 'get', '-o', 'yaml']).stdout) as { enforcement: string; rules: PolicyRuleInfo[] };
+    expect(yaml.enforcement).toBe('default');
+    expect(yaml.rules.find((p) => p.name === 'api-egress')).toMatchObject({ kind: 'NetworkPolicy', namespace: K8S_NS, revision: 2 });
+  });
+
+  it('wait returns once every endpoint realized the revision, and names the ones behind on timeout', () => {
+    const ok = cilia(['policy', 'wait', '2', '--timeout', '30s']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout.trim().split('\n').at(-1)).toBe('2/2 endpoints at revision ≥ 2');
+    const late = cilia(['policy', 'wait', '99', '--timeout', '600ms']);
+    expect(late.code).toBe(1);
+    expect(late.stdout).toContain('0/2 endpoints at revision ≥ 99');
+    expect(late.stderr).toMatch(new RegExp(`^cilia: timed out after 600 ms: 2 endpoint\\(s\\) below revision 99: ${web.id} \\(${K8S_NS}/web\\) at \\d+, ${apiEp.id} \\(${K8S_NS}/api\\) at \\d+\\n$`));
+  });
+
+  it('trace explains allowed and denied by endpoint id or labels, exit 0 either way', () => {
+    const allowed = cilia(['policy', 'trace', '--src', String(apiEp.id), '--dst', String(web.id), '--dport', '80/TCP']);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stdout).toMatch(/^Verdict: allowed\n/);
+    expect(allowed.stdout).toMatch(/Ingress \(to --dst\): enforced, allowed, allowed by \S*allow-api/);
+    expect(allowed.stdout).toMatch(/Egress \(from --src\): enforced, allowed, allowed by \S*api-egress/);
+
+    const wrongPort = cilia(['policy', 'trace', '--src', String(apiEp.id), '--dst', String(web.id), '--dport', '81']);
+    expect(wrongPort.code, wrongPort.stderr).toBe(0);
+    expect(wrongPort.stdout).toMatch(/^Verdict: denied\n/);
+
+    const stranger = cilia(['policy', 'trace', '--src', `app=other,io.kubernetes.pod.namespace=${K8S_NS}`, '--dst', `k8s:app=web,k8s:io.kubernetes.pod.namespace=${K8S_NS}`, '--dport', '80/tcp', '-o', 'json']);
+    expect(stranger.code, stranger.stderr).toBe(0);
+    expect(JSON.parse(stranger.stdout)).toMatchObject({ verdict: 'denied', ingress: { enforced: true, verdict: 'denied' }, egress: { enforced: false } });
+
+    const unknown = cilia(['policy', 'trace', '--src', '999', '--dst', String(web.id), '--dport', '80']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^cilia: endpoint 999 not found/);
+    expect(cilia(['policy', 'trace', '--src', '1', '--dst', '2', '--dport', 'http']).code).toBe(2);
+  });
+
+  it('endpoint get shows the realized policy map', () => {
+    const r = cilia(['endpoint', 'get', String(web.id)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Policy enforcement:\s+ingress enforce, egress allow-all/);
+    const rows = r.stdout.split('\n').map((l) => l.trim().split(/\s{2,}/));
+    expect(rows).toContainEqual(['DIRECTION', 'IDENTITY', 'PROTOCOL', 'PORT(S)', 'VERDICT']);
+    expect(rows).toContainEqual(['ingress', String(apiEp.identity), 'TCP', '80', 'allow']);
+    // Cilium's allow-localhost: the host reaches an endpoint whose ingress is enforced.
+    expect(rows).toContainEqual(['ingress', '1', 'ANY', 'any', 'allow']);
+  });
+
+  it('policies imported through the CLI survive an agent restart', async () => {
+    await stopAgent();
+    await startAgent();
+    const listed = JSON.parse(cilia(['policy', 'get', '-o', 'json']).stdout) as { rules: PolicyRuleInfo[] };
+    expect(listed.rules.map((p) => p.name).sort()).toEqual(['allow-api', 'api-egress']);
+  }, 60_000);
+
+  it('delete by name (and namespace), refuses what matches nothing, and --all', () => {
+    const one = cilia(['policy', 'delete', 'allow-api', '-n', K8S_NS]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toMatch(new RegExp(`^Deleted CiliumNetworkPolicy ${K8S_NS}/allow-api\\nRevision: \\d+\\n$`));
+    const none = cilia(['policy', 'delete', 'allow-api']);
+    expect(none).toMatchObject({ code: 1, stderr: 'cilia: no policy matches "allow-api" (at name)\n' });
+    expect(cilia(['policy', 'delete']).code).toBe(2);
+    expect(cilia(['policy', 'delete', 'x', '--all']).code).toBe(2);
+    const all = cilia(['policy', 'delete', '--all', '-o', 'json']);
+    expect(all.code, all.stderr).toBe(0);
+    expect(JSON.parse(all.stdout)).toMatchObject({ deleted: [{ kind: 'NetworkPolicy', namespace: K8S_NS, name: 'api-egress' }] });
+    expect(cilia(['policy', 'get']).stdout).toMatch(/No policies\.\n$/);
+  });
+});
