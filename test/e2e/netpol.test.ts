@@ -129,6 +129,24 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     ]);
   }, CASE_TIMEOUT);
 
+  it('matchExpressions: NotIn, Exists and DoesNotExist in pod and namespace selectors', async () => {
+    await policyCase([
+      netpol('match-expressions', 'x', {
+        podSelector: { matchExpressions: [{ key: 'pod', operator: 'NotIn', values: ['a'] }] },
+        ingress: [
+          {
+            from: [
+              {
+                namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['y'] }] },
+                podSelector: { matchExpressions: [{ key: 'pod', operator: 'Exists' }, { key: 'pod2', operator: 'DoesNotExist' }] },
+              },
+            ],
+          },
+        ],
+      }),
+    ]);
+  }, CASE_TIMEOUT);
+
   it('ports: TCP 80 by number on x/a, serve-81-udp by name on x/b', async () => {
     await policyCase(
       [
@@ -318,6 +336,20 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
       ],
       { from: everyone(), to: everyone(), ports: [TCP80, UDP80] },
     );
+  }, CASE_TIMEOUT);
+
+  it('namespace labels in Cilium selectors: folded into the CNP namespace, cluster-wide in a CCNP', async () => {
+    const nsLabel = (v: string) => ({ matchLabels: { 'k8s:io.cilium.k8s.namespace.labels.ns': v } });
+    await policyCase([
+      // Folded: pods of x whose namespace is labelled ns=x, i.e. x itself; ns=y names nobody in x.
+      cnp('x-from-ns-label', 'x', { endpointSelector: {}, ingress: [{ fromEndpoints: [nsLabel('x'), nsLabel('y')] }] }),
+      {
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumClusterwideNetworkPolicy',
+        metadata: { name: 'z-from-y-by-label' },
+        spec: { endpointSelector: nsLabel('z'), ingress: [{ fromEndpoints: [nsLabel('y')] }] },
+      },
+    ]);
   }, CASE_TIMEOUT);
 
   it('fromRequires: an allow from every pod narrowed to pods labelled pod=a', async () => {
