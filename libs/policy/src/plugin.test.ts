@@ -219,6 +219,15 @@ describe('the policy plugin in the agent', () => {
     expect((await agent.call('POST', '/v1/policy', { documents: [cnp('a', 'x', allowFrom('api', '80'))] })).status).toBe(200);
   });
 
+  it('restores the persisted policies still valid and names the one refused', async () => {
+    mkdirSync(join(dir, 'state'), { recursive: true });
+    const refused = cnp('old', 'x', { endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '99999' }] }] }] });
+    writeFileSync(join(dir, 'state', 'policies.json'), JSON.stringify({ version: 1, documents: [cnp('kept', 'x', allowPort('80')), refused] }));
+    const agent = await startAgent();
+    expect(ruleNames(agent)).toEqual(['CiliumNetworkPolicy/x/kept']);
+    expect(agent.problems()).toEqual([expect.stringMatching(/^@cilia\/policy: persisted policy CiliumNetworkPolicy\/x\/old refused: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port: .+; it is not enforced$/)]);
+  });
+
   it('follows policies in the manifest directory: there at start, added, updated, refused, deleted', async () => {
     writeFileSync(join(manifests, 'ns.yaml'), stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'x' } }));
     writeFileSync(join(manifests, 'a.yaml'), stringify(cnp('from-dir', 'x', allowPort('80'))));
@@ -239,7 +248,7 @@ describe('the policy plugin in the agent', () => {
     const revision = repo.revision();
     writeFileSync(join(manifests, 'a.yaml'), stringify(cnp('from-dir', 'x', { endpointSelector: { matchLabels: { app: 'web' } }, ingress: [{ toPorts: [{ ports: [{ port: 'not a port!' }] }] }] })));
     const problem = await until('the refused manifest in status', () => agent.problems().find((p) => p.includes('from-dir')));
-    expect(problem).toMatch(/^@cilia\/policy: CiliumNetworkPolicy x\/from-dir refused: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port: .+; nothing changed because of it$/);
+    expect(problem).toMatch(/^@cilia\/policy: CiliumNetworkPolicy x\/from-dir from manifests:\S+ refused: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port: .+; nothing changed because of it$/);
     // Nothing else changed: the last valid version still applies.
     expect(repo.revision()).toBe(revision);
     expect(entries()).toContain(443);
@@ -252,11 +261,16 @@ describe('the policy plugin in the agent', () => {
     expect(() => readFileSync(join(dir, 'state', 'policies.json'), 'utf8')).toThrow(/ENOENT/);
   });
 
-  it("publishes CIDR peers' identities into the ipcache once it is connected, and withdraws them", async () => {
-    const agent = await startAgent();
+  it("publishes CIDR peers' identities into the ipcache, also those restored before it was connected, and withdraws them", async () => {
+    const first = await startAgent();
     const egress = cnp('to-net', 'x', { endpointSelector: { matchLabels: { app: 'web' } }, egress: [{ toCIDRSet: [{ cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] }] }] });
-    await agent.call('POST', '/v1/policy', { documents: [egress] });
-    await until('the CIDR entries', () => agent.ipcache.entries.size === 2);
+    await first.call('POST', '/v1/policy', { documents: [egress] });
+    await until('the CIDR entries', () => first.ipcache.entries.size === 2);
+    await stop(first);
+
+    // Restored while policy starts, before the datapath (the ipcache's provider) has: held, then written.
+    const agent = await startAgent();
+    expect([...agent.ipcache.entries.keys()].sort()).toEqual(['192.0.2.0/24', '192.0.2.128/25']);
     const entry = agent.ipcache.entries.get('192.0.2.0/24')!;
     expect(entry).toMatchObject({ source: 'generated' });
     expect(entry.identity).toBeGreaterThan(1 << 24);

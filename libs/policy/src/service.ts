@@ -151,7 +151,7 @@ export class PolicyService {
   async follow(source: ResourceSource, syncTimeoutMs = 5000): Promise<void> {
     let synced!: () => void;
     const listed = new Promise<void>((resolve) => (synced = resolve));
-    this.#unsubscribe = source.subscribe(POLICY_KINDS, (event) => this.#onResource(event, synced));
+    this.#unsubscribe = source.subscribe(POLICY_KINDS, (event) => this.#onResource(event, source.name, synced));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), syncTimeoutMs)));
     const late = await Promise.race([listed.then(() => this.#serial(async () => false)), timedOut]);
@@ -170,7 +170,7 @@ export class PolicyService {
     return [...this.#startProblems, ...(this.#persistProblem ? [this.#persistProblem] : []), ...this.#refused.values()];
   }
 
-  #onResource(event: ResourceEvent, synced: () => void): void {
+  #onResource(event: ResourceEvent, origin: string, synced: () => void): void {
     switch (event.type) {
       case 'upsert': {
         const { ref, object } = event;
@@ -184,8 +184,8 @@ export class PolicyService {
             const errors = validationErrors(err);
             if (!errors) throw err;
             const reason = describeFieldErrors(errors);
-            this.#log.error({ policy: key, source: 'resources', errors }, 'policy from the resource source refused; nothing changed because of it');
-            this.#refused.set(key, `${refName(ref)} refused: ${reason}; nothing changed because of it`);
+            this.#log.error({ policy: key, source: origin, errors }, 'policy from the resource source refused; nothing changed because of it');
+            this.#refused.set(key, `${refName(ref)} from ${origin} refused: ${reason}; nothing changed because of it`);
           }
         }).catch((err: unknown) => this.#log.error({ err, policy: key }, 'importing a policy from the resource source failed'));
         return;
