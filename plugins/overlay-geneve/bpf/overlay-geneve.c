@@ -33,6 +33,12 @@ CILIA_CONST(__u16, GENEVE_PORT, 6081);
  * node (ipcache identity host) receives. */
 CILIA_CONST(__u32, TUNNEL_IPV4, 0);
 
+#ifndef CILIA_IDENTITY_REMOTE_NODE
+/* Reserved identity of another node (Cilium's remote-node): what a VNI of 1 (the sender's
+ * own host) means here, never this node's host. */
+#define CILIA_IDENTITY_REMOTE_NODE 6
+#endif
+
 #define GENEVE_ENCAP_FLAGS                                                                        \
 	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |   \
 	 BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN))
@@ -197,7 +203,7 @@ int cil_geneve_from_overlay(struct __sk_buff *skb)
 	 * headers and the inner Ethernet header. The pod MTU left room for them: keep gso_size. */
 	if (bpf_skb_adjust_room(skb, -(inner - ETH_HLEN), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		goto decap_failed;
-	ctx.src_identity = vni;
+	ctx.src_identity = vni == CILIA_IDENTITY_HOST ? CILIA_IDENTITY_REMOTE_NODE : vni;
 	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
 		return cilia_drop(skb, &ctx, NULL, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
 	ep = cilia_endpoint_lookup4(t.daddr);

@@ -205,6 +205,12 @@ describe('decapsulation (tc ingress of the underlay device)', () => {
     expect(r.data.subarray(34).equals(inner.subarray(34))).toBe(true);
   });
 
+  it('takes VNI 1 (the sending node itself) as remote-node, never as this host', () => {
+    const r = run(fromOverlay, tunnelled({ inner: innerToA(41003), vni: 1 }), underlay.ifindex);
+    expect(r.retval).toBe(TC_ACT.REDIRECT);
+    expect(r.context.srcIdentity).toBe(6);
+  });
+
   it('skips options that are not critical', () => {
     const r = run(fromOverlay, tunnelled({ inner: innerToA(41002), options: Buffer.alloc(8, 0x11) }), underlay.ifindex);
     expect(r.retval).toBe(TC_ACT.REDIRECT);
