@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { NetpolCluster, until, WORLD, type ClusterPeer, type NamespaceBase } from './netpol/harness.js';
-import { checkMatrix, type MatrixSpec, type ProbePort } from './netpol/matrix.js';
+import { checkMatrix, type CheckOptions, type MatrixSpec, type ProbePort } from './netpol/matrix.js';
 
 const TCP80: ProbePort = { protocol: 'TCP', port: 80 };
 const TCP81: ProbePort = { protocol: 'TCP', port: 81 };
@@ -16,6 +16,8 @@ const UDP81: ProbePort = { protocol: 'UDP', port: 81 };
 const ALL_PORTS = [TCP80, TCP81, UDP80, UDP81];
 
 const CASE_TIMEOUT = 90_000;
+/** Relabels change identities without a policy revision to wait for: cells may settle, both ways. */
+const AFTER_RELABEL: CheckOptions = { settleMs: 20_000, strict: false };
 
 describe('network policy e2e (upstream netpol model, real agent and datapath)', () => {
   const cluster = new NetpolCluster();
@@ -54,9 +56,8 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     await cluster.waitRevision(revision);
   }
 
-  /** `settleMs`: how long cells may take to agree (longer after identity changes, which carry no revision). */
-  async function expectMatrix(spec: MatrixSpec = {}, settleMs?: number): Promise<void> {
-    const result = await checkMatrix(cluster, applied, spec, settleMs);
+  async function expectMatrix(spec: MatrixSpec = {}, options?: CheckOptions): Promise<void> {
+    const result = await checkMatrix(cluster, applied, spec, options);
     if (result.reprobed > 0) console.log(`netpol: ${result.reprobed} of ${result.cells} cells agreed only when probed again`);
     expect(result.mismatches, result.report).toEqual([]);
   }
@@ -200,11 +201,11 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     ]);
     try {
       await cluster.setNamespaceLabels('y', { ns: 'y', ns2: 'updated' });
-      await expectMatrix({}, 20_000);
+      await expectMatrix({}, AFTER_RELABEL);
     } finally {
       await cluster.setNamespaceLabels('y', { ns: 'y' });
     }
-    await expectMatrix({}, 20_000);
+    await expectMatrix({}, AFTER_RELABEL);
   }, CASE_TIMEOUT);
 
   it('a policy deleted: what it allowed is denied again, what the others allow stays', async () => {
@@ -246,11 +247,11 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     await policyCase([netpol('allow-updated-pod', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { pod2: 'updated' } } }] }] })]);
     try {
       await cluster.setPodLabels('z', 'b', { pod: 'b', pod2: 'updated' });
-      await expectMatrix({}, 20_000);
+      await expectMatrix({}, AFTER_RELABEL);
     } finally {
       await cluster.setPodLabels('z', 'b', { pod: 'b' });
     }
-    await expectMatrix({}, 20_000);
+    await expectMatrix({}, AFTER_RELABEL);
   }, CASE_TIMEOUT);
 
   it('a policy file in the manifest directory is enforced, and lifted when the file goes', async () => {
