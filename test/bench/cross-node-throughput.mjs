@@ -8,13 +8,35 @@
 // usage: node test/bench/cross-node-throughput.mjs [seconds per run] [rounds] [modes, comma-separated]
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { api, down, routingPreset, up } from '../../tools/lab/lab-core.mjs';
+import { request } from 'node:http';
+import { fileURLToPath } from 'node:url';
+
+const LAB = fileURLToPath(new URL('../../tools/lab/lab.mjs', import.meta.url));
 
 const seconds = Number(process.argv[2] ?? 5);
 const rounds = Number(process.argv[3] ?? 3);
 const modes = (process.argv[4] ?? 'native,vxlan,geneve').split(',');
 const TARGET = { native: 0.9, vxlan: 0.85, geneve: 0.85 };
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** `npm run lab -- <args> --prefix <prefix>`; throws with its output on failure. */
+function lab(prefix, ...args) {
+  const r = spawnSync(process.execPath, [LAB, ...args, '--prefix', prefix], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error((r.stderr || r.stdout).trim().replace(/^lab: /, ''));
+}
+
+function api(socketPath, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = request({ socketPath, path, method, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
 
 function throughput(ns, ip) {
   const r = spawnSync('ip', ['netns', 'exec', ns, 'iperf3', '-c', ip, '-t', String(seconds), '-J'], { encoding: 'utf8' });
@@ -26,7 +48,7 @@ async function benchMode(routing) {
   const prefix = `b${randomBytes(3).toString('hex')}`;
   const servers = [];
   try {
-    await up({ nodes: 2, prefix, routing, log: () => {} });
+    lab(prefix, 'up', '--nodes', '2', '--routing', routing);
     const sock = (k) => `/var/run/cilia/${prefix}-${k}/cilia.sock`;
     const pod = async (k, name) => {
       const r = await api(sock(k), 'POST', '/v1/endpoints', { name, namespace: `bench${prefix}`, labels: { 'k8s:app': name } });
@@ -50,7 +72,7 @@ async function benchMode(routing) {
     return { nodes: median(nodes), pods: median(pods) };
   } finally {
     for (const s of servers) s.kill('SIGKILL');
-    await down({ prefix, log: () => {} });
+    spawnSync(process.execPath, [LAB, 'down', '--prefix', prefix]);
   }
 }
 
@@ -59,18 +81,14 @@ console.log(`cross-node TCP throughput, iperf3 ${seconds} s × ${rounds} rounds 
 console.log('mode\tnode→node\tpod→pod\tratio\ttarget');
 for (const routing of modes) {
   try {
-    routingPreset(routing);
-  } catch (err) {
-    console.log(`${routing}\tskipped: ${err.message}`);
-    continue;
-  }
-  try {
     const { nodes, pods } = await benchMode(routing);
     const ratio = pods / nodes;
     console.log(`${routing}\t${nodes.toFixed(2)}\t\t${pods.toFixed(2)}\t${ratio.toFixed(2)}\t≥ ${TARGET[routing] ?? '?'}${ratio < (TARGET[routing] ?? 0) ? ' (below)' : ''}`);
   } catch (err) {
-    failed = true;
-    console.log(`${routing}\tfailed: ${err.message}`);
+    // A mode whose plugin is not built or installed is not this benchmark's failure.
+    const missing = /^--routing \S+: missing /.test(err.message);
+    failed ||= !missing;
+    console.log(`${routing}\t${missing ? 'skipped' : 'failed'}: ${err.message}`);
   }
 }
 process.exit(failed ? 1 : 0);
