@@ -32,6 +32,7 @@ function recorder(fail?: string) {
       calls.push(`upsert ${n.name} ${n.podCidrs.join(',')}`);
     },
     deleteNode: async (name) => void calls.push(`delete ${name}`),
+    pruneStale: async () => void calls.push('prune'),
   };
   return { calls, encapsulation };
 }
@@ -54,6 +55,18 @@ describe('EncapsulationDriver', () => {
     registry.emit({ type: 'join', node: node(4) });
     await driver.settled();
     expect(calls).not.toContain('upsert n4 10.200.4.0/24');
+  });
+
+  it('prunes what belonged to departed nodes only after the upserts queued before', async () => {
+    const registry = new FakeRegistry();
+    registry.nodes = [node(1)];
+    const { calls, encapsulation } = recorder();
+    const driver = new EncapsulationDriver({ encapsulation, registry, local: node(1), logger: silent });
+    await driver.start();
+    registry.emit({ type: 'join', node: node(2) });
+    await driver.pruneStale();
+    expect(calls).toEqual(['setup n1', 'upsert n2 10.200.2.0/24', 'prune']);
+    driver.stop();
   });
 
   it('goes on after a failed update', async () => {

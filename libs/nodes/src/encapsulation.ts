@@ -38,6 +38,17 @@ export class EncapsulationDriver {
     await this.settled();
   }
 
+  /**
+   * Call once the registry has listed every node (this node registered): after the queued
+   * upserts, the encapsulation removes what it still has for nodes that are gone.
+   */
+  async pruneStale(): Promise<void> {
+    const { encapsulation } = this.#o;
+    if (!encapsulation.pruneStale) return;
+    await this.settled();
+    await encapsulation.pruneStale().catch((err: unknown) => this.#log.error({ err: err instanceof Error ? err.message : String(err) }, 'removing what belonged to departed nodes failed'));
+  }
+
   /** Stops following the registry; what is in place stays (the datapath keeps forwarding). */
   stop(): void {
     this.#unsubscribe?.();

@@ -79,6 +79,9 @@ export const nodesPlugin = definePlugin<NodesConfig>({
     const session = new NodeSession({ registry, sync, node, logger });
     sessions.set(registry, session);
     await session.start();
+    // Registered and listed: whatever the encapsulation restored for nodes not listed is stale.
+    // (Not registered yet — KvStore away — the list is unknown: keep everything meanwhile.)
+    if (session.problems().length === 0) await drivers.get(registry)?.pruneStale();
   },
   async stop({ resolver }) {
     drivers.get(resolver.get(Tokens.NodeRegistry))?.stop();

@@ -49,6 +49,19 @@ export class NodeRouteTable {
     this.#log.debug({ node, routes: routes.map(describe) }, 'node routes removed');
   }
 
+  /**
+   * Removes every route marked {@link NODE_ROUTE_PROTOCOL} in the main table that no node of
+   * this table has: left by an earlier run for nodes that are gone. Returns their destinations.
+   */
+  async pruneUnowned(): Promise<string[]> {
+    const nl = await this.#nl();
+    const owned = new Set([...this.#routes.values()].flat().map((r) => r.dst));
+    const stale = (await nl.listRoutes({ family: 4 })).filter((r) => r.protocol === NODE_ROUTE_PROTOCOL && r.table === 254 && !owned.has(r.dst));
+    for (const route of stale) await this.#delete(nl, { dst: route.dst });
+    if (stale.length > 0) this.#log.info({ routes: stale.map((r) => r.dst) }, 'removed routes of departed nodes');
+    return stale.map((r) => r.dst);
+  }
+
   /** The routes set for `node`. */
   routes(node: string): readonly RouteSpec[] {
     return this.#routes.get(node) ?? [];

@@ -108,6 +108,11 @@ export class VxlanEncapsulation implements Encapsulation {
     await this.#routes.remove(name);
   }
 
+  /** Routes an earlier run set towards nodes that have left since go. */
+  async pruneStale(): Promise<void> {
+    await this.#routes.pruneUnowned();
+  }
+
   /** The routes set towards `node`. */
   routes(node: string) {
     return this.#routes.routes(node);

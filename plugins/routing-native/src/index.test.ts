@@ -54,6 +54,12 @@ describe('@cilia/plugin-routing-native', () => {
       await routing.deleteNode('n2');
       expect(routes()).toEqual(['10.210.33.0/24 via 172.31.0.33 dev eth0']);
       await routing.deleteNode('n2');
+      // Routes an earlier run left for a node that left meanwhile go; the current ones stay.
+      execFileSync('ip', ['-n', NS, 'route', 'add', '10.210.9.0/24', 'via', '172.31.0.9', 'proto', '200']);
+      execFileSync('ip', ['-n', NS, 'route', 'add', '10.210.8.0/24', 'via', '172.31.0.8']);
+      await routing.pruneStale();
+      expect(routes()).toEqual(['10.210.33.0/24 via 172.31.0.33 dev eth0']);
+      expect(execFileSync('ip', ['-n', NS, 'route', 'show', '10.210.8.0/24'], { encoding: 'utf8' })).toContain('via 172.31.0.8');
       // A node without an address of its own gets no routes.
       await routing.upsertNode({ name: 'n3', podCidrs: ['10.210.33.0/24'] });
       expect(routes()).toEqual([]);

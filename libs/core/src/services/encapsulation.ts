@@ -25,4 +25,10 @@ export interface Encapsulation {
   upsertNode(node: NodeInfo): Promise<void>;
   /** A node left: everything towards it is removed. */
   deleteNode(name: string): Promise<void>;
+  /**
+   * Optional: every node there is has been upserted since setup (the registry listed them all);
+   * remove what is left from nodes that are gone — routes or tunnel entries an earlier run of
+   * the agent set for nodes that left while it was away.
+   */
+  pruneStale?(): Promise<void>;
 }
