@@ -387,4 +387,20 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
       { from: everyone(), to: pods() },
     );
   }, CASE_TIMEOUT);
+  it('policy keeps being enforced while the agent is down (SIGKILL) and after it restarts (API imports restored)', async () => {
+    await policyCase(
+      [
+        netpol('deny-ingress', 'y', { podSelector: {}, policyTypes: ['Ingress'] }),
+        cnp('y-a-from-x', 'y', { endpointSelector: podIs('a'), ingress: [{ fromEndpoints: [{ matchLabels: { 'k8s:io.kubernetes.pod.namespace': ns('x') } }] }] }),
+      ],
+      { ports: [TCP80, UDP80] },
+    );
+    await cluster.stopAgent('SIGKILL');
+    // The pinned maps carry on without the agent.
+    await expectMatrix({ ports: [TCP80, UDP80] });
+    await cluster.startAgent();
+    await cluster.waitRevision((await cluster.policies()).revision);
+    expect((await cluster.policies()).rules.map((r) => r.name).sort()).toEqual(['deny-ingress', 'y-a-from-x']);
+    await expectMatrix({ ports: [TCP80, UDP80] });
+  }, CASE_TIMEOUT);
 });

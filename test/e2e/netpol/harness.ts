@@ -68,6 +68,7 @@ export class NetpolCluster {
   readonly #namespaceLabels = new Map<NamespaceBase, Record<string, string>>();
   readonly #pods = new Map<string, PodModel>();
   #agent: NetnsProcess | undefined;
+  readonly #configFile = join(this.dir, 'agent.yaml');
 
   /** The real namespace name of `x`, `y` or `z`. */
   ns(base: NamespaceBase): string {
@@ -104,9 +105,8 @@ export class NetpolCluster {
       this.#writeNamespace(n);
       for (const p of PODS) this.#writePod(n, p);
     }
-    const configFile = join(this.dir, 'agent.yaml');
     writeFileSync(
-      configFile,
+      this.#configFile,
       stringify({
         agent: { apiSocket: this.socket, stateDir: join(this.dir, 'state'), metricsAddress: '', bpfRoot: this.bpfRoot, nodeName: `np-${this.run}` },
         ipam: { podCIDRs: [POD_CIDR] },
@@ -114,7 +114,7 @@ export class NetpolCluster {
         manifests: { directory: this.manifests, debounceMs: 50 },
       }),
     );
-    this.#agent = spawnInNetns(this.nodeNs, process.execPath, [AGENT_MAIN, '--config', configFile]);
+    this.#agent = spawnInNetns(this.nodeNs, process.execPath, [AGENT_MAIN, '--config', this.#configFile]);
     await this.#waitAgentReady();
     const endpoints = await until(
       'the 9 pod endpoints to be ready',
@@ -163,6 +163,19 @@ export class NetpolCluster {
       sh('ip', ['-n', ns, 'route', 'add', `${HOST_IP}/32`, 'dev', 'eth0', 'scope', 'link']);
       sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', HOST_IP, 'dev', 'eth0']);
     });
+  }
+
+  /** Stops the agent with `signal`; resolves once it has exited (the pods and their peers stay). */
+  async stopAgent(signal: NodeJS.Signals): Promise<number | null> {
+    const agent = this.#agent!;
+    agent.child.kill(signal);
+    return agent.done;
+  }
+
+  /** Starts the agent again on the same config, state directory and pinned maps. */
+  async startAgent(): Promise<void> {
+    this.#agent = spawnInNetns(this.nodeNs, process.execPath, [AGENT_MAIN, '--config', this.#configFile]);
+    await this.#waitAgentReady();
   }
 
   async #waitAgentReady(): Promise<void> {
