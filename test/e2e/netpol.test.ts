@@ -195,6 +195,19 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
     await expectMatrix({ ports: [TCP80, TCP81] });
   }, CASE_TIMEOUT);
 
+  it('an import with one invalid document is refused whole (400 naming the field) and the matrix stays', async () => {
+    await policyCase([netpol('allow-b', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ podSelector: podIs('b') }] }] })]);
+    const revision = (await cluster.policies()).revision;
+    const refused = await cluster.postPolicies([
+      netpol('allow-b', 'x', { podSelector: podIs('a'), ingress: [{}] }),
+      netpol('broken', 'y', { podSelector: {}, ingress: [{ ports: [{ protocol: 'TCP', port: 70000 }] }] }),
+    ]);
+    expect(refused.status).toBe(400);
+    expect(refused.body.path).toBe('documents[1].spec.ingress[0].ports[0].port');
+    expect((await cluster.policies()).revision).toBe(revision);
+    await expectMatrix();
+  }, CASE_TIMEOUT);
+
   it('a namespace relabelled: the endpoints follow and so does the matrix', async () => {
     await policyCase([
       netpol('allow-updated-ns', 'x', { podSelector: podIs('a'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns2: 'updated' } } }] }] }),

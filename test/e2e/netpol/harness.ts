@@ -299,9 +299,14 @@ export class NetpolCluster {
     return (await api<Endpoint[]>(this.socket, 'GET', '/v1/endpoints')).body.filter((e) => nss.has(e.namespace ?? ''));
   }
 
+  /** `POST /v1/policy` as is. */
+  postPolicies(documents: readonly unknown[]): Promise<{ status: number; body: { revision?: number; error?: string; path?: string } }> {
+    return api<{ revision?: number; error?: string; path?: string }>(this.socket, 'POST', '/v1/policy', { documents });
+  }
+
   /** `POST /v1/policy`; returns the new revision. */
   async importPolicies(documents: readonly unknown[]): Promise<number> {
-    const r = await api<{ revision?: number; error?: string; path?: string }>(this.socket, 'POST', '/v1/policy', { documents });
+    const r = await this.postPolicies(documents);
     if (r.status !== 200 || typeof r.body?.revision !== 'number') throw new Error(`POST /v1/policy: ${r.status} ${JSON.stringify(r.body)}`);
     return r.body.revision;
   }
