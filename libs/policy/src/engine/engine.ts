@@ -92,6 +92,8 @@ export class PolicyEngine implements PolicyRepository {
   readonly #watchers = new Set<Watcher>();
   /** Prefix → its CIDR identity, for prefixes some stored rule names. */
   readonly #cidrs = new Map<Cidr, number>();
+  /** Prefix → how many stored rules name it. */
+  readonly #cidrUsers = new Map<Cidr, number>();
   /** Egress named ports: name → every binding among the watched endpoints. */
   #egressNamedPorts = new Map<string, NamedPort[]>();
   #egressNamedPortsKey = '';
@@ -252,12 +254,18 @@ export class PolicyEngine implements PolicyRepository {
 
   #addRule(rule: PolicyRule): void {
     this.#rules.set(rule.id, rule);
+    for (const p of new Set(cidrPrefixes(rule))) this.#cidrUsers.set(p, (this.#cidrUsers.get(p) ?? 0) + 1);
     if (this.enforcementMode === 'never') return;
     for (const w of this.#watchers) if (selectorMatches(rule.subject, w.state.subject.labels)) w.state.addRule(rule);
   }
 
   #removeRule(rule: PolicyRule): void {
     this.#rules.delete(rule.id);
+    for (const p of new Set(cidrPrefixes(rule))) {
+      const n = (this.#cidrUsers.get(p) ?? 0) - 1;
+      if (n > 0) this.#cidrUsers.set(p, n);
+      else this.#cidrUsers.delete(p);
+    }
     for (const w of this.#watchers) if (w.state.rules.has(rule.id)) w.state.removeRule(rule.id);
   }
 
@@ -358,10 +366,9 @@ export class PolicyEngine implements PolicyRepository {
   }
 
   async #releaseUnusedCidrs(): Promise<void> {
-    const used = new Set([...this.#rules.values()].flatMap(cidrPrefixes));
     const deletes: Cidr[] = [];
     for (const [prefix, id] of this.#cidrs) {
-      if (used.has(prefix)) continue;
+      if (this.#cidrUsers.has(prefix)) continue;
       this.#cidrs.delete(prefix);
       deletes.push(prefix);
       try {

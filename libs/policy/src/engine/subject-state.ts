@@ -1,7 +1,7 @@
 import type { Direction, NamedPort, PolicyEnforcement, PolicyEnforcementMode, PolicyEntry, PolicyKey, PolicySubject } from '@cilia/core';
 import type { EndpointSelector, PeerRule, PolicyRule } from '../model.js';
 import { entityMatcher, peerMatcher, type PeerMatcher } from './peers.js';
-import { portKeys, policyKey, policyKeyString, type NamedPortLookup, type PortKey } from './ports.js';
+import { portKeys, policyKey, type NamedPortLookup, type PortKey } from './ports.js';
 import type { SelectionChanges } from './selector-cache.js';
 import { selectorKey } from './selectors.js';
 
@@ -44,11 +44,17 @@ interface Contribution {
   readonly ports: readonly PortKey[];
 }
 
-/** Contributors to one key, by rule id (a rule may contribute the same key several times). */
+/** One rule's contributions to a key (a rule may contribute the same key several times). */
+interface Contributor {
+  readonly ruleId: string;
+  readonly deny: boolean;
+  count: number;
+}
+
+/** Everything contributing to one key; most keys have one contributor, so a small array. */
 interface Tally {
   readonly key: PolicyKey;
-  readonly allow: Map<string, number>;
-  readonly deny: Map<string, number>;
+  readonly contributors: Contributor[];
 }
 
 /** The change `flush` found since the last one. */
@@ -59,15 +65,6 @@ export interface StateChange {
 }
 
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
-function entryOf(t: Tally): PolicyEntry | undefined {
-  const winners = t.deny.size > 0 ? t.deny : t.allow;
-  if (winners.size === 0) return undefined;
-  return { verdict: t.deny.size > 0 ? 'deny' : 'allow', proxyPort: 0, derivedFrom: [...winners.keys()].sort(byString) };
-}
-
-const sameEntry = (a: PolicyEntry, b: PolicyEntry): boolean =>
-  a.verdict === b.verdict && a.proxyPort === b.proxyPort && a.derivedFrom.length === b.derivedFrom.length && a.derivedFrom.every((r, i) => r === b.derivedFrom[i]);
 
 /**
  * One endpoint's policy: the rules selecting it, what each of their peer rules contributes,
@@ -81,7 +78,10 @@ export class SubjectState {
   readonly #byMatcher = new Map<string, Set<string>>();
   readonly #tallies = new Map<string, Tally>();
   readonly #dirty = new Set<string>();
-  readonly #realized = new Map<string, readonly [PolicyKey, PolicyEntry]>();
+  /** What was last handed out, by key string (the key itself is in the tally). */
+  readonly #realized = new Map<string, PolicyEntry>();
+  /** Equal entries are one object: most keys of an endpoint share a handful of verdicts. */
+  readonly #interned = new Map<string, PolicyEntry>();
   #enforcement: PolicyEnforcement = { ingress: false, egress: false };
   #realizedEnforcement: PolicyEnforcement = { ingress: false, egress: false };
   #requires = { ingress: '', egress: '' };
@@ -154,18 +154,18 @@ export class SubjectState {
     const deletes: PolicyKey[] = [];
     for (const k of this.#dirty) {
       const tally = this.#tallies.get(k);
-      const entry = tally && entryOf(tally);
+      if (!tally) continue;
+      const entry = this.#entryOf(tally);
       const old = this.#realized.get(k);
       if (!entry) {
         this.#tallies.delete(k);
         if (old) {
-          deletes.push(old[0]);
+          deletes.push(tally.key);
           this.#realized.delete(k);
         }
-      } else if (!old || !sameEntry(old[1], entry)) {
-        const pair = [tally.key, entry] as const;
-        upserts.push(pair);
-        this.#realized.set(k, pair);
+      } else if (old !== entry) {
+        upserts.push([tally.key, entry]);
+        this.#realized.set(k, entry);
       }
     }
     this.#dirty.clear();
@@ -177,7 +177,20 @@ export class SubjectState {
 
   /** The realized entries, sorted by key. */
   entries(): Array<readonly [PolicyKey, PolicyEntry]> {
-    return [...this.#realized.entries()].sort(([a], [b]) => byString(a, b)).map(([, pair]) => pair);
+    return [...this.#realized.entries()].sort(([a], [b]) => byString(a, b)).map(([k, entry]) => [this.#tallies.get(k)!.key, entry] as const);
+  }
+
+  /** The merged entry of a key (deny contributors win), interned; undefined when none contributes. */
+  #entryOf(t: Tally): PolicyEntry | undefined {
+    const all = t.contributors;
+    if (all.length === 0) return undefined;
+    const deny = all.some((c) => c.deny);
+    // Contributors are unique per (rule, verdict), so the winners' rule ids are unique too.
+    const winners = all.length === 1 ? [all[0]!.ruleId] : all.filter((c) => c.deny === deny).map((c) => c.ruleId).sort(byString);
+    const id = `${deny ? 'deny' : 'allow'}|${winners.join('|')}`;
+    let entry = this.#interned.get(id);
+    if (!entry) this.#interned.set(id, (entry = { verdict: deny ? 'deny' : 'allow', proxyPort: 0, derivedFrom: winners }));
+    return entry;
   }
 
   /** Drops every selector reference (the watcher is gone). */
@@ -261,16 +274,20 @@ export class SubjectState {
   }
 
   #tally(c: Contribution, identities: Iterable<number>, delta: 1 | -1): void {
+    const deny = c.verdict === 'deny';
+    const dir = c.direction === 'ingress' ? 'i' : 'e';
     for (const identity of identities) {
       for (const port of c.ports) {
-        const key = policyKey(identity, c.direction, port);
-        const k = policyKeyString(key);
+        // Same form as policyKeyString, without building the key object first.
+        const k = `${identity}/${dir}/${port.protocol}/${port.port}/${port.endPort}`;
         let t = this.#tallies.get(k);
-        if (!t) this.#tallies.set(k, (t = { key, allow: new Map(), deny: new Map() }));
-        const side = c.verdict === 'deny' ? t.deny : t.allow;
-        const n = (side.get(c.ruleId) ?? 0) + delta;
-        if (n > 0) side.set(c.ruleId, n);
-        else side.delete(c.ruleId);
+        if (!t) this.#tallies.set(k, (t = { key: policyKey(identity, c.direction, port), contributors: [] }));
+        const i = t.contributors.findIndex((x) => x.ruleId === c.ruleId && x.deny === deny);
+        if (i < 0) {
+          if (delta > 0) t.contributors.push({ ruleId: c.ruleId, deny, count: delta });
+        } else if ((t.contributors[i]!.count += delta) <= 0) {
+          t.contributors.splice(i, 1);
+        }
         this.#dirty.add(k);
       }
     }
