@@ -114,4 +114,28 @@ describe.each(['vxlan', 'native'] as const)('lab routing %s, 3 nodes', (routing)
     expect(await lab.probe(frontend, backend, 'TCP')).toBe('ok');
     expect(await lab.probe(backend, frontend, 'UDP')).toBe('ok');
   }, 60_000);
+
+  it('gives a node that joins again its routes on the others, and its pods are reachable again', async () => {
+    const up = await lab.lab('node-up', '--node', '3');
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    const via = `10.200.3.0/24 via 172.30.0.3 dev ${routing === 'vxlan' ? 'cilia_vxlan' : 'eth0'}`;
+    for (const k of [1, 2]) await expect.poll(() => lab.nodeRoutes(k).filter((r) => r.startsWith('10.200.3.')), { timeout: 20_000 }).toEqual([via]);
+    await expect.poll(() => lab.probe(frontend, other, 'TCP'), { timeout: 20_000 }).toBe('ok');
+    expect(await lab.probe(other, frontend, 'UDP')).toBe('ok');
+    expect(lab.ping(backend, other)).toBe(true);
+  }, 90_000);
+
+  it('a restarted agent removes the routes it had towards nodes that left while it was away', async () => {
+    expect((await lab.lab('node-down', '--node', '1')).code).toBe(0);
+    // As if node 9 had been in the cluster and left while node 1's agent was down.
+    execFileSync('ip', ['-n', lab.node(1), 'route', 'add', '10.200.9.0/24', 'via', '172.30.0.9', 'dev', 'eth0', 'proto', '200']);
+    const up = await lab.lab('node-up', '--node', '1');
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    await expect.poll(() => lab.nodeRoutes(1).filter((r) => r.startsWith('10.200.9.')), { timeout: 20_000 }).toEqual([]);
+    expect(lab.nodeRoutes(1).map((r) => r.split(' ')[0])).toEqual(['10.200.2.0/24', '10.200.3.0/24']);
+    // Its pod was adopted: still reachable, and still the only one the backend admits.
+    await expect.poll(() => lab.probe(frontend, backend, 'TCP'), { timeout: 20_000 }).toBe('ok');
+    expect(await lab.probe(backend, frontend, 'TCP')).toBe('ok');
+    expect(await lab.probe(other, backend, 'TCP', 1000)).toBe('timeout');
+  }, 90_000);
 });

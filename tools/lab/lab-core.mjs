@@ -375,6 +375,36 @@ export async function nodeDown({ prefix = 'node', node, log = console.log } = {}
   log(`node ${names.node(node)}: agent stopped`);
 }
 
+/**
+ * Starts node K's agent again (after `node-down`, or a crash) with its config, state and pins:
+ * it adopts its pods and rejoins; waits until it is healthy and every running agent sees it.
+ */
+export async function nodeUp({ prefix = 'node', node, log = console.log, timeoutMs = 60_000 } = {}) {
+  const names = labNames(prefix);
+  const state = readState(names);
+  if (!state) throw new Error(`lab '${prefix}' is not up`);
+  if (!Number.isInteger(node) || node < 1 || node > state.nodes) throw new Error(`--node: must be an integer from 1 to ${state.nodes}, got '${node}'`);
+  const name = names.node(node);
+  if (alive(state.pids[name] ?? -1)) throw new Error(`node ${name}: its agent is running (pid ${state.pids[name]})`);
+  const dir = names.nodeDir(node);
+  state.pids[name] = spawnInNetns(name, process.execPath, [AGENT_MAIN, '--config', join(dir, 'agent.yaml')], join(dir, 'agent.log'));
+  saveState(names, state);
+  log(`agent ${name}: pid ${state.pids[name]}, log ${join(dir, 'agent.log')}`);
+  await waitFor(`agent ${name}`, timeoutMs, async () => {
+    if (!alive(state.pids[name])) throw new Error(`exited; see ${join(dir, 'agent.log')}`);
+    const s = await api(names.socket(node), 'GET', '/v1/status');
+    return s.body?.health === 'ok' || `health ${s.body?.health}`;
+  });
+  for (let k = 1; k <= state.nodes; k++) {
+    if (!alive(state.pids[names.node(k)] ?? -1)) continue;
+    await waitFor(`node list of ${names.node(k)}`, timeoutMs, async () => {
+      const r = await api(names.socket(k), 'GET', '/v1/nodes');
+      return (Array.isArray(r.body) && r.body.some((n) => n.name === name)) || `does not see ${name} yet`;
+    });
+  }
+  log(`node ${name}: agent running, seen by every running agent`);
+}
+
 /** What is running: per node, the pid, health and how many nodes it sees. */
 export async function status({ prefix = 'node' } = {}) {
   const names = labNames(prefix);

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // `npm run lab -- up --nodes N [--routing MODE] [--prefix P]`, `down [--prefix P]`,
-// `status [--prefix P] [-o json]`, `node-down --node K [--prefix P]`.
+// `status [--prefix P] [-o json]`, `node-down --node K [--prefix P]`, `node-up --node K [--prefix P]`.
 import { parseArgs } from 'node:util';
-import { down, nodeDown, ROUTING_MODES, status, up } from './lab-core.mjs';
+import { down, nodeDown, nodeUp, ROUTING_MODES, status, up } from './lab-core.mjs';
 
-const USAGE = `usage: npm run lab -- <up|down|status|node-down> [options]
+const USAGE = `usage: npm run lab -- <up|down|status|node-down|node-up> [options]
   up --nodes N [--routing MODE] [--prefix P]   create N node namespaces, etcd and one agent per node
   down [--prefix P]                            remove everything the lab made (idempotent)
   status [--prefix P] [-o json]                show each node's agent, health and node count
   node-down --node K [--prefix P]              stop node K's agent: the others see it leave
+  node-up --node K [--prefix P]                start node K's agent again: it adopts its pods and rejoins
   --routing MODE  how pods on different nodes reach each other: ${Object.keys(ROUTING_MODES).join(' | ')} (default none)
   --prefix P      names: P-1 … P-N (default "node")`;
 
@@ -39,9 +40,10 @@ async function main(argv) {
       await up({ nodes: Number(values.nodes), prefix: values.prefix, routing: values.routing, log });
       return 0;
     }
-    case 'node-down': {
+    case 'node-down':
+    case 'node-up': {
       if (values.node === undefined || !/^\d+$/.test(values.node)) throw new Error(`--node: required, a node number (e.g. --node 2), got '${values.node ?? ''}'`);
-      await nodeDown({ prefix: values.prefix, node: Number(values.node), log });
+      await (command === 'node-down' ? nodeDown : nodeUp)({ prefix: values.prefix, node: Number(values.node), log });
       return 0;
     }
     case 'down':
