@@ -79,6 +79,24 @@ async function expectReach(from: Endpoint, to: Endpoint, expected: typeof all): 
   await expect.poll(() => probe(from, to), { timeout: 30_000, interval: 500, message: `${from.name} → ${to.name}` }).toEqual(expected);
 }
 
+/**
+ * tshark's reading of a capture of the underlay (UDP 6081 decodes as Geneve by default): the
+ * VNIs seen per inner source address. Every frame must be Geneve on port 6081.
+ */
+function decodeCapture(file: string): Map<string, Set<number>> {
+  const out = tryRun('tshark', ['-r', file, '-T', 'fields', '-E', 'separator=|', '-e', 'geneve.vni', '-e', 'ip.src', '-e', 'udp.dstport']).stdout;
+  const seen = new Map<string, Set<number>>();
+  for (const line of out.split('\n').filter(Boolean)) {
+    const [vni, sources, dport] = line.split('|');
+    expect(dport?.split(',')[0], line).toBe('6081');
+    // Outer and inner source address, in that order.
+    const inner = sources?.split(',')[1];
+    expect(inner && vni, line).toBeTruthy();
+    (seen.get(inner!) ?? seen.set(inner!, new Set()).get(inner!)!).add(Number(vni));
+  }
+  return seen;
+}
+
 const cnp = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name, namespace: K8S_NS }, spec });
 
 describe('Geneve overlay on a 3-node lab', () => {
@@ -114,25 +132,23 @@ describe('Geneve overlay on a 3-node lab', () => {
   it('the underlay carries Geneve that tshark decodes, with the source pod identity as VNI', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cilia-lab-geneve-'));
     const file = join(dir, 'underlay.pcap');
-    const capture = spawn('ip', ['netns', 'exec', `${PREFIX}-underlay`, 'tcpdump', '-i', `${PREFIX}-br`, '-U', '-w', file, 'udp', 'port', '6081'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Immediate mode: tcpdump takes each packet as it comes (buffered, it may sit on them).
+    const capture = spawn('ip', ['netns', 'exec', `${PREFIX}-underlay`, 'tcpdump', '-i', `${PREFIX}-br`, '--immediate-mode', '-U', '-w', file, 'udp', 'port', '6081'], { stdio: ['ignore', 'ignore', 'pipe'] });
     children.push(capture);
+    const closed = new Promise((r) => capture.once('close', r));
     try {
       let err = '';
       capture.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       await expect.poll(() => err, { timeout: 15_000 }).toContain('listening');
+      // Each pod pings the next: every pod sends a request and a reply through the tunnel.
       for (const [from, to] of [[1, 2], [2, 3], [3, 1]] as const) expect(probe(podOn(from), podOn(to)).icmp).toBe(true);
+      // tcpdump writes each packet as it takes it: read the file until every pod's are there.
+      const pods = [1, 2, 3].map(podOn);
+      await expect.poll(() => pods.filter((p) => decodeCapture(file).has(p.ipv4!)).length, { timeout: 15_000, message: err }).toBe(3);
       capture.kill('SIGINT');
-      await new Promise((r) => capture.once('close', r));
-      const lines = tryRun('tshark', ['-r', file, '-T', 'fields', '-E', 'separator=|', '-e', 'geneve.vni', '-e', 'ip.src', '-e', 'udp.dstport']).stdout.trim().split('\n');
-      const seen = new Map<string, Set<number>>();
-      for (const line of lines) {
-        const [vni, sources, dport] = line.split('|');
-        // Outer and inner source address, in that order.
-        const inner = sources?.split(',')[1];
-        expect(dport?.split(',')[0]).toBe('6081');
-        if (inner && vni) (seen.get(inner) ?? seen.set(inner, new Set()).get(inner)!).add(Number(vni));
-      }
-      for (const k of [1, 2, 3]) expect([...(seen.get(podOn(k).ipv4!) ?? [])], `VNIs of ${podOn(k).name}'s packets`).toEqual([podOn(k).identity]);
+      await closed;
+      const seen = decodeCapture(file);
+      for (const p of pods) expect([...seen.get(p.ipv4!)!], `VNIs of ${p.name}'s packets`).toEqual([p.identity]);
     } finally {
       capture.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
