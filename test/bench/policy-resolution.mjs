@@ -18,8 +18,11 @@ const gc = runInNewContext('gc');
 const logger = pino({ level: 'silent' });
 const [IDS, POLICIES, ENDPOINTS] = (process.argv.length > 2 ? process.argv.slice(2, 5) : ['6000', '3000', '200']).map(Number);
 const ITERATIONS = Number(process.env.ITERATIONS ?? 200);
+// Writing through PolicyMap is far slower per import (see libs/policy/README.md): fewer rounds.
+const MAP_ITERATIONS = Number(process.env.MAP_ITERATIONS ?? 20);
 const WITH_MAP = process.env.POLICY_BENCH_MAP !== '0';
 const BASELINE = { identities: 100, policies: 100, endpoints: 50 };
+const WARMUP = 20;
 
 /** A minimal in-memory IdentityAllocator (the real one needs a KvStore; this measures policy, not allocation). */
 class BenchIdentities {
@@ -188,14 +191,16 @@ async function run(scale, datapath) {
   // One policy imported → every affected endpoint's delta written; then deleted (not timed).
   const importMs = [];
   const deleteMs = [];
-  for (let n = 0; n < ITERATIONS; n++) {
-    const doc = policy(scale.policies + n, sh, `bench-${n}`);
+  const rounds = writer ? MAP_ITERATIONS : ITERATIONS;
+  const warmup = writer ? 3 : WARMUP;
+  for (let n = -warmup; n < rounds; n++) {
+    const doc = policy(scale.policies + warmup + n, sh, `bench-${n}`);
     t0 = performance.now();
     await engine.import([doc]);
-    importMs.push(performance.now() - t0);
+    if (n >= 0) importMs.push(performance.now() - t0);
     t0 = performance.now();
     await engine.delete({ name: `bench-${n}`, namespace: doc.metadata.namespace });
-    deleteMs.push(performance.now() - t0);
+    if (n >= 0) deleteMs.push(performance.now() - t0);
   }
   const resolveMs = endpoints.map(({ subject }) => {
     const t = performance.now();
@@ -246,7 +251,7 @@ try {
   const baseMap = dp && (await run(BASELINE, dp));
   const bigMap = dp && (await run(scale, dp));
   const fmt = (v) => v.toFixed(2).padStart(8);
-  console.log(`policy resolution: ${ITERATIONS} single-policy imports, each followed by its delete`);
+  console.log(`policy resolution: ${ITERATIONS} single-policy imports (${MAP_ITERATIONS} when written to the map), each followed by its delete; ${WARMUP} (3) more first, not counted`);
   for (const r of [base, big, baseMap, bigMap].filter(Boolean)) {
     console.log(
       `  ${r.scale.identities} identities, ${r.scale.policies} policies, ${r.scale.endpoints} endpoints: bulk import ${r.bulkImportMs.toFixed(0)} ms, endpoints attached in ${r.attachMs.toFixed(0)} ms, ` +

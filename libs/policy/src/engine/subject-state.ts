@@ -51,10 +51,14 @@ interface Contributor {
   count: number;
 }
 
-/** Everything contributing to one key; most keys have one contributor, so a small array. */
+/**
+ * Everything contributing to one key (most keys have one contributor, so a small array), and
+ * the entry last handed out for it. A tally lives while either is there.
+ */
 interface Tally {
   readonly key: PolicyKey;
   readonly contributors: Contributor[];
+  realized?: PolicyEntry;
 }
 
 /** The change `flush` found since the last one. */
@@ -78,8 +82,6 @@ export class SubjectState {
   readonly #byMatcher = new Map<string, Set<string>>();
   readonly #tallies = new Map<string, Tally>();
   readonly #dirty = new Set<string>();
-  /** What was last handed out, by key string (the key itself is in the tally). */
-  readonly #realized = new Map<string, PolicyEntry>();
   /** Equal entries are one object: most keys of an endpoint share a handful of verdicts. */
   readonly #interned = new Map<string, PolicyEntry>();
   #enforcement: PolicyEnforcement = { ingress: false, egress: false };
@@ -156,16 +158,12 @@ export class SubjectState {
       const tally = this.#tallies.get(k);
       if (!tally) continue;
       const entry = this.#entryOf(tally);
-      const old = this.#realized.get(k);
       if (!entry) {
         this.#tallies.delete(k);
-        if (old) {
-          deletes.push(tally.key);
-          this.#realized.delete(k);
-        }
-      } else if (old !== entry) {
+        if (tally.realized) deletes.push(tally.key);
+      } else if (tally.realized !== entry) {
         upserts.push([tally.key, entry]);
-        this.#realized.set(k, entry);
+        tally.realized = entry;
       }
     }
     this.#dirty.clear();
@@ -177,7 +175,9 @@ export class SubjectState {
 
   /** The realized entries, sorted by key. */
   entries(): Array<readonly [PolicyKey, PolicyEntry]> {
-    return [...this.#realized.entries()].sort(([a], [b]) => byString(a, b)).map(([k, entry]) => [this.#tallies.get(k)!.key, entry] as const);
+    const out: Array<readonly [string, PolicyKey, PolicyEntry]> = [];
+    for (const [k, t] of this.#tallies) if (t.realized) out.push([k, t.key, t.realized]);
+    return out.sort(([a], [b]) => byString(a, b)).map(([, key, entry]) => [key, entry] as const);
   }
 
   /** The merged entry of a key (deny contributors win), interned; undefined when none contributes. */
