@@ -17,7 +17,8 @@ export class ApiServer {
   #socket?: string;
 
   constructor(handlers: ApiHandlers) {
-    this.#app = fastify({ logger: false });
+    // Policy imports carry whole policy sets (thousands of documents); fastify's 1 MiB default is too small.
+    this.#app = fastify({ logger: false, bodyLimit: 32 * 1024 * 1024 });
     this.#app.get('/v1/status', async () => handlers.status());
     this.#app.get('/v1/plugins', async () => handlers.plugins());
     this.#app.get('/v1/config', async () => handlers.config());
