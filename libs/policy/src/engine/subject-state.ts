@@ -280,8 +280,13 @@ export class SubjectState {
       for (const port of c.ports) {
         // Same form as policyKeyString, without building the key object first.
         const k = `${identity}/${dir}/${port.protocol}/${port.port}/${port.endPort}`;
-        let t = this.#tallies.get(k);
-        if (!t) this.#tallies.set(k, (t = { key: policyKey(identity, c.direction, port), contributors: [] }));
+        const t = this.#tallies.get(k);
+        if (!t) {
+          // A literal sized to its one element: an empty array grown by push reserves 17 slots.
+          if (delta > 0) this.#tallies.set(k, { key: policyKey(identity, c.direction, port), contributors: [{ ruleId: c.ruleId, deny, count: delta }] });
+          this.#dirty.add(k);
+          continue;
+        }
         const i = t.contributors.findIndex((x) => x.ruleId === c.ruleId && x.deny === deny);
         if (i < 0) {
           if (delta > 0) t.contributors.push({ ruleId: c.ruleId, deny, count: delta });
