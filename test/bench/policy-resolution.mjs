@@ -171,6 +171,8 @@ async function run(scale, datapath) {
   const bulkImportMs = performance.now() - t0;
 
   let failClosed = 0;
+  /** Endpoints with a non-empty delta, and the entries they changed, since the last reset. */
+  const touched = { endpoints: 0, entries: 0 };
   const write = (outcome) => outcome?.failClosed && failClosed++;
   const endpoints = [];
   t0 = performance.now();
@@ -179,7 +181,13 @@ async function run(scale, datapath) {
     const subject = { endpointId: 1 + k, identity: pod.id, labels: pod.labels, namedPorts: { http: { port: 8080, protocol: 'TCP' } } };
     const initial = engine.resolve(subject);
     write(writer?.sync(subject.endpointId, initial.entries, initial.enforcement, initial.revision));
-    const unwatch = engine.watch(subject, (delta) => write(writer?.apply(subject.endpointId, delta)));
+    const unwatch = engine.watch(subject, (delta) => {
+      if (delta.upserts.length + delta.deletes.length > 0) {
+        touched.endpoints++;
+        touched.entries += delta.upserts.length + delta.deletes.length;
+      }
+      write(writer?.apply(subject.endpointId, delta));
+    });
     endpoints.push({ subject, unwatch, entries: initial.entries.length });
   }
   const attachMs = performance.now() - t0;
@@ -191,13 +199,20 @@ async function run(scale, datapath) {
   // One policy imported → every affected endpoint's delta written; then deleted (not timed).
   const importMs = [];
   const deleteMs = [];
+  const affected = { endpoints: 0, entries: 0, imports: 0 };
   const rounds = writer ? MAP_ITERATIONS : ITERATIONS;
   const warmup = writer ? 3 : WARMUP;
   for (let n = -warmup; n < rounds; n++) {
     const doc = policy(scale.policies + warmup + n, sh, `bench-${n}`);
+    touched.endpoints = touched.entries = 0;
     t0 = performance.now();
     await engine.import([doc]);
-    if (n >= 0) importMs.push(performance.now() - t0);
+    if (n >= 0) {
+      importMs.push(performance.now() - t0);
+      affected.endpoints += touched.endpoints;
+      affected.entries += touched.entries;
+      affected.imports++;
+    }
     t0 = performance.now();
     await engine.delete({ name: `bench-${n}`, namespace: doc.metadata.namespace });
     if (n >= 0) deleteMs.push(performance.now() - t0);
@@ -225,6 +240,8 @@ async function run(scale, datapath) {
     rawEntries: endpoints.reduce((s, e) => s + e.entries, 0),
     mapEntries,
     failClosed,
+    affectedEndpoints: affected.endpoints / affected.imports,
+    changedEntries: affected.entries / affected.imports,
   };
 }
 
@@ -255,7 +272,8 @@ try {
   for (const r of [base, big, baseMap, bigMap].filter(Boolean)) {
     console.log(
       `  ${r.scale.identities} identities, ${r.scale.policies} policies, ${r.scale.endpoints} endpoints: bulk import ${r.bulkImportMs.toFixed(0)} ms, endpoints attached in ${r.attachMs.toFixed(0)} ms, ` +
-        `${r.selectors} cached selectors, ${r.rawEntries} raw entries${r.mapEntries !== undefined ? `, ${r.mapEntries} map prefixes` : ''}, fail-closed writes ${r.failClosed}`,
+        `${r.selectors} cached selectors, ${r.rawEntries} raw entries${r.mapEntries !== undefined ? `, ${r.mapEntries} map prefixes` : ''}, fail-closed writes ${r.failClosed}; ` +
+        `per import ${r.affectedEndpoints.toFixed(1)} endpoints changed, ${r.changedEntries.toFixed(0)} entries`,
     );
   }
   const row = (label, get, unit = 'ms', b = base, g = big) => console.log(`  ${label.padEnd(50)} ${fmt(get(b))} ${unit}  ${fmt(get(g))} ${unit}  ×${(get(g) / get(b)).toFixed(2)}`);
