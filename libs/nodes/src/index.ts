@@ -5,7 +5,7 @@
 export { KvNodeRegistry, type KvNodeRegistryOptions } from './registry.js';
 export { KvIpCacheSync, type KvIpCacheSyncOptions } from './ipcache-sync.js';
 export { EncapsulationDriver, type EncapsulationDriverOptions } from './encapsulation.js';
-export { NodeRouteTable, NODE_ROUTE_PROTOCOL, type NodeRouteTableOptions } from './routes.js';
+export { NodeRouteTable, NODE_ROUTE_PROTOCOL, RoutedEncapsulation, type NodeRouteTableOptions } from './routes.js';
 export type { RegisteredNode } from './codec.js';
 export type { NodeListItem } from './api.js';
 export { nodesPlugin, nodesConfig, type NodesConfig } from './plugin.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '@cilia/core';
+import type { Encapsulation, Logger, NodeInfo } from '@cilia/core';
 import { openNetlink, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
 
 /** `rtm_protocol` of the routes Cilia adds towards other nodes (unassigned in rt_protos): `ip route show proto 200`. */
@@ -90,4 +90,46 @@ export class NodeRouteTable {
 
 function describe(r: RouteSpec): string {
   return `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev !== undefined ? ` dev ${r.dev}` : ''}`;
+}
+
+/**
+ * An {@link Encapsulation} whose remote nodes are routes: subclasses say which routes lead to a
+ * node (`routesTo`); joining, changing, leaving and pruning are the {@link NodeRouteTable}'s.
+ */
+export abstract class RoutedEncapsulation implements Encapsulation {
+  abstract readonly mode: string;
+  abstract readonly overhead: number;
+  protected readonly nodeRoutes: NodeRouteTable;
+
+  constructor(options: NodeRouteTableOptions) {
+    this.nodeRoutes = new NodeRouteTable(options);
+  }
+
+  abstract setup(local: NodeInfo): Promise<void>;
+
+  /** The routes towards `node` (none: it gets none, and loses those it had). */
+  protected abstract routesTo(node: NodeInfo): RouteSpec[];
+
+  async upsertNode(node: NodeInfo): Promise<void> {
+    await this.nodeRoutes.set(node.name, this.routesTo(node));
+  }
+
+  async deleteNode(name: string): Promise<void> {
+    await this.nodeRoutes.remove(name);
+  }
+
+  /** Routes an earlier run set towards nodes that have left since go. */
+  async pruneStale(): Promise<void> {
+    await this.nodeRoutes.pruneUnowned();
+  }
+
+  /** The routes set towards `node`. */
+  routes(node: string): readonly RouteSpec[] {
+    return this.nodeRoutes.routes(node);
+  }
+
+  /** Closes the netlink handle; the routes stay (forwarding goes on while the agent is away). */
+  async close(): Promise<void> {
+    await this.nodeRoutes.close();
+  }
 }

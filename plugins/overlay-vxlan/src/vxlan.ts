@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { attachTc, BpfObject, ensureBpffs } from '@cilia/bpf';
-import type { Encapsulation, Logger, NodeInfo } from '@cilia/core';
+import type { Logger, NodeInfo } from '@cilia/core';
 import { datapathMaps } from '@cilia/datapath';
-import { openNetlink, setSysctl, type Link, type NetlinkHandle } from '@cilia/netlink';
-import { NodeRouteTable } from '@cilia/nodes';
+import { openNetlink, setSysctl, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
+import { RoutedEncapsulation } from '@cilia/nodes';
 import type { VxlanConfig } from './config.js';
 import { ipv4NetworkOrderU32, underlayLink } from './underlay.js';
 
@@ -42,21 +42,20 @@ export interface VxlanEncapsulationOptions {
  * onlink`, so the node itself (and pod traffic whose ipcache entry has not arrived yet) reaches
  * remote pods through the device too; its egress program keys those packets.
  */
-export class VxlanEncapsulation implements Encapsulation {
+export class VxlanEncapsulation extends RoutedEncapsulation {
   readonly mode = 'vxlan';
   readonly overhead = VXLAN_OVERHEAD;
   readonly #o: VxlanEncapsulationOptions;
   readonly #log: Logger;
-  readonly #routes: NodeRouteTable;
   #nl?: Promise<NetlinkHandle>;
   #object?: BpfObject;
   #device?: Link;
   #local?: NodeInfo;
 
   constructor(options: VxlanEncapsulationOptions) {
+    super({ logger: options.logger, netlink: () => this.#netlink() });
     this.#o = options;
     this.#log = options.logger;
-    this.#routes = new NodeRouteTable({ logger: options.logger, netlink: () => this.#netlink() });
   }
 
   /** The VXLAN device, once set up. */
@@ -88,41 +87,24 @@ export class VxlanEncapsulation implements Encapsulation {
     this.#log.info({ device: device.name, ifindex: device.index, port: this.#o.config.port, mtu, underlay: underlay?.name }, 'vxlan overlay ready');
   }
 
-  async upsertNode(node: NodeInfo): Promise<void> {
+  protected routesTo(node: NodeInfo): RouteSpec[] {
     const device = this.#requireDevice();
     const endpoint = node.tunnelEndpoint ?? node.ipv4;
     if (!endpoint) {
       this.#log.warn({ node: node.name }, 'node has no tunnel endpoint or IPv4 address: no routes to its pods');
-      return this.#routes.remove(node.name);
+      return [];
     }
     const src = this.#local?.ipv4;
-    await this.#routes.set(
-      node.name,
-      node.podCidrs
-        .filter((cidr) => !cidr.includes(':'))
-        .map((dst) => ({ dst, gateway: endpoint, dev: device.index, onlink: true, ...(src ? { src } : {}) })),
-    );
-  }
-
-  async deleteNode(name: string): Promise<void> {
-    await this.#routes.remove(name);
-  }
-
-  /** Routes an earlier run set towards nodes that have left since go. */
-  async pruneStale(): Promise<void> {
-    await this.#routes.pruneUnowned();
-  }
-
-  /** The routes set towards `node`. */
-  routes(node: string) {
-    return this.#routes.routes(node);
+    return node.podCidrs
+      .filter((cidr) => !cidr.includes(':'))
+      .map((dst) => ({ dst, gateway: endpoint, dev: device.index, onlink: true, ...(src ? { src } : {}) }));
   }
 
   /** Closes handles; the device, its programs, the slot and the routes stay (forwarding goes on). */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     this.#object?.close();
     this.#object = undefined;
-    await this.#routes.close();
+    await super.close();
     const nl = this.#nl;
     this.#nl = undefined;
     await (await nl?.catch(() => undefined))?.close();

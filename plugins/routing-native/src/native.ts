@@ -1,6 +1,6 @@
-import type { Encapsulation, Logger, NodeInfo } from '@cilia/core';
-import type { NetlinkHandle } from '@cilia/netlink';
-import { NodeRouteTable } from '@cilia/nodes';
+import type { Logger, NodeInfo } from '@cilia/core';
+import type { NetlinkHandle, RouteSpec } from '@cilia/netlink';
+import { RoutedEncapsulation } from '@cilia/nodes';
 
 /** What {@link NativeRouting} needs. */
 export interface NativeRoutingOptions {
@@ -16,16 +16,15 @@ export interface NativeRoutingOptions {
  * underlay with pod addresses, and the receiving node finds the source's identity in the
  * ipcache by its address (the base from-netdev program does that).
  */
-export class NativeRouting implements Encapsulation {
+export class NativeRouting extends RoutedEncapsulation {
   readonly mode = 'native';
   readonly overhead = 0;
   readonly #log: Logger;
-  readonly #routes: NodeRouteTable;
   #local?: NodeInfo;
 
   constructor(options: NativeRoutingOptions) {
+    super(options);
     this.#log = options.logger;
-    this.#routes = new NodeRouteTable({ logger: options.logger, ...(options.netlink ? { netlink: options.netlink } : {}) });
   }
 
   async setup(local: NodeInfo): Promise<void> {
@@ -33,34 +32,12 @@ export class NativeRouting implements Encapsulation {
     this.#log.info({ node: local.name, ipv4: local.ipv4 }, 'native routing: routes to the other nodes follow the node registry');
   }
 
-  async upsertNode(node: NodeInfo): Promise<void> {
+  protected routesTo(node: NodeInfo): RouteSpec[] {
     if (!node.ipv4 || node.ipv4 === this.#local?.ipv4) {
       this.#log.warn({ node: node.name, ipv4: node.ipv4 }, 'node has no IPv4 address of its own: no routes to its pods');
-      return this.#routes.remove(node.name);
+      return [];
     }
     const gateway = node.ipv4;
-    await this.#routes.set(
-      node.name,
-      node.podCidrs.filter((cidr) => !cidr.includes(':')).map((dst) => ({ dst, gateway })),
-    );
-  }
-
-  async deleteNode(name: string): Promise<void> {
-    await this.#routes.remove(name);
-  }
-
-  /** Routes an earlier run set towards nodes that have left since go. */
-  async pruneStale(): Promise<void> {
-    await this.#routes.pruneUnowned();
-  }
-
-  /** The routes set towards `node`. */
-  routes(node: string) {
-    return this.#routes.routes(node);
-  }
-
-  /** Closes the netlink handle; the routes stay (forwarding goes on while the agent is away). */
-  async close(): Promise<void> {
-    await this.#routes.close();
+    return node.podCidrs.filter((cidr) => !cidr.includes(':')).map((dst) => ({ dst, gateway }));
   }
 }
