@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import type { AgentStatus, Endpoint, PolicyRuleInfo } from '@cilia/core';
+import type { AgentStatus, Endpoint, IpCacheEntry, PolicyRuleInfo } from '@cilia/core';
+import { BpfMap } from '@cilia/bpf';
+import { datapathMaps } from '@cilia/datapath';
 import { AGENT_MAIN, api, REPO, spawnInNetns, testPinRoot, type NetnsProcess } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
@@ -18,6 +20,13 @@ const CLI = join(REPO, 'node_modules/.bin/cilia');
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
+
+const cidrPolicy = {
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumNetworkPolicy',
+  metadata: { name: 'to-net', namespace: K8S_NS },
+  spec: { endpointSelector: { matchLabels: { app: 'web' } }, egress: [{ toCIDRSet: [{ cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] }] }] },
+};
 
 const POLICIES = `# a web server that only api may reach, on 80 (with HTTP rules, kept for the L7 proxy)
 apiVersion: cilium.io/v2
@@ -208,6 +217,44 @@ describe('cilia policy against a running agent', () => {
     expect(JSON.parse(all.stdout)).toMatchObject({ deleted: [{ kind: 'NetworkPolicy', namespace: K8S_NS, name: 'api-egress' }] });
     expect((await cilia(['policy', 'get'])).stdout).toMatch(/No policies\.\n$/);
   });
+
+  it("puts a CIDR policy's prefixes in the ipcache map with local identities, keeps them across a restart, and removes them with the policy", async () => {
+    const file = join(dir, 'cidr.yaml');
+    writeFileSync(file, stringify(cidrPolicy));
+    expect((await cilia(['policy', 'import', '-f', file])).code).toBe(0);
+    const generated = async () => {
+      const entries = JSON.parse((await cilia(['ipcache', 'list', '-o', 'json'])).stdout) as IpCacheEntry[];
+      // Policy's entries: generated ones with a local (CIDR) identity; the datapath generates others (world, host).
+      return entries.filter((e) => e.source === 'generated' && e.identity > 1 << 24).map((e) => [e.prefix, e.identity] as const).sort();
+    };
+    /** The identity of each prefix's own entry in the pinned LPM map (a lookup would fall back to 0.0.0.0/0). */
+    const inMap = (prefixes: readonly string[]) => {
+      const map = BpfMap.openPinned(join(bpfRoot, 'cilia_ipcache'), { key: datapathMaps.IpcacheKey, value: datapathMaps.IpcacheValue });
+      try {
+        const keys = new Set(map.keys());
+        return prefixes.map((p) => (keys.has(p) ? map.lookup(p)?.identity : undefined));
+      } finally {
+        map.close();
+      }
+    };
+    const before = await generated();
+    expect(before.map(([p]) => p)).toEqual(['192.0.2.0/24', '192.0.2.128/25']);
+    expect(inMap(['192.0.2.0/24', '192.0.2.128/25'])).toEqual(before.map(([, id]) => id));
+
+    await stopAgent();
+    await startAgent();
+    // Restored into the ipcache before the datapath adopted its endpoints and pruned what no one
+    // holds: the map kept the entries (nothing was pruned, so nothing was missing meanwhile).
+    const after = await generated();
+    expect(after.map(([p]) => p)).toEqual(['192.0.2.0/24', '192.0.2.128/25']);
+    expect(inMap(['192.0.2.0/24', '192.0.2.128/25'])).toEqual(after.map(([, id]) => id));
+    expect(agent!.output()).toContain('"msg":"endpoints adopted"');
+    expect(agent!.output()).not.toContain('removed map entries no endpoint owns');
+
+    expect((await cilia(['policy', 'delete', 'to-net'])).code).toBe(0);
+    expect(await generated()).toEqual([]);
+    expect(inMap(['192.0.2.0/24', '192.0.2.128/25'])).toEqual([undefined, undefined]);
+  }, 60_000);
 
   it('imports a policy set beyond a megabyte in one request', async () => {
     const many = Array.from({ length: 4000 }, (_, i) => ({

@@ -5,9 +5,8 @@ import type { Cidr, IpAddress, IpCache, IpCacheDelta, IpCacheEntry, Unsubscribe 
  *
  * Why: the datapath (which provides the IpCache) starts after policy, so that endpoints are
  * adopted with their full policy; a plugin dependency from policy on the IpCache would make
- * that a cycle. So the engine writes here from the start; entries are held until
- * {@link connect} hands over the real ipcache, which then gets them all, and every later batch
- * goes straight through.
+ * that a cycle. So the engine writes here; entries are held until {@link connect} hands over
+ * the real ipcache, which then gets them all, and every later batch goes straight through.
  */
 export class DeferredIpCache implements IpCache {
   readonly #held = new Map<Cidr, IpCacheEntry>();

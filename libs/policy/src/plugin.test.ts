@@ -261,14 +261,14 @@ describe('the policy plugin in the agent', () => {
     expect(() => readFileSync(join(dir, 'state', 'policies.json'), 'utf8')).toThrow(/ENOENT/);
   });
 
-  it("publishes CIDR peers' identities into the ipcache, also those restored before it was connected, and withdraws them", async () => {
+  it("publishes CIDR peers' identities into the ipcache, those restored at start included, and withdraws them", async () => {
     const first = await startAgent();
     const egress = cnp('to-net', 'x', { endpointSelector: { matchLabels: { app: 'web' } }, egress: [{ toCIDRSet: [{ cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] }] }] });
     await first.call('POST', '/v1/policy', { documents: [egress] });
     await until('the CIDR entries', () => first.ipcache.entries.size === 2);
     await stop(first);
 
-    // Restored while policy starts, before the datapath (the ipcache's provider) has: held, then written.
+    // Restored while policy starts, before the ipcache's provider has: there all the same.
     const agent = await startAgent();
     expect([...agent.ipcache.entries.keys()].sort()).toEqual(['192.0.2.0/24', '192.0.2.128/25']);
     const entry = agent.ipcache.entries.get('192.0.2.0/24')!;

@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { definePlugin, Tokens, z, type IdentityAllocator, type Logger } from '@cilia/core';
+import { definePlugin, defineToken, Tokens, z, type IdentityAllocator, type Logger } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
 import { policyRoutes } from './api.js';
 import { DeferredIpCache } from './deferred-ipcache.js';
@@ -95,20 +95,29 @@ function newEngine(identities: IdentityAllocator, ipcache: DeferredIpCache, conf
   return new PolicyEngine({ identities, ipcache, enforcement: config.enforcement, allowLocalhost: config.allowLocalhost, logger: logger.child({ component: 'policy-engine' }) });
 }
 
+/** What {@link policyIpCachePlugin} provides: the connection of policy's CIDR identities to the ipcache. */
+export const PolicyIpCacheLink = defineToken<{ readonly connected: Promise<void> }>('cilia.policy.IpCacheLink');
+
 /**
- * Hands the real ipcache to policy once the datapath has started: the CIDR identities' entries
- * held until then are written, later ones go straight through. A plugin of its own because
- * policy itself must start before the datapath (see {@link DeferredIpCache}).
+ * Hands the datapath's ipcache to policy. A plugin of its own because policy must start before
+ * the datapath (see {@link DeferredIpCache}). It connects while the agent builds its services —
+ * the plugin host builds every provided service, in dependency order, before any plugin starts —
+ * so the CIDR identities policy restores at start already reach the real ipcache, which the
+ * datapath then writes to its map with everything else it holds: after a restart no CIDR entry
+ * is missing from the map, not even briefly.
  */
 export const policyIpCachePlugin = definePlugin({
   name: '@cilia/policy-ipcache',
   version: pkg.version,
   apiVersion: '^1',
   description: "Writes policy's CIDR identities into the datapath's ipcache",
+  provides: [PolicyIpCacheLink],
   requires: [Tokens.PolicyRepository, Tokens.IpCache],
-  register() {},
+  register(bind) {
+    bind(PolicyIpCacheLink).toFactory((r) => ({ connected: runtimeOf(r.get(Tokens.PolicyRepository)).ipcache.connect(r.get(Tokens.IpCache)) }));
+  },
   async start({ resolver }) {
-    await runtimeOf(resolver.get(Tokens.PolicyRepository)).ipcache.connect(resolver.get(Tokens.IpCache));
+    await resolver.get(PolicyIpCacheLink).connected;
   },
   stop({ resolver }) {
     runtimeOf(resolver.get(Tokens.PolicyRepository)).ipcache.disconnect();
