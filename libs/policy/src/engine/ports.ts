@@ -56,6 +56,12 @@ export function policyKey(identity: number, direction: Direction, port: PortKey)
   return { identity, direction, protocol: port.protocol, port: port.port, endPort: port.endPort };
 }
 
+/** The key `policyKeyString` wrote. */
+export function parsePolicyKey(k: string): PolicyKey {
+  const [identity, dir, protocol, port, endPort] = k.split('/');
+  return { identity: Number(identity), direction: dir === 'i' ? 'ingress' : 'egress', protocol: Number(protocol), port: Number(port), endPort: Number(endPort) };
+}
+
 /** Whether a packet to `dport` over `protocol` falls under a key's L4 part. */
 export function portKeyCovers(key: PortKey, protocol: number, dport: number): boolean {
   if (key.protocol !== 0 && key.protocol !== protocol) return false;

@@ -1,7 +1,7 @@
 import type { Direction, NamedPort, PolicyEnforcement, PolicyEnforcementMode, PolicyEntry, PolicyKey, PolicySubject } from '@cilia/core';
 import type { EndpointSelector, PeerRule, PolicyRule } from '../model.js';
 import { entityMatcher, peerMatcher, type PeerMatcher } from './peers.js';
-import { portKeys, policyKey, type NamedPortLookup, type PortKey } from './ports.js';
+import { parsePolicyKey, portKeys, type NamedPortLookup, type PortKey } from './ports.js';
 import type { SelectionChanges } from './selector-cache.js';
 import { selectorKey } from './selectors.js';
 
@@ -52,13 +52,49 @@ interface Contributor {
 }
 
 /**
- * Everything contributing to one key (most keys have one contributor, so a small array), and
- * the entry last handed out for it. A tally lives while either is there.
+ * Everything contributing to one key, and the entry last handed out for it; lives while either
+ * is there. Most keys have one contributor, kept inline (no array, no object per contributor):
+ * an endpoint has about a thousand keys and a node hundreds of endpoints.
  */
 interface Tally {
-  readonly key: PolicyKey;
-  readonly contributors: Contributor[];
+  /** The inline contributor; undefined when there is none. */
+  ruleId: string | undefined;
+  deny: boolean;
+  count: number;
+  /** Contributors beyond the inline one. */
+  more?: Contributor[];
   realized?: PolicyEntry;
+}
+
+const isEmpty = (t: Tally): boolean => t.ruleId === undefined && !t.more?.length;
+
+function contributorsOf(t: Tally): Contributor[] {
+  const all = t.more ? [...t.more] : [];
+  if (t.ruleId !== undefined) all.push({ ruleId: t.ruleId, deny: t.deny, count: t.count });
+  return all;
+}
+
+/** Adds `delta` to one rule's count on a tally, dropping the contributor at zero. */
+function count(t: Tally, ruleId: string, deny: boolean, delta: number): void {
+  if (t.ruleId === ruleId && t.deny === deny) {
+    t.count += delta;
+    if (t.count > 0) return;
+    const next = t.more?.pop();
+    if (next) [t.ruleId, t.deny, t.count] = [next.ruleId, next.deny, next.count];
+    else t.ruleId = undefined;
+    return;
+  }
+  if (t.ruleId === undefined) {
+    if (delta > 0) [t.ruleId, t.deny, t.count] = [ruleId, deny, delta];
+    return;
+  }
+  const more = (t.more ??= []);
+  const i = more.findIndex((x) => x.ruleId === ruleId && x.deny === deny);
+  if (i < 0) {
+    if (delta > 0) more.push({ ruleId, deny, count: delta });
+  } else if ((more[i]!.count += delta) <= 0) {
+    more.splice(i, 1);
+  }
 }
 
 /** The change `flush` found since the last one. */
@@ -160,9 +196,9 @@ export class SubjectState {
       const entry = this.#entryOf(tally);
       if (!entry) {
         this.#tallies.delete(k);
-        if (tally.realized) deletes.push(tally.key);
+        if (tally.realized) deletes.push(parsePolicyKey(k));
       } else if (tally.realized !== entry) {
-        upserts.push([tally.key, entry]);
+        upserts.push([parsePolicyKey(k), entry]);
         tally.realized = entry;
       }
     }
@@ -175,21 +211,25 @@ export class SubjectState {
 
   /** The realized entries, sorted by key. */
   entries(): Array<readonly [PolicyKey, PolicyEntry]> {
-    const out: Array<readonly [string, PolicyKey, PolicyEntry]> = [];
-    for (const [k, t] of this.#tallies) if (t.realized) out.push([k, t.key, t.realized]);
-    return out.sort(([a], [b]) => byString(a, b)).map(([, key, entry]) => [key, entry] as const);
+    const out: Array<readonly [string, PolicyEntry]> = [];
+    for (const [k, t] of this.#tallies) if (t.realized) out.push([k, t.realized]);
+    return out.sort(([a], [b]) => byString(a, b)).map(([k, entry]) => [parsePolicyKey(k), entry] as const);
   }
 
   /** The merged entry of a key (deny contributors win), interned; undefined when none contributes. */
   #entryOf(t: Tally): PolicyEntry | undefined {
-    const all = t.contributors;
-    if (all.length === 0) return undefined;
+    if (isEmpty(t)) return undefined;
+    if (!t.more?.length) return this.#intern(t.deny, [t.ruleId!]);
+    const all = contributorsOf(t);
     const deny = all.some((c) => c.deny);
     // Contributors are unique per (rule, verdict), so the winners' rule ids are unique too.
-    const winners = all.length === 1 ? [all[0]!.ruleId] : all.filter((c) => c.deny === deny).map((c) => c.ruleId).sort(byString);
-    const id = `${deny ? 'deny' : 'allow'}|${winners.join('|')}`;
+    return this.#intern(deny, all.filter((c) => c.deny === deny).map((c) => c.ruleId).sort(byString));
+  }
+
+  #intern(deny: boolean, derivedFrom: string[]): PolicyEntry {
+    const id = `${deny ? 'deny' : 'allow'}|${derivedFrom.join('|')}`;
     let entry = this.#interned.get(id);
-    if (!entry) this.#interned.set(id, (entry = { verdict: deny ? 'deny' : 'allow', proxyPort: 0, derivedFrom: winners }));
+    if (!entry) this.#interned.set(id, (entry = { verdict: deny ? 'deny' : 'allow', proxyPort: 0, derivedFrom }));
     return entry;
   }
 
@@ -278,21 +318,11 @@ export class SubjectState {
     const dir = c.direction === 'ingress' ? 'i' : 'e';
     for (const identity of identities) {
       for (const port of c.ports) {
-        // Same form as policyKeyString, without building the key object first.
+        // policyKeyString's form; keys are kept as strings only (parsePolicyKey undoes it).
         const k = `${identity}/${dir}/${port.protocol}/${port.port}/${port.endPort}`;
         const t = this.#tallies.get(k);
-        if (!t) {
-          // A literal sized to its one element: an empty array grown by push reserves 17 slots.
-          if (delta > 0) this.#tallies.set(k, { key: policyKey(identity, c.direction, port), contributors: [{ ruleId: c.ruleId, deny, count: delta }] });
-          this.#dirty.add(k);
-          continue;
-        }
-        const i = t.contributors.findIndex((x) => x.ruleId === c.ruleId && x.deny === deny);
-        if (i < 0) {
-          if (delta > 0) t.contributors.push({ ruleId: c.ruleId, deny, count: delta });
-        } else if ((t.contributors[i]!.count += delta) <= 0) {
-          t.contributors.splice(i, 1);
-        }
+        if (t) count(t, c.ruleId, deny, delta);
+        else if (delta > 0) this.#tallies.set(k, { ruleId: c.ruleId, deny, count: delta });
         this.#dirty.add(k);
       }
     }
