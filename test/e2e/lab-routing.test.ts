@@ -52,6 +52,19 @@ describe.each(['vxlan', 'native'] as const)('lab routing %s, 3 nodes', (routing)
     }
   }, 120_000);
 
+  it('lets each node itself reach the pods on the other nodes', async () => {
+    const fromNode = (k: number, to: LabPod) => execFileSync('ip', ['netns', 'exec', lab.node(k), 'ping', '-c', '1', '-W', '2', to.endpoint.ipv4!], { encoding: 'utf8' });
+    const send = async () => {
+      for (const k of [1, 2, 3]) for (const to of pods.filter((p) => p.node !== k)) expect(fromNode(k, to)).toContain('1 received');
+    };
+    if (routing !== 'vxlan') return send();
+    // Through the VXLAN device, keyed by its egress program: VNI 1, the sending node's host identity.
+    const frames = await lab.capture('udp port 8472', ['ip.src', 'vxlan.vni'], send, 'udp.port==8472,vxlan');
+    const fromHosts = frames.filter(([src]) => /^172\.30\.0\.(\d+),172\.30\.0\.\1$/.test(src!));
+    expect(fromHosts.length).toBeGreaterThanOrEqual(6);
+    expect(new Set(fromHosts.map(([, vni]) => vni))).toEqual(new Set(['1']));
+  }, 60_000);
+
   it('pods get the underlay MTU minus the encapsulation overhead', () => {
     const mtu = (p: LabPod) => Number(/mtu (\d+)/.exec(execFileSync('ip', ['-n', p.endpoint.netns.replace('/run/netns/', ''), 'link', 'show', 'eth0'], { encoding: 'utf8' }))?.[1]);
     expect(pods.map(mtu)).toEqual(pods.map(() => (routing === 'vxlan' ? 1450 : 1500)));
