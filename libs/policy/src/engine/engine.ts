@@ -150,7 +150,9 @@ export class PolicyEngine implements PolicyRepository {
       const byPolicy = new Map<string, PolicyRule[]>();
       for (const r of rules) {
         const key = policyKeyOf(r.origin);
-        byPolicy.set(key, [...(byPolicy.get(key) ?? []), r]);
+        const list = byPolicy.get(key);
+        if (list) list.push(r);
+        else byPolicy.set(key, [r]);
       }
       const policies = [...byPolicy.values()].map((rs) => {
         const { kind, namespace, name } = rs[0]!.origin;
