@@ -21,6 +21,8 @@ export default definePlugin<VxlanConfig>({
   description: 'VXLAN overlay (external/collect_md device, identity in the VNI) for pods across nodes',
   config: vxlanConfig,
   provides: [Tokens.Encapsulation],
+  // Declared for what the plugin ships; it loads the object itself in setup, because its
+  // constants (the device's ifindex, this node's tunnel endpoint) exist only then.
   bpf: [{ object: VXLAN_OBJECT, programs: { cil_vxlan_forward: { attach: 'from-container', slot: 'forward' } } }],
   register(bind, { config, agent, logger }) {
     bind(Tokens.Encapsulation).toFactory(() => {
