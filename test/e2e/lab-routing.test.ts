@@ -151,4 +151,16 @@ describe.each(['vxlan', 'native'] as const)('lab routing %s, 3 nodes', (routing)
     expect(await lab.probe(backend, frontend, 'TCP')).toBe('ok');
     expect(await lab.probe(other, backend, 'TCP', 1000)).toBe('timeout');
   }, 90_000);
+
+  if (routing === 'native') {
+    it('drops the routes of a node whose agent died, once its lease expires', async () => {
+      const status = JSON.parse((await lab.lab('status', '-o', 'json')).stdout) as { nodes: { name: string; pid: number }[] };
+      process.kill(status.nodes.find((n) => n.name === lab.node(3))!.pid, 'SIGKILL');
+      // The lab's lease TTL is 10 s: nothing revokes it, it expires.
+      for (const k of [1, 2]) {
+        await expect.poll(() => lab.nodeRoutes(k).filter((r) => r.startsWith('10.200.3.')), { timeout: 40_000, interval: 500 }).toEqual([]);
+        await expect.poll(async () => (await lab.ipcache(k)).filter((e) => e.node === lab.node(3)), { timeout: 10_000 }).toEqual([]);
+      }
+    }, 90_000);
+  }
 });
