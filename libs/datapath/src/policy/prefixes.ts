@@ -60,13 +60,36 @@ export function prefixContains(outer: PolicyPrefix, inner: PolicyPrefix): boolea
 /** Lengths a prefix can have; the ancestors of a prefix have one of these lengths. */
 const PREFIX_LENGTHS = [POLICY_PREFIX_STATIC, POLICY_PREFIX_PROTO, ...Array.from({ length: 17 }, (_, i) => POLICY_PREFIX_PORT + i)];
 
-/** `p` cut to `len` bits (len ≤ p.prefixlen). */
-function truncate(p: PolicyPrefix, len: number): PolicyPrefix {
-  if (len === POLICY_PREFIX_STATIC) return { direction: p.direction, identity: p.identity, prefixlen: len, protocol: 0, dport: 0 };
-  const portBits = Math.max(0, len - POLICY_PREFIX_PORT);
-  const dport = portBits === 0 ? 0 : (p.dport & ((0xffff << (16 - portBits)) & 0xffff)) >>> 0;
-  return { direction: p.direction, identity: p.identity, prefixlen: len, protocol: p.protocol, dport };
+const TWO_32 = 2 ** 32;
+
+/**
+ * A prefix within its (direction, identity) group as one number — the length beyond the fixed
+ * 64 bits above the 32 variable bits — so the writer's per-endpoint mirror holds numbers, not
+ * objects (hundreds of endpoints × a thousand prefixes each).
+ */
+export function prefixCode(p: Pick<PolicyPrefix, 'prefixlen' | 'protocol' | 'dport'>): number {
+  return (p.prefixlen - POLICY_PREFIX_STATIC) * TWO_32 + variableBits(p as PolicyPrefix);
 }
+
+export function prefixOfCode(direction: number, identity: number, code: number): PolicyPrefix {
+  const len = Math.floor(code / TWO_32);
+  const bits = code - len * TWO_32;
+  return { direction, identity, prefixlen: POLICY_PREFIX_STATIC + len, protocol: bits >>> 24, dport: bits & 0xffff };
+}
+
+/** A map value as one number (flags, proxy port above them). */
+export const valueCode = (v: PolicyMapValueValue): number => v.flags | (v.proxyPort << 8);
+export const valueOfCode = (code: number): PolicyMapValueValue => ({ flags: code & 0xff, proxyPort: code >>> 8 });
+
+/** The code of the prefix `code` cut to `len` bits (len ≤ its length). */
+function truncateCode(code: number, len: number): number {
+  const bits = code % TWO_32;
+  return (len - POLICY_PREFIX_STATIC) * TWO_32 + ((bits & maskBits(len)) >>> 0);
+}
+
+/** (direction, identity) as one number: deny pruning never looks beyond it, so it is the unit of change. */
+export const groupCode = (direction: number, identity: number): number => direction * TWO_32 + identity;
+export const groupOfCode = (code: number): { direction: number; identity: number } => ({ direction: Math.floor(code / TWO_32), identity: code % TWO_32 });
 
 /** Splits the inclusive port range [from, to] into the fewest aligned prefixes (value, bits). */
 export function portRangePrefixes(from: number, to: number): Array<{ port: number; bits: number }> {
@@ -105,37 +128,71 @@ export function keyPrefixes(key: PolicyKey, path = 'key'): PolicyPrefix[] {
   return protocols.flatMap((protocol) => ranges.map((r) => ({ ...base, prefixlen: POLICY_PREFIX_PORT + r.bits, protocol, dport: r.port })));
 }
 
+/** Throws a RangeError naming `path.<field>` when `entry` is no valid map value. */
+export function checkPolicyEntry(entry: PolicyEntry, path = 'entry'): void {
+  check(entry.verdict === 'allow' || entry.verdict === 'deny', `${path}.verdict`, `must be 'allow' or 'deny', got ${JSON.stringify(entry.verdict)}`);
+  check(isInt(entry.proxyPort, 0, 65535), `${path}.proxyPort`, `must be an integer in 0..65535, got ${entry.proxyPort}`);
+}
+
 /**
- * The map entries of one endpoint for its raw entries: ranges split, the same prefix from an
- * allow and a deny kept as deny, and allows nested in a deny of the same direction and
- * identity left out. Throws a RangeError naming `entries[i].key.<field>` for a bad key.
+ * The map entries of ONE (direction, identity) group, as prefix code → value code: ranges
+ * split, the same prefix from an allow and a deny kept as deny, and allows nested in a deny
+ * left out. Entries are expected valid (keyPrefixes still throws on a bad key).
  */
-export function policyPrefixes(entries: ReadonlyArray<readonly [PolicyKey, PolicyEntry]>): Map<string, PolicyPrefixEntry> {
-  const out = new Map<string, PolicyPrefixEntry>();
-  entries.forEach(([key, entry], i) => {
+export function groupPrefixes(entries: Iterable<readonly [PolicyKey, PolicyEntry]>): Map<number, number> {
+  const out = new Map<number, number>();
+  let denies = 0;
+  for (const [key, entry] of entries) {
     const deny = entry.verdict === 'deny';
-    check(deny || entry.verdict === 'allow', `entries[${i}].entry.verdict`, `must be 'allow' or 'deny', got ${JSON.stringify(entry.verdict)}`);
-    check(isInt(entry.proxyPort, 0, 65535), `entries[${i}].entry.proxyPort`, `must be an integer in 0..65535, got ${entry.proxyPort}`);
-    for (const prefix of keyPrefixes(key, `entries[${i}].key`)) {
-      const id = prefixId(prefix);
-      const had = out.get(id);
-      if (had && had.value.flags & POLICY_FLAGS.deny) continue;
+    for (const prefix of keyPrefixes(key)) {
+      const code = prefixCode(prefix);
+      const had = out.get(code);
+      if (had !== undefined && had & POLICY_FLAGS.deny) continue;
       const wildcard = prefix.prefixlen <= POLICY_PREFIX_PROTO ? POLICY_FLAGS.wildcardPort : 0;
-      if (deny) out.set(id, { prefix, value: { flags: POLICY_FLAGS.deny | wildcard, proxyPort: 0 } });
-      else if (!had || (had.value.proxyPort === 0 && entry.proxyPort !== 0)) out.set(id, { prefix, value: { flags: wildcard, proxyPort: entry.proxyPort } });
+      if (deny) {
+        out.set(code, POLICY_FLAGS.deny | wildcard);
+        denies++;
+      } else if (had === undefined || (had >>> 8 === 0 && entry.proxyPort !== 0)) {
+        out.set(code, wildcard | (entry.proxyPort << 8));
+      }
     }
-  });
-  const denies = new Set<string>();
-  for (const [id, e] of out) if (e.value.flags & POLICY_FLAGS.deny) denies.add(id);
-  if (denies.size === 0) return out;
-  for (const [id, e] of out) {
-    if (e.value.flags & POLICY_FLAGS.deny) continue;
-    for (const len of PREFIX_LENGTHS) {
-      if (len >= e.prefix.prefixlen) break;
-      if (denies.has(prefixId(truncate(e.prefix, len)))) {
-        out.delete(id);
+  }
+  if (denies === 0) return out;
+  for (const [code, value] of out) {
+    if (value & POLICY_FLAGS.deny) continue;
+    const len = POLICY_PREFIX_STATIC + Math.floor(code / TWO_32);
+    for (const shorter of PREFIX_LENGTHS) {
+      if (shorter >= len) break;
+      if ((out.get(truncateCode(code, shorter)) ?? 0) & POLICY_FLAGS.deny) {
+        out.delete(code);
         break;
       }
+    }
+  }
+  return out;
+}
+
+/**
+ * The map entries of one endpoint for its raw entries (groupPrefixes of each (direction,
+ * identity) group), by prefix id. Throws a RangeError naming `entries[i].key.<field>` or
+ * `entries[i].entry.<field>` for a bad entry.
+ */
+export function policyPrefixes(entries: ReadonlyArray<readonly [PolicyKey, PolicyEntry]>): Map<string, PolicyPrefixEntry> {
+  const groups = new Map<number, Array<readonly [PolicyKey, PolicyEntry]>>();
+  entries.forEach((e, i) => {
+    checkPolicyEntry(e[1], `entries[${i}].entry`);
+    const [first] = keyPrefixes(e[0], `entries[${i}].key`);
+    const g = groupCode(first!.direction, first!.identity);
+    const list = groups.get(g);
+    if (list) list.push(e);
+    else groups.set(g, [e]);
+  });
+  const out = new Map<string, PolicyPrefixEntry>();
+  for (const [g, list] of groups) {
+    const { direction, identity } = groupOfCode(g);
+    for (const [code, value] of groupPrefixes(list)) {
+      const prefix = prefixOfCode(direction, identity, code);
+      out.set(prefixId(prefix), { prefix, value: valueOfCode(value) });
     }
   }
   return out;

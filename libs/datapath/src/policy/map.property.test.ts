@@ -1,0 +1,118 @@
+// PolicyMap applies a delta by recomputing only the (direction, identity) groups it touches;
+// whatever the sequence of deltas (empty ones, overflows of the quota and recoveries among
+// them), the maps must end up holding what one sync of the final state writes, which is what
+// policyPrefixes (checked against the policy's meaning in prefixes.test.ts) says.
+import fc from 'fast-check';
+import { BpfMap, codec } from '@cilia/bpf';
+import type { Logger, PolicyDelta, PolicyEnforcement, PolicyEntry, PolicyKey } from '@cilia/core';
+import { describe, expect, it } from 'vitest';
+import { PolicyEndpointValue, PolicyMapKey, PolicyMapValue, PolicyModeCode, type PolicyEndpointRecord, type PolicyMapKeyValue, type PolicyMapValueValue } from '../maps/policy.js';
+import { PolicyMap } from './map.js';
+import { policyPrefixes, prefixId } from './prefixes.js';
+
+const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => silent };
+
+type Raw = readonly [PolicyKey, PolicyEntry];
+const keyId = (k: PolicyKey): string => `${k.direction}/${k.identity}/${k.protocol}/${k.port}/${k.endPort}`;
+
+const entryOf = (verdict: 'allow' | 'deny', proxyPort: number, rule: string): PolicyEntry => ({ verdict, proxyPort, derivedFrom: [rule] });
+const rawEntry = fc
+  .record({
+    identity: fc.constantFrom(0, 5, 6, 300),
+    direction: fc.constantFrom('ingress' as const, 'egress' as const),
+    protocol: fc.constantFrom(0, 1, 6, 17),
+    port: fc.integer({ min: 0, max: 40 }),
+    span: fc.integer({ min: 0, max: 20 }),
+    verdict: fc.constantFrom('allow' as const, 'allow' as const, 'deny' as const),
+    proxyPort: fc.constantFrom(0, 0, 0, 15001),
+    rule: fc.constantFrom('r1', 'r2'),
+  })
+  .map(({ span, verdict, proxyPort, rule, ...k }): Raw => [{ ...k, endPort: k.port === 0 ? 0 : k.port + span }, entryOf(verdict, proxyPort, rule)]);
+
+/** One revision: entries to set, indexes of current entries to delete, maybe new enforcement. */
+const step = fc.record({
+  upserts: fc.array(rawEntry, { maxLength: 6 }),
+  deletes: fc.array(fc.nat(), { maxLength: 4 }),
+  enforcement: fc.option(fc.record({ ingress: fc.boolean(), egress: fc.boolean() }), { nil: undefined }),
+});
+
+interface Maps {
+  policy: BpfMap<PolicyMapKeyValue, PolicyMapValueValue>;
+  endpoints: BpfMap<number, PolicyEndpointRecord>;
+}
+
+/** What cilia_policy holds for endpoint `id`, by prefix id. */
+function content(maps: Maps, id: number): Map<string, PolicyMapValueValue> {
+  const out = new Map<string, PolicyMapValueValue>();
+  for (const [k, v] of maps.policy.entries()) if (k.endpointId === id) out.set(prefixId(k), v);
+  return out;
+}
+
+describe('PolicyMap: a sequence of apply() equals one sync() of the final state (property, real maps)', () => {
+  it('holds for random deltas, empty ones and quota overflows included', () => {
+    const maps: Maps = {
+      policy: BpfMap.create<PolicyMapKeyValue, PolicyMapValueValue>(
+        { type: 'lpm_trie', name: 'cil_pol_prop', keySize: 16, valueSize: 8, maxEntries: 8192, flags: 1 },
+        { key: PolicyMapKey as never, value: PolicyMapValue as never },
+      ),
+      endpoints: BpfMap.create<number, PolicyEndpointRecord>({ type: 'hash', name: 'cil_pol_ep_prop', keySize: 4, valueSize: 8, maxEntries: 64 }, { key: codec.u32 as never, value: PolicyEndpointValue as never }),
+    };
+    try {
+      fc.assert(
+        fc.property(
+          fc.array(rawEntry, { maxLength: 8 }),
+          fc.array(step, { minLength: 1, maxLength: 10 }),
+          fc.constantFrom(6, 12, 16384),
+          (initial, steps, quota) => {
+            const writer = new PolicyMap({ ...maps, maxEntriesPerEndpoint: quota, logger: silent });
+            try {
+              const state = new Map<string, Raw>();
+              for (const e of initial) state.set(keyId(e[0]), e);
+              let enforcement: PolicyEnforcement = { ingress: true, egress: false };
+              writer.sync(1, [...state.values()], enforcement, 0);
+              steps.forEach((s, i) => {
+                // Deltas as the repository sends them: net changes, a key at most once.
+                const before = new Map(state);
+                const current = [...state.keys()];
+                for (const n of s.deletes) if (current.length > 0) state.delete(current[n % current.length]!);
+                for (const e of s.upserts) state.set(keyId(e[0]), e);
+                const upserts = [...state].filter(([id, e]) => before.get(id) !== e).map(([, e]) => e);
+                const deletes = [...before].filter(([id]) => !state.has(id)).map(([, e]) => e[0]);
+                const changed = s.enforcement && (s.enforcement.ingress !== enforcement.ingress || s.enforcement.egress !== enforcement.egress);
+                if (s.enforcement) enforcement = s.enforcement;
+                const delta: PolicyDelta = { revision: i + 1, upserts, deletes, ...(changed ? { enforcement } : {}) };
+                writer.apply(1, delta);
+              });
+              const final = [...state.values()];
+              const last = writer.sync(2, final, enforcement, steps.length);
+              const expected = policyPrefixes(final);
+              const fits = expected.size <= quota;
+              expect(last.failClosed).toBe(!fits);
+              expect(writer.failClosed().has(1)).toBe(!fits);
+              const record = maps.endpoints.lookup(1);
+              expect(record?.revision).toBe(steps.length);
+              if (!fits) {
+                expect(record).toMatchObject({ ingress: PolicyModeCode.denyAll, egress: PolicyModeCode.denyAll });
+                return;
+              }
+              expect(record).toEqual(maps.endpoints.lookup(2));
+              const applied = content(maps, 1);
+              expect(applied).toEqual(content(maps, 2));
+              expect(applied).toEqual(new Map([...expected].map(([id, e]) => [id, e.value])));
+              // What dump reads back is what the map holds.
+              expect(writer.dump(1)?.entries).toEqual(writer.dump(2)?.entries);
+            } finally {
+              writer.remove(1);
+              writer.remove(2);
+            }
+            expect(content(maps, 1).size + content(maps, 2).size).toBe(0);
+          },
+        ),
+        { numRuns: 150 },
+      );
+    } finally {
+      maps.policy.close();
+      maps.endpoints.close();
+    }
+  });
+});
