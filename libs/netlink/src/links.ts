@@ -138,6 +138,18 @@ function linkMessage(type: number, flags: number, ref: LinkRef | undefined, iff 
   return w;
 }
 
+/** RTM_NEWLINK creating `name` of `kind` with flags `iff`, MTU and MAC; `data` writes its IFLA_INFO_DATA. */
+function newLinkMessage(name: string, kind: string, o: { iff: number; mtu: number | undefined; mac: Uint8Array | undefined }, data: (w: MessageWriter) => void): MessageWriter {
+  const w = linkMessage(RTM.NEWLINK, NLM_F.REQUEST | NLM_F.ACK | NLM_F.CREATE | NLM_F.EXCL, name, o.iff, o.iff);
+  if (o.mtu !== undefined) w.u32(IFLA.MTU, o.mtu);
+  if (o.mac) w.bytes(IFLA.ADDRESS, o.mac);
+  w.nested(IFLA.LINKINFO, (li) => {
+    li.string(IFLA_INFO.KIND, kind);
+    li.nested(IFLA_INFO.DATA, data);
+  });
+  return w;
+}
+
 export function parseLink(msg: Message): Link {
   const p = msg.payload;
   const flags = p.readUInt32LE(8);
@@ -207,20 +219,14 @@ export async function addVeth(sock: RouteSocket, spec: VethSpec): Promise<Link> 
   const iff = spec.up ? IFF.UP : 0;
 
   const send = async (netnsFd: number | undefined): Promise<void> => {
-    const w = linkMessage(RTM.NEWLINK, NLM_F.REQUEST | NLM_F.ACK | NLM_F.CREATE | NLM_F.EXCL, name, iff, iff);
-    if (mtu !== undefined) w.u32(IFLA.MTU, mtu);
-    if (mac) w.bytes(IFLA.ADDRESS, mac);
-    w.nested(IFLA.LINKINFO, (li) => {
-      li.string(IFLA_INFO.KIND, 'veth');
-      li.nested(IFLA_INFO.DATA, (data) => {
-        // The peer is described by a whole ifinfomsg plus attributes inside VETH_INFO_PEER.
-        data.nested(VETH_INFO_PEER, (peer) => {
-          peer.header(IFINFOMSG_SIZE, () => undefined);
-          peer.string(IFLA.IFNAME, peerName);
-          if (mtu !== undefined) peer.u32(IFLA.MTU, mtu);
-          if (peerMac) peer.bytes(IFLA.ADDRESS, peerMac);
-          if (netnsFd !== undefined) peer.u32(IFLA.NET_NS_FD, netnsFd);
-        });
+    const w = newLinkMessage(name, 'veth', { iff, mtu, mac }, (data) => {
+      // The peer is described by a whole ifinfomsg plus attributes inside VETH_INFO_PEER.
+      data.nested(VETH_INFO_PEER, (peer) => {
+        peer.header(IFINFOMSG_SIZE, () => undefined);
+        peer.string(IFLA.IFNAME, peerName);
+        if (mtu !== undefined) peer.u32(IFLA.MTU, mtu);
+        if (peerMac) peer.bytes(IFLA.ADDRESS, peerMac);
+        if (netnsFd !== undefined) peer.u32(IFLA.NET_NS_FD, netnsFd);
       });
     });
     await sock.request(w, 'link add veth', name);
@@ -237,16 +243,10 @@ export async function addVxlan(sock: RouteSocket, spec: VxlanSpec): Promise<Link
   const mtu = spec.mtu === undefined ? undefined : validateMtu(spec.mtu, 'vxlan.mtu');
   const mac = spec.mac === undefined ? undefined : parseMac(spec.mac, 'vxlan.mac');
   const iff = (spec.up ? IFF.UP : 0) | (spec.noArp ? IFF.NOARP : 0);
-  const w = linkMessage(RTM.NEWLINK, NLM_F.REQUEST | NLM_F.ACK | NLM_F.CREATE | NLM_F.EXCL, name, iff, iff);
-  if (mtu !== undefined) w.u32(IFLA.MTU, mtu);
-  if (mac) w.bytes(IFLA.ADDRESS, mac);
-  w.nested(IFLA.LINKINFO, (li) => {
-    li.string(IFLA_INFO.KIND, 'vxlan');
-    li.nested(IFLA_INFO.DATA, (data) => {
-      data.u8(IFLA_VXLAN.COLLECT_METADATA, 1);
-      // The port is the one attribute in network byte order.
-      data.bytes(IFLA_VXLAN.PORT, Uint8Array.of(spec.port >> 8, spec.port & 0xff));
-    });
+  const w = newLinkMessage(name, 'vxlan', { iff, mtu, mac }, (data) => {
+    data.u8(IFLA_VXLAN.COLLECT_METADATA, 1);
+    // The port is the one attribute in network byte order.
+    data.bytes(IFLA_VXLAN.PORT, Uint8Array.of(spec.port >> 8, spec.port & 0xff));
   });
   await sock.request(w, 'link add vxlan', name);
   return getLink(sock, name);
