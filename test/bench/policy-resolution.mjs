@@ -18,8 +18,7 @@ const gc = runInNewContext('gc');
 const logger = pino({ level: 'silent' });
 const [IDS, POLICIES, ENDPOINTS] = (process.argv.length > 2 ? process.argv.slice(2, 5) : ['6000', '3000', '200']).map(Number);
 const ITERATIONS = Number(process.env.ITERATIONS ?? 200);
-// Writing through PolicyMap is far slower per import (see libs/policy/README.md): fewer rounds.
-const MAP_ITERATIONS = Number(process.env.MAP_ITERATIONS ?? 20);
+const MAP_ITERATIONS = Number(process.env.MAP_ITERATIONS ?? 200);
 const WITH_MAP = process.env.POLICY_BENCH_MAP !== '0';
 const BASELINE = { identities: 100, policies: 100, endpoints: 50 };
 const WARMUP = 20;
@@ -202,7 +201,7 @@ async function run(scale, datapath) {
   const affected = { endpoints: 0, entries: 0, imports: 0 };
   const affectingMs = [];
   const rounds = writer ? MAP_ITERATIONS : ITERATIONS;
-  const warmup = writer ? 3 : WARMUP;
+  const warmup = WARMUP;
   for (let n = -warmup; n < rounds; n++) {
     const doc = policy(scale.policies + warmup + n, sh, `bench-${n}`);
     touched.endpoints = touched.entries = 0;
@@ -224,6 +223,16 @@ async function run(scale, datapath) {
     engine.resolve(subject);
     return performance.now() - t;
   });
+  // As the realizer does on a label change: resolve, then sync the whole state (a diff, so
+  // nothing is written here; every prefix of the endpoint is derived again).
+  const resyncMs = writer
+    ? endpoints.map(({ subject }) => {
+        const t = performance.now();
+        const r = engine.resolve(subject);
+        write(writer.sync(subject.endpointId, r.entries, r.enforcement, r.revision));
+        return performance.now() - t;
+      })
+    : [];
   const mapEntries = writer ? endpoints.reduce((sum, { subject }) => sum + (writer.dump(subject.endpointId)?.entries.length ?? 0), 0) : undefined;
   for (const { subject, unwatch } of endpoints) {
     unwatch();
@@ -239,6 +248,7 @@ async function run(scale, datapath) {
     affectingShare: affectingMs.length / importMs.length,
     delete: stats(deleteMs),
     resolve: stats(resolveMs),
+    resync: writer ? stats(resyncMs) : undefined,
     heapMB: (heapAfter - heapBefore) / 2 ** 20,
     selectors,
     rawEntries: endpoints.reduce((s, e) => s + e.entries, 0),
@@ -272,7 +282,7 @@ try {
   const baseMap = dp && (await run(BASELINE, dp));
   const bigMap = dp && (await run(scale, dp));
   const fmt = (v) => v.toFixed(2).padStart(8);
-  console.log(`policy resolution: ${ITERATIONS} single-policy imports (${MAP_ITERATIONS} when written to the map), each followed by its delete; ${WARMUP} (3) more first, not counted`);
+  console.log(`policy resolution: ${ITERATIONS} single-policy imports (${MAP_ITERATIONS} when written to the map), each followed by its delete; ${WARMUP} more first, not counted`);
   for (const r of [base, big, baseMap, bigMap].filter(Boolean)) {
     console.log(
       `  ${r.scale.identities} identities, ${r.scale.policies} policies, ${r.scale.endpoints} endpoints: bulk import ${r.bulkImportMs.toFixed(0)} ms, endpoints attached in ${r.attachMs.toFixed(0)} ms, ` +
@@ -294,8 +304,14 @@ try {
   }
   row('full resolve of one endpoint, p50', (r) => r.resolve.p50);
   row('full resolve of one endpoint, p99', (r) => r.resolve.p99);
+  if (dp) for (const p of ['p50', 'p99']) row(`resolve + sync of one endpoint into the map, ${p}`, (r) => r.resync[p], 'ms', baseMap, bigMap);
   row('heap used by identities+policies+endpoints', (r) => r.heapMB, 'MB');
-  console.log(`  process heap used now: ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} MB`);
+  if (dp) {
+    row('  the same with the map (PolicyMap mirror included)', (r) => r.heapMB, 'MB', baseMap, bigMap);
+    row('  PolicyMap mirror alone (difference)', (r) => r.heapMB, 'MB', { heapMB: baseMap.heapMB - base.heapMB }, { heapMB: bigMap.heapMB - big.heapMB });
+  }
+  gc();
+  console.log(`  process heap used now (after gc): ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} MB`);
 } finally {
   if (datapath.pinRoot) removePinRoot(datapath.pinRoot);
 }

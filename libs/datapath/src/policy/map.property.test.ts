@@ -115,4 +115,43 @@ describe('PolicyMap: a sequence of apply() equals one sync() of the final state 
       maps.endpoints.close();
     }
   });
+
+  it('under write failures (a map too small) its mirror stays exact: deleting everything leaves nothing behind', () => {
+    const maps: Maps = {
+      policy: BpfMap.create<PolicyMapKeyValue, PolicyMapValueValue>(
+        { type: 'lpm_trie', name: 'cil_pol_tiny', keySize: 16, valueSize: 8, maxEntries: 10, flags: 1 },
+        { key: PolicyMapKey as never, value: PolicyMapValue as never },
+      ),
+      endpoints: BpfMap.create<number, PolicyEndpointRecord>({ type: 'hash', name: 'cil_pol_ep_tiny', keySize: 4, valueSize: 8, maxEntries: 8 }, { key: codec.u32 as never, value: PolicyEndpointValue as never }),
+    };
+    try {
+      fc.assert(
+        fc.property(fc.array(rawEntry, { maxLength: 6 }), fc.array(step, { minLength: 1, maxLength: 8 }), (initial, steps) => {
+          const writer = new PolicyMap({ ...maps, logger: silent });
+          const state = new Map<string, Raw>(initial.map((e) => [keyId(e[0]), e]));
+          writer.sync(1, [...state.values()], { ingress: true, egress: true }, 0);
+          steps.forEach((s, i) => {
+            const before = new Map(state);
+            const current = [...state.keys()];
+            for (const n of s.deletes) if (current.length > 0) state.delete(current[n % current.length]!);
+            for (const e of s.upserts) state.set(keyId(e[0]), e);
+            const upserts = [...state].filter(([id, e]) => before.get(id) !== e).map(([, e]) => e);
+            const deletes = [...before].filter(([id]) => !state.has(id)).map(([, e]) => e[0]);
+            const outcome = writer.apply(1, { revision: i + 1, upserts, deletes });
+            // Failed or not, the record says what the endpoint does now.
+            expect(maps.endpoints.lookup(1)?.ingress).toBe(outcome.failClosed ? PolicyModeCode.denyAll : PolicyModeCode.enforce);
+            if (!outcome.failClosed) expect(content(maps, 1)).toEqual(new Map([...policyPrefixes([...state.values()])].map(([id, e]) => [id, e.value])));
+          });
+          const last = writer.apply(1, { revision: steps.length + 1, upserts: [], deletes: [...state.values()].map(([k]) => k) });
+          expect(last).toMatchObject({ failClosed: false });
+          expect(content(maps, 1).size).toBe(0);
+          writer.remove(1);
+        }),
+        { numRuns: 150 },
+      );
+    } finally {
+      maps.policy.close();
+      maps.endpoints.close();
+    }
+  });
 });

@@ -19,6 +19,7 @@ import {
   valueOfCode,
   type PolicyPrefix,
 } from './prefixes.js';
+import { RawGroups } from './raw-groups.js';
 
 /** What a direction of an endpoint does in the datapath. */
 export type PolicyMode = 'allow-all' | 'enforce' | 'deny-all';
@@ -53,31 +54,22 @@ export const DEFAULT_MAX_ENTRIES_PER_ENDPOINT = 16384;
 const MODE_NAME: Readonly<Record<number, PolicyMode>> = { 0: 'allow-all', 1: 'enforce', 2: 'deny-all' };
 const DIRECTION_NAME = ['ingress', 'egress'] as const;
 
-/**
- * One (direction, identity) of an endpoint: deny pruning never crosses it, so a delta is
- * realized by recomputing only the groups its keys fall in. Codes (numbers) rather than objects
- * keep the mirror small; see prefixCode/valueCode.
- */
-interface Group {
-  /** The raw entries, by rawCode of their key. */
-  readonly raw: Map<number, PolicyEntry>;
-  /** What cilia_policy holds: prefix code → value code. */
-  readonly written: Map<number, number>;
-}
-
 /** Why an endpoint failed closed: only a failed write may heal without a change of entries. */
 type Failure = 'quota' | 'invalid' | 'write';
 
+/** Prefix code → value code, for one (direction, identity) group. */
+type GroupPrefixes = Map<number, number>;
+
 interface EndpointState {
-  readonly groups: Map<number, Group>;
-  /** Prefixes in cilia_policy for the endpoint (the sum of every group's written). */
+  readonly raw: RawGroups;
+  /** Prefixes in cilia_policy for the endpoint. */
   writtenCount: number;
   /**
-   * Every group's written equals the prefixes of its raw entries. False for an endpoint adopted
-   * from the maps (its raw entries unknown) and after a failure: the next change reconciles
-   * every group rather than the touched ones.
+   * What cilia_policy holds, by group code, when that is not simply the prefixes of `raw`:
+   * adopted from the maps (raw entries unknown), or after a failure. Undefined when clean —
+   * then the map holds exactly the prefixes of each raw group, and the mirror is `raw` alone.
    */
-  clean: boolean;
+  written?: Map<number, GroupPrefixes>;
   /** Entries that cannot be written, by key (JSON), with why; the endpoint fails closed while any is left. */
   invalid?: Map<string, string>;
   /** What cilia_policy_endpoints holds for it. */
@@ -88,18 +80,14 @@ interface EndpointState {
   failure?: Failure;
 }
 
-const TWO_16 = 2 ** 16;
-
-/** A raw key within its group: protocol, port, endPort as one number. */
-const rawCode = (k: PolicyKey): number => (k.protocol * TWO_16 + k.port) * TWO_16 + (k.endPort ?? 0);
-
-/** The key's group code, or the reason it is invalid. */
+/** The key's direction code, or why it is invalid. */
 function checkKey(k: PolicyKey): number | string {
   try {
     const [first] = keyPrefixes(k);
-    // keyPrefixes ignores endPort without a port; the raw code still needs it to be 16 bits.
-    if (!Number.isInteger(k.endPort ?? 0) || (k.endPort ?? 0) < 0 || (k.endPort ?? 0) > 65535) throw new RangeError(`key.endPort: must be an integer in 0..65535, got ${k.endPort}`);
-    return groupCode(first!.direction, first!.identity);
+    // keyPrefixes ignores endPort without a port; the raw store still needs 16 bits.
+    const end = k.endPort ?? 0;
+    if (!Number.isInteger(end) || end < 0 || end > 65535) throw new RangeError(`key.endPort: must be an integer in 0..65535, got ${k.endPort}`);
+    return first!.direction;
   } catch (err) {
     return (err as Error).message;
   }
@@ -130,8 +118,10 @@ export class PolicyMap {
     let prefixes = 0;
     for (const [key, value] of this.#policy.entries()) {
       const state = this.#endpoint(key.endpointId);
-      const group = this.#group(state, groupCode(key.direction, key.identity));
-      group.written.set(prefixCode(key), valueCode(value));
+      const g = groupCode(key.direction, key.identity);
+      let group = state.written!.get(g);
+      if (!group) state.written!.set(g, (group = new Map()));
+      group.set(prefixCode(key), valueCode(value));
       state.writtenCount++;
       prefixes++;
     }
@@ -146,20 +136,11 @@ export class PolicyMap {
   #endpoint(id: number): EndpointState {
     let state = this.#state.get(id);
     if (!state) {
-      // Unknown raw entries: not clean until a sync (or a first delta) has reconciled it.
-      state = { groups: new Map(), writtenCount: 0, clean: false, revision: 0 };
+      // Raw entries unknown until a sync (or a first delta): reconcile against what the map holds.
+      state = { raw: new RawGroups(), writtenCount: 0, written: new Map(), revision: 0 };
       this.#state.set(id, state);
     }
     return state;
-  }
-
-  #group(state: EndpointState, code: number): Group {
-    let group = state.groups.get(code);
-    if (!group) {
-      group = { raw: new Map(), written: new Map() };
-      state.groups.set(code, group);
-    }
-    return group;
   }
 
   /** Replaces endpoint `id`'s state (diff against the map; upserts before deletes). */
@@ -171,71 +152,101 @@ export class PolicyMap {
   ): PolicyWriteOutcome {
     checkEndpointId(id);
     const state = this.#endpoint(id);
-    for (const group of state.groups.values()) group.raw.clear();
+    // Clean: what the map holds is derived from the raw entries before they are replaced.
+    const held = state.written ?? this.#derivedPrefixes(state);
+    state.raw.clear();
     state.invalid = undefined;
     entries.forEach(([key, entry], i) => this.#upsert(state, key, entry, `entries[${i}]`));
     state.enforcement = enforcement;
     state.revision = revision;
-    return this.#realize(id, state, state.groups.keys());
+    return this.#realize(id, state, this.#withRawGroups(state, held));
   }
 
   /**
    * Applies one repository delta (enforcement too when present): only the (direction,
-   * identity) groups its keys touch are recomputed; an empty delta only records the revision.
+   * identity) groups its keys touch are derived again; an empty delta only records the revision.
    */
   apply(id: number, delta: PolicyDelta): PolicyWriteOutcome {
     checkEndpointId(id);
     const state = this.#endpoint(id);
-    if (delta.upserts.length === 0 && delta.deletes.length === 0 && !delta.enforcement) {
-      state.revision = delta.revision;
-      // Nothing to derive; a failed write may heal on a retry, so that failure alone reconciles.
-      if (state.clean || (state.failClosed && state.failure !== 'write')) return this.#recordRevision(id, state);
-      return this.#realize(id, state, state.groups.keys());
-    }
-    const touched = new Set<number>();
-    delta.deletes.forEach((key) => {
-      const g = checkKey(key);
-      if (typeof g === 'string') state.invalid?.delete(invalidId(key));
-      else if (state.groups.get(g)?.raw.delete(rawCode(key))) touched.add(g);
-    });
-    delta.upserts.forEach(([key, entry], i) => {
-      const g = this.#upsert(state, key, entry, `upserts[${i}]`);
-      if (g !== undefined) touched.add(g);
-    });
-    if (delta.enforcement) state.enforcement = delta.enforcement;
     state.revision = delta.revision;
-    return this.#realize(id, state, state.clean ? touched : state.groups.keys());
+    if (delta.enforcement) state.enforcement = delta.enforcement;
+    if (delta.upserts.length === 0 && delta.deletes.length === 0) {
+      // Nothing to derive; a failed write may heal on a retry, so that failure alone reconciles.
+      if (!state.written || (state.failClosed && state.failure !== 'write')) return this.#recordOnly(id, state);
+      return this.#realize(id, state, this.#withRawGroups(state, state.written));
+    }
+    // Clean: each touched group's prefixes as the map holds them, taken before the change.
+    const touched = state.written ? undefined : new Map<number, GroupPrefixes>();
+    const touch = (direction: number, identity: number): void => {
+      const g = groupCode(direction, identity);
+      if (touched && !touched.has(g)) touched.set(g, groupPrefixes(state.raw.entries(direction, identity)));
+    };
+    for (const key of delta.deletes) {
+      const direction = checkKey(key);
+      if (typeof direction === 'string') {
+        state.invalid?.delete(invalidId(key));
+        continue;
+      }
+      touch(direction, key.identity);
+      state.raw.delete(direction, key);
+    }
+    delta.upserts.forEach(([key, entry], i) => {
+      const direction = checkKey(key);
+      if (typeof direction === 'number') touch(direction, key.identity);
+      this.#upsert(state, key, entry, `upserts[${i}]`);
+    });
+    return this.#realize(id, state, touched ?? this.#withRawGroups(state, state.written!));
   }
 
-  /** Stores one raw entry; returns its group, or undefined when it is invalid (kept aside with why). */
-  #upsert(state: EndpointState, key: PolicyKey, entry: PolicyEntry, path: string): number | undefined {
-    let g = checkKey(key);
-    if (typeof g === 'number') {
+  /** Stores one raw entry, or keeps it aside with why when it is invalid. */
+  #upsert(state: EndpointState, key: PolicyKey, entry: PolicyEntry, path: string): void {
+    let direction = checkKey(key);
+    if (typeof direction === 'number') {
       try {
         checkPolicyEntry(entry);
       } catch (err) {
-        g = (err as Error).message;
+        direction = (err as Error).message;
       }
     }
-    if (typeof g === 'string') {
-      (state.invalid ??= new Map()).set(invalidId(key), `${path}.${g}`);
-      return undefined;
+    if (typeof direction === 'string') {
+      (state.invalid ??= new Map()).set(invalidId(key), `${path}.${direction}`);
+      return;
     }
     state.invalid?.delete(invalidId(key));
-    this.#group(state, g).raw.set(rawCode(key), entry);
-    return g;
+    state.raw.set(direction, key, entry);
+  }
+
+  /** The prefixes of every raw group (what the map holds for a clean endpoint). */
+  #derivedPrefixes(state: EndpointState): Map<number, GroupPrefixes> {
+    const out = new Map<number, GroupPrefixes>();
+    for (const [direction, identity] of state.raw.groups()) out.set(groupCode(direction, identity), groupPrefixes(state.raw.entries(direction, identity)));
+    return out;
+  }
+
+  /** `held` plus an empty entry for every raw group it lacks (the map holds nothing of those yet). */
+  #withRawGroups(state: EndpointState, held: Map<number, GroupPrefixes>): Map<number, GroupPrefixes> {
+    for (const [direction, identity] of state.raw.groups()) {
+      const g = groupCode(direction, identity);
+      if (!held.has(g)) held.set(g, new Map());
+    }
+    return held;
+  }
+
+  /** Everything the map holds for the endpoint, by group. */
+  #held(state: EndpointState): Map<number, GroupPrefixes> {
+    return state.written ?? this.#derivedPrefixes(state);
   }
 
   /** Deletes everything of endpoint `id` from both maps. */
   remove(id: number): void {
     const state = this.#state.get(id);
     if (!state) return;
-    for (const [g, group] of state.groups) {
+    for (const [g, group] of this.#held(state)) {
       const { direction, identity } = groupOfCode(g);
-      for (const code of [...group.written.keys()]) {
+      for (const code of group.keys()) {
         try {
           this.#policy.delete(mapKey(id, prefixOfCode(direction, identity, code)));
-          group.written.delete(code);
         } catch (err) {
           this.#log.warn({ endpoint: id, err }, 'could not delete a policy map entry of a removed endpoint');
         }
@@ -255,9 +266,9 @@ export class PolicyMap {
     if (!state) return undefined;
     const record = this.#records.lookup(id);
     const entries: RealizedPolicyEntry[] = [];
-    for (const [g, group] of state.groups) {
+    for (const [g, group] of this.#held(state)) {
       const { direction, identity } = groupOfCode(g);
-      for (const code of group.written.keys()) {
+      for (const code of group.keys()) {
         const prefix = prefixOfCode(direction, identity, code);
         // An exact-length lookup of a stored prefix returns that prefix's own value.
         const value = this.#policy.lookup(mapKey(id, prefix));
@@ -292,60 +303,59 @@ export class PolicyMap {
     return out;
   }
 
-  /** Brings the groups `touched` to the prefixes of their raw entries (every group when not clean). */
-  #realize(id: number, state: EndpointState, touched: Iterable<number>): PolicyWriteOutcome {
+  /**
+   * Brings the groups of `held` (what the map holds of them, updated in place as writes
+   * succeed) to the prefixes of their raw entries. Not clean: `held` is every group the map or
+   * the raw entries have, and the endpoint is clean once it succeeds.
+   */
+  #realize(id: number, state: EndpointState, held: Map<number, GroupPrefixes>): PolicyWriteOutcome {
     const invalid = state.invalid?.values().next();
     if (invalid && !invalid.done) {
-      state.clean = false;
-      return this.#failClosed(id, state, 'invalid', `invalid policy entry: ${invalid.value}${state.invalid!.size > 1 ? ` (and ${state.invalid!.size - 1} more)` : ''}`);
+      return this.#failClosed(id, state, held, 'invalid', `invalid policy entry: ${invalid.value}${state.invalid!.size > 1 ? ` (and ${state.invalid!.size - 1} more)` : ''}`);
     }
-    const desired = new Map<number, Map<number, number>>();
+    const desired = new Map<number, GroupPrefixes>();
     let total = state.writtenCount;
-    for (const g of touched) {
-      const group = state.groups.get(g);
-      if (!group || desired.has(g)) continue;
-      const prefixes = groupPrefixes(rawEntries(g, group));
+    for (const [g, had] of held) {
+      const { direction, identity } = groupOfCode(g);
+      const prefixes = groupPrefixes(state.raw.entries(direction, identity));
       desired.set(g, prefixes);
-      total += prefixes.size - group.written.size;
+      total += prefixes.size - had.size;
     }
     if (total > this.#quota) {
-      state.clean = false;
-      return this.#failClosed(id, state, 'quota', `${total} policy map entries exceed the per-endpoint quota of ${this.#quota} (maxEntriesPerEndpoint)`);
+      return this.#failClosed(id, state, held, 'quota', `${total} policy map entries exceed the per-endpoint quota of ${this.#quota} (maxEntriesPerEndpoint)`);
     }
     let written = 0;
     let deleted = 0;
     try {
       for (const [g, prefixes] of desired) {
-        const group = state.groups.get(g)!;
+        const had = held.get(g)!;
         const { direction, identity } = groupOfCode(g);
         for (const [code, value] of prefixes) {
-          const had = group.written.get(code);
-          if (had === value) continue;
+          const before = had.get(code);
+          if (before === value) continue;
           this.#policy.update(mapKey(id, prefixOfCode(direction, identity, code)), valueOfCode(value));
-          group.written.set(code, value);
-          if (had === undefined) state.writtenCount++;
+          had.set(code, value);
+          if (before === undefined) state.writtenCount++;
           written++;
         }
       }
       // Enforcement only after the allows it relies on are in.
       this.#writeRecord(id, state, this.#enforcedRecord(state));
       for (const [g, prefixes] of desired) {
-        const group = state.groups.get(g)!;
+        const had = held.get(g)!;
         const { direction, identity } = groupOfCode(g);
-        for (const code of group.written.keys()) {
+        for (const code of had.keys()) {
           if (prefixes.has(code)) continue;
           this.#policy.delete(mapKey(id, prefixOfCode(direction, identity, code)));
-          group.written.delete(code);
+          had.delete(code);
           state.writtenCount--;
           deleted++;
         }
-        if (group.written.size === 0 && group.raw.size === 0) state.groups.delete(g);
       }
     } catch (err) {
-      state.clean = false;
-      return this.#failClosed(id, state, 'write', `writing the policy maps failed: ${(err as Error).message}`);
+      return this.#failClosed(id, state, held, 'write', `writing the policy maps failed: ${(err as Error).message}`);
     }
-    state.clean = true;
+    state.written = undefined;
     if (state.failClosed) this.#log.info({ endpoint: id, revision: state.revision }, 'endpoint policy realized again, no longer failed closed');
     state.failClosed = undefined;
     state.failure = undefined;
@@ -353,13 +363,12 @@ export class PolicyMap {
   }
 
   /** An empty delta: the record takes the new revision, nothing else changes. */
-  #recordRevision(id: number, state: EndpointState): PolicyWriteOutcome {
-    const record = state.failClosed ? { ingress: PolicyModeCode.denyAll, egress: PolicyModeCode.denyAll, flags: 0, revision: state.revision } : this.#enforcedRecord(state);
+  #recordOnly(id: number, state: EndpointState): PolicyWriteOutcome {
+    const record = state.failClosed ? denyAll(state.revision) : this.#enforcedRecord(state);
     try {
       this.#writeRecord(id, state, record);
     } catch (err) {
-      state.clean = false;
-      return this.#failClosed(id, state, 'write', `writing the policy maps failed: ${(err as Error).message}`);
+      return this.#failClosed(id, state, new Map(), 'write', `writing the policy maps failed: ${(err as Error).message}`);
     }
     return state.failClosed ? { failClosed: true, reason: state.failClosed } : { failClosed: false, written: 0, deleted: 0 };
   }
@@ -381,10 +390,20 @@ export class PolicyMap {
     state.record = record;
   }
 
-  #failClosed(id: number, state: EndpointState, failure: Failure, reason: string): PolicyWriteOutcome {
+  /**
+   * Deny-all for the endpoint. What the map holds becomes explicit (no longer the prefixes of
+   * the raw entries): `held` for the groups a realization was working on, derived from the raw
+   * entries for the rest (untouched, so still what the map holds).
+   */
+  #failClosed(id: number, state: EndpointState, held: Map<number, GroupPrefixes>, failure: Failure, reason: string): PolicyWriteOutcome {
+    if (!state.written) {
+      const written = this.#derivedPrefixes(state);
+      for (const [g, group] of held) written.set(g, group);
+      state.written = written;
+    }
     let why = reason;
     try {
-      this.#writeRecord(id, state, { ingress: PolicyModeCode.denyAll, egress: PolicyModeCode.denyAll, flags: 0, revision: state.revision });
+      this.#writeRecord(id, state, denyAll(state.revision));
     } catch (err) {
       // Without its record the endpoint falls back to POLICY_DEFAULT_DENY: say so.
       why = `${reason}; writing deny-all failed too: ${(err as Error).message}`;
@@ -397,16 +416,8 @@ export class PolicyMap {
   }
 }
 
-/** A group's raw entries as keys again (groupPrefixes reads keys). */
-function* rawEntries(g: number, group: Group): Generator<readonly [PolicyKey, PolicyEntry]> {
-  const { direction, identity } = groupOfCode(g);
-  for (const [code, entry] of group.raw) {
-    const endPort = code % TWO_16;
-    const rest = (code - endPort) / TWO_16;
-    const port = rest % TWO_16;
-    const protocol = (rest - port) / TWO_16;
-    yield [{ identity, direction: DIRECTION_NAME[direction]!, protocol, port, endPort }, entry] as const;
-  }
+function denyAll(revision: number): PolicyEndpointRecord {
+  return { ingress: PolicyModeCode.denyAll, egress: PolicyModeCode.denyAll, flags: 0, revision };
 }
 
 function mapKey(endpointId: number, p: PolicyPrefix): PolicyMapKeyValue {
