@@ -157,10 +157,16 @@ const stats = (samples) => {
   return { p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), max: s.at(-1) };
 };
 
+/** Heap in use after a full collection; the turn of the event loop lets the previous run's last promises go first. */
+async function settledHeap() {
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
 async function run(scale, datapath) {
   const writer = datapath?.writer;
-  gc();
-  const heapBefore = process.memoryUsage().heapUsed;
+  const heapBefore = await settledHeap();
   const sh = shape(scale.identities);
   const identities = new BenchIdentities();
   const pods = Array.from({ length: scale.identities }, (_, i) => identities.add(podLabels(i, sh)));
@@ -192,8 +198,7 @@ async function run(scale, datapath) {
   const attachMs = performance.now() - t0;
   console.error(`  [${scale.identities}/${scale.policies}/${scale.endpoints}${writer ? ' +map' : ''}] set up: import ${bulkImportMs.toFixed(0)} ms, attach ${attachMs.toFixed(0)} ms`);
   const selectors = engine.selectorCount;
-  gc();
-  const heapAfter = process.memoryUsage().heapUsed;
+  const heapAfter = await settledHeap();
 
   // One policy imported → every affected endpoint's delta written; then deleted (not timed).
   const importMs = [];
@@ -277,9 +282,11 @@ const datapath = openDatapath();
 try {
   const dp = datapath.writer && WITH_MAP ? datapath : undefined;
   const scale = { identities: IDS, policies: POLICIES, endpoints: ENDPOINTS };
+  // Small runs first: a large run leaves the heap bigger for a while (compiled code, caches),
+  // which would make a small run after it measure a negative heap.
   const base = await run(BASELINE, undefined);
-  const big = await run(scale, undefined);
   const baseMap = dp && (await run(BASELINE, dp));
+  const big = await run(scale, undefined);
   const bigMap = dp && (await run(scale, dp));
   const fmt = (v) => v.toFixed(2).padStart(8);
   console.log(`policy resolution: ${ITERATIONS} single-policy imports (${MAP_ITERATIONS} when written to the map), each followed by its delete; ${WARMUP} more first, not counted`);
@@ -310,8 +317,7 @@ try {
     row('  the same with the map (PolicyMap mirror included)', (r) => r.heapMB, 'MB', baseMap, bigMap);
     row('  PolicyMap mirror alone (difference)', (r) => r.heapMB, 'MB', { heapMB: baseMap.heapMB - base.heapMB }, { heapMB: bigMap.heapMB - big.heapMB });
   }
-  gc();
-  console.log(`  process heap used now (after gc): ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} MB`);
+  console.log(`  process heap used now (after gc): ${((await settledHeap()) / 2 ** 20).toFixed(1)} MB`);
 } finally {
   if (datapath.pinRoot) removePinRoot(datapath.pinRoot);
 }
