@@ -252,6 +252,27 @@ describe('policy slot (POLICY_DEFAULT_DENY = 0)', () => {
     expect(fromA(c, 42081, 12345).retval).toBe(TC_ACT.REDIRECT);
   });
 
+  it('a direction only deny rules without default deny enforce (the engine adds an allow-all): the deny drops, the rest passes', () => {
+    // What the policy engine resolves for a CNP ingressDeny with enableDefaultDeny {ingress: false}.
+    const derived = (from: string): PolicyEntry => ({ verdict: 'allow', proxyPort: 0, derivedFrom: [from] });
+    writer.sync(
+      b.info.endpointId,
+      [
+        [key({ identity: 0, protocol: 0 }), derived('allow-all (no default deny)')],
+        [key({ identity: 1, protocol: 0 }), derived('allow-localhost')],
+        [key({ identity: a.info.identity, port: 22 }), deny],
+      ],
+      ingressOnly,
+      14,
+    );
+    const r = fromA(b, 42085, 22);
+    expect(r.retval).toBe(TC_ACT.SHOT);
+    expect(r.context.dropReason).toBe(DropReason.policyDeny);
+    expect(fromA(b, 42086, 80).retval).toBe(TC_ACT.REDIRECT);
+    expect(run(fromContainer, tcp(c.ip, b.ip, 42087, 22), c.info.hostIfindex).retval).toBe(TC_ACT.REDIRECT);
+    expect(run(toContainer, tcp(WORLD_IP, b.ip, 42088, 22), b.info.hostIfindex).retval).toBe(TC_ACT.OK);
+  });
+
   it('deny-all (failed closed over its quota) drops new connections as POLICY_NOT_REALIZED', () => {
     const outcome = writer.sync(b.info.endpointId, [[key({ identity: a.info.identity, port: 1, endPort: 65535 }), allow]], ingressOnly, 12);
     expect(outcome.failClosed).toBe(true);

@@ -204,6 +204,52 @@ describe('PolicyEngine resolution', () => {
     expect(never.engine.resolve({ endpointId: 1, identity: n.id, labels: n.labels })).toEqual({ revision: 1, enforcement: { ingress: false, egress: false }, entries: [] });
   });
 
+  it('enforces a direction that only deny rules without default deny select, adding an allow-all entry (Cilium)', async () => {
+    const { identities, engine } = setup();
+    const a = identities.add(podLabels('a'));
+    const b = identities.add(podLabels('b'));
+    const w = new Accumulator(engine, { endpointId: 1, identity: a.id, labels: a.labels });
+    const denyB = rule('deny-b', sel({ app: 'a' }), { ingressDeny: [peerRule([endpoints({ app: 'b' })], [tcp(22)])], enforces: { ingress: false, egress: false } });
+    await engine.importRules([denyB]);
+    const allowAll = allow('allow-all (no default deny)');
+    const denyOnly = new Map([
+      [key(0, 'ingress'), allowAll],
+      [key(1, 'ingress'), allow('allow-localhost')],
+      [key(b.id, 'ingress', 6, 22), deny(denyB.id)],
+    ]);
+    expect(w.deltas[0]!.enforcement).toEqual({ ingress: true, egress: false });
+    expect(w.state).toEqual(denyOnly);
+    expect(toMap(engine.resolve(w.subject).entries)).toEqual(denyOnly);
+    // A rule that enforces ingress (default deny) takes the allow-all away; deleting it brings it back.
+    const allowC = rule('allow-c', sel({ app: 'a' }), { ingress: [peerRule([endpoints({ app: 'c' })], [tcp(80)])] });
+    await engine.importRules([allowC]);
+    expect(w.state.has(key(0, 'ingress'))).toBe(false);
+    expect(w.enforcement).toEqual({ ingress: true, egress: false });
+    await engine.delete({ name: 'allow-c', namespace: 'x' });
+    expect(w.state).toEqual(denyOnly);
+    // Without the deny rule the direction is not enforced again and holds nothing.
+    await engine.delete({ name: 'deny-b', namespace: 'x' });
+    expect(w.enforcement).toEqual({ ingress: false, egress: false });
+    expect(w.state.size).toBe(0);
+    // Allow rules without default deny alone enforce nothing and add no allow-all.
+    await engine.importRules([rule('open', sel({ app: 'a' }), { ingress: [peerRule([endpoints({ app: 'b' })], [tcp(80)])], enforces: { ingress: false, egress: false } })]);
+    expect(w.enforcement).toEqual({ ingress: false, egress: false });
+    expect(w.state.has(key(0, 'ingress'))).toBe(false);
+  });
+
+  it('traces a deny-only direction as enforced: the deny drops, the rest passes through the allow-all', async () => {
+    const { identities, engine } = setup();
+    identities.add(podLabels('a'));
+    identities.add(podLabels('b'));
+    identities.add(podLabels('c'));
+    await engine.importRules([rule('deny-b', sel({ app: 'a' }), { ingressDeny: [peerRule([endpoints({ app: 'b' })], [tcp(22)])], enforces: { ingress: false, egress: false } })]);
+    const denied = engine.trace({ src: podLabels('b'), dst: podLabels('a'), dport: 22, protocol: 'TCP' });
+    expect(denied.ingress).toMatchObject({ enforced: true, verdict: 'denied', deniedBy: ['CiliumNetworkPolicy/x/deny-b'] });
+    const passed = engine.trace({ src: podLabels('c'), dst: podLabels('a'), dport: 22, protocol: 'TCP' });
+    expect(passed.ingress).toMatchObject({ enforced: true, verdict: 'allowed', allowedBy: ['allow-all (no default deny)'] });
+    expect(passed.ingress.lines[0]).toMatch(/is enforced for the deny rules of CiliumNetworkPolicy\/x\/deny-b, with everything else allowed/);
+  });
+
   it('replaces a policy of the same kind, namespace and name and lists one entry per policy', async () => {
     const { identities, engine } = setup();
     const a = identities.add(podLabels('a'));

@@ -22,6 +22,15 @@ export interface ResolveContext {
 /** The id Cilium's allow-localhost entry is derived from. */
 export const ALLOW_LOCALHOST = 'allow-localhost';
 
+/**
+ * The id of the allow-all entry of a direction that only deny rules enforce (their rules turned
+ * default deny off): the datapath looks entries up only in an enforced direction, so the
+ * direction is enforced and this entry keeps everything the denies do not name passing.
+ */
+export const ALLOW_ALL_NO_DEFAULT_DENY = 'allow-all (no default deny)';
+
+const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
+
 type Section = 'ingress' | 'ingressDeny' | 'egress' | 'egressDeny';
 const SECTIONS: ReadonlyArray<readonly [Section, Direction, PolicyEntry['verdict']]> = [
   ['ingress', 'ingress', 'allow'],
@@ -331,13 +340,31 @@ export class SubjectState {
   #updateEnforcement(): void {
     const { mode } = this.ctx;
     const rules = [...this.rules.values()];
-    const next: PolicyEnforcement =
+    const next: { ingress: boolean; egress: boolean } =
       mode === 'always'
         ? { ingress: true, egress: true }
         : mode === 'never'
           ? { ingress: false, egress: false }
           : { ingress: rules.some((r) => r.enforces.ingress), egress: rules.some((r) => r.enforces.egress) };
+    const allowAll = { ingress: false, egress: false };
+    if (mode === 'default') {
+      for (const direction of DIRECTIONS) {
+        if (next[direction] || !rules.some((r) => (direction === 'ingress' ? r.ingressDeny : r.egressDeny).length > 0)) continue;
+        next[direction] = true;
+        allowAll[direction] = true;
+      }
+    }
     if (next.ingress !== this.#enforcement.ingress || next.egress !== this.#enforcement.egress) this.#enforcement = next;
+    for (const direction of DIRECTIONS) {
+      const id = `${ALLOW_ALL_NO_DEFAULT_DENY}|${direction}`;
+      const has = this.#contributions.has(id);
+      if (allowAll[direction] && !has) {
+        const ports = [{ protocol: 0, port: 0, endPort: 0 }];
+        this.#addContribution({ id, ruleId: ALLOW_ALL_NO_DEFAULT_DENY, direction, verdict: 'allow', wildcard: true, matchers: [], sets: [], ports });
+      } else if (!allowAll[direction] && has) {
+        this.#removeContribution(id);
+      }
+    }
     const wantLocalhost = next.ingress && this.ctx.allowLocalhost;
     const hasLocalhost = this.#contributions.has(ALLOW_LOCALHOST);
     if (wantLocalhost && !hasLocalhost) {

@@ -2,7 +2,7 @@ import { ReservedIdentity, type Direction, type Identity, type IdentityAllocator
 import type { EndpointSelector, PeerRule, PolicyRule } from '../model.js';
 import { peerMatcher } from './peers.js';
 import { formatPortKey, portKeyCovers, portKeys, PROTOCOL_NUMBERS, type NamedPortLookup } from './ports.js';
-import { ALLOW_LOCALHOST } from './subject-state.js';
+import { ALLOW_ALL_NO_DEFAULT_DENY, ALLOW_LOCALHOST } from './subject-state.js';
 import { formatLabels, selectorKey, selectorMatches } from './selectors.js';
 
 /** Would a packet from `src` to `dst` on `dport`/`protocol` pass? (`protocol`: TCP, UDP, … or a number) */
@@ -105,16 +105,21 @@ function traceSide(side: Side, ctx: TraceContext): DirectionTrace {
   const who = `${direction} of ${formatLabels(side.subject)}`;
   const selecting = ctx.mode === 'never' ? [] : ctx.rules.filter((r) => selectorMatches(r.subject, side.subject));
   let enforced: boolean;
+  let allowAll = false;
   if (ctx.mode !== 'default') {
     enforced = ctx.mode === 'always';
     lines.push(`${who} is ${enforced ? '' : 'not '}enforced (enforcement mode ${ctx.mode})`);
   } else {
     const enforcers = selecting.filter((r) => r.enforces[direction]).map((r) => r.id);
-    enforced = enforcers.length > 0;
+    const denying = selecting.filter((r) => (direction === 'ingress' ? r.ingressDeny : r.egressDeny).length > 0).map((r) => r.id);
+    enforced = enforcers.length > 0 || denying.length > 0;
+    allowAll = enforcers.length === 0 && denying.length > 0;
     lines.push(
-      enforced
+      enforcers.length > 0
         ? `${who} is enforced by ${enforcers.join(', ')}`
-        : `${who} is not enforced: ${selecting.length === 0 ? 'no rule selects it' : `no rule selecting it enforces ${direction}`}`,
+        : allowAll
+          ? `${who} is enforced for the deny rules of ${denying.join(', ')}, with everything else allowed (${ALLOW_ALL_NO_DEFAULT_DENY})`
+          : `${who} is not enforced: ${selecting.length === 0 ? 'no rule selects it' : `no rule selecting it enforces ${direction}`}`,
     );
   }
   const requires = requiresOf(selecting, direction);
@@ -135,6 +140,7 @@ function traceSide(side: Side, ctx: TraceContext): DirectionTrace {
       }
     }
   }
+  if (allowAll) allowedBy.push(ALLOW_ALL_NO_DEFAULT_DENY);
   if (direction === 'ingress' && enforced && ctx.allowLocalhost && side.peer.id === ReservedIdentity.host) {
     allowedBy.push(ALLOW_LOCALHOST);
     lines.push('allow-localhost: the host may always reach an endpoint');
