@@ -261,6 +261,23 @@ describe('PolicyEngine resolution', () => {
     expect(engine.rules().map((r) => [r.kind, r.namespace, r.name, r.revision, r.notes])).toEqual([['CiliumNetworkPolicy', 'x', 'p', 2, []]]);
   });
 
+  it('logs an import or delete of many policies as counts and at most ten names at info level', async () => {
+    const lines: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
+    const capture = (level: string) => (fields: object, message?: string) => void lines.push({ level, fields: fields as Record<string, unknown>, message: message ?? '' });
+    const logger = { trace: capture('trace'), debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error'), fatal: capture('fatal'), child: () => logger };
+    const engine = new PolicyEngine({ identities: new FakeIdentities(), enforcement: 'default', allowLocalhost: true, logger: logger as never });
+    await engine.importRules(Array.from({ length: 25 }, (_, i) => rule(`p${i}`, sel({ app: 'a' }), { ingress: [peerRule('all')] })));
+    const imported = lines.find((l) => l.level === 'info' && l.message === 'policies imported')!;
+    expect(imported.fields).toMatchObject({ revision: 1, policies: 25, moreNames: 15 });
+    expect(imported.fields.names).toHaveLength(10);
+    expect(imported.fields.names).toContain('CiliumNetworkPolicy/x/p0');
+    expect(lines.find((l) => l.level === 'debug' && l.message === 'policies imported: every name')?.fields.names).toHaveLength(25);
+    await engine.delete({ name: 'p3', namespace: 'x' });
+    expect(lines.find((l) => l.level === 'info' && l.message === 'policies deleted')?.fields).toEqual(expect.objectContaining({ policies: 1, names: ['CiliumNetworkPolicy/x/p3'] }));
+    expect(lines.find((l) => l.message === 'policies deleted')?.fields).not.toHaveProperty('moreNames');
+    engine.close();
+  });
+
   it('refuses an invalid import as a whole and a delete that matches nothing', async () => {
     const { engine } = setup();
     await engine.importRules([rule('keep', sel({ app: 'a' }), { ingress: [peerRule('all')] })]);

@@ -51,6 +51,9 @@ interface Watcher {
 
 type DeleteSelector = { name: string; namespace?: string; kind?: string } | { all: true };
 
+/** Policy names an info line carries at most. */
+const LOGGED_POLICY_NAMES = 10;
+
 const policyKeyOf = (p: { kind: string; namespace?: string; name: string }): string => `${p.kind}/${p.namespace ?? ''}/${p.name}`;
 
 /** Kind, namespace and name of a document the parser accepted but that produced no rule (`specs: []`). */
@@ -180,7 +183,7 @@ export class PolicyEngine implements PolicyRepository {
         this.#policies.delete(key);
       }
       const affected = this.#deliver(revision);
-      this.#log.info({ revision, deleted: matched.map(([k]) => k), affectedEndpoints: affected, ms: +(performance.now() - started).toFixed(2) }, 'policies deleted');
+      this.#logChange('policies deleted', matched.map(([k]) => k), { revision, affectedEndpoints: affected, ms: +(performance.now() - started).toFixed(2) });
       await this.#releaseUnusedCidrs();
       return revision;
     });
@@ -249,9 +252,19 @@ export class PolicyEngine implements PolicyRepository {
       for (const r of p.rules) this.#addRule(r);
     }
     const affected = this.#deliver(revision);
-    this.#log.info({ revision, policies: [...incoming.keys()], affectedEndpoints: affected, ms: +(performance.now() - started).toFixed(2) }, 'policies imported');
+    this.#logChange('policies imported', [...incoming.keys()], { revision, affectedEndpoints: affected, ms: +(performance.now() - started).toFixed(2) });
     await this.#releaseUnusedCidrs();
     return revision;
+  }
+
+  /**
+   * One info line per import or delete: how many policies and a few of their names — a set of
+   * thousands would make a line of hundreds of kilobytes. Every name only at debug level.
+   */
+  #logChange(message: string, keys: readonly string[], fields: Record<string, unknown>): void {
+    const more = keys.length - LOGGED_POLICY_NAMES;
+    this.#log.info({ ...fields, policies: keys.length, names: keys.slice(0, LOGGED_POLICY_NAMES), ...(more > 0 ? { moreNames: more } : {}) }, message);
+    if (more > 0) this.#log.debug({ revision: fields.revision, names: keys }, `${message}: every name`);
   }
 
   #addRule(rule: PolicyRule): void {
