@@ -3,9 +3,12 @@
  * node-wide (SNAT_IPV4, in bpf/lib/nat.h).
  *
  *   cil_to_netdev     tc egress: masquerades pod → outside flows to SNAT_IPV4
- *   cil_from_netdev   tc ingress: reverse-translates replies to masqueraded flows, and
- *                     hands packets for local endpoints to their to-container pipeline
+ *   cil_from_netdev   tc ingress: first the pre hook (cilia_tc_slots, PRE: e.g. a tunnel's
+ *                     receive program), then reverse-translates replies to masqueraded flows,
+ *                     and hands packets for local endpoints to their to-container pipeline
  *                     (lxc.o's resume program), which delivers them straight to the pod
+ *   cil_from_netdev_main  the same without the pre hook (cilia_tc_slots, MAIN): where a
+ *                     pre program hands back what it does not take
  *   *_resume          where slot programs hand packets back (cilia_tc_slots, RESUME)
  *
  * Anything the datapath does not handle (IPv6, ARP, other protocols, traffic of the host
@@ -20,6 +23,7 @@
 #include <ipcache.h>
 #include <monitor.h>
 #include <nat.h>
+#include <overlay.h>
 #include <redirect.h>
 #include <slots.h>
 #include <tuple.h>
@@ -103,7 +107,6 @@ static __always_inline int from_netdev_forward(struct __sk_buff *skb, struct cil
 	struct cilia_endpoint_info *ep;
 	struct cilia_tuple t;
 	__u8 reason;
-	int verdict;
 
 	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
 		return TC_ACT_OK;
@@ -114,20 +117,10 @@ static __always_inline int from_netdev_forward(struct __sk_buff *skb, struct cil
 		return TC_ACT_OK;
 	cilia_trace(skb, ctx, &t, (ctx->flags & CILIA_CTX_F_SNATED) ? CILIA_TRACE_FROM_NETWORK : CILIA_TRACE_TO_ENDPOINT,
 		    CILIA_AP_FROM_NETDEV);
-	/* Continue as the endpoint's to-container pipeline (its slots, then delivery), which
-	 * counts the packet; deliver directly if that pipeline is not installed. */
-	ctx->target_ifindex = ep->host_ifindex;
-	ctx->flags |= CILIA_CTX_F_REDIRECTED;
-	cilia_enter_pipeline(skb, ctx, CILIA_AP_TO_CONTAINER);
-	cilia_metrics_count(CILIA_REASON_FORWARDED, CILIA_DIR_INGRESS, skb->len);
-	verdict = cilia_redirect_to_endpoint(skb, ep, &reason);
-	if (!verdict)
-		return cilia_drop(skb, ctx, &t, reason, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
-	return verdict;
+	return cilia_from_netdev_deliver(skb, ctx, &t, ep);
 }
 
-SEC("tc")
-int cil_from_netdev(struct __sk_buff *skb)
+static __always_inline int from_netdev(struct __sk_buff *skb)
 {
 	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE, .src_identity = CILIA_IDENTITY_WORLD };
 	struct cilia_endpoint_info *ep;
@@ -147,15 +140,27 @@ int cil_from_netdev(struct __sk_buff *skb)
 	ep = cilia_endpoint_lookup4(t.daddr);
 	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
 		return TC_ACT_OK; /* for the host */
-	ctx.endpoint_id = ep->endpoint_id;
-	ctx.dst_identity = ep->identity;
 	ctx.src_identity = cilia_identity4(t.saddr);
-	ctx.flags |= CILIA_CTX_F_LOCAL_DST;
-	r = cilia_ct_process4(&t, skb->len, ctx.src_identity, &ctx.ct_status);
+	r = cilia_from_netdev_track(skb, &ctx, &t, ep);
 	if (r)
 		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
 	cilia_run_slots(skb, &ctx, CILIA_AP_FROM_NETDEV);
 	return from_netdev_forward(skb, &ctx);
+}
+
+SEC("tc")
+int cil_from_netdev(struct __sk_buff *skb)
+{
+	/* Before anything else: a pre program may take the packet (a tunnel packet it
+	 * decapsulates) or give it back through cil_from_netdev_main. */
+	cilia_run_pre(skb, CILIA_AP_FROM_NETDEV);
+	return from_netdev(skb);
+}
+
+SEC("tc")
+int cil_from_netdev_main(struct __sk_buff *skb)
+{
+	return from_netdev(skb);
 }
 
 SEC("tc")

@@ -101,4 +101,24 @@ static __always_inline void cilia_enter_pipeline(struct __sk_buff *skb, struct c
 	bpf_tail_call(skb, &cilia_tc_slots, CILIA_SLOT_INDEX(ap, CILIA_SLOT_RESUME));
 }
 
+/* ---- the pre hook (CILIA_SLOT_PRE / CILIA_SLOT_MAIN, maps.h) --------------------------
+ * An entry program that offers the hook calls cilia_run_pre() before it looks at the packet.
+ * The pre program sees the packet as it arrived (no context: it starts its own) and either
+ * owns it from then on (a tc verdict, or a tail call into another pipeline) or gives it back
+ * with cilia_pre_continue(), which runs the base program (installed at MAIN) from the top. */
+
+/* For base entry programs: tail-calls the pre program of `ap`; returns when there is none. */
+static __always_inline void cilia_run_pre(struct __sk_buff *skb, __u32 ap)
+{
+	bpf_tail_call(skb, &cilia_tc_slots, CILIA_SLOT_INDEX(ap, CILIA_SLOT_PRE));
+}
+
+/* For pre programs: hands the packet, untouched, to the base program of `ap`. Without one
+ * installed (an older loader) the packet goes to the stack as it came. */
+static __always_inline int cilia_pre_continue(struct __sk_buff *skb, __u32 ap)
+{
+	bpf_tail_call(skb, &cilia_tc_slots, CILIA_SLOT_INDEX(ap, CILIA_SLOT_MAIN));
+	return TC_ACT_OK;
+}
+
 #endif /* CILIA_LIB_SLOTS_H */

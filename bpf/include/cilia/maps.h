@@ -143,8 +143,16 @@ struct cilia_metrics_value {
 /* --- cilia_tc_slots: PROG_ARRAY of every tc attach point's slots -------------------------
  * Index = attach point * CILIA_SLOTS_PER_AP + slot (enum cilia_slot), see slots.h. Index
  * CILIA_SLOT_RESUME of each window holds the base object's resume program for that attach
- * point (installed by the loader), through which a slot program continues the pipeline. */
+ * point (installed by the loader), through which a slot program continues the pipeline.
+ *
+ * CILIA_SLOT_PRE and CILIA_SLOT_MAIN are a hook in front of the whole base program, for what
+ * must see a packet before the base parses it (from-netdev: a tunnel's receive program). The
+ * entry program tail-calls PRE first; a pre program either owns the packet or hands it back
+ * through MAIN, where the loader installs the base program without the hook. Only from-netdev
+ * has them so far. */
 #define CILIA_SLOTS_PER_AP 16
+#define CILIA_SLOT_MAIN 13
+#define CILIA_SLOT_PRE 14
 #define CILIA_SLOT_RESUME 15
 #define CILIA_TC_SLOTS_MAX (8 * CILIA_SLOTS_PER_AP)
 #define CILIA_SLOT_INDEX(ap, slot) ((ap) * CILIA_SLOTS_PER_AP + (slot))

@@ -14,6 +14,10 @@ enum cilia_slot {
 	CILIA_SLOT_MAX,
 };
 
+/* The window of an attach point in cilia_tc_slots also has CILIA_SLOT_MAIN (13), CILIA_SLOT_PRE
+ * (14) and CILIA_SLOT_RESUME (15), defined in maps.h: not stages of the slot pipeline, so not
+ * in this enum. */
+
 /* Attach points, in the order @cilia/core's `AttachPoint` lists them. */
 enum cilia_attach_point {
 	CILIA_AP_FROM_CONTAINER = 0,

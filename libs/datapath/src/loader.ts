@@ -341,9 +341,16 @@ function ipv4HostOrder(ip: string): number {
   return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
 }
 
-/** Resume programs go in before any entry program is attached (bpf/README.md, loader duties). */
-function installResume(slots: ProgramArray, obj: BpfObject, programs: Partial<Record<TcAttachPoint, { resume: string }>>): void {
-  for (const [ap, p] of Object.entries(programs) as [TcAttachPoint, { resume: string }][]) slots.set(slotIndex(ap, 'resume'), obj.program(p.resume));
+/**
+ * Resume programs, and the main program a pre hook hands back to, go in before any entry program
+ * is attached (bpf/README.md, loader duties): a pre program already installed (a plugin set up
+ * before the base) then never meets an empty main.
+ */
+function installResume(slots: ProgramArray, obj: BpfObject, programs: Partial<Record<TcAttachPoint, { resume: string; main?: string }>>): void {
+  for (const [ap, p] of Object.entries(programs) as [TcAttachPoint, { resume: string; main?: string }][]) {
+    slots.set(slotIndex(ap, 'resume'), obj.program(p.resume));
+    if (p.main) slots.set(slotIndex(ap, 'main'), obj.program(p.main));
+  }
 }
 
 function tcSlot(attach: AttachPoint, slot: DatapathSlot, field: string): number {

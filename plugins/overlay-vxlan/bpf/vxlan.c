@@ -18,10 +18,10 @@
 #include <cilia/drop.h>
 #include <cilia/maps.h>
 #include <cilia/slots.h>
-#include <conntrack.h>
 #include <endpoints.h>
 #include <ipcache.h>
 #include <monitor.h>
+#include <overlay.h>
 #include <redirect.h>
 #include <slots.h>
 #include <tuple.h>
@@ -145,23 +145,7 @@ int cil_from_overlay(struct __sk_buff *skb)
 	ep = cilia_endpoint_lookup4(t.daddr);
 	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
 		return TC_ACT_OK; /* for the node itself */
-	ctx.endpoint_id = ep->endpoint_id;
-	ctx.dst_identity = ep->identity;
-	ctx.flags |= CILIA_CTX_F_LOCAL_DST;
-	r = cilia_ct_process4(&t, skb->len, ctx.src_identity, &ctx.ct_status);
-	if (r)
-		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
-	cilia_trace(skb, &ctx, &t, CILIA_TRACE_TO_ENDPOINT, CILIA_AP_FROM_NETDEV);
-	/* The endpoint's to-container pipeline (its slots, then delivery) counts the packet. */
-	ctx.target_ifindex = ep->host_ifindex;
-	ctx.flags |= CILIA_CTX_F_REDIRECTED;
-	cilia_enter_pipeline(skb, &ctx, CILIA_AP_TO_CONTAINER);
-	/* No to-container pipeline installed yet: deliver directly. */
-	cilia_metrics_count(CILIA_REASON_FORWARDED, CILIA_DIR_INGRESS, skb->len);
-	r = cilia_redirect_to_endpoint(skb, ep, &reason);
-	if (!r)
-		return cilia_drop(skb, &ctx, &t, reason, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
-	return r;
+	return cilia_overlay_deliver(skb, &ctx, &t, ep);
 }
 
 /* ---- VXLAN device egress -------------------------------------------------------------- */

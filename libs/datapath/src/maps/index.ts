@@ -34,7 +34,7 @@ export {
   type PolicyEndpointRecord,
   type PolicyVerdictRecord,
 } from './policy.js';
-export { slotIndex, SLOTS_PER_ATTACH_POINT, SLOT_RESUME, BASE_PROGRAMS, type TcAttachPoint } from './slots.js';
+export { slotIndex, SLOTS_PER_ATTACH_POINT, SLOT_RESUME, SLOT_PRE, SLOT_MAIN, BASE_PROGRAMS, type TcAttachPoint } from './slots.js';
 
 /** Names of the pinned maps (`<bpfRoot>/<name>`). */
 export const MapName = {

@@ -60,6 +60,7 @@ export function loadDatapath(
     for (const [name, obj] of [['lxc', lxc], ['host', host]] as const) {
       for (const [ap, spec] of Object.entries(BASE_PROGRAMS[name])) {
         slots.set(slotIndex(ap as keyof (typeof BASE_PROGRAMS)[typeof name], 'resume'), obj.program(spec.resume));
+        if ('main' in spec) slots.set(slotIndex(ap as keyof (typeof BASE_PROGRAMS)[typeof name], 'main'), obj.program(spec.main));
       }
     }
     return {
