@@ -124,12 +124,13 @@ describe('identities with the real agent (embedded KvStore)', () => {
   it('lists and shows them with cilia identity list|get', () => {
     const list = listIdentities();
     const web = list.find((i) => i.id === byName.web1!.identity);
-    expect(web).toEqual({ id: byName.web1!.identity, scope: 'cluster', labels: { 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': NS_A } });
-    expect(list.find((i) => i.id === byName.db1!.identity)?.labels).toEqual({ 'k8s:app': 'db', 'k8s:io.kubernetes.pod.namespace': NS_A });
+    const nsName = { 'k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name': NS_A };
+    expect(web).toEqual({ id: byName.web1!.identity, scope: 'cluster', labels: { 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': NS_A, ...nsName } });
+    expect(list.find((i) => i.id === byName.db1!.identity)?.labels).toEqual({ 'k8s:app': 'db', 'k8s:io.kubernetes.pod.namespace': NS_A, ...nsName });
     expect(list.find((i) => i.id === 5)).toEqual({ id: 5, scope: 'reserved', labels: { 'reserved:init': '' } });
     expect(list.filter((i) => i.scope === 'cluster').map((i) => i.id).sort()).toEqual([...new Set([byName.web1!.identity, byName.db1!.identity, byName['web-b']!.identity])].sort());
     const table = cli(['identity', 'list']);
-    expect(table.stdout).toMatch(new RegExp(`^${byName.db1!.identity}\\s+cluster\\s+k8s:app=db,k8s:io\\.kubernetes\\.pod\\.namespace=${NS_A}$`, 'm'));
+    expect(table.stdout).toMatch(new RegExp(`^${byName.db1!.identity}\\s+cluster\\s+k8s:app=db,k8s:io\\.cilium\\.k8s\\.namespace\\.labels\\.kubernetes\\.io/metadata\\.name=${NS_A},k8s:io\\.kubernetes\\.pod\\.namespace=${NS_A}$`, 'm'));
     const one = cli(['identity', 'get', String(byName.db1!.identity), '-o', 'json']);
     expect(JSON.parse(one.stdout)).toMatchObject({ id: byName.db1!.identity, scope: 'cluster' });
     const missing = cli(['identity', 'get', '4000000']);

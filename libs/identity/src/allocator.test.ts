@@ -35,7 +35,7 @@ describe('KvIdentityAllocator', () => {
     const second = await a.allocate(ns('prod', { 'k8s:app': 'web', 'k8s:pod-template-hash': 'xyz' }));
     expect(second).toEqual({ identity: first.identity, isNew: false });
     const key = labelsKey(first.identity.labels);
-    expect(key).toBe('k8s:app=web;k8s:io.kubernetes.pod.namespace=prod;');
+    expect(key).toBe('k8s:app=web;k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=prod;k8s:io.kubernetes.pod.namespace=prod;');
     expect(text(kv.entries.get(`${PREFIX}id/${first.identity.id}`)?.value)).toBe(key);
     const ref = kv.entries.get(`${PREFIX}value/${key}/node-1`);
     expect(text(ref?.value)).toBe(String(first.identity.id));
@@ -174,7 +174,12 @@ describe('KvIdentityAllocator', () => {
     const a = await allocator(new MemoryKv(), 'n');
     a.setNamespaceLabels('prod', { team: 'blue' });
     const r = await a.allocate(ns('prod', { 'k8s:app': 'web' }));
-    expect(r.identity.labels).toEqual({ 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': 'prod', 'k8s:io.cilium.k8s.namespace.labels.team': 'blue' });
+    expect(r.identity.labels).toEqual({
+      'k8s:app': 'web',
+      'k8s:io.kubernetes.pod.namespace': 'prod',
+      'k8s:io.cilium.k8s.namespace.labels.team': 'blue',
+      'k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name': 'prod',
+    });
     const other = await a.allocate(ns('dev', { 'k8s:app': 'web' }));
     expect(other.identity.id).not.toBe(r.identity.id);
   });

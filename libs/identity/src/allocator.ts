@@ -1,6 +1,6 @@
 import { IdentityRange, type Cidr, type Identity, type IdentityAllocator, type IdentityEvent, type KvLease, type KvStore, type Labels, type Logger, type NumericIdentity, type Unsubscribe } from '@cilia/core';
 import { IdentityKeys } from './keys.js';
-import { checkEncodable, labelFilter, labelsKey, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, parseLabelsKey, type LabelFilter } from './labels.js';
+import { checkEncodable, labelFilter, labelsKey, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, NAMESPACE_NAME_LABEL, parseLabelsKey, type LabelFilter } from './labels.js';
 import { INIT_IDENTITY, RESERVED_IDENTITIES, reservedFor } from './reserved.js';
 
 const encoder = new TextEncoder();
@@ -129,6 +129,9 @@ export class KvIdentityAllocator implements IdentityAllocator {
     const nsLabels = ns === undefined ? undefined : this.#namespaceLabels.get(ns);
     const all: Record<string, string> = { ...labels };
     for (const [k, v] of Object.entries(nsLabels ?? {})) all[`${NAMESPACE_LABELS_PREFIX}${k}`] ??= v;
+    // Kubernetes gives every namespace this label; carrying it whatever the source of the
+    // endpoint (manifest, API, CNI) keeps equal label sets on one identity.
+    if (ns !== undefined) all[`${NAMESPACE_LABELS_PREFIX}${NAMESPACE_NAME_LABEL}`] ??= ns;
     return this.#filter.apply(all);
   }
 

@@ -47,7 +47,7 @@ describe('KvIdentityAllocator on the embedded KvStore', () => {
     expect(new Set(idOf.values()).size).toBe(30);
     const { entries } = await kv.list(`${PREFIX}id/`);
     expect(entries.length).toBe(30);
-    const refs = await kv.list(`${PREFIX}value/${labelsKey({ ...sets[0]! })}/`);
+    const refs = await kv.list(`${PREFIX}value/${labelsKey(agents[0]!.identityLabels(sets[0]!))}/`);
     expect(refs.entries.map((e) => e.key.split('/').at(-1)).sort()).toEqual(['node-1', 'node-2', 'node-3']);
   });
 

@@ -4,6 +4,8 @@ import type { Labels } from '@cilia/core';
 export const NAMESPACE_LABEL = 'k8s:io.kubernetes.pod.namespace';
 /** Prefix of the labels that carry the pod namespace's own labels (as Cilium names them). */
 export const NAMESPACE_LABELS_PREFIX = 'k8s:io.cilium.k8s.namespace.labels.';
+/** The label Kubernetes puts on every namespace, naming it. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /**
  * Cilium's default exclusions, as regular expressions over the label key without its source
