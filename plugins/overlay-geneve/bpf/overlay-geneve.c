@@ -6,20 +6,21 @@
  *                            names a tunnel endpoint (another node) leaves encapsulated —
  *                            outer Ethernet/IPv4/UDP/Geneve, the source identity in the VNI —
  *                            redirected straight to the underlay device the FIB names
- *   cil_geneve_from_overlay  tc ingress of the underlay device, run before host.o's
- *                            cil_from_netdev: Geneve to this node's tunnel address is stripped
- *                            and enters the destination endpoint's to-container pipeline with
- *                            the VNI as source identity, so its policy judges the sender; any
- *                            other packet is left to the next program (TC_ACT_UNSPEC) */
+ *   cil_geneve_from_overlay  the from-netdev pre hook (cilia_tc_slots, PRE), which host.o's
+ *                            cil_from_netdev runs before anything else: Geneve to this node's
+ *                            tunnel address is stripped and enters the destination endpoint's
+ *                            to-container pipeline with the VNI as source identity, so its
+ *                            policy judges the sender; any other packet goes back to the base
+ *                            (cilia_pre_continue) */
 #include <cilia/common.h>
 #include <cilia/ctx.h>
 #include <cilia/drop.h>
 #include <cilia/maps.h>
 #include <cilia/slots.h>
-#include <conntrack.h>
 #include <endpoints.h>
 #include <ipcache.h>
 #include <monitor.h>
+#include <overlay.h>
 #include <parse.h>
 #include <redirect.h>
 #include <slots.h>
@@ -192,11 +193,11 @@ int cil_geneve_from_overlay(struct __sk_buff *skb)
 	struct cilia_tuple t;
 	__u32 vni = 0;
 	__u8 reason;
-	int inner, r;
+	int inner;
 
 	inner = geneve_inner_offset(skb, &vni);
 	if (inner == 0)
-		return TC_ACT_UNSPEC;
+		return cilia_pre_continue(skb, CILIA_AP_FROM_NETDEV);
 	if (inner < 0)
 		goto decap_failed;
 	/* Keep the outer Ethernet header (delivery rewrites its MACs), drop the rest of the outer
@@ -205,27 +206,12 @@ int cil_geneve_from_overlay(struct __sk_buff *skb)
 		goto decap_failed;
 	ctx.src_identity = vni == CILIA_IDENTITY_HOST ? CILIA_IDENTITY_REMOTE_NODE : vni;
 	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
-		return cilia_drop(skb, &ctx, NULL, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+		goto decap_failed;
 	ep = cilia_endpoint_lookup4(t.daddr);
 	/* Only pods of this node are reached through the tunnel. */
 	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
-	ctx.endpoint_id = ep->endpoint_id;
-	ctx.dst_identity = ep->identity;
-	ctx.flags |= CILIA_CTX_F_LOCAL_DST;
-	r = cilia_ct_process4(&t, skb->len, ctx.src_identity, &ctx.ct_status);
-	if (r)
-		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
-	cilia_trace(skb, &ctx, &t, CILIA_TRACE_TO_ENDPOINT, CILIA_AP_FROM_NETDEV);
-	ctx.target_ifindex = ep->host_ifindex;
-	ctx.flags |= CILIA_CTX_F_REDIRECTED;
-	cilia_enter_pipeline(skb, &ctx, CILIA_AP_TO_CONTAINER);
-	/* No to-container resume program installed: deliver directly. */
-	cilia_metrics_count(CILIA_REASON_FORWARDED, CILIA_DIR_INGRESS, skb->len);
-	r = cilia_redirect_to_endpoint(skb, ep, &reason);
-	if (!r)
-		return cilia_drop(skb, &ctx, &t, reason, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
-	return r;
+	return cilia_overlay_deliver(skb, &ctx, &t, ep);
 
 decap_failed:
 	return cilia_drop(skb, &ctx, NULL, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);

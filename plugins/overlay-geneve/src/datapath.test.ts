@@ -1,11 +1,13 @@
 // The Geneve programs through BPF_PROG_TEST_RUN, loaded as the agent loads them: the base
-// lxc.o with its resume programs, this plugin's object sharing its pinned maps, the encap
-// program in the from-container forward slot. FIB lookups see veths made here.
+// lxc.o and host.o with their resume programs and cil_from_netdev_main, this plugin's object
+// sharing their pinned maps, the encap program in the from-container forward slot and the
+// receive program in the from-netdev pre hook, so tunnel packets go through host.o's
+// cil_from_netdev as on a node. FIB lookups see veths made here.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BpfObject, type BpfProgram } from '@cilia/bpf';
+import { BpfObject, type BpfProgram, type ProgramArray } from '@cilia/bpf';
 import { checksum, compileBpf, makePinRoot, packet, removePinRoot, skbContext, TC_ACT, workspaceRoot } from '@cilia/bpf/testing';
 import { datapathMaps as m } from '@cilia/datapath';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +20,9 @@ let pinRoot: string;
 let geneve: BpfObject;
 let fromContainer: BpfProgram;
 let fromOverlay: BpfProgram;
+let fromNetdev: BpfProgram;
+let fromNetdevMain: BpfProgram;
+let slotTable: ProgramArray;
 let pod: TestLink;
 let pod2: TestLink;
 let underlay: TestLink;
@@ -73,12 +78,20 @@ beforeAll(() => {
       return o;
     };
     const lxc = open(compileBpf('lxc', { srcDir: join(workspaceRoot(), 'bpf') }));
+    const host = open(compileBpf('host', { srcDir: join(workspaceRoot(), 'bpf') }));
     const slots = lxc.programArray('cilia_tc_slots');
     for (const [ap, p] of Object.entries(m.BASE_PROGRAMS.lxc)) slots.set(m.slotIndex(ap as m.TcAttachPoint, 'resume'), lxc.program(p.resume));
+    const fromNetdevSpec = m.BASE_PROGRAMS.host['from-netdev'];
+    slots.set(m.slotIndex('from-netdev', 'resume'), host.program(fromNetdevSpec.resume));
+    slots.set(m.slotIndex('from-netdev', 'main'), host.program(fromNetdevSpec.main));
     geneve = open(compileBpf('overlay-geneve', { srcDir: new URL('../bpf/', import.meta.url) }), { GENEVE_PORT: 6081, TUNNEL_IPV4: ipv4HostOrder(LOCAL_NODE) });
     slots.set(m.slotIndex('from-container', 'forward'), geneve.program('cil_geneve_to_overlay'));
+    slots.set(m.slotIndex('from-netdev', 'pre'), geneve.program('cil_geneve_from_overlay'));
     fromContainer = lxc.program('cil_from_container');
     fromOverlay = geneve.program('cil_geneve_from_overlay');
+    fromNetdev = host.program(fromNetdevSpec.program);
+    fromNetdevMain = host.program(fromNetdevSpec.main);
+    slotTable = slots;
     maps = { endpoints: endpointsMap(lxc), ipcache: ipcacheMap(lxc), metrics: metricsMap(lxc) };
     for (const [ip, link, identity, id] of [[POD_A, pod, ID_A, 61], [POD_B, pod2, ID_B, 62]] as const) {
       maps.endpoints.update(ip, { ifindex: 2, hostIfindex: link.ifindex, identity, endpointId: id, flags: 0, mac: `02:00:00:00:01:${id}`, hostMac: `02:00:00:00:02:${id}` });
@@ -185,7 +198,7 @@ describe('encapsulation (from-container forward slot)', () => {
   });
 });
 
-describe('decapsulation (tc ingress of the underlay device)', () => {
+describe('decapsulation (the from-netdev pre hook of the underlay device)', () => {
   const innerToA = (sport = 41000): Buffer =>
     packet().eth({ src: '02:00:00:00:0f:01', dst: '02:00:00:00:0f:02' }).ipv4({ src: REMOTE_POD, dst: POD_A, ttl: 63 }).udp({ sport, dport: 53 }).payload('inner payload').build();
   const tunnelled = (over: Partial<Parameters<typeof geneveFrame>[0]> = {}): Buffer =>
@@ -193,7 +206,7 @@ describe('decapsulation (tc ingress of the underlay device)', () => {
 
   it('strips the outer headers and delivers the inner packet to the endpoint with the VNI as source identity', () => {
     const inner = innerToA(41001);
-    const r = run(fromOverlay, tunnelled({ inner }), underlay.ifindex);
+    const r = run(fromNetdev, tunnelled({ inner }), underlay.ifindex);
     expect(r.retval).toBe(TC_ACT.REDIRECT);
     expect(r.context).toMatchObject({ srcIdentity: ID_REMOTE, dstIdentity: ID_A, endpointId: 61, attachPoint: 1 });
     expect(r.context.flags & m.CTX_FLAGS.redirected).toBeTruthy();
@@ -206,30 +219,54 @@ describe('decapsulation (tc ingress of the underlay device)', () => {
   });
 
   it('takes VNI 1 (the sending node itself) as remote-node, never as this host', () => {
-    const r = run(fromOverlay, tunnelled({ inner: innerToA(41003), vni: 1 }), underlay.ifindex);
+    const r = run(fromNetdev, tunnelled({ inner: innerToA(41003), vni: 1 }), underlay.ifindex);
     expect(r.retval).toBe(TC_ACT.REDIRECT);
     expect(r.context.srcIdentity).toBe(6);
   });
 
   it('skips options that are not critical', () => {
-    const r = run(fromOverlay, tunnelled({ inner: innerToA(41002), options: Buffer.alloc(8, 0x11) }), underlay.ifindex);
+    const r = run(fromNetdev, tunnelled({ inner: innerToA(41002), options: Buffer.alloc(8, 0x11) }), underlay.ifindex);
     expect(r.retval).toBe(TC_ACT.REDIRECT);
     expect(r.context.srcIdentity).toBe(ID_REMOTE);
   });
 
-  it('passes anything that is not Geneve for this node to the next program untouched', () => {
-    const cases = [
-      tunnelled({ port: 6082 }),
-      tunnelled({ outerDst: REMOTE_NODE }),
-      packet().eth().ipv4({ src: REMOTE_NODE, dst: LOCAL_NODE }).tcp({ sport: 6081, dport: 6081 }).build(),
-      packet().eth().ipv6({ src: 'fd00::1', dst: 'fd00::2' }).udp({ sport: 1, dport: 6081 }).build(),
-      packet().eth().payload(Buffer.alloc(28)).build(), // ARP
-      tunnelled().subarray(0, 14 + 20 + 4), // UDP header cut short
-    ];
-    for (const frame of cases) {
-      const r = run(fromOverlay, frame, underlay.ifindex);
-      expect(r.retval).toBe(TC_ACT.UNSPEC);
+  const notGeneve = (): Buffer[] => [
+    tunnelled({ port: 6082 }),
+    tunnelled({ outerDst: REMOTE_NODE }),
+    packet().eth().ipv4({ src: REMOTE_NODE, dst: LOCAL_NODE }).tcp({ sport: 6081, dport: 6081 }).build(),
+    packet().eth().ipv6({ src: 'fd00::1', dst: 'fd00::2' }).udp({ sport: 1, dport: 6081 }).build(),
+    packet().eth().payload(Buffer.alloc(28)).build(), // ARP
+    tunnelled().subarray(0, 14 + 20 + 4), // UDP header cut short
+  ];
+
+  it('hands anything that is not Geneve for this node back to the base, which passes it to the stack untouched', () => {
+    for (const frame of notGeneve()) {
+      const r = run(fromNetdev, frame, underlay.ifindex);
+      expect(r.retval).toBe(TC_ACT.OK);
       expect(r.data.equals(frame)).toBe(true);
+    }
+  });
+
+  it('hands a plain packet for a local pod back to the base, which delivers it', () => {
+    const plain = packet().eth().ipv4({ src: REMOTE_POD, dst: POD_A, ttl: 63 }).udp({ sport: 41100, dport: 6081 }).payload('not tunnelled').build();
+    const r = run(fromNetdev, plain, underlay.ifindex);
+    expect(r.retval).toBe(TC_ACT.REDIRECT);
+    // The base's identities (the ipcache's for the source), not a VNI's.
+    expect(r.context).toMatchObject({ srcIdentity: ID_REMOTE, dstIdentity: ID_A, endpointId: 61 });
+    expect(r.data.length).toBe(plain.length);
+  });
+
+  it('without the base program to hand back to, leaves what is not Geneve to the stack untouched', () => {
+    const main = m.slotIndex('from-netdev', 'main');
+    slotTable.clear(main);
+    try {
+      for (const frame of notGeneve()) {
+        const r = run(fromOverlay, frame, underlay.ifindex);
+        expect(r.retval).toBe(TC_ACT.OK);
+        expect(r.data.equals(frame)).toBe(true);
+      }
+    } finally {
+      slotTable.set(main, fromNetdevMain);
     }
   });
 
@@ -245,7 +282,7 @@ describe('decapsulation (tc ingress of the underlay device)', () => {
       tunnelled({ inner: innerToA().subarray(0, 14 + 10) }), // inner IPv4 cut short
       tunnelled({ inner: packet().eth().ipv4({ src: REMOTE_POD, dst: `10.221.${x}.99` }).udp({ sport: 1, dport: 2 }).build() }), // no such endpoint
     ];
-    for (const frame of bad) expect(run(fromOverlay, frame, underlay.ifindex).retval).toBe(TC_ACT.SHOT);
+    for (const frame of bad) expect(run(fromNetdev, frame, underlay.ifindex).retval).toBe(TC_ACT.SHOT);
     expect(dropped(m.DropReason.decapFailed, m.Direction.ingress)).toBe(before + bad.length);
   });
 
@@ -260,7 +297,7 @@ describe('decapsulation (tc ingress of the underlay device)', () => {
     turned.set(Buffer.from(POD_B.split('.').map(Number)), innerIp + 16);
     turned.writeUInt16BE(0, innerIp + 10);
     turned.writeUInt16BE(checksum(turned.subarray(innerIp, innerIp + 20)), innerIp + 10);
-    const r = run(fromOverlay, turned, underlay.ifindex);
+    const r = run(fromNetdev, turned, underlay.ifindex);
     expect(r.retval).toBe(TC_ACT.REDIRECT);
     expect(r.context).toMatchObject({ srcIdentity: ID_A, dstIdentity: ID_B, endpointId: 62 });
     expect(r.data.length).toBe(sent.length);

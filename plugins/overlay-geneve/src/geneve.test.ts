@@ -1,55 +1,85 @@
-// The overlay as the agent runs it, on real links: the receive program's place ahead of the
-// base's cil_from_netdev (proven with packets a neighbour namespace sends), the forward slot,
-// routes towards other nodes and their removal.
-import { execFileSync } from 'node:child_process';
+// The overlay as the agent runs it, on real links: the base datapath attached by libs/datapath's
+// loader (BpfDatapath) on the underlay, a pod in a namespace of its own, and Geneve packets a
+// neighbour namespace sends. The receive program lives in the base's from-netdev pre hook, so
+// whichever comes first — the overlay or the base — the first tunnel packet after both are up
+// reaches the pod. Also: the forward slot, routes towards other nodes and their removal, teardown.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { attachTc, BpfMap, BpfObject, codec, detachTc, ProgramArray, queryTc } from '@cilia/bpf';
-import { compileBpf, makePinRoot, removePinRoot, workspaceRoot } from '@cilia/bpf/testing';
-import { datapathMaps as m } from '@cilia/datapath';
+import { compileBpf, makePinRoot, packet, removePinRoot, workspaceRoot } from '@cilia/bpf/testing';
+import { BpfDatapath, datapathConfig, datapathMaps as m, LocalIpCache } from '@cilia/datapath';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GeneveEncapsulation, GENEVE_HANDLES, GENEVE_PROGRAMS, IngressOrder } from './index.js';
+import { GeneveEncapsulation, GENEVE_PROGRAMS, GENEVE_SLOTS } from './index.js';
 import { geneveHeader } from './testing/geneve-frames.js';
 import { TestNetwork, type TestLink } from './testing/links.js';
-import { ipv4HostOrder } from './underlay.js';
 
 const x = (process.pid % 200) + 20;
 const LOCAL = `198.20.${x}.1`;
 const PEER = `198.20.${x}.2`;
+const POD = `10.225.${x}.10`;
+const REMOTE_POD = `10.224.${x}.20`;
 const REMOTE_POD_CIDR = `10.224.${x}.0/24`;
+const POD_PORT = 7777;
+const POD_IDENTITY = 7001;
+const REMOTE_IDENTITY = 7002;
 
 const net = new TestNetwork();
-const objects: BpfObject[] = [];
-let pinRoot: string;
+let objectDir: string;
+let geneveObject: string;
 let underlay: TestLink & { netns: string };
-let host: BpfObject;
-let sink: Socket;
-const received: Buffer[] = [];
+let pod: { netns: string; hostIfindex: number; hostMac: string; podIfindex: number; podMac: string };
+let podReceiver: ChildProcess | undefined;
+/** What reached the pod's socket, and what reached the node's own stack on the tunnel port. */
+const atPod: string[] = [];
+const atNode: string[] = [];
+let nodeSink: Socket;
+let tag = 0;
 
-const logger = {
-  lines: [] as unknown[][],
-  info(...a: unknown[]) { this.lines.push(a); },
-  warn(...a: unknown[]) { this.lines.push(a); },
-  debug() {},
-  error(...a: unknown[]) { this.lines.push(a); },
-  child() { return this; },
-};
+const silent = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => silent } as never;
 
-const hostIngress = { direction: 'ingress' as const, handle: 1, priority: 1 };
-
-function decapFailed(): number {
-  const metrics = host.perCpuMap('cilia_metrics', { key: m.MetricsKey, value: m.MetricsValue });
-  return (metrics.lookup({ reason: m.DropReason.decapFailed, dir: m.Direction.ingress }) ?? []).reduce((n, v) => n + v.packets, 0);
+/** The pod's side of its veth lives in its own namespace; the host side stays here. */
+function plumbPod(): typeof pod {
+  const netns = `gnvpod${process.pid}`;
+  const link = net.link();
+  execFileSync('ip', ['netns', 'add', netns]);
+  execFileSync('ip', ['link', 'set', `${link.name}p`, 'netns', netns]);
+  const inPod = (...args: string[]) => execFileSync('ip', ['-n', netns, ...args], { encoding: 'utf8' });
+  inPod('link', 'set', `${link.name}p`, 'name', 'eth0');
+  inPod('addr', 'add', `${POD}/32`, 'dev', 'eth0');
+  inPod('link', 'set', 'eth0', 'up');
+  inPod('link', 'set', 'lo', 'up');
+  inPod('route', 'add', 'default', 'dev', 'eth0');
+  const [info] = JSON.parse(inPod('-j', 'link', 'show', 'eth0')) as Array<{ ifindex: number; address: string }>;
+  return { netns, hostIfindex: link.ifindex, hostMac: link.mac, podIfindex: info!.ifindex, podMac: info!.address };
 }
 
-/** Sends one UDP datagram carrying a Geneve header this node must refuse (version 1) from the neighbour. */
-function sendBadGeneve(tag: number): void {
-  const payload = Buffer.concat([geneveHeader({ vni: 7, version: 1 }), Buffer.from([tag])]).toString('hex');
-  const script = `const s=require('dgram').createSocket('udp4');s.send(Buffer.from('${payload}','hex'),6081,'${LOCAL}',()=>s.close());`;
+/** A UDP socket on the pod's address, inside its namespace, reporting each datagram on a line. */
+async function startPodReceiver(): Promise<void> {
+  const script = `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>console.log(m.toString()));s.bind(${POD_PORT},'${POD}',()=>console.log('ready'));`;
+  podReceiver = spawn('ip', ['netns', 'exec', pod.netns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: podReceiver.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    podReceiver!.once('exit', (code) => reject(new Error(`pod receiver exited (${code})`)));
+    lines.on('line', (line) => (line === 'ready' ? resolve() : atPod.push(line)));
+  });
+}
+
+/** One Geneve packet from the neighbour node, carrying a UDP datagram from a remote pod to ours. */
+function sendTunnelled(): string {
+  const text = `geneve-${tag++}`;
+  const inner = packet().eth({ src: '02:00:00:00:0f:01', dst: '02:00:00:00:0f:02' }).ipv4({ src: REMOTE_POD, dst: POD, ttl: 63 }).udp({ sport: 40000 + tag, dport: POD_PORT }).payload(text).build();
+  const payload = Buffer.concat([geneveHeader({ vni: REMOTE_IDENTITY }), inner]).toString('hex');
+  const script = `const s=require('dgram').createSocket('udp4');s.send(Buffer.from('${payload}','hex'),6081,'${LOCAL}',(e)=>{s.close();if(e)process.exit(1)});`;
   execFileSync('ip', ['netns', 'exec', underlay.netns, process.execPath, '-e', script], { stdio: 'ignore' });
+  return text;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -57,34 +87,54 @@ async function until(what: string, check: () => boolean, timeoutMs = 15_000): Pr
   }
 }
 
-/** Sends until the datagram is seen where expected: the neighbour's ARP for us may take a moment. */
-async function sendSeen(expectation: 'dropped' | 'delivered'): Promise<void> {
-  const drops = decapFailed();
-  const got = received.length;
-  let tag = 0;
-  await until(`a tunnel packet ${expectation}`, () => {
-    if (decapFailed() > drops || received.length > got) return true;
-    sendBadGeneve(tag++ & 0xff);
-    return false;
-  });
-  // Exactly one of the two paths saw the packets.
-  if (expectation === 'dropped') expect(received.length).toBe(got);
-  else expect(decapFailed()).toBe(drops);
+/** Sends exactly one tunnel packet and waits for it where it must land (and only there). */
+async function sendOnce(expected: 'pod' | 'node'): Promise<void> {
+  const text = sendTunnelled();
+  const [here, other] = expected === 'pod' ? [atPod, atNode] : [atNode, atPod];
+  await until(`${text} at the ${expected}`, () => here.includes(text));
+  expect(other).not.toContain(text);
+}
+
+function newDatapath(pinRoot: string): BpfDatapath {
+  return new BpfDatapath({ pinRoot, config: datapathConfig.parse({}), ipcache: new LocalIpCache(silent), logger: silent, objectDir: pathToFileURL(`${objectDir}/`) });
+}
+
+/** The base on this node as the agent brings it up with its first endpoint: host.o on the underlay, the pod's entry. */
+async function startBase(pinRoot: string): Promise<BpfDatapath> {
+  const datapath = newDatapath(pinRoot);
+  await datapath.ensureNode({ mtu: 1450, hostIPv4: [LOCAL], egress: { name: underlay.name, ifindex: underlay.ifindex, mac: underlay.mac, ipv4: LOCAL, mtu: 1500 } });
+  await datapath.attachEndpoint({ id: 71, ipv4: POD, hostInterface: 'unused', hostIfindex: pod.hostIfindex, hostMac: pod.hostMac, podIfindex: pod.podIfindex, podMac: pod.podMac, identity: POD_IDENTITY });
+  return datapath;
+}
+
+function newEncapsulation(pinRoot: string): GeneveEncapsulation {
+  return new GeneveEncapsulation({ config: { port: 6081, device: underlay.name }, pinRoot, logger: silent, objectPath: geneveObject });
+}
+
+function slotTable<T>(pinRoot: string, fn: (slots: ProgramArray) => T): T {
+  const map = BpfMap.openPinned(join(pinRoot, 'cilia_tc_slots'), { key: codec.u32, value: codec.u32 });
+  try {
+    return fn(new ProgramArray(map));
+  } finally {
+    map.close();
+  }
 }
 
 beforeAll(async () => {
   try {
+    objectDir = mkdtempSync(join(tmpdir(), 'cilia-geneve-objects-'));
+    for (const name of ['lxc', 'host']) compileBpf(name, { srcDir: join(workspaceRoot(), 'bpf'), outDir: objectDir });
+    geneveObject = compileBpf('overlay-geneve', { srcDir: new URL('../bpf/', import.meta.url), outDir: objectDir });
     underlay = net.linkToNetns(`${LOCAL}/24`, `${PEER}/24`);
-    pinRoot = makePinRoot('geneve-plugin');
-    // The base's host.o, attached the way libs/datapath does it (tc ingress, handle 1, priority 1).
-    host = BpfObject.open(compileBpf('host', { srcDir: join(workspaceRoot(), 'bpf') }), { pinRoot });
-    objects.push(host);
-    host.load();
-    sink = createSocket('udp4');
-    sink.on('message', (msg) => received.push(msg));
+    // No ARP between the two nodes: the first packet sent is the first packet on the wire.
+    execFileSync('ip', ['-n', underlay.netns, 'neigh', 'replace', LOCAL, 'lladdr', underlay.mac, 'dev', 'eth0', 'nud', 'permanent']);
+    pod = plumbPod();
+    await startPodReceiver();
+    nodeSink = createSocket('udp4');
+    nodeSink.on('message', (msg) => atNode.push(msg.subarray(8 + 14 + 20 + 8).toString()));
     await new Promise<void>((resolve, reject) => {
-      sink.once('error', reject);
-      sink.bind(6081, LOCAL, () => resolve());
+      nodeSink.once('error', reject);
+      nodeSink.bind(6081, LOCAL, () => resolve());
     });
   } catch (err) {
     cleanup();
@@ -93,91 +143,107 @@ beforeAll(async () => {
 });
 
 function cleanup(): void {
-  sink?.close();
-  for (const o of objects.splice(0)) o.close();
+  nodeSink?.close();
+  podReceiver?.kill();
+  if (pod) execFileSync('ip', ['netns', 'del', pod.netns], { stdio: 'ignore' });
   net.remove();
-  if (pinRoot) removePinRoot(pinRoot);
+  if (objectDir) rmSync(objectDir, { recursive: true, force: true });
 }
 afterAll(cleanup);
 
-describe('the receive program ahead of the base ingress program', () => {
-  it('goes in front again after the base attached later, without leaving a gap', async () => {
-    const geneve = BpfObject.open(compileBpf('overlay-geneve', { srcDir: new URL('../bpf/', import.meta.url) }), {
-      pinRoot,
-      constants: { TUNNEL_IPV4: ipv4HostOrder(LOCAL) },
-    });
-    objects.push(geneve);
-    geneve.load();
-    const order = new IngressOrder({ program: geneve.program(GENEVE_PROGRAMS.ingress), ifindex: underlay.ifindex, logger: logger as never });
+describe('the receive program in the from-netdev pre hook', () => {
+  it('overlay first, base later: the first tunnel packet after the base attached reaches the pod', async () => {
+    const pinRoot = makePinRoot('geneve-first');
+    const encapsulation = newEncapsulation(pinRoot);
+    const generations: BpfDatapath[] = [];
     try {
-      expect(order.ensureFront()).toBe(true);
-      await sendSeen('dropped');
-      // The base arrives with the node's first endpoint: tc runs the newest filter first.
-      attachTc(host.program('cil_from_netdev'), { interface: underlay.ifindex, ...hostIngress });
-      await sendSeen('delivered');
-      expect(order.ensureFront()).toBe(true);
-      expect(order.handle).toBe(GENEVE_HANDLES[1]);
-      expect(queryTc({ interface: underlay.ifindex, direction: 'ingress', handle: GENEVE_HANDLES[0], priority: 1 })).toBe(0);
-      await sendSeen('dropped');
-      expect(order.ensureFront()).toBe(false);
-      order.detach();
-      await sendSeen('delivered');
+      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
+      expect(encapsulation.underlay?.index).toBe(underlay.ifindex);
+      // Nothing on the underlay yet: tunnel packets are the node's.
+      await sendOnce('node');
+      generations.push(await startBase(pinRoot));
+      await sendOnce('pod');
+      // A restarted agent re-attaches the base (atomic replace): still no gap.
+      generations.push(await startBase(pinRoot));
+      await sendOnce('pod');
+      await sendOnce('pod');
     } finally {
-      order.detach();
-      detachTc({ interface: underlay.ifindex, ...hostIngress });
+      await encapsulation.close();
+      generations.at(-1)?.detachNode();
+      for (const d of generations) d.close();
+      removePinRoot(pinRoot);
+    }
+  });
+
+  it('base first, overlay later: the first tunnel packet after setup reaches the pod; teardown hands them back to the node', async () => {
+    const pinRoot = makePinRoot('geneve-second');
+    const datapath = await startBase(pinRoot);
+    const encapsulation = newEncapsulation(pinRoot);
+    try {
+      await sendOnce('node');
+      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
+      slotTable(pinRoot, (slots) => {
+        expect(slots.get(GENEVE_SLOTS.receive)).toBeGreaterThan(0);
+        expect(slots.get(GENEVE_SLOTS.forward)).toBeGreaterThan(0);
+      });
+      expect(GENEVE_SLOTS).toEqual({ receive: m.slotIndex('from-netdev', 'pre'), forward: m.slotIndex('from-container', 'forward') });
+      await sendOnce('pod');
+      await encapsulation.teardown();
+      slotTable(pinRoot, (slots) => {
+        expect(slots.get(GENEVE_SLOTS.receive)).toBeUndefined();
+        expect(slots.get(GENEVE_SLOTS.forward)).toBeUndefined();
+      });
+      await sendOnce('node');
+    } finally {
+      await encapsulation.close();
+      datapath.detachNode();
+      datapath.close();
+      removePinRoot(pinRoot);
+    }
+  });
+
+  it('takes over from the receive program an earlier version attached to the underlay itself', async () => {
+    const pinRoot = makePinRoot('geneve-legacy');
+    const datapath = await startBase(pinRoot);
+    const legacy = BpfObject.open(geneveObject, { pinRoot });
+    const encapsulation = newEncapsulation(pinRoot);
+    const legacyIngress = { interface: underlay.ifindex, direction: 'ingress' as const, handle: 0x6081, priority: 1 };
+    try {
+      legacy.load();
+      attachTc(legacy.program(GENEVE_PROGRAMS.ingress), legacyIngress);
+      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
+      expect(queryTc(legacyIngress)).toBe(0);
+      await sendOnce('pod');
+    } finally {
+      if (queryTc(legacyIngress) !== 0) detachTc(legacyIngress);
+      legacy.close();
+      await encapsulation.teardown();
+      datapath.detachNode();
+      datapath.close();
+      removePinRoot(pinRoot);
     }
   });
 });
 
-describe('GeneveEncapsulation', () => {
-  let encapsulation: GeneveEncapsulation;
-
-  it('sets the node up: forward slot, receive program in front of the base, kept there', async () => {
-    encapsulation = new GeneveEncapsulation({
-      config: { port: 6081, device: underlay.name },
-      pinRoot,
-      logger: logger as never,
-      objectPath: compileBpf('overlay-geneve', { srcDir: new URL('../bpf/', import.meta.url) }),
-    });
-    await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
-    expect(encapsulation.underlay?.index).toBe(underlay.ifindex);
-    const slotTable = BpfMap.openPinned(join(pinRoot, 'cilia_tc_slots'), { key: codec.u32, value: codec.u32 });
-    try {
-      expect(new ProgramArray(slotTable).get(m.slotIndex('from-container', 'forward'))).toBeGreaterThan(0);
-    } finally {
-      slotTable.close();
-    }
-    const first = encapsulation.ingressHandle;
-    expect(first).toBeDefined();
-    await sendSeen('dropped');
-    // The base attaches after the overlay: the overlay notices and moves in front on its own.
-    attachTc(host.program('cil_from_netdev'), { interface: underlay.ifindex, ...hostIngress });
-    await until('the receive program moved in front', () => encapsulation.ingressHandle !== first);
-    await sendSeen('dropped');
-  });
-
+describe('GeneveEncapsulation routes', () => {
   it('routes other nodes\' pod CIDRs through their tunnel endpoints and removes them when they leave', async () => {
+    const pinRoot = makePinRoot('geneve-routes');
+    const encapsulation = newEncapsulation(pinRoot);
     const routes = () =>
       JSON.parse(execFileSync('ip', ['-j', 'route', 'show', REMOTE_POD_CIDR], { encoding: 'utf8' })) as Array<{ dst: string; gateway?: string; dev: string; protocol: string; flags: string[] }>;
-    await encapsulation.upsertNode({ name: 'remote', ipv4: PEER, podCidrs: [REMOTE_POD_CIDR, 'fd00:1::/64'] });
-    expect(routes()).toMatchObject([{ dst: REMOTE_POD_CIDR, gateway: PEER, dev: underlay.name, flags: ['onlink'] }]);
-    expect(encapsulation.routes('remote')).toHaveLength(1);
-    await encapsulation.deleteNode('remote');
-    expect(routes()).toEqual([]);
-    // A node without any address gets nothing rather than a broken route.
-    await encapsulation.upsertNode({ name: 'silent', podCidrs: [REMOTE_POD_CIDR] });
-    expect(routes()).toEqual([]);
-  });
-
-  it('teardown empties the forward slot and takes the receive program off the underlay', async () => {
-    await encapsulation.teardown();
-    const slotTable = BpfMap.openPinned(join(pinRoot, 'cilia_tc_slots'), { key: codec.u32, value: codec.u32 });
     try {
-      expect(new ProgramArray(slotTable).get(m.slotIndex('from-container', 'forward'))).toBeUndefined();
+      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
+      await encapsulation.upsertNode({ name: 'remote', ipv4: PEER, podCidrs: [REMOTE_POD_CIDR, 'fd00:1::/64'] });
+      expect(routes()).toMatchObject([{ dst: REMOTE_POD_CIDR, gateway: PEER, dev: underlay.name, flags: ['onlink'] }]);
+      expect(encapsulation.routes('remote')).toHaveLength(1);
+      await encapsulation.deleteNode('remote');
+      expect(routes()).toEqual([]);
+      // A node without any address gets nothing rather than a broken route.
+      await encapsulation.upsertNode({ name: 'silent', podCidrs: [REMOTE_POD_CIDR] });
+      expect(routes()).toEqual([]);
     } finally {
-      slotTable.close();
+      await encapsulation.teardown();
+      removePinRoot(pinRoot);
     }
-    for (const handle of GENEVE_HANDLES) expect(queryTc({ interface: underlay.ifindex, direction: 'ingress', handle, priority: 1 })).toBe(0);
-    detachTc({ interface: underlay.ifindex, ...hostIngress });
   });
 });

@@ -1,10 +1,9 @@
 import { fileURLToPath } from 'node:url';
-import { BpfObject, ensureBpffs, SlotIndex, AttachPointIndex } from '@cilia/bpf';
-import type { Encapsulation, Logger, NodeInfo } from '@cilia/core';
-import { openNetlink, type Link, type NetlinkHandle } from '@cilia/netlink';
-import { NodeRouteTable } from '@cilia/nodes';
+import { AttachPointIndex, BpfObject, detachTc, ensureBpffs, queryTc, SlotIndex, type ProgramArray } from '@cilia/bpf';
+import type { Logger, NodeInfo } from '@cilia/core';
+import { openNetlink, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
+import { RoutedEncapsulation } from '@cilia/nodes';
 import type { GeneveConfig } from './config.js';
-import { IngressOrder } from './ingress-order.js';
 import { ipv4HostOrder, underlayLink } from './underlay.js';
 
 /** Outer Ethernet (14) + IPv4 (20) + UDP (8) + Geneve (8) headers; the inner frame's Ethernet
@@ -14,10 +13,18 @@ export const GENEVE_OVERHEAD = 50;
 export const GENEVE_OBJECT = new URL('../dist/bpf/overlay-geneve.o', import.meta.url);
 export const GENEVE_PROGRAMS = { forward: 'cil_geneve_to_overlay', ingress: 'cil_geneve_from_overlay' } as const;
 
-/** How often the receive program's place in front of the base ingress program is checked. */
-const ORDER_CHECK_MS = 1000;
+// Indices in `cilia_tc_slots` (bpf/include/cilia/maps.h: attach point * 16 + slot).
 const SLOTS_PER_ATTACH_POINT = 16;
-const FORWARD_SLOT = AttachPointIndex['from-container'] * SLOTS_PER_ATTACH_POINT + SlotIndex.forward;
+/** CILIA_SLOT_PRE: host.o's cil_from_netdev runs this index before anything else. */
+const PRE_HOOK = 14;
+export const GENEVE_SLOTS = {
+  forward: AttachPointIndex['from-container'] * SLOTS_PER_ATTACH_POINT + SlotIndex.forward,
+  receive: AttachPointIndex['from-netdev'] * SLOTS_PER_ATTACH_POINT + PRE_HOOK,
+} as const;
+/** Where earlier versions attached the receive program themselves (tc ingress, priority 1). */
+const LEGACY_INGRESS_HANDLES = [0x6081, 0x6082] as const;
+/** CILIA_SLOT_MAIN of from-netdev: filled once a base datapath with the pre hook is loaded. */
+const FROM_NETDEV_MAIN = AttachPointIndex['from-netdev'] * SLOTS_PER_ATTACH_POINT + 13;
 
 /** What {@link GeneveEncapsulation} needs. */
 export interface GeneveEncapsulationOptions {
@@ -35,28 +42,27 @@ export interface GeneveEncapsulationOptions {
  * The Geneve overlay, all in eBPF (this kernel has no Geneve device). Pods' packets to pods of
  * other nodes are encapsulated in the from-container forward slot — towards the tunnel endpoint
  * the ipcache names, the source identity in the VNI — and sent straight out of the underlay
- * device. The receive program on the underlay's tc ingress takes Geneve to this node apart and
- * hands the inner packet to the destination's to-container pipeline with the VNI as its source
- * identity. Each other node gets routes `<pod CIDR> via <its tunnel endpoint> dev <underlay>
- * onlink`, for the node's own traffic to remote pods (which goes unencapsulated: see README).
+ * device. The receive program sits in the from-netdev pre hook, which the base's
+ * `cil_from_netdev` on the node's device runs before anything else: it takes Geneve to this node
+ * apart and hands the inner packet to the destination's to-container pipeline with the VNI as its
+ * source identity, and gives everything else back to the base. Each other node gets routes
+ * `<pod CIDR> via <its tunnel endpoint> dev <underlay> onlink`, for the node's own traffic to
+ * remote pods (which goes unencapsulated: see README).
  */
-export class GeneveEncapsulation implements Encapsulation {
+export class GeneveEncapsulation extends RoutedEncapsulation {
   readonly mode = 'geneve';
   readonly overhead = GENEVE_OVERHEAD;
   readonly #o: GeneveEncapsulationOptions;
   readonly #log: Logger;
-  readonly #routes: NodeRouteTable;
   #nl?: Promise<NetlinkHandle>;
   #object?: BpfObject;
-  #order?: IngressOrder;
-  #timer?: NodeJS.Timeout;
   #underlay?: Link;
   #local?: NodeInfo;
 
   constructor(options: GeneveEncapsulationOptions) {
+    super({ logger: options.logger, netlink: () => this.#netlink() });
     this.#o = options;
     this.#log = options.logger;
-    this.#routes = new NodeRouteTable({ logger: options.logger, netlink: () => this.#netlink() });
   }
 
   /** The underlay device, once set up. */
@@ -64,93 +70,79 @@ export class GeneveEncapsulation implements Encapsulation {
     return this.#underlay;
   }
 
-  /** tc handle of the receive program on the underlay's ingress (see {@link IngressOrder}). */
-  get ingressHandle(): number | undefined {
-    return this.#order?.handle;
-  }
-
   async setup(local: NodeInfo): Promise<void> {
     const address = local.tunnelEndpoint ?? local.ipv4;
     const nl = await this.#netlink();
     const underlay = await underlayLink(nl, this.#o.config.device, address);
     const object = this.#load(address);
-    let order: IngressOrder;
     try {
       // Receive first, the forward slot last: by the time pods send into the tunnel, this node
-      // takes tunnel packets apart.
-      order = new IngressOrder({ program: object.program(GENEVE_PROGRAMS.ingress), ifindex: underlay.index, logger: this.#log });
-      order.ensureFront();
-      object.programArray('cilia_tc_slots').set(FORWARD_SLOT, object.program(GENEVE_PROGRAMS.forward));
+      // takes tunnel packets apart. An atomic swap each, so a re-setup leaves no gap.
+      const slots = object.programArray('cilia_tc_slots');
+      slots.set(GENEVE_SLOTS.receive, object.program(GENEVE_PROGRAMS.ingress));
+      slots.set(GENEVE_SLOTS.forward, object.program(GENEVE_PROGRAMS.forward));
+      this.#dropLegacyAttachment(slots, underlay);
     } catch (err) {
       object.close();
       throw err;
     }
     this.#object?.close();
     this.#object = object;
-    this.#order = order;
     this.#underlay = underlay;
     this.#local = local;
-    clearInterval(this.#timer);
-    this.#timer = setInterval(() => this.#keepInFront(), ORDER_CHECK_MS).unref();
     this.#log.info(
       { underlay: underlay.name, ifindex: underlay.index, port: this.#o.config.port, tunnelAddress: address ?? 'any node address', podMtu: underlay.mtu - GENEVE_OVERHEAD },
       'geneve overlay ready',
     );
   }
 
-  async upsertNode(node: NodeInfo): Promise<void> {
+  protected routesTo(node: NodeInfo): RouteSpec[] {
     const underlay = this.#requireUnderlay();
     const endpoint = node.tunnelEndpoint ?? node.ipv4;
     if (!endpoint) {
       this.#log.warn({ node: node.name }, 'node has no tunnel endpoint or IPv4 address: no routes to its pods');
-      return this.#routes.remove(node.name);
+      return [];
     }
     const src = this.#local?.tunnelEndpoint ?? this.#local?.ipv4;
-    await this.#routes.set(
-      node.name,
-      node.podCidrs
-        .filter((cidr) => !cidr.includes(':'))
-        .map((dst) => ({ dst, gateway: endpoint, dev: underlay.index, onlink: true, ...(src ? { src } : {}) })),
-    );
+    return node.podCidrs
+      .filter((cidr) => !cidr.includes(':'))
+      .map((dst) => ({ dst, gateway: endpoint, dev: underlay.index, onlink: true, ...(src ? { src } : {}) }));
   }
 
-  async deleteNode(name: string): Promise<void> {
-    await this.#routes.remove(name);
-  }
-
-  /** The routes set towards `node`. */
-  routes(node: string) {
-    return this.#routes.routes(node);
-  }
-
-  /** Closes handles; the programs, the slot and the routes stay (forwarding goes on across a restart). */
-  async close(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+  /** Closes handles; the programs, the slots and the routes stay (forwarding goes on across a restart). */
+  override async close(): Promise<void> {
     this.#object?.close();
     this.#object = undefined;
-    await this.#routes.close();
+    await super.close();
     const nl = this.#nl;
     this.#nl = undefined;
     await (await nl?.catch(() => undefined))?.close();
   }
 
-  /** Takes the overlay out: the forward slot (if still ours), the receive program. Routes stay with their nodes. */
+  /** Takes the overlay out: the forward slot and the receive program, where still ours. Routes stay with their nodes. */
   async teardown(): Promise<void> {
     const object = this.#object;
     if (object) {
       const slots = object.programArray('cilia_tc_slots');
-      if (slots.get(FORWARD_SLOT) === object.program(GENEVE_PROGRAMS.forward).id) slots.clear(FORWARD_SLOT);
+      for (const [index, program] of [[GENEVE_SLOTS.forward, GENEVE_PROGRAMS.forward], [GENEVE_SLOTS.receive, GENEVE_PROGRAMS.ingress]] as const) {
+        if (slots.get(index) === object.program(program).id) slots.clear(index);
+      }
     }
-    this.#order?.detach();
     await this.close();
   }
 
-  #keepInFront(): void {
-    try {
-      if (this.#order?.ensureFront()) this.#log.info({ underlay: this.#underlay?.name }, 'base ingress program (re)attached: geneve receive program moved in front again');
-    } catch (err) {
-      this.#log.warn({ underlay: this.#underlay?.name, err: err instanceof Error ? err.message : String(err) }, 'cannot check the geneve receive program on the underlay');
+  /**
+   * Earlier versions attached the receive program to the underlay's tc ingress themselves. Once a
+   * base with the pre hook is loaded (its main program installed) that copy is only in the way;
+   * before, it is what still decapsulates, so it stays until a later setup.
+   */
+  #dropLegacyAttachment(slots: ProgramArray, underlay: Link): void {
+    if (slots.get(FROM_NETDEV_MAIN) === undefined) return;
+    for (const handle of LEGACY_INGRESS_HANDLES) {
+      const where = { interface: underlay.index, direction: 'ingress' as const, handle, priority: 1 };
+      if (queryTc(where) === 0) continue;
+      detachTc(where);
+      this.#log.info({ underlay: underlay.name, handle }, 'receive program of an earlier version detached from the underlay (the pre hook took over)');
     }
   }
 

@@ -4,8 +4,7 @@ import { geneveConfig, type GeneveConfig } from './config.js';
 import { GENEVE_OBJECT, GENEVE_PROGRAMS, GeneveEncapsulation } from './geneve.js';
 
 export { geneveConfig, type GeneveConfig } from './config.js';
-export { GeneveEncapsulation, GENEVE_OBJECT, GENEVE_OVERHEAD, GENEVE_PROGRAMS, type GeneveEncapsulationOptions } from './geneve.js';
-export { IngressOrder, BASE_INGRESS, GENEVE_HANDLES } from './ingress-order.js';
+export { GeneveEncapsulation, GENEVE_OBJECT, GENEVE_OVERHEAD, GENEVE_PROGRAMS, GENEVE_SLOTS, type GeneveEncapsulationOptions } from './geneve.js';
 
 const { name, version } = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
 const instances = new WeakMap<object, GeneveEncapsulation>();
@@ -23,7 +22,8 @@ export default definePlugin<GeneveConfig>({
   description: 'Geneve overlay encapsulated in eBPF (identity in the VNI) for pods across nodes',
   config: geneveConfig,
   provides: [Tokens.Encapsulation],
-  // The receive program is attached by the plugin itself (tc ingress of the underlay, ahead of the base's).
+  // Loaded by the plugin itself in setup (its constants exist only then), which also puts the
+  // receive program into the from-netdev pre hook (not a pipeline slot, so not listed here).
   bpf: [{ object: GENEVE_OBJECT, programs: { [GENEVE_PROGRAMS.forward]: { attach: 'from-container', slot: 'forward' } } }],
   register(bind, { config, agent, logger }) {
     bind(Tokens.Encapsulation).toFactory(() => {
