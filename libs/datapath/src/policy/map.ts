@@ -12,7 +12,7 @@ import {
   groupCode,
   groupOfCode,
   groupPrefixes,
-  keyPrefixes,
+  checkPolicyKey,
   prefixCode,
   prefixOfCode,
   valueCode,
@@ -60,6 +60,8 @@ type Failure = 'quota' | 'invalid' | 'write';
 /** Prefix code → value code, for one (direction, identity) group. */
 type GroupPrefixes = Map<number, number>;
 
+const NOTHING: GroupPrefixes = new Map();
+
 interface EndpointState {
   readonly raw: RawGroups;
   /** Prefixes in cilia_policy for the endpoint. */
@@ -83,11 +85,11 @@ interface EndpointState {
 /** The key's direction code, or why it is invalid. */
 function checkKey(k: PolicyKey): number | string {
   try {
-    const [first] = keyPrefixes(k);
-    // keyPrefixes ignores endPort without a port; the raw store still needs 16 bits.
+    checkPolicyKey(k);
+    // checkPolicyKey ignores endPort without a port; the raw store still needs 16 bits.
     const end = k.endPort ?? 0;
     if (!Number.isInteger(end) || end < 0 || end > 65535) throw new RangeError(`key.endPort: must be an integer in 0..65535, got ${k.endPort}`);
-    return first!.direction;
+    return k.direction === 'ingress' ? 0 : 1;
   } catch (err) {
     return (err as Error).message;
   }
@@ -154,12 +156,13 @@ export class PolicyMap {
     const state = this.#endpoint(id);
     // Clean: what the map holds is derived from the raw entries before they are replaced.
     const held = state.written ?? this.#derivedPrefixes(state);
+    const before = this.#groupsOf(state, held);
     state.raw.clear();
     state.invalid = undefined;
     entries.forEach(([key, entry], i) => this.#upsert(state, key, entry, `entries[${i}]`));
     state.enforcement = enforcement;
     state.revision = revision;
-    return this.#realize(id, state, this.#withRawGroups(state, held));
+    return this.#realize(id, state, [...this.#groupsOf(state, held, before)], held);
   }
 
   /**
@@ -174,13 +177,17 @@ export class PolicyMap {
     if (delta.upserts.length === 0 && delta.deletes.length === 0) {
       // Nothing to derive; a failed write may heal on a retry, so that failure alone reconciles.
       if (!state.written || (state.failClosed && state.failure !== 'write')) return this.#recordOnly(id, state);
-      return this.#realize(id, state, this.#withRawGroups(state, state.written));
+      return this.#realize(id, state, [...this.#groupsOf(state, state.written)], state.written);
     }
     // Clean: each touched group's prefixes as the map holds them, taken before the change.
-    const touched = state.written ? undefined : new Map<number, GroupPrefixes>();
+    const touched = state.written ? undefined : new Set<number>();
+    const held = state.written ?? new Map<number, GroupPrefixes>();
     const touch = (direction: number, identity: number): void => {
       const g = groupCode(direction, identity);
-      if (touched && !touched.has(g)) touched.set(g, groupPrefixes(state.raw.entries(direction, identity)));
+      if (!touched || touched.has(g)) return;
+      touched.add(g);
+      const entries = state.raw.entries(direction, identity);
+      if (entries.length > 0) held.set(g, groupPrefixes(entries));
     };
     for (const key of delta.deletes) {
       const direction = checkKey(key);
@@ -196,7 +203,7 @@ export class PolicyMap {
       if (typeof direction === 'number') touch(direction, key.identity);
       this.#upsert(state, key, entry, `upserts[${i}]`);
     });
-    return this.#realize(id, state, touched ?? this.#withRawGroups(state, state.written!));
+    return this.#realize(id, state, [...(touched ?? this.#groupsOf(state, held))], held);
   }
 
   /** Stores one raw entry, or keeps it aside with why when it is invalid. */
@@ -224,13 +231,12 @@ export class PolicyMap {
     return out;
   }
 
-  /** `held` plus an empty entry for every raw group it lacks (the map holds nothing of those yet). */
-  #withRawGroups(state: EndpointState, held: Map<number, GroupPrefixes>): Map<number, GroupPrefixes> {
-    for (const [direction, identity] of state.raw.groups()) {
-      const g = groupCode(direction, identity);
-      if (!held.has(g)) held.set(g, new Map());
-    }
-    return held;
+  /** The groups of `held`, of the raw entries, and of `also`. */
+  #groupsOf(state: EndpointState, held: Map<number, GroupPrefixes>, also: Iterable<number> = []): Set<number> {
+    const groups = new Set<number>(held.keys());
+    for (const g of also) groups.add(g);
+    for (const [direction, identity] of state.raw.groups()) groups.add(groupCode(direction, identity));
+    return groups;
   }
 
   /** Everything the map holds for the endpoint, by group. */
@@ -304,31 +310,35 @@ export class PolicyMap {
   }
 
   /**
-   * Brings the groups of `held` (what the map holds of them, updated in place as writes
-   * succeed) to the prefixes of their raw entries. Not clean: `held` is every group the map or
-   * the raw entries have, and the endpoint is clean once it succeeds.
+   * Brings `groups` to the prefixes of their raw entries; `held` is what the map holds of them
+   * (no entry: nothing), updated in place as writes succeed. Not clean: `groups` is every group
+   * the map or the raw entries have, and the endpoint is clean once it succeeds.
    */
-  #realize(id: number, state: EndpointState, held: Map<number, GroupPrefixes>): PolicyWriteOutcome {
+  #realize(id: number, state: EndpointState, groups: readonly number[], held: Map<number, GroupPrefixes>): PolicyWriteOutcome {
     const invalid = state.invalid?.values().next();
     if (invalid && !invalid.done) {
-      return this.#failClosed(id, state, held, 'invalid', `invalid policy entry: ${invalid.value}${state.invalid!.size > 1 ? ` (and ${state.invalid!.size - 1} more)` : ''}`);
+      return this.#failClosed(id, state, groups, held, 'invalid', `invalid policy entry: ${invalid.value}${state.invalid!.size > 1 ? ` (and ${state.invalid!.size - 1} more)` : ''}`);
     }
-    const desired = new Map<number, GroupPrefixes>();
+    const desired: GroupPrefixes[] = [];
     let total = state.writtenCount;
-    for (const [g, had] of held) {
+    for (const g of groups) {
       const { direction, identity } = groupOfCode(g);
-      const prefixes = groupPrefixes(state.raw.entries(direction, identity));
-      desired.set(g, prefixes);
-      total += prefixes.size - had.size;
+      const entries = state.raw.entries(direction, identity);
+      const prefixes = entries.length > 0 ? groupPrefixes(entries) : NOTHING;
+      desired.push(prefixes);
+      total += prefixes.size - (held.get(g)?.size ?? 0);
     }
     if (total > this.#quota) {
-      return this.#failClosed(id, state, held, 'quota', `${total} policy map entries exceed the per-endpoint quota of ${this.#quota} (maxEntriesPerEndpoint)`);
+      return this.#failClosed(id, state, groups, held, 'quota', `${total} policy map entries exceed the per-endpoint quota of ${this.#quota} (maxEntriesPerEndpoint)`);
     }
     let written = 0;
     let deleted = 0;
     try {
-      for (const [g, prefixes] of desired) {
-        const had = held.get(g)!;
+      groups.forEach((g, i) => {
+        const prefixes = desired[i]!;
+        if (prefixes.size === 0) return;
+        let had = held.get(g);
+        if (!had) held.set(g, (had = new Map()));
         const { direction, identity } = groupOfCode(g);
         for (const [code, value] of prefixes) {
           const before = had.get(code);
@@ -338,11 +348,13 @@ export class PolicyMap {
           if (before === undefined) state.writtenCount++;
           written++;
         }
-      }
+      });
       // Enforcement only after the allows it relies on are in.
       this.#writeRecord(id, state, this.#enforcedRecord(state));
-      for (const [g, prefixes] of desired) {
-        const had = held.get(g)!;
+      groups.forEach((g, i) => {
+        const prefixes = desired[i]!;
+        const had = held.get(g);
+        if (!had) return;
         const { direction, identity } = groupOfCode(g);
         for (const code of had.keys()) {
           if (prefixes.has(code)) continue;
@@ -351,9 +363,9 @@ export class PolicyMap {
           state.writtenCount--;
           deleted++;
         }
-      }
+      });
     } catch (err) {
-      return this.#failClosed(id, state, held, 'write', `writing the policy maps failed: ${(err as Error).message}`);
+      return this.#failClosed(id, state, groups, held, 'write', `writing the policy maps failed: ${(err as Error).message}`);
     }
     state.written = undefined;
     if (state.failClosed) this.#log.info({ endpoint: id, revision: state.revision }, 'endpoint policy realized again, no longer failed closed');
@@ -368,7 +380,7 @@ export class PolicyMap {
     try {
       this.#writeRecord(id, state, record);
     } catch (err) {
-      return this.#failClosed(id, state, new Map(), 'write', `writing the policy maps failed: ${(err as Error).message}`);
+      return this.#failClosed(id, state, [], new Map(), 'write', `writing the policy maps failed: ${(err as Error).message}`);
     }
     return state.failClosed ? { failClosed: true, reason: state.failClosed } : { failClosed: false, written: 0, deleted: 0 };
   }
@@ -392,13 +404,17 @@ export class PolicyMap {
 
   /**
    * Deny-all for the endpoint. What the map holds becomes explicit (no longer the prefixes of
-   * the raw entries): `held` for the groups a realization was working on, derived from the raw
-   * entries for the rest (untouched, so still what the map holds).
+   * the raw entries): `held` for the `groups` a realization was working on, derived from the
+   * raw entries for the rest (untouched, so still what the map holds).
    */
-  #failClosed(id: number, state: EndpointState, held: Map<number, GroupPrefixes>, failure: Failure, reason: string): PolicyWriteOutcome {
+  #failClosed(id: number, state: EndpointState, groups: readonly number[], held: Map<number, GroupPrefixes>, failure: Failure, reason: string): PolicyWriteOutcome {
     if (!state.written) {
       const written = this.#derivedPrefixes(state);
-      for (const [g, group] of held) written.set(g, group);
+      for (const g of groups) {
+        const group = held.get(g);
+        if (group) written.set(g, group);
+        else written.delete(g);
+      }
       state.written = written;
     }
     let why = reason;

@@ -105,46 +105,60 @@ export function portRangePrefixes(from: number, to: number): Array<{ port: numbe
   return out;
 }
 
-function check(cond: boolean, path: string, reason: string): void {
-  if (!cond) throw new RangeError(`${path}: ${reason}`);
+function fail(path: string, reason: string): never {
+  throw new RangeError(`${path}: ${reason}`);
 }
 
 const isInt = (v: unknown, min: number, max: number): boolean => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
 
+// The checks build their messages only on failure: every key of every endpoint passes here.
+
+/** Throws a RangeError naming `path.<field>` when `key` is no valid policy key. */
+export function checkPolicyKey(key: PolicyKey, path = 'key'): void {
+  if (key.direction !== 'ingress' && key.direction !== 'egress') fail(`${path}.direction`, `must be 'ingress' or 'egress', got ${JSON.stringify(key.direction)}`);
+  if (!isInt(key.identity, 0, 0xffffffff)) fail(`${path}.identity`, `must be an integer in 0..4294967295, got ${key.identity}`);
+  if (!isInt(key.protocol, 0, 255)) fail(`${path}.protocol`, `must be an integer in 0..255, got ${key.protocol}`);
+  if (!isInt(key.port, 0, 65535)) fail(`${path}.port`, `must be an integer in 0..65535, got ${key.port}`);
+  if (key.port === 0) return;
+  const end = key.endPort === 0 || key.endPort === undefined ? key.port : key.endPort;
+  if (!isInt(end, key.port, 65535)) fail(`${path}.endPort`, `must be an integer in ${key.port}..65535 (port..65535), got ${key.endPort}`);
+}
+
 /** The prefixes one raw key stands for (`path` names it in errors). */
 export function keyPrefixes(key: PolicyKey, path = 'key'): PolicyPrefix[] {
-  check(key.direction === 'ingress' || key.direction === 'egress', `${path}.direction`, `must be 'ingress' or 'egress', got ${JSON.stringify(key.direction)}`);
-  check(isInt(key.identity, 0, 0xffffffff), `${path}.identity`, `must be an integer in 0..4294967295, got ${key.identity}`);
-  check(isInt(key.protocol, 0, 255), `${path}.protocol`, `must be an integer in 0..255, got ${key.protocol}`);
-  check(isInt(key.port, 0, 65535), `${path}.port`, `must be an integer in 0..65535, got ${key.port}`);
+  checkPolicyKey(key, path);
+  return prefixesOf(key);
+}
+
+/** keyPrefixes of a key known to be valid. */
+function prefixesOf(key: PolicyKey): PolicyPrefix[] {
   const direction = Direction[key.direction];
   const base = { direction, identity: key.identity };
   if (key.protocol === 0 && key.port === 0) return [{ ...base, prefixlen: POLICY_PREFIX_STATIC, protocol: 0, dport: 0 }];
   const protocols = key.protocol === 0 ? ANY_PROTOCOL_WITH_PORT : [key.protocol];
   if (key.port === 0) return protocols.map((protocol) => ({ ...base, prefixlen: POLICY_PREFIX_PROTO, protocol, dport: 0 }));
   const end = key.endPort === 0 || key.endPort === undefined ? key.port : key.endPort;
-  check(isInt(end, key.port, 65535), `${path}.endPort`, `must be an integer in ${key.port}..65535 (port..65535), got ${key.endPort}`);
   const ranges = portRangePrefixes(key.port, end);
   return protocols.flatMap((protocol) => ranges.map((r) => ({ ...base, prefixlen: POLICY_PREFIX_PORT + r.bits, protocol, dport: r.port })));
 }
 
 /** Throws a RangeError naming `path.<field>` when `entry` is no valid map value. */
 export function checkPolicyEntry(entry: PolicyEntry, path = 'entry'): void {
-  check(entry.verdict === 'allow' || entry.verdict === 'deny', `${path}.verdict`, `must be 'allow' or 'deny', got ${JSON.stringify(entry.verdict)}`);
-  check(isInt(entry.proxyPort, 0, 65535), `${path}.proxyPort`, `must be an integer in 0..65535, got ${entry.proxyPort}`);
+  if (entry.verdict !== 'allow' && entry.verdict !== 'deny') fail(`${path}.verdict`, `must be 'allow' or 'deny', got ${JSON.stringify(entry.verdict)}`);
+  if (!isInt(entry.proxyPort, 0, 65535)) fail(`${path}.proxyPort`, `must be an integer in 0..65535, got ${entry.proxyPort}`);
 }
 
 /**
  * The map entries of ONE (direction, identity) group, as prefix code → value code: ranges
  * split, the same prefix from an allow and a deny kept as deny, and allows nested in a deny
- * left out. Entries are expected valid (keyPrefixes still throws on a bad key).
+ * left out. Entries must be valid (checkPolicyKey, checkPolicyEntry).
  */
 export function groupPrefixes(entries: Iterable<readonly [PolicyKey, PolicyEntry]>): Map<number, number> {
   const out = new Map<number, number>();
   let denies = 0;
   for (const [key, entry] of entries) {
     const deny = entry.verdict === 'deny';
-    for (const prefix of keyPrefixes(key)) {
+    for (const prefix of prefixesOf(key)) {
       const code = prefixCode(prefix);
       const had = out.get(code);
       if (had !== undefined && had & POLICY_FLAGS.deny) continue;
@@ -181,8 +195,8 @@ export function policyPrefixes(entries: ReadonlyArray<readonly [PolicyKey, Polic
   const groups = new Map<number, Array<readonly [PolicyKey, PolicyEntry]>>();
   entries.forEach((e, i) => {
     checkPolicyEntry(e[1], `entries[${i}].entry`);
-    const [first] = keyPrefixes(e[0], `entries[${i}].key`);
-    const g = groupCode(first!.direction, first!.identity);
+    checkPolicyKey(e[0], `entries[${i}].key`);
+    const g = groupCode(Direction[e[0].direction], e[0].identity);
     const list = groups.get(g);
     if (list) list.push(e);
     else groups.set(g, [e]);
