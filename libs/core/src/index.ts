@@ -29,3 +29,4 @@ export type * from './services/resources.js';
 export type * from './services/endpoint.js';
 export type * from './services/datapath.js';
 export type * from './services/flow.js';
+export * from './services/metrics.js';

@@ -13,6 +13,7 @@ import type { NodeRegistry } from './services/nodes.js';
 import type { L7Parser, L7Proxy } from './services/l7proxy.js';
 import type { Lifecycle } from './services/lifecycle.js';
 import type { Logger } from './services/logger.js';
+import type { MetricsCollector } from './services/metrics.js';
 import type { PolicyRepository } from './services/policy.js';
 import type { ResourceSource } from './services/resources.js';
 import type { ServiceManager } from './services/service.js';
@@ -45,4 +46,6 @@ export const Tokens = {
   ApiRoutes: defineToken<readonly ApiRoute[]>('cilia.ApiRoutes', { multiple: true }),
   /** Extension point: components whose problems `cilia status` shows. */
   HealthReporters: defineToken<HealthReporter>('cilia.HealthReporters', { multiple: true }),
+  /** Extension point: metric families the agent serves on `/metrics`, collected on every scrape. */
+  MetricsCollectors: defineToken<MetricsCollector>('cilia.MetricsCollectors', { multiple: true }),
 } as const;

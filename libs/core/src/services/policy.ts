@@ -46,6 +46,12 @@ export interface PolicyDelta {
   readonly deletes: readonly PolicyKey[];
   /** Present when the endpoint's enforcement changed. */
   readonly enforcement?: PolicyEnforcement;
+  /**
+   * When the import or delete that made this revision was requested (ms since the epoch), for
+   * the realizer to measure how long policy takes to reach the datapath. Absent on deltas of
+   * identity changes, which no import caused.
+   */
+  readonly issuedAt?: number;
 }
 
 /** A named container port of an endpoint (Kubernetes `containers[].ports[]`). */

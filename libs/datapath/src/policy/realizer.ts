@@ -45,6 +45,8 @@ export interface PolicyRealizerOptions {
   readonly repository: PolicyRepository;
   readonly map: PolicyMapWriter;
   readonly logger: Logger;
+  /** Seconds from an import or delete to an endpoint's map having realized it (affected endpoints only). */
+  readonly onImplemented?: (delaySeconds: number) => void;
 }
 
 interface Realized {
@@ -62,12 +64,14 @@ export class PolicyRealizer implements EndpointPolicy {
   readonly #repo: PolicyRepository;
   readonly #map: PolicyMapWriter;
   readonly #log: Logger;
+  readonly #onImplemented: ((delaySeconds: number) => void) | undefined;
   readonly #realized = new Map<number, Realized>();
 
   constructor(options: PolicyRealizerOptions) {
     this.#repo = options.repository;
     this.#map = options.map;
     this.#log = options.logger;
+    this.#onImplemented = options.onImplemented;
   }
 
   realize(target: PolicyTarget): PolicyWriteOutcome {
@@ -140,7 +144,9 @@ export class PolicyRealizer implements EndpointPolicy {
     if (this.#realized.get(state.target.id) !== state) return; // superseded meanwhile
     try {
       // A write failure or an overflow is the writer's to report: it fails the endpoint closed.
-      this.#map.apply(state.target.id, delta);
+      const outcome = this.#map.apply(state.target.id, delta);
+      const changed = delta.upserts.length > 0 || delta.deletes.length > 0 || delta.enforcement !== undefined;
+      if (changed && !outcome.failClosed && delta.issuedAt !== undefined) this.#onImplemented?.(Math.max(0, Date.now() - delta.issuedAt) / 1000);
     } catch (err) {
       // The map may hold half a delta: write the full state again rather than guess.
       this.#log.error({ endpoint: state.target.id, revision: delta.revision, err }, 'applying a policy delta failed; writing the full policy again');
