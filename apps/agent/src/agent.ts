@@ -7,6 +7,7 @@ import {
   type BpfFeatures,
   type Health,
   type Logger,
+  type MetricsCollector,
   type PluginCandidate,
   type ResolvedPluginSet,
 } from '@cilia/core';
@@ -62,6 +63,7 @@ export class Agent {
   #health: Health = 'starting';
   #problems: string[] = [];
   #bpf?: BpfFeatures;
+  #collectors?: readonly MetricsCollector[];
 
   constructor(prepared: PreparedAgent) {
     this.#prepared = prepared;
@@ -70,7 +72,10 @@ export class Agent {
     this.#log = root.child({ subsys: 'agent' }) as Logger & { flush(): void };
     this.#bpfLog = root.child({ subsys: 'bpf' });
     this.#host = new PluginHost({ set: prepared.set, agent, logger: root, sections: prepared.config.sections });
-    this.#metrics = new AgentMetrics({ version: AGENT_VERSION, node: agent.nodeName }, () => this.#host.status());
+    this.#metrics = new AgentMetrics({ version: AGENT_VERSION, node: agent.nodeName }, () => this.#host.status(), {
+      logger: root.child({ subsys: 'metrics' }),
+      collectors: () => this.#metricsCollectors(),
+    });
     this.#api = new ApiServer({
       status: () => this.status(),
       plugins: () => this.#host.status(),
@@ -142,6 +147,12 @@ export class Agent {
       .resolver()
       .getAll(Tokens.HealthReporters)
       .flatMap((r) => r.problems().map((p) => `${r.name}: ${p}`));
+  }
+
+  /** The plugins' metrics collectors once they have started: before, they may read nothing yet. */
+  #metricsCollectors(): readonly MetricsCollector[] {
+    if (this.#health !== 'ok' && this.#health !== 'degraded') return [];
+    return (this.#collectors ??= this.#host.resolver().getAll(Tokens.MetricsCollectors));
   }
 
   /** bpffs mounted and the pin root on it, or no start at all: every datapath pin lives there. */

@@ -1,13 +1,68 @@
 import { createServer, type Server } from 'node:http';
-import type { PluginStatus } from '@cilia/core';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { Logger, MetricFamily, MetricsCollector, PluginStatus } from '@cilia/core';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import { exposedValues, familyProblem, type ExposedValue } from './metric-families.js';
 
-/** The agent's Prometheus registry; plugins' metrics join it in later issues. */
+/** How long one collector may take before its scrape is given up on (it is logged as failed). */
+export const COLLECT_TIMEOUT_MS = 5000;
+
+export interface AgentMetricsOptions {
+  readonly logger: Logger;
+  /** The plugins' collectors; empty until they have started. */
+  readonly collectors: () => readonly MetricsCollector[];
+  /** Default {@link COLLECT_TIMEOUT_MS}. */
+  readonly collectTimeoutMs?: number;
+}
+
+/**
+ * A family of some collector as prom-client's registry sees it: a metric whose `get` returns
+ * what the last scrape collected (nothing when its collector failed or stopped reporting it).
+ */
+class CollectedFamily {
+  name: string;
+  help: string;
+  type: MetricFamily['type'];
+  readonly aggregator = 'sum';
+  #values: ExposedValue[] = [];
+
+  constructor(family: MetricFamily) {
+    this.name = family.name;
+    this.help = family.help;
+    this.type = family.type;
+  }
+
+  update(family: MetricFamily): void {
+    this.help = family.help;
+    this.type = family.type;
+    this.#values = exposedValues(family);
+  }
+
+  clear(): void {
+    this.#values = [];
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: ExposedValue[] } {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.#values };
+  }
+}
+
+/** The agent's Prometheus registry: its own metrics and every plugin's `MetricsCollector`. */
 export class AgentMetrics {
   readonly registry = new Registry();
   #server?: Server;
+  readonly #log: Logger;
+  readonly #collectors: () => readonly MetricsCollector[];
+  readonly #timeoutMs: number;
+  readonly #families = new Map<string, CollectedFamily>();
+  readonly #collectorErrors: Counter<'collector'>;
+  /** The problem last logged per collector, so a lasting failure is logged once, not every scrape. */
+  readonly #lastProblem = new Map<string, string>();
+  #collecting?: Promise<void>;
 
-  constructor(info: { version: string; node: string }, plugins: () => readonly PluginStatus[]) {
+  constructor(info: { version: string; node: string }, plugins: () => readonly PluginStatus[], options: AgentMetricsOptions) {
+    this.#log = options.logger;
+    this.#collectors = options.collectors;
+    this.#timeoutMs = options.collectTimeoutMs ?? COLLECT_TIMEOUT_MS;
     collectDefaultMetrics({ register: this.registry, prefix: 'cilia_agent_' });
     new Gauge({ name: 'cilia_agent_info', help: 'Agent version and node', labelNames: ['version', 'node'], registers: [this.registry] })
       .labels(info.version, info.node)
@@ -22,6 +77,89 @@ export class AgentMetrics {
         for (const p of plugins()) this.labels(p.name, p.state).set(p.state === 'started' ? 1 : 0);
       },
     });
+    this.#collectorErrors = new Counter({
+      name: 'cilia_agent_metrics_collector_errors_total',
+      help: 'Scrapes in which a plugin\'s metrics collector failed or returned an invalid family',
+      labelNames: ['collector'],
+      registers: [this.registry],
+    });
+  }
+
+  /** Every metric in the exposition format, the collectors' families collected first. */
+  async metrics(): Promise<string> {
+    // Scrapes arriving together share one collection.
+    this.#collecting ??= this.#collect().finally(() => (this.#collecting = undefined));
+    await this.#collecting;
+    return this.registry.metrics();
+  }
+
+  async #collect(): Promise<void> {
+    const collectors = this.#collectors();
+    const results = await Promise.all(collectors.map((c) => this.#collectOne(c)));
+    const current = new Set<string>();
+    collectors.forEach((collector, i) => {
+      const families = results[i];
+      if (!families) return;
+      const problems: string[] = [];
+      families.forEach((family, j) => {
+        const problem = familyProblem(family, `families[${j}]`) ?? this.#nameTaken(family.name, current, `families[${j}]`);
+        if (problem) {
+          problems.push(problem);
+          return;
+        }
+        current.add(family.name);
+        let registered = this.#families.get(family.name);
+        if (!registered) {
+          registered = new CollectedFamily(family);
+          this.#families.set(family.name, registered);
+          // prom-client formats any registered object with a name, help, type and get().
+          this.registry.registerMetric(registered as unknown as Metric);
+        }
+        registered.update(family);
+      });
+      this.#report(collector.name, problems.length > 0 ? `invalid metric families (left out): ${problems.join('; ')}` : undefined);
+    });
+    for (const [name, family] of this.#families) if (!current.has(name)) family.clear();
+  }
+
+  /** A collector's families, or undefined (logged, counted) when it throws or times out. */
+  async #collectOne(collector: MetricsCollector): Promise<readonly MetricFamily[] | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      });
+      const families = await Promise.race([Promise.resolve().then(() => collector.collect()), timeout]);
+      if (!Array.isArray(families)) throw new Error(`collect() returned ${typeof families}, not an array of metric families`);
+      return families;
+    } catch (err) {
+      this.#report(collector.name, `collect failed (its metrics are left out of this scrape): ${(err as Error)?.message ?? String(err)}`);
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #nameTaken(name: string, current: ReadonlySet<string>, path: string): string | undefined {
+    if (current.has(name)) return `${path}.name: ${name} is also collected by another collector or earlier in this one`;
+    const existing = this.registry.getSingleMetric(name);
+    if (existing && !(existing instanceof CollectedFamily)) return `${path}.name: ${name} is one of the agent's own metrics`;
+    return undefined;
+  }
+
+  /** Counts a collector's failure and logs it when it is new; logs the recovery once. */
+  #report(collector: string, problem: string | undefined): void {
+    const last = this.#lastProblem.get(collector);
+    if (problem === undefined) {
+      if (last === undefined) return;
+      this.#lastProblem.delete(collector);
+      this.#log.info({ collector }, 'metrics collector works again');
+      return;
+    }
+    this.#collectorErrors.labels(collector).inc();
+    if (problem === last) return;
+    this.#lastProblem.set(collector, problem);
+    this.#log.error({ collector, problem }, `metrics collector ${collector}: ${problem}`);
   }
 
   /** Serves `/metrics` on `host:port`. */
@@ -34,7 +172,7 @@ export class AgentMetrics {
         res.writeHead(404).end();
         return;
       }
-      this.registry.metrics().then(
+      this.metrics().then(
         (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
         (err: Error) => res.writeHead(500).end(err.message),
       );

@@ -4,7 +4,8 @@ import pkg from '../package.json' with { type: 'json' };
 import { policyRoutes } from './api.js';
 import { DeferredIpCache } from './deferred-ipcache.js';
 import { PolicyEngine } from './engine/index.js';
-import { PolicyService, type TraceablePolicyRepository } from './service.js';
+import { policyMetricsCollector } from './metrics.js';
+import { PolicyService } from './service.js';
 import { PolicyStateFile } from './store.js';
 
 /** Settings of policy enforcement (the `policy:` section). */
@@ -37,6 +38,7 @@ export const policyConfig = z.strictObject({
 export type PolicyConfig = z.infer<typeof policyConfig>;
 
 interface Runtime {
+  readonly engine: PolicyEngine;
   readonly service: PolicyService;
   readonly ipcache: DeferredIpCache;
 }
@@ -62,7 +64,7 @@ export const policyPlugin = definePlugin<PolicyConfig>({
   configKey: 'policy',
   description: 'Identity-based L3/L4 policy: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and NetworkPolicy from manifests and the API',
   config: policyConfig,
-  provides: [Tokens.PolicyRepository, Tokens.ApiRoutes, Tokens.HealthReporters],
+  provides: [Tokens.PolicyRepository, Tokens.ApiRoutes, Tokens.HealthReporters, Tokens.MetricsCollectors],
   requires: [Tokens.IdentityAllocator],
   optional: [Tokens.ResourceSource],
   register(bind, { config, agent, logger }) {
@@ -70,13 +72,14 @@ export const policyPlugin = definePlugin<PolicyConfig>({
       const ipcache = new DeferredIpCache();
       const engine = newEngine(identities, ipcache, config, logger);
       const store = new PolicyStateFile(config.stateFile ? resolve(config.stateFile) : join(agent.stateDir, 'policies.json'));
-      const runtime = { ipcache, service: new PolicyService({ repository: engine, store, logger: logger.child({ component: 'policy-service' }) }) };
+      const runtime = { engine, ipcache, service: new PolicyService({ repository: engine, store, logger: logger.child({ component: 'policy-service' }) }) };
       runtimes.set(engine, runtime);
       return runtime;
     };
     bind(Tokens.PolicyRepository).toFactory((r) => build(r.get(Tokens.IdentityAllocator)).service.repository);
     bind(Tokens.ApiRoutes).toFactory((r) => policyRoutes(() => runtimeOf(r.get(Tokens.PolicyRepository)).service));
     bind(Tokens.HealthReporters).toFactory((r) => ({ name: pkg.name, problems: () => runtimeOf(r.get(Tokens.PolicyRepository)).service.problems() }));
+    bind(Tokens.MetricsCollectors).toFactory((r) => policyMetricsCollector(pkg.name, runtimeOf(r.get(Tokens.PolicyRepository)).engine));
   },
   async start({ resolver, config }) {
     const { service } = runtimeOf(resolver.get(Tokens.PolicyRepository));
@@ -91,7 +94,7 @@ export const policyPlugin = definePlugin<PolicyConfig>({
   },
 });
 
-function newEngine(identities: IdentityAllocator, ipcache: DeferredIpCache, config: PolicyConfig, logger: Logger): TraceablePolicyRepository {
+function newEngine(identities: IdentityAllocator, ipcache: DeferredIpCache, config: PolicyConfig, logger: Logger): PolicyEngine {
   return new PolicyEngine({ identities, ipcache, enforcement: config.enforcement, allowLocalhost: config.allowLocalhost, logger: logger.child({ component: 'policy-engine' }) });
 }
 

@@ -101,6 +101,7 @@ export class PolicyEngine implements PolicyRepository {
   #egressNamedPorts = new Map<string, NamedPort[]>();
   #egressNamedPortsKey = '';
   #revision: PolicyRevision = 0;
+  #importErrors = 0;
   #queue: Promise<unknown> = Promise.resolve();
   readonly #unwatchIdentities: Unsubscribe;
   readonly #cached: SelectionSource;
@@ -129,8 +130,19 @@ export class PolicyEngine implements PolicyRepository {
     return this.#cache.size;
   }
 
+  /** Normalized rules stored (Cilium's `cilium_policy`). */
+  get ruleCount(): number {
+    return this.#rules.size;
+  }
+
+  /** Imports refused or failed since the engine was built; nothing of such an import was stored. */
+  get importErrors(): number {
+    return this.#importErrors;
+  }
+
   import(documents: readonly unknown[]): Promise<PolicyRevision> {
-    return this.#exclusive(async () => {
+    const issuedAt = Date.now();
+    return this.#countFailure(this.#exclusive(async () => {
       const results = documents.map((doc, i) => parsePolicyDocument(doc, { path: `documents[${i}]` }));
       const errors = results.flatMap((r) => (r.ok ? [] : r.errors));
       if (errors.length > 0) throw new PolicyValidationError(errors);
@@ -139,8 +151,8 @@ export class PolicyEngine implements PolicyRepository {
         const origin = rules[0]?.origin ?? documentOrigin(documents[i]);
         return { kind: origin.kind, ...(origin.namespace !== undefined ? { namespace: origin.namespace } : {}), name: origin.name, spec: documents[i], rules };
       });
-      return this.#store(policies);
-    });
+      return this.#store(policies, issuedAt);
+    }));
   }
 
   /**
@@ -149,7 +161,8 @@ export class PolicyEngine implements PolicyRepository {
    * kind, namespace and name.
    */
   importRules(rules: readonly PolicyRule[]): Promise<PolicyRevision> {
-    return this.#exclusive(() => {
+    const issuedAt = Date.now();
+    return this.#countFailure(this.#exclusive(() => {
       const byPolicy = new Map<string, PolicyRule[]>();
       for (const r of rules) {
         const key = policyKeyOf(r.origin);
@@ -161,11 +174,12 @@ export class PolicyEngine implements PolicyRepository {
         const { kind, namespace, name } = rs[0]!.origin;
         return { kind, ...(namespace !== undefined ? { namespace } : {}), name, spec: rs, rules: rs };
       });
-      return this.#store(policies);
-    });
+      return this.#store(policies, issuedAt);
+    }));
   }
 
   delete(selector: DeleteSelector): Promise<PolicyRevision> {
+    const issuedAt = Date.now();
     return this.#exclusive(async () => {
       const matched = [...this.#policies.entries()].filter(([, p]) =>
         'all' in selector
@@ -182,7 +196,7 @@ export class PolicyEngine implements PolicyRepository {
         for (const r of p.rules) this.#removeRule(r);
         this.#policies.delete(key);
       }
-      const affected = this.#deliver(revision);
+      const affected = this.#deliver(revision, false, issuedAt);
       this.#logChange('policies deleted', matched.map(([k]) => k), { revision, affectedEndpoints: affected, ms: +(performance.now() - started).toFixed(2) });
       await this.#releaseUnusedCidrs();
       return revision;
@@ -241,7 +255,7 @@ export class PolicyEngine implements PolicyRepository {
   }
 
   /** Stores policies as one revision: CIDR identities first, then the rules, then the deltas. */
-  async #store(policies: ReadonlyArray<Omit<StoredPolicy, 'revision'>>): Promise<PolicyRevision> {
+  async #store(policies: ReadonlyArray<Omit<StoredPolicy, 'revision'>>, issuedAt: number): Promise<PolicyRevision> {
     const incoming = new Map(policies.map((p) => [policyKeyOf(p), p]));
     await this.#allocateCidrs([...incoming.values()].flatMap((p) => p.rules));
     const started = performance.now();
@@ -251,7 +265,7 @@ export class PolicyEngine implements PolicyRepository {
       this.#policies.set(key, { ...p, revision });
       for (const r of p.rules) this.#addRule(r);
     }
-    const affected = this.#deliver(revision);
+    const affected = this.#deliver(revision, false, issuedAt);
     this.#logChange('policies imported', [...incoming.keys()], { revision, affectedEndpoints: affected, ms: +(performance.now() - started).toFixed(2) });
     await this.#releaseUnusedCidrs();
     return revision;
@@ -303,8 +317,11 @@ export class PolicyEngine implements PolicyRepository {
     };
   }
 
-  /** One delta per watcher at `revision` (empty when unaffected); returns how many changed. */
-  #deliver(revision: PolicyRevision, onlyChanged = false): number {
+  /**
+   * One delta per watcher at `revision` (empty when unaffected); returns how many changed.
+   * `issuedAt`: when the import or delete behind the revision was requested.
+   */
+  #deliver(revision: PolicyRevision, onlyChanged = false, issuedAt?: number): number {
     let affected = 0;
     for (const w of this.#watchers) {
       const change = w.state.flush();
@@ -312,7 +329,7 @@ export class PolicyEngine implements PolicyRepository {
       if (!empty) affected++;
       if (empty && onlyChanged) continue;
       try {
-        w.listener({ revision, ...change });
+        w.listener({ revision, ...change, ...(issuedAt !== undefined ? { issuedAt } : {}) });
       } catch (err) {
         this.#log.error({ err, endpointId: w.state.subject.endpointId, revision }, 'policy watcher threw on a delta');
       }
@@ -393,6 +410,11 @@ export class PolicyEngine implements PolicyRepository {
       }
     }
     if (deletes.length > 0) await this.#ipcache?.apply({ upserts: [], deletes });
+  }
+
+  #countFailure<T>(run: Promise<T>): Promise<T> {
+    run.catch(() => this.#importErrors++);
+    return run;
   }
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
