@@ -48,15 +48,31 @@ function content(maps: Maps, id: number): Map<string, PolicyMapValueValue> {
   return out;
 }
 
+/** Unpinned maps of the policy datapath's shape (`lpmSize` prefixes), closed by `close`. */
+function openMaps(tag: string, lpmSize: number): Maps & { close(): void } {
+  const policy = BpfMap.create<PolicyMapKeyValue, PolicyMapValueValue>(
+    { type: 'lpm_trie', name: `cil_pol_${tag}`, keySize: 16, valueSize: 8, maxEntries: lpmSize, flags: 1 },
+    { key: PolicyMapKey as never, value: PolicyMapValue as never },
+  );
+  const endpoints = BpfMap.create<number, PolicyEndpointRecord>({ type: 'hash', name: `cil_pep_${tag}`, keySize: 4, valueSize: 8, maxEntries: 64 }, { key: codec.u32 as never, value: PolicyEndpointValue as never });
+  return { policy, endpoints, close: () => [policy, endpoints].forEach((m) => m.close()) };
+}
+
+/** Applies `s` to the model `state` and returns the delta as the repository sends it: net changes, a key at most once. */
+function advance(state: Map<string, Raw>, s: { upserts: Raw[]; deletes: number[] }): { upserts: Raw[]; deletes: PolicyKey[] } {
+  const before = new Map(state);
+  const current = [...state.keys()];
+  for (const n of s.deletes) if (current.length > 0) state.delete(current[n % current.length]!);
+  for (const e of s.upserts) state.set(keyId(e[0]), e);
+  return {
+    upserts: [...state].filter(([id, e]) => before.get(id) !== e).map(([, e]) => e),
+    deletes: [...before].filter(([id]) => !state.has(id)).map(([, e]) => e[0]),
+  };
+}
+
 describe('PolicyMap: a sequence of apply() equals one sync() of the final state (property, real maps)', () => {
   it('holds for random deltas, empty ones and quota overflows included', () => {
-    const maps: Maps = {
-      policy: BpfMap.create<PolicyMapKeyValue, PolicyMapValueValue>(
-        { type: 'lpm_trie', name: 'cil_pol_prop', keySize: 16, valueSize: 8, maxEntries: 8192, flags: 1 },
-        { key: PolicyMapKey as never, value: PolicyMapValue as never },
-      ),
-      endpoints: BpfMap.create<number, PolicyEndpointRecord>({ type: 'hash', name: 'cil_pol_ep_prop', keySize: 4, valueSize: 8, maxEntries: 64 }, { key: codec.u32 as never, value: PolicyEndpointValue as never }),
-    };
+    const maps = openMaps('prop', 8192);
     try {
       fc.assert(
         fc.property(
@@ -64,20 +80,14 @@ describe('PolicyMap: a sequence of apply() equals one sync() of the final state 
           fc.array(step, { minLength: 1, maxLength: 10 }),
           fc.constantFrom(6, 12, 16384),
           (initial, steps, quota) => {
-            const writer = new PolicyMap({ ...maps, maxEntriesPerEndpoint: quota, logger: silent });
+            const writer = new PolicyMap({ policy: maps.policy, endpoints: maps.endpoints, maxEntriesPerEndpoint: quota, logger: silent });
             try {
               const state = new Map<string, Raw>();
               for (const e of initial) state.set(keyId(e[0]), e);
               let enforcement: PolicyEnforcement = { ingress: true, egress: false };
               writer.sync(1, [...state.values()], enforcement, 0);
               steps.forEach((s, i) => {
-                // Deltas as the repository sends them: net changes, a key at most once.
-                const before = new Map(state);
-                const current = [...state.keys()];
-                for (const n of s.deletes) if (current.length > 0) state.delete(current[n % current.length]!);
-                for (const e of s.upserts) state.set(keyId(e[0]), e);
-                const upserts = [...state].filter(([id, e]) => before.get(id) !== e).map(([, e]) => e);
-                const deletes = [...before].filter(([id]) => !state.has(id)).map(([, e]) => e[0]);
+                const { upserts, deletes } = advance(state, s);
                 const changed = s.enforcement && (s.enforcement.ingress !== enforcement.ingress || s.enforcement.egress !== enforcement.egress);
                 if (s.enforcement) enforcement = s.enforcement;
                 const delta: PolicyDelta = { revision: i + 1, upserts, deletes, ...(changed ? { enforcement } : {}) };
@@ -111,33 +121,20 @@ describe('PolicyMap: a sequence of apply() equals one sync() of the final state 
         { numRuns: 150 },
       );
     } finally {
-      maps.policy.close();
-      maps.endpoints.close();
+      maps.close();
     }
   });
 
   it('under write failures (a map too small) its mirror stays exact: deleting everything leaves nothing behind', () => {
-    const maps: Maps = {
-      policy: BpfMap.create<PolicyMapKeyValue, PolicyMapValueValue>(
-        { type: 'lpm_trie', name: 'cil_pol_tiny', keySize: 16, valueSize: 8, maxEntries: 10, flags: 1 },
-        { key: PolicyMapKey as never, value: PolicyMapValue as never },
-      ),
-      endpoints: BpfMap.create<number, PolicyEndpointRecord>({ type: 'hash', name: 'cil_pol_ep_tiny', keySize: 4, valueSize: 8, maxEntries: 8 }, { key: codec.u32 as never, value: PolicyEndpointValue as never }),
-    };
+    const maps = openMaps('tiny', 10);
     try {
       fc.assert(
         fc.property(fc.array(rawEntry, { maxLength: 6 }), fc.array(step, { minLength: 1, maxLength: 8 }), (initial, steps) => {
-          const writer = new PolicyMap({ ...maps, logger: silent });
+          const writer = new PolicyMap({ policy: maps.policy, endpoints: maps.endpoints, logger: silent });
           const state = new Map<string, Raw>(initial.map((e) => [keyId(e[0]), e]));
           writer.sync(1, [...state.values()], { ingress: true, egress: true }, 0);
           steps.forEach((s, i) => {
-            const before = new Map(state);
-            const current = [...state.keys()];
-            for (const n of s.deletes) if (current.length > 0) state.delete(current[n % current.length]!);
-            for (const e of s.upserts) state.set(keyId(e[0]), e);
-            const upserts = [...state].filter(([id, e]) => before.get(id) !== e).map(([, e]) => e);
-            const deletes = [...before].filter(([id]) => !state.has(id)).map(([, e]) => e[0]);
-            const outcome = writer.apply(1, { revision: i + 1, upserts, deletes });
+            const outcome = writer.apply(1, { revision: i + 1, ...advance(state, s) });
             // Failed or not, the record says what the endpoint does now.
             expect(maps.endpoints.lookup(1)?.ingress).toBe(outcome.failClosed ? PolicyModeCode.denyAll : PolicyModeCode.enforce);
             if (!outcome.failClosed) expect(content(maps, 1)).toEqual(new Map([...policyPrefixes([...state.values()])].map(([id, e]) => [id, e.value])));
@@ -150,8 +147,7 @@ describe('PolicyMap: a sequence of apply() equals one sync() of the final state 
         { numRuns: 150 },
       );
     } finally {
-      maps.policy.close();
-      maps.endpoints.close();
+      maps.close();
     }
   });
 });
