@@ -1,4 +1,4 @@
-import { definePlugin, Tokens, type AgentConfig, type IdentityAllocator, type Ipam, type Logger, type PolicyRepository, type Resolver } from '@cilia/core';
+import { definePlugin, HistogramRecorder, LATENCY_BUCKETS_SECONDS, Tokens, type AgentConfig, type IdentityAllocator, type Ipam, type Logger, type PolicyRepository, type Resolver } from '@cilia/core';
 import { openNetlink, type NetlinkHandle } from '@cilia/netlink';
 import pkg from '../package.json' with { type: 'json' };
 import { endpointRoutes } from './api.js';
@@ -6,6 +6,7 @@ import { datapathConfig, type DatapathConfig } from './config.js';
 import { LocalIpCache } from './ipcache.js';
 import { BpfDatapath } from './loader.js';
 import { CoreEndpointManager } from './manager.js';
+import { datapathMetricsCollector } from './metrics.js';
 import { discoverNode, type NodeInfo } from './node.js';
 import { PolicyRealizer } from './policy/realizer.js';
 import { EndpointStore } from './store.js';
@@ -19,6 +20,7 @@ class Runtime {
   readonly endpoints: CoreEndpointManager;
   /** Present once policy is enabled (at start, when the agent has a policy repository). */
   policy?: PolicyRealizer;
+  readonly policyDelay = new HistogramRecorder(LATENCY_BUCKETS_SECONDS);
   readonly #config: DatapathConfig;
   readonly #logger: Logger;
   #host?: Promise<NetlinkHandle>;
@@ -52,7 +54,7 @@ class Runtime {
   enablePolicy(repository: PolicyRepository): void {
     const { maxEntries, maxEntriesPerEndpoint } = this.#config.policy;
     const map = this.datapath.enablePolicy({ defaultDeny: repository.enforcementMode === 'always', maxEntries, maxEntriesPerEndpoint });
-    this.policy = new PolicyRealizer({ repository, map, logger: this.#logger.child({ component: 'policy-realizer' }) });
+    this.policy = new PolicyRealizer({ repository, map, logger: this.#logger.child({ component: 'policy-realizer' }), onImplemented: (s) => this.policyDelay.observe(s) });
   }
 
   host(): Promise<NetlinkHandle> {
@@ -85,7 +87,7 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
   configKey: 'datapath',
   description: 'Core datapath: endpoints on veth pairs, base BPF programs and pinned maps, ipcache, masquerade',
   config: datapathConfig,
-  provides: [Tokens.Datapath, Tokens.EndpointManager, Tokens.IpCache, Tokens.ApiRoutes, Tokens.HealthReporters],
+  provides: [Tokens.Datapath, Tokens.EndpointManager, Tokens.IpCache, Tokens.ApiRoutes, Tokens.HealthReporters, Tokens.MetricsCollectors],
   requires: [Tokens.Ipam],
   // Endpoints carry their labels' identity when an allocator is there; `init` (5) otherwise.
   // With a policy repository, endpoints' policy is written before their programs attach.
@@ -100,6 +102,16 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
     bind(Tokens.ApiRoutes).toFactory((r) => endpointRoutes(() => get(r).endpoints, () => get(r).policy));
     // Names endpoints whose policy cannot be written (their traffic is dropped).
     bind(Tokens.HealthReporters).toFactory((r) => ({ name: pkg.name, problems: () => get(r).policy?.problems() ?? [] }));
+    bind(Tokens.MetricsCollectors).toFactory((r) => {
+      const rt = get(r);
+      return datapathMetricsCollector(pkg.name, {
+        pinRoot: agent.bpfRoot,
+        endpoints: () => rt.endpoints.list(),
+        // One problem line per endpoint failed closed.
+        failClosedEndpoints: () => rt.policy?.problems().length ?? 0,
+        implementationDelay: () => (rt.policy ? rt.policyDelay : undefined),
+      });
+    });
   },
   async start({ resolver }) {
     const endpoints = resolver.get(Tokens.EndpointManager) as CoreEndpointManager;
