@@ -190,11 +190,9 @@ export class PolicyMap {
       if (entries.length > 0) held.set(g, groupPrefixes(entries));
     };
     for (const key of delta.deletes) {
+      state.invalid?.delete(invalidId(key));
       const direction = checkKey(key);
-      if (typeof direction === 'string') {
-        state.invalid?.delete(invalidId(key));
-        continue;
-      }
+      if (typeof direction === 'string') continue;
       touch(direction, key.identity);
       state.raw.delete(direction, key);
     }
@@ -206,22 +204,24 @@ export class PolicyMap {
     return this.#realize(id, state, [...(touched ?? this.#groupsOf(state, held))], held);
   }
 
-  /** Stores one raw entry, or keeps it aside with why when it is invalid. */
+  /** Stores one raw entry, or keeps it aside with why when it is invalid (replacing a valid one of its key). */
   #upsert(state: EndpointState, key: PolicyKey, entry: PolicyEntry, path: string): void {
-    let direction = checkKey(key);
-    if (typeof direction === 'number') {
+    const direction = checkKey(key);
+    let problem = typeof direction === 'string' ? direction : undefined;
+    if (problem === undefined) {
       try {
         checkPolicyEntry(entry);
       } catch (err) {
-        direction = (err as Error).message;
+        problem = (err as Error).message;
       }
     }
-    if (typeof direction === 'string') {
-      (state.invalid ??= new Map()).set(invalidId(key), `${path}.${direction}`);
+    if (problem !== undefined) {
+      (state.invalid ??= new Map()).set(invalidId(key), `${path}.${problem}`);
+      if (typeof direction === 'number') state.raw.delete(direction, key);
       return;
     }
     state.invalid?.delete(invalidId(key));
-    state.raw.set(direction, key, entry);
+    state.raw.set(direction as number, key, entry);
   }
 
   /** The prefixes of every raw group (what the map holds for a clean endpoint). */
