@@ -373,11 +373,17 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
       cnp('x-requires-a', 'x', { endpointSelector: {}, ingress: [{ fromRequires: [{ ...everyPod, matchLabels: { pod: 'a' } }] }] }),
     ]);
   }, CASE_TIMEOUT);
-  it('an empty CNP rule enforces and allows nothing; enableDefaultDeny false allows without denying the rest; L4-only ANY opens a port for all', async () => {
+  it('an empty CNP rule enforces and allows nothing; enableDefaultDeny false allows without denying the rest, and its deny rules still deny; L4-only ANY opens a port for all', async () => {
     await policyCase(
       [
         cnp('x-empty-rule', 'x', { endpointSelector: {}, ingress: [{}] }),
         cnp('y-no-default-deny', 'y', { endpointSelector: {}, enableDefaultDeny: { ingress: false }, ingress: [{ fromEndpoints: [podIs('a')] }] }),
+        // Deny-only without default deny: port 80/TCP from pods b is refused, the rest passes.
+        cnp('z-deny-only', 'z', {
+          endpointSelector: podIs('a'),
+          enableDefaultDeny: { ingress: false },
+          ingressDeny: [{ fromEndpoints: [{ matchExpressions: [{ key: 'k8s:io.kubernetes.pod.namespace', operator: 'Exists' }], matchLabels: { pod: 'b' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }],
+        }),
         cnp('z-port-81', 'z', { endpointSelector: podIs('c'), ingress: [{ toPorts: [{ ports: [{ port: '81' }] }] }] }),
       ],
       { from: [...pods(), host(), ...world()], ports: ALL_PORTS },

@@ -8,9 +8,10 @@
 // - a connection passes when the source pod's egress allows it (if the source is a pod) and the
 //   destination pod's ingress allows it (if the destination is a pod); host and world peers have
 //   no policy of their own;
-// - a direction of a pod is enforced when some rule selecting the pod enforces it; then a
-//   matching deny drops, the host is always let in (allow-localhost), a matching allow passes,
-//   anything else drops;
+// - a matching deny of a rule selecting the pod drops, whether or not the direction is
+//   enforced (a deny-only rule with enableDefaultDeny false still denies);
+// - a direction of a pod is enforced when some rule selecting the pod enforces it; then the
+//   host is always let in (allow-localhost), a matching allow passes, anything else drops;
 // - CIDR peers (ipBlock, fromCIDR, fromCIDRSet, ...) select only addresses outside the cluster,
 //   never pods or the host (their addresses resolve to their own identities).
 import type { CompiledRule, Direction, PeerMatcher, PortSpec, Section } from './oracle-compile.js';
@@ -94,12 +95,13 @@ export class NetpolOracle {
 
   #direction(direction: Direction, subject: PodModel, peer: PeerModel, protocol: Protocol, port: number, dstPod: PodModel | undefined): Verdict {
     const rules = this.#rules.filter((r) => r.selects(subject));
-    if (!rules.some((r) => r.enforces[direction])) return { allowed: true, why: 'not enforced' };
     const requires = rules.flatMap((r) => r.requires[direction]);
     const matches = (section: Section) => sectionMatches(section, peer, requires, protocol, port, dstPod, this.#cluster);
     const denyKey = direction === 'ingress' ? 'ingressDeny' : 'egressDeny';
+    // A deny holds even where no rule turns default deny on (enableDefaultDeny: false).
     const denier = rules.find((r) => r.sections[denyKey].some(matches));
     if (denier) return { allowed: false, why: `denied by ${denier.id}` };
+    if (!rules.some((r) => r.enforces[direction])) return { allowed: true, why: 'not enforced' };
     if (direction === 'ingress' && peer.kind === 'host') return { allowed: true, why: 'allow-localhost' };
     const allower = rules.find((r) => r.sections[direction].some(matches));
     return allower ? { allowed: true, why: `allowed by ${allower.id}` } : { allowed: false, why: 'no rule allows it' };
