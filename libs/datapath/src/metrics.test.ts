@@ -140,7 +140,7 @@ describe('policy implementation delay', () => {
     realizer.realize({ id: 1, name: 'a', namespace: 'x', identity: 1000, labels: {} });
     const key = { identity: 0, direction: 'ingress' as const, protocol: 0, port: 0, endPort: 0 };
     const entry = { verdict: 'allow' as const, proxyPort: 0, derivedFrom: ['r'] };
-    const issuedAt = Date.now() - 250;
+    const issuedAt = performance.timeOrigin + performance.now() - 250;
     repo.send({ revision: 1, upserts: [[key, entry]], deletes: [], issuedAt });
     repo.send({ revision: 2, upserts: [], deletes: [], issuedAt }); // not affected
     repo.send({ revision: 2, upserts: [], deletes: [key] }); // an identity change: no import behind it

@@ -47,9 +47,10 @@ export interface PolicyDelta {
   /** Present when the endpoint's enforcement changed. */
   readonly enforcement?: PolicyEnforcement;
   /**
-   * When the import or delete that made this revision was requested (ms since the epoch), for
-   * the realizer to measure how long policy takes to reach the datapath. Absent on deltas of
-   * identity changes, which no import caused.
+   * When the import or delete that made this revision was requested (ms since the epoch, with
+   * a fraction: `performance.timeOrigin + performance.now()`), for the realizer to measure how
+   * long policy takes to reach the datapath. Absent on deltas of identity changes, which no
+   * import caused.
    */
   readonly issuedAt?: number;
 }

@@ -146,7 +146,7 @@ export class PolicyRealizer implements EndpointPolicy {
       // A write failure or an overflow is the writer's to report: it fails the endpoint closed.
       const outcome = this.#map.apply(state.target.id, delta);
       const changed = delta.upserts.length > 0 || delta.deletes.length > 0 || delta.enforcement !== undefined;
-      if (changed && !outcome.failClosed && delta.issuedAt !== undefined) this.#onImplemented?.(Math.max(0, Date.now() - delta.issuedAt) / 1000);
+      if (changed && !outcome.failClosed && delta.issuedAt !== undefined) this.#onImplemented?.(Math.max(0, performance.timeOrigin + performance.now() - delta.issuedAt) / 1000);
     } catch (err) {
       // The map may hold half a delta: write the full state again rather than guess.
       this.#log.error({ endpoint: state.target.id, revision: delta.revision, err }, 'applying a policy delta failed; writing the full policy again');

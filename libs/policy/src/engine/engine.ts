@@ -141,7 +141,7 @@ export class PolicyEngine implements PolicyRepository {
   }
 
   import(documents: readonly unknown[]): Promise<PolicyRevision> {
-    const issuedAt = Date.now();
+    const issuedAt = performance.timeOrigin + performance.now();
     return this.#countFailure(this.#exclusive(async () => {
       const results = documents.map((doc, i) => parsePolicyDocument(doc, { path: `documents[${i}]` }));
       const errors = results.flatMap((r) => (r.ok ? [] : r.errors));
@@ -161,7 +161,7 @@ export class PolicyEngine implements PolicyRepository {
    * kind, namespace and name.
    */
   importRules(rules: readonly PolicyRule[]): Promise<PolicyRevision> {
-    const issuedAt = Date.now();
+    const issuedAt = performance.timeOrigin + performance.now();
     return this.#countFailure(this.#exclusive(() => {
       const byPolicy = new Map<string, PolicyRule[]>();
       for (const r of rules) {
@@ -179,7 +179,7 @@ export class PolicyEngine implements PolicyRepository {
   }
 
   delete(selector: DeleteSelector): Promise<PolicyRevision> {
-    const issuedAt = Date.now();
+    const issuedAt = performance.timeOrigin + performance.now();
     return this.#exclusive(async () => {
       const matched = [...this.#policies.entries()].filter(([, p]) =>
         'all' in selector
