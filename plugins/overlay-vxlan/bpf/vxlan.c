@@ -10,6 +10,11 @@
  *   cil_to_overlay      tc egress of the VXLAN device: packets the host stack routes into the
  *                       device (the node itself, or pods before their ipcache entry arrived)
  *                       get their tunnel key here; the forward slot's keep theirs
+ *   cil_vxlan_from_underlay  the from-netdev pre hook (cilia_tc_slots, PRE), which host.o's
+ *                       cil_from_netdev on the underlay runs first: VXLAN to this node for a
+ *                       local pod is taken apart here and delivered like cil_from_overlay does,
+ *                       without the trip through the UDP socket, the driver and its GRO cells;
+ *                       anything else goes back to the base and on to the device as before
  *
  * The kernel's VXLAN driver builds the outer headers from the tunnel key; the outer source
  * address is the one the underlay route to the tunnel endpoint picks. */
@@ -22,6 +27,7 @@
 #include <ipcache.h>
 #include <monitor.h>
 #include <overlay.h>
+#include <parse.h>
 #include <redirect.h>
 #include <slots.h>
 #include <tuple.h>
@@ -43,6 +49,8 @@
 CILIA_CONST(__u32, VXLAN_IFINDEX, 0);
 /* This node's tunnel endpoint (network order): entries pointing at it are not remote. */
 CILIA_CONST(__u32, LOCAL_TUNNEL_ENDPOINT, 0);
+/* The device's UDP port (host order): what the underlay receive program takes. */
+CILIA_CONST(__u16, VXLAN_PORT, 8472);
 
 /* Every node's VXLAN device has the MAC 02:c1:<its tunnel endpoint's 4 bytes>, so a sender
  * writes the receiver's device MAC as the inner destination without asking (a receiving stack
@@ -202,6 +210,83 @@ int cil_to_overlay(struct __sk_buff *skb)
 	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0 || set_inner_macs(skb, endpoint, 1) < 0)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_ENCAP_FAILED, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	return TC_ACT_OK;
+}
+
+/* ---- underlay ingress (from-netdev pre hook) ------------------------------------------ */
+
+/* RFC 7348: flags byte 0x08 (the VNI is valid), everything else reserved. */
+struct vxlan_hdr {
+	__u8 flags;
+	__u8 reserved1[3];
+	__u8 vni[3];
+	__u8 reserved2;
+};
+
+#define VXLAN_F_VNI 0x08
+
+/* Where the inner IPv4 header starts when the packet is VXLAN to this node, from the port the
+ * device listens on, with only the VNI flag (the driver keeps any extension), carrying IPv4
+ * for a local pod; else 0. *vni is the VNI, *ep the pod. Headers that are not in the linear
+ * data also give 0: the device then takes the packet as before. */
+static __always_inline int vxlan_pod_inner_offset(struct __sk_buff *skb, __u32 *vni, struct cilia_endpoint_info **ep)
+{
+	struct cilia_cursor cur = cilia_cursor_skb(skb);
+	struct ethhdr *eth = cilia_take(&cur, sizeof(*eth));
+	struct vxlan_hdr *vx;
+	struct iphdr *ip, *inner_ip;
+	struct ethhdr *inner;
+	struct udphdr *udp;
+	struct cilia_endpoint_info *e;
+
+	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	ip = cilia_take_ipv4(&cur);
+	if (!ip || ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(CILIA_IPV4_FRAG_MASK)) ||
+	    !LOCAL_TUNNEL_ENDPOINT || ip->daddr != LOCAL_TUNNEL_ENDPOINT)
+		return 0;
+	udp = cilia_take(&cur, sizeof(*udp));
+	if (!udp || udp->dest != bpf_htons(VXLAN_PORT))
+		return 0;
+	vx = cilia_take(&cur, sizeof(*vx));
+	if (!vx || vx->flags != VXLAN_F_VNI)
+		return 0;
+	inner = cilia_take(&cur, sizeof(*inner));
+	if (!inner || inner->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	inner_ip = cilia_take(&cur, sizeof(*inner_ip));
+	if (!inner_ip)
+		return 0;
+	e = cilia_endpoint_lookup4(inner_ip->daddr);
+	if (!e || (e->flags & CILIA_ENDPOINT_F_HOST))
+		return 0;
+	*vni = ((__u32)vx->vni[0] << 16) | ((__u32)vx->vni[1] << 8) | vx->vni[2];
+	*ep = e;
+	return (int)((long)inner_ip - (long)skb->data);
+}
+
+SEC("tc")
+int cil_vxlan_from_underlay(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE };
+	struct cilia_endpoint_info *ep = NULL;
+	struct cilia_tuple t;
+	__u32 vni = 0;
+	__u8 reason;
+	int inner;
+
+	inner = vxlan_pod_inner_offset(skb, &vni, &ep);
+	if (inner <= ETH_HLEN || !ep)
+		return cilia_pre_continue(skb, CILIA_AP_FROM_NETDEV);
+	/* Keep the outer Ethernet header (delivery rewrites its MACs), drop the outer IPv4, UDP and
+	 * VXLAN headers and the inner Ethernet header. The pod MTU left room for them: keep
+	 * gso_size. A failed shrink leaves the packet as it was: the device takes it. */
+	if (bpf_skb_adjust_room(skb, -(inner - ETH_HLEN), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
+		return cilia_pre_continue(skb, CILIA_AP_FROM_NETDEV);
+	/* What another node sent as itself is a remote node here (as cil_from_overlay). */
+	ctx.src_identity = vni == CILIA_IDENTITY_HOST ? CILIA_IDENTITY_REMOTE_NODE : vni;
+	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
+		return cilia_drop(skb, &ctx, NULL, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
+	return cilia_overlay_deliver(skb, &ctx, &t, ep);
 }
 
 char LICENSE[] SEC("license") = "GPL";

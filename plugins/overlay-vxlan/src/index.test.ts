@@ -47,7 +47,7 @@ describe('@cilia/plugin-overlay-vxlan', () => {
       obj.setConstant('VXLAN_IFINDEX', 1);
       obj.setConstant('LOCAL_TUNNEL_ENDPOINT', ipv4NetworkOrderU32('172.30.0.1'));
       obj.load();
-      expect(['cil_vxlan_forward', 'cil_from_overlay', 'cil_to_overlay'].map((p) => obj.program(p).id > 0)).toEqual([true, true, true]);
+      expect(['cil_vxlan_forward', 'cil_from_overlay', 'cil_to_overlay', 'cil_vxlan_from_underlay'].map((p) => obj.program(p).id > 0)).toEqual([true, true, true, true]);
     } finally {
       obj.close();
       rmSync(pinRoot, { recursive: true, force: true });

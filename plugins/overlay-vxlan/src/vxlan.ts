@@ -21,7 +21,7 @@ export function vxlanDeviceMac(tunnelEndpoint: string): string {
 /** `bpf/vxlan.c` → `dist/bpf/vxlan.o`; `../` is the package root from src/ and from dist/. */
 export const VXLAN_OBJECT = new URL('../dist/bpf/vxlan.o', import.meta.url);
 
-const PROGRAMS = { forward: 'cil_vxlan_forward', ingress: 'cil_from_overlay', egress: 'cil_to_overlay' } as const;
+const PROGRAMS = { forward: 'cil_vxlan_forward', ingress: 'cil_from_overlay', egress: 'cil_to_overlay', underlay: 'cil_vxlan_from_underlay' } as const;
 
 /** What {@link VxlanEncapsulation} needs. */
 export interface VxlanEncapsulationOptions {
@@ -75,7 +75,11 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
       // into the device, its egress program lets keyed packets through.
       attachTc(object.program(PROGRAMS.ingress), { interface: device.index, direction: 'ingress' });
       attachTc(object.program(PROGRAMS.egress), { interface: device.index, direction: 'egress' });
-      object.programArray('cilia_tc_slots').set(datapathMaps.slotIndex('from-container', 'forward'), object.program(PROGRAMS.forward));
+      const slots = object.programArray('cilia_tc_slots');
+      // Pod-bound VXLAN is taken apart on the underlay (host.o's from-netdev pre hook) without
+      // the UDP socket, driver and GRO-cell pass; what it does not take still reaches the device.
+      slots.set(datapathMaps.slotIndex('from-netdev', 'pre'), object.program(PROGRAMS.underlay));
+      slots.set(datapathMaps.slotIndex('from-container', 'forward'), object.program(PROGRAMS.forward));
     } catch (err) {
       object.close();
       throw err;
@@ -138,6 +142,7 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
       object.setConstant('VXLAN_IFINDEX', device.index);
       const self = local.tunnelEndpoint ?? local.ipv4;
       if (self) object.setConstant('LOCAL_TUNNEL_ENDPOINT', ipv4NetworkOrderU32(self));
+      object.setConstant('VXLAN_PORT', this.#o.config.port);
       object.load();
     } catch (err) {
       object.close();
