@@ -40,10 +40,12 @@ function api(socketPath, method, path, body) {
   });
 }
 
+/** Gbit/s received, and the sender's TCP retransmits (segments lost or cut on the way show up here). */
 function throughput(ns, ip) {
   const r = spawnSync('ip', ['netns', 'exec', ns, 'iperf3', '-c', ip, '-t', String(seconds), '-J'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`iperf3 from ${ns} to ${ip} failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
-  return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
+  const end = JSON.parse(r.stdout).end;
+  return { gbps: end.sum_received.bits_per_second / 1e9, retransmits: end.sum_sent.retransmits ?? 0 };
 }
 
 const sh = (...args) => {
@@ -102,7 +104,9 @@ async function benchMode(routing) {
       bare.push(throughput(bareClient.ns, bareServer.ip));
       pods.push(throughput(client.ns, server.ip));
     }
-    return { nodes: median(nodes), bare: median(bare), pods: median(pods) };
+    const gbps = (runs) => median(runs.map((r) => r.gbps));
+    const retransmits = (runs) => runs.reduce((n, r) => n + r.retransmits, 0);
+    return { nodes: gbps(nodes), bare: gbps(bare), pods: gbps(pods), retransmits: { nodes: retransmits(nodes), pods: retransmits(pods) } };
   } finally {
     for (const s of servers) s.kill('SIGKILL');
     spawnSync(process.execPath, [LAB, 'down', '--prefix', prefix]);
@@ -112,13 +116,13 @@ async function benchMode(routing) {
 
 let failed = false;
 console.log(`cross-node TCP throughput, iperf3 ${seconds} s × ${rounds} rounds per mode, medians (Gbit/s)`);
-console.log('mode\tnode→node\tbare pods\tpod→pod\tpod/node\ttarget\tpod/bare');
+console.log('mode\tnode→node\tbare pods\tpod→pod\tpod/node\ttarget\tpod/bare\tretransmits node/pod (all rounds)');
 for (const routing of modes) {
   try {
-    const { nodes, bare, pods } = await benchMode(routing);
+    const { nodes, bare, pods, retransmits } = await benchMode(routing);
     const ratio = pods / nodes;
     const target = `≥ ${TARGET[routing] ?? '?'}${ratio < (TARGET[routing] ?? 0) ? ' (below)' : ''}`;
-    console.log(`${routing}\t${nodes.toFixed(2)}\t\t${bare.toFixed(2)}\t\t${pods.toFixed(2)}\t${ratio.toFixed(2)}\t\t${target}\t${(pods / bare).toFixed(2)}`);
+    console.log(`${routing}\t${nodes.toFixed(2)}\t\t${bare.toFixed(2)}\t\t${pods.toFixed(2)}\t${ratio.toFixed(2)}\t\t${target}\t${(pods / bare).toFixed(2)}\t${retransmits.nodes}/${retransmits.pods}`);
   } catch (err) {
     // A mode whose plugin is not built or installed is not this benchmark's failure.
     const missing = /^--routing \S+: missing /.test(err.message);
