@@ -45,7 +45,7 @@ export const IFLA = {
 export const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 export const VETH_INFO_PEER = 1;
 /** IFLA_VXLAN_* attributes inside IFLA_INFO_DATA of a "vxlan" link. */
-export const IFLA_VXLAN = { PORT: 15, COLLECT_METADATA: 25 } as const;
+export const IFLA_VXLAN = { LEARNING: 7, PORT: 15, COLLECT_METADATA: 25 } as const;
 /** IFLA_EXT_MASK bit: leave per-link counters out of replies (most of their bytes). */
 export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 

@@ -245,6 +245,8 @@ export async function addVxlan(sock: RouteSocket, spec: VxlanSpec): Promise<Link
   const iff = (spec.up ? IFF.UP : 0) | (spec.noArp ? IFF.NOARP : 0);
   const w = newLinkMessage(name, 'vxlan', { iff, mtu, mac }, (data) => {
     data.u8(IFLA_VXLAN.COLLECT_METADATA, 1);
+    // Tunnel keys come from eBPF: learning source MACs into the FDB would only cost time.
+    data.u8(IFLA_VXLAN.LEARNING, 0);
     // The port is the one attribute in network byte order.
     data.bytes(IFLA_VXLAN.PORT, Uint8Array.of(spec.port >> 8, spec.port & 0xff));
   });

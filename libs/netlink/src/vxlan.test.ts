@@ -9,7 +9,7 @@ interface IpLinkDetails {
   mtu: number;
   address: string;
   flags: string[];
-  linkinfo: { info_kind: string; info_data: { external?: boolean; port?: number } };
+  linkinfo: { info_kind: string; info_data: { external?: boolean; port?: number; learning?: boolean } };
 }
 
 describe('vxlan links', () => {
@@ -23,7 +23,7 @@ describe('vxlan links', () => {
     const [details] = JSON.parse(execFileSync('ip', ['-n', node.name, '-j', '-d', 'link', 'show', 'cilia_vxlan'], { encoding: 'utf8' })) as IpLinkDetails[];
     expect(details!.flags).toContain('NOARP');
     expect(details!.linkinfo.info_kind).toBe('vxlan');
-    expect(details!.linkinfo.info_data).toMatchObject({ external: true, port: 8472 });
+    expect(details!.linkinfo.info_data).toMatchObject({ external: true, port: 8472, learning: false });
   });
 
   it('refuses a bad port naming the field, and a taken name with EEXIST', async () => {
