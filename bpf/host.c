@@ -31,17 +31,28 @@
 /* ---- to-netdev ------------------------------------------------------------------------ */
 
 /* Masquerade a flow when a pod opened it to an address outside the cluster (not when the
- * pod answers a connection that came in from outside to its own address). */
+ * pod answers a connection that came in from outside to its own address). Outside is the
+ * world, whether or not a policy names its CIDR (a local identity), but never an address behind
+ * another node: an ipcache entry with a tunnel endpoint is one of that node's pods, or its pod
+ * CIDR while the pod's own entry is still on its way. */
 static __always_inline int wants_snat(const struct cilia_tuple *t, const struct cilia_ctx *ctx)
 {
 	struct cilia_endpoint_info *src;
+	struct cilia_ipcache_value *dst;
 
 	if (!SNAT_IPV4 || !t->tracked || t->saddr == bpf_htonl(SNAT_IPV4) || ctx->ct_status == CILIA_CT_REPLY)
 		return 0;
 	src = cilia_endpoint_lookup4(t->saddr);
 	if (!src || (src->flags & CILIA_ENDPOINT_F_HOST))
 		return 0;
-	return !cilia_endpoint_lookup4(t->daddr) && cilia_identity4(t->daddr) == CILIA_IDENTITY_WORLD;
+	if (cilia_endpoint_lookup4(t->daddr))
+		return 0;
+	dst = cilia_ipcache_lookup4(t->daddr);
+	if (!dst)
+		return 1;
+	if (dst->tunnel_endpoint)
+		return 0;
+	return dst->identity == CILIA_IDENTITY_WORLD || dst->identity >= CILIA_IDENTITY_LOCAL_MIN;
 }
 
 static __always_inline int to_netdev_forward(struct __sk_buff *skb, struct cilia_ctx *ctx)

@@ -110,11 +110,36 @@ describe.each(['vxlan', 'native'] as const)('lab routing %s, 3 nodes', (routing)
     expect(await lab.probe(other, frontend, 'TCP')).toBe('ok');
   }, 60_000);
 
+  it('knows each other node’s pod CIDR as the world behind it: a pod not in the ipcache yet is still reached as the sender', async () => {
+    for (const k of [1, 2, 3]) {
+      const entries = await lab.ipcache(k);
+      for (const j of [1, 2, 3].filter((j) => j !== k)) {
+        expect(entries.find((e) => e.prefix === `10.200.${j}.0/24`)).toMatchObject({ identity: 2, tunnelEndpoint: `172.30.0.${j}`, node: lab.node(j) });
+      }
+      expect(entries.map((e) => e.prefix)).not.toContain(`10.200.${k}.0/24`);
+    }
+    // Node 1 without the backend's own entry: the frontend's packets cross with its own address
+    // (not masqueraded to node 1's), and over VXLAN with its own identity as the VNI.
+    const frames = await lab.withoutLpmEntry(1, backend.endpoint.ipv4!, () =>
+      routing === 'vxlan'
+        ? lab.capture('udp port 8472', ['ip.src', 'ip.dst', 'vxlan.vni'], async () => void expect(lab.ping(frontend, backend)).toBe(true), 'udp.port==8472,vxlan')
+        : lab.capture(`icmp and host ${backend.endpoint.ipv4}`, ['ip.src', 'ip.dst'], async () => void expect(lab.ping(frontend, backend)).toBe(true)),
+    );
+    const inner = (field: string) => field.split(',').at(-1);
+    const requests = frames.filter(([src, dst]) => inner(dst!) === backend.endpoint.ipv4);
+    expect(requests.length).toBeGreaterThan(0);
+    for (const [src, , vni] of requests) {
+      expect(inner(src!)).toBe(frontend.endpoint.ipv4);
+      if (routing === 'vxlan') expect(Number(vni)).toBe(frontend.endpoint.identity);
+    }
+    expect(lab.lpmPrefixes(1)).toContain(`${backend.endpoint.ipv4}/32`);
+  }, 60_000);
+
   it('removes a node’s routes and its pods’ ipcache entries from the others when it leaves', async () => {
     const gone = `${other.endpoint.ipv4}/32`;
     for (const k of [1, 2]) {
       expect((await lab.ipcache(k)).map((e) => e.prefix)).toContain(gone);
-      expect(lab.lpmPrefixes(k)).toContain(gone);
+      expect(lab.lpmPrefixes(k)).toEqual(expect.arrayContaining([gone, '10.200.3.0/24']));
     }
     const down = await lab.lab('node-down', '--node', '3');
     expect(down.code, down.stdout + down.stderr).toBe(0);
@@ -122,6 +147,7 @@ describe.each(['vxlan', 'native'] as const)('lab routing %s, 3 nodes', (routing)
       await expect.poll(() => lab.nodeRoutes(k).filter((r) => r.startsWith('10.200.3.')), { timeout: 20_000 }).toEqual([]);
       await expect.poll(async () => (await lab.ipcache(k)).filter((e) => e.node === lab.node(3)), { timeout: 20_000 }).toEqual([]);
       expect(lab.lpmPrefixes(k)).not.toContain(gone);
+      expect(lab.lpmPrefixes(k)).not.toContain('10.200.3.0/24');
     }
     // The two nodes left still reach each other's pods.
     expect(await lab.probe(frontend, backend, 'TCP')).toBe('ok');

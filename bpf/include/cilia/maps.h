@@ -16,6 +16,8 @@
 #define CILIA_IDENTITY_UNKNOWN 0
 #define CILIA_IDENTITY_HOST 1
 #define CILIA_IDENTITY_WORLD 2
+/* Identities from here on are local to the node: CIDRs that policies name (Cilium's local scope). */
+#define CILIA_IDENTITY_LOCAL_MIN ((1U << 24) + 1)
 
 /* --- cilia_endpoints: HASH, local endpoint address → endpoint ------------------------- */
 #define CILIA_ENDPOINTS_MAX 4096

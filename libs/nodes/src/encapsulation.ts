@@ -1,4 +1,5 @@
 import type { Encapsulation, Logger, NodeEvent, NodeInfo, NodeRegistry, Unsubscribe } from '@cilia/core';
+import { SerialQueue } from './serial.js';
 
 /** What {@link EncapsulationDriver} needs. */
 export interface EncapsulationDriverOptions {
@@ -19,7 +20,7 @@ export interface EncapsulationDriverOptions {
 export class EncapsulationDriver {
   readonly #o: EncapsulationDriverOptions;
   readonly #log: Logger;
-  #queue: Promise<void> = Promise.resolve();
+  readonly #queue = new SerialQueue();
   #unsubscribe?: Unsubscribe;
 
   constructor(options: EncapsulationDriverOptions) {
@@ -56,12 +57,8 @@ export class EncapsulationDriver {
   }
 
   /** Resolves once every queued call has run. */
-  async settled(): Promise<void> {
-    let current;
-    do {
-      current = this.#queue;
-      await current;
-    } while (current !== this.#queue);
+  settled(): Promise<void> {
+    return this.#queue.settled();
   }
 
   #onEvent(event: NodeEvent): void {
@@ -69,9 +66,12 @@ export class EncapsulationDriver {
     if (event.node.name === local.name) return;
     const name = event.node.name;
     const call = event.type === 'leave' ? () => encapsulation.deleteNode(name) : () => encapsulation.upsertNode(event.node);
-    this.#queue = this.#queue.then(call).then(
-      () => this.#log.debug({ node: name, event: event.type }, 'encapsulation updated'),
-      (err: unknown) => this.#log.error({ node: name, event: event.type, err: err instanceof Error ? err.message : String(err) }, 'encapsulation update failed'),
+    this.#queue.push(
+      async () => {
+        await call();
+        this.#log.debug({ node: name, event: event.type }, 'encapsulation updated');
+      },
+      (err) => this.#log.error({ node: name, event: event.type, err: err instanceof Error ? err.message : String(err) }, 'encapsulation update failed'),
     );
   }
 }

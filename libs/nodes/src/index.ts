@@ -4,6 +4,7 @@
  */
 export { KvNodeRegistry, type KvNodeRegistryOptions } from './registry.js';
 export { KvIpCacheSync, type KvIpCacheSyncOptions } from './ipcache-sync.js';
+export { RemotePodCidrs, type RemotePodCidrsOptions } from './pod-cidrs.js';
 export { EncapsulationDriver, type EncapsulationDriverOptions } from './encapsulation.js';
 export { NodeRouteTable, NODE_ROUTE_PROTOCOL, RoutedEncapsulation, type NodeRouteTableOptions } from './routes.js';
 export type { RegisteredNode } from './codec.js';

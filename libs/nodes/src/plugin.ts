@@ -6,6 +6,7 @@ import { nodeRoutes } from './api.js';
 import { EncapsulationDriver } from './encapsulation.js';
 import { KvIpCacheSync } from './ipcache-sync.js';
 import { KvNodeRegistry } from './registry.js';
+import { RemotePodCidrs } from './pod-cidrs.js';
 import { NodeSession } from './session.js';
 
 const keyPrefix = (fallback: string, what: string) =>
@@ -28,6 +29,7 @@ export type NodesConfig = z.infer<typeof nodesConfig>;
 
 const sessions = new WeakMap<object, NodeSession>();
 const drivers = new WeakMap<object, EncapsulationDriver>();
+const podCidrs = new WeakMap<object, RemotePodCidrs>();
 
 /**
  * The agent's default `NodeRegistry`: registers this node in the KvStore under its lease,
@@ -70,6 +72,11 @@ export const nodesPlugin = definePlugin<NodesConfig>({
     });
     // A new lease (the old one was lost): the entries it held are gone, write them again.
     registry.onLease(() => void sync.republish());
+    // Other nodes' pod CIDRs before their routes: a pod's first packets to a remote pod whose
+    // own entry has not arrived yet are encapsulated, and not masqueraded, from the start.
+    const cidrs = new RemotePodCidrs({ registry, ipcache: resolver.get(Tokens.IpCache), node: node.name, logger: logger.child({ component: 'pod-cidrs' }) });
+    await cidrs.start();
+    podCidrs.set(registry, cidrs);
     const encapsulation = resolver.getOptional(Tokens.Encapsulation);
     if (encapsulation) {
       const driver = new EncapsulationDriver({ encapsulation, registry, local: node, logger: logger.child({ component: 'encapsulation' }) });
@@ -85,6 +92,7 @@ export const nodesPlugin = definePlugin<NodesConfig>({
   },
   async stop({ resolver }) {
     drivers.get(resolver.get(Tokens.NodeRegistry))?.stop();
+    podCidrs.get(resolver.get(Tokens.NodeRegistry))?.stop();
     await sessions.get(resolver.get(Tokens.NodeRegistry))?.stop();
   },
 });

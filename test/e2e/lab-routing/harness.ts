@@ -119,9 +119,34 @@ export class RoutingLab {
 
   /** Prefixes in node `k`'s `cilia_ipcache` LPM map, read with bpftool. */
   lpmPrefixes(k: number): string[] {
-    const out = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `/sys/fs/bpf/cilia-lab/${this.node(k)}/cilia_ipcache`], { encoding: 'utf8' }).stdout;
+    const out = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', this.#ipcachePin(k)], { encoding: 'utf8' }).stdout;
     const entries = JSON.parse(out || '[]') as { formatted?: { key: { prefixlen: number; addr: number[] } } }[];
     return entries.flatMap((e) => (e.formatted ? [`${e.formatted.key.addr.slice(0, 4).join('.')}/${e.formatted.key.prefixlen - 32}`] : []));
+  }
+
+  /**
+   * Runs `fn` while node `k`'s LPM map lacks the /32 of `ip` (as before that entry arrives
+   * through the KvStore), then puts the entry back as it was.
+   */
+  async withoutLpmEntry<T>(k: number, ip: string, fn: () => Promise<T>): Promise<T> {
+    // struct cilia_ipcache_key: prefixlen (u32, 32 + 32), family AF_INET, 3 bytes pad, 16 address bytes.
+    const key = ['64', '0', '0', '0', '2', '0', '0', '0', ...ip.split('.'), ...Array<string>(12).fill('0')];
+    const bpftool = (...args: string[]) => {
+      const r = spawnSync('bpftool', ['-j', 'map', ...args], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`bpftool map ${args.join(' ')}: ${r.stderr || r.stdout}`);
+      return r.stdout;
+    };
+    const { value } = JSON.parse(bpftool('lookup', 'pinned', this.#ipcachePin(k), 'key', ...key)) as { value: string[] };
+    bpftool('delete', 'pinned', this.#ipcachePin(k), 'key', ...key);
+    try {
+      return await fn();
+    } finally {
+      bpftool('update', 'pinned', this.#ipcachePin(k), 'key', ...key, 'value', 'hex', ...value.map((b) => b.replace(/^0x/, '')));
+    }
+  }
+
+  #ipcachePin(k: number): string {
+    return `/sys/fs/bpf/cilia-lab/${this.node(k)}/cilia_ipcache`;
   }
 
   /**

@@ -165,6 +165,27 @@ describe('masquerading pod → outside', () => {
     expect(r.data).toEqual(forHost);
   });
 
+  it('masquerades toward a CIDR a policy names, never toward what lies behind another node', () => {
+    // A policy's CIDR (a local identity) is still outside the cluster.
+    maps.ipcache.update('203.0.113.0/24', { identity: (1 << 24) + 7, tunnelEndpoint: '0.0.0.0', flags: 0 });
+    const toPolicyCidr = parsePacket(run(toNetdev, out('203.0.113.5', 43010, 443), netdev).data as Buffer);
+    expect(toPolicyCidr.ipv4?.src).toBe(NODE_IP);
+    // Another node's pod CIDR (identity world until the pod's own entry arrives) and one of its
+    // pods: both carry the node as tunnel endpoint, and both keep the pod's address.
+    maps.ipcache.update('10.210.2.0/24', { identity: ReservedIdentity.world, tunnelEndpoint: '192.168.77.2', flags: 0 });
+    maps.ipcache.update('10.210.2.7/32', { identity: 4100, tunnelEndpoint: '192.168.77.2', flags: 0 });
+    for (const [dst, sport] of [['10.210.2.9', 43011], ['10.210.2.7', 43012]] as const) {
+      const packetOut = out(dst, sport, 80);
+      expect(run(fromContainer, packetOut, a.info.hostIfindex).retval).toBe(TC_ACT.OK);
+      expect(run(toNetdev, packetOut, netdev).data).toEqual(packetOut);
+      expect(maps.snat.lookup({ saddr: a.ip, daddr: dst, sport, dport: 80, proto: 6, dir: Direction.egress })).toBeUndefined();
+    }
+    // Without the tunnel endpoint the same unknown address is the world: masqueraded.
+    maps.ipcache.delete('10.210.2.0/24');
+    const toWorld = parsePacket(run(toNetdev, out('10.210.2.9', 43013, 80), netdev).data as Buffer);
+    expect(toWorld.ipv4?.src).toBe(NODE_IP);
+  });
+
   it('translates an ICMP error about a masqueraded flow (path MTU) back to the pod', () => {
     const sent = parsePacket(run(toNetdev, out('2.2.2.2', 43100, 443), netdev).data as Buffer);
     const natPort = sent.tcp?.sport ?? 0;
