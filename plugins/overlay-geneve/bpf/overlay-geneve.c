@@ -40,10 +40,6 @@ CILIA_CONST(__u32, TUNNEL_IPV4, 0);
 #define CILIA_IDENTITY_REMOTE_NODE 6
 #endif
 
-#define GENEVE_ENCAP_FLAGS                                                                        \
-	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |   \
-	 BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN))
-
 /* Identities the allocator hands to pods (Cilium's cluster range): such a destination must be
  * tunnelled; reserved (< 256) and CIDR (local scope, 1 << 24 and up) ones go to the stack. */
 static __always_inline int is_pod_identity(__u32 id)
@@ -53,48 +49,19 @@ static __always_inline int is_pod_identity(__u32 id)
 
 /* ---- to the overlay ------------------------------------------------------------------- */
 
-/* Encapsulates towards `remote` and redirects to the underlay. Returns a tc verdict, or 0 with
- * *reason set. The FIB runs first, so a destination the underlay cannot reach leaves the
- * packet untouched. Forwarding must be on for the pod's veth (the base datapath needs it too):
- * the lookup is a router's, as if the packet came in on it. */
+/* Encapsulates towards `remote` and redirects to the underlay (bpf/lib/udp_tunnel.h). Returns
+ * a tc verdict, or 0 with *reason set. */
 static __always_inline int geneve_encap_redirect(struct __sk_buff *skb, __u32 vni, __be32 remote, __u32 *out_ifindex,
 						 __u8 *reason)
 {
-	struct bpf_fib_lookup fib = {
-		.family = 2, /* AF_INET */
-		.ifindex = skb->ifindex,
-		.ipv4_src = bpf_htonl(TUNNEL_IPV4),
-		.ipv4_dst = remote,
-	};
-	struct cilia_geneve_encap h;
-	struct ethhdr eth;
-	__u32 inner_l3_len = skb->len - ETH_HLEN;
-	long r;
+	struct cilia_genevehdr g;
 
 	*reason = CILIA_DROP_ENCAP_FAILED;
 	if (vni > CILIA_GENEVE_VNI_MAX)
 		return 0;
-	r = bpf_fib_lookup(skb, &fib, sizeof(fib), TUNNEL_IPV4 ? 0 : BPF_FIB_LOOKUP_SRC);
-	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return 0;
-	if (bpf_skb_load_bytes(skb, 0, &eth, ETH_HLEN) < 0)
-		return 0;
-	cilia_geneve_headers(&h, fib.ipv4_src, remote, cilia_geneve_sport(bpf_get_hash_recalc(skb)), GENEVE_PORT, vni,
-			     inner_l3_len, &eth);
-	if (bpf_skb_adjust_room(skb, CILIA_GENEVE_OVERHEAD, BPF_ADJ_ROOM_MAC, GENEVE_ENCAP_FLAGS) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN, &h, sizeof(h), 0) < 0)
-		return 0;
-	*out_ifindex = fib.ifindex;
-	/* The next hop's MAC is not resolved yet: the kernel resolves it and fills the outer
-	 * Ethernet header (from the outer IPv4 destination). */
-	if (r == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
-	__builtin_memcpy(eth.h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, fib.smac, ETH_ALEN);
-	eth.h_proto = bpf_htons(ETH_P_IP);
-	if (bpf_skb_store_bytes(skb, 0, &eth, ETH_HLEN, 0) < 0)
-		return 0;
-	return bpf_redirect(fib.ifindex, 0);
+	cilia_geneve_hdr(&g, vni);
+	return cilia_udp_tunnel_redirect(skb, (const __u8 *)&g, bpf_htonl(TUNNEL_IPV4), remote, GENEVE_PORT, NULL,
+					 out_ifindex, reason);
 }
 
 SEC("tc")

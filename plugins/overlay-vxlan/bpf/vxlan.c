@@ -1,23 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* @cilia/plugin-overlay-vxlan: pods across nodes through an external (collect_md) VXLAN device.
+/* @cilia/plugin-overlay-vxlan: pods across nodes over VXLAN (RFC 7348), with an external
+ * (collect_md) VXLAN device beside the eBPF.
  *
  *   cil_vxlan_forward   from-container forward slot: a destination whose ipcache entry names a
- *                       tunnel endpoint leaves through the VXLAN device, tunnel key = {remote:
- *                       that endpoint, VNI: the source's security identity}
+ *                       tunnel endpoint leaves encapsulated here — outer IPv4/UDP/VXLAN, the
+ *                       source's security identity as VNI, the inner frame addressed device MAC
+ *                       to device MAC — straight out of the underlay device the FIB names
+ *                       (bpf/lib/udp_tunnel.h), without the device's transmit path
  *   cil_from_overlay    tc ingress of the VXLAN device: the VNI is the source identity; a packet
  *                       for a local endpoint enters its to-container pipeline (so the policy
  *                       slot judges the remote source), anything else goes to the stack
  *   cil_to_overlay      tc egress of the VXLAN device: packets the host stack routes into the
- *                       device (the node itself, or pods before their ipcache entry arrived)
- *                       get their tunnel key here; the forward slot's keep theirs
+ *                       device (the node's own) get their tunnel key here, and the driver builds
+ *                       the outer headers; the outer source address is the one the underlay
+ *                       route to the tunnel endpoint picks
  *   cil_vxlan_from_underlay  the from-netdev pre hook (cilia_tc_slots, PRE), which host.o's
  *                       cil_from_netdev on the underlay runs first: VXLAN to this node for a
  *                       local pod is taken apart here and delivered like cil_from_overlay does,
  *                       without the trip through the UDP socket, the driver and its GRO cells;
- *                       anything else goes back to the base and on to the device as before
- *
- * The kernel's VXLAN driver builds the outer headers from the tunnel key; the outer source
- * address is the one the underlay route to the tunnel endpoint picks. */
+ *                       anything else goes back to the base and on to the device as before */
 #include <cilia/common.h>
 #include <cilia/ctx.h>
 #include <cilia/drop.h>
@@ -31,6 +32,7 @@
 #include <redirect.h>
 #include <slots.h>
 #include <tuple.h>
+#include <udp_tunnel.h>
 
 #ifndef CILIA_IDENTITY_REMOTE_NODE
 /* Reserved identity of other nodes (as Cilium numbers it; @cilia/core ReservedIdentity). */
@@ -52,6 +54,17 @@ CILIA_CONST(__u32, LOCAL_TUNNEL_ENDPOINT, 0);
 /* The device's UDP port (host order): what the underlay receive program takes. */
 CILIA_CONST(__u16, VXLAN_PORT, 8472);
 
+/* RFC 7348: flags byte 0x08 (the VNI is valid), everything else reserved. */
+struct vxlan_hdr {
+	__u8 flags;
+	__u8 reserved1[3];
+	__u8 vni[3];
+	__u8 reserved2;
+};
+_Static_assert(sizeof(struct vxlan_hdr) == CILIA_TUNNEL_HDR_LEN, "the tunnel header udp_tunnel.h makes room for");
+
+#define VXLAN_F_VNI 0x08
+
 /* Every node's VXLAN device has the MAC 02:c1:<its tunnel endpoint's 4 bytes>, so a sender
  * writes the receiver's device MAC as the inner destination without asking (a receiving stack
  * then takes what it does not deliver itself as its own) and its own as the source (the
@@ -63,14 +76,13 @@ static __always_inline void device_mac(__u8 *mac, __be32 endpoint)
 	__builtin_memcpy(mac + 2, &endpoint, 4);
 }
 
-/* Writes the inner destination MAC, and the source MAC unless `dst_only`. */
-static __always_inline int set_inner_macs(struct __sk_buff *skb, __be32 endpoint, int dst_only)
+/* Addresses the frame to the device of `endpoint` (the stack sent it to this node's own). */
+static __always_inline int set_inner_dst_mac(struct __sk_buff *skb, __be32 endpoint)
 {
-	__u8 mac[12];
+	__u8 mac[6];
 
 	device_mac(mac, endpoint);
-	device_mac(mac + 6, LOCAL_TUNNEL_ENDPOINT);
-	return bpf_skb_store_bytes(skb, 0, mac, dst_only ? 6 : 12, 0) < 0 ? -1 : 0;
+	return bpf_skb_store_bytes(skb, 0, mac, sizeof(mac), 0) < 0 ? -1 : 0;
 }
 
 static __always_inline int set_tunnel_key(struct __sk_buff *skb, __be32 endpoint, __u32 identity)
@@ -97,12 +109,31 @@ static __always_inline __be32 remote_endpoint(__be32 daddr)
 
 /* ---- from-container forward slot ---------------------------------------------------- */
 
+/* Encapsulates towards `endpoint` and redirects to the underlay. Returns a tc verdict, or 0
+ * with *reason set. */
+static __always_inline int vxlan_encap_redirect(struct __sk_buff *skb, __be32 endpoint, __u32 identity,
+						__u32 *out_ifindex, __u8 *reason)
+{
+	__u32 vni = identity & VXLAN_VNI_MASK;
+	struct vxlan_hdr vx = {
+		.flags = VXLAN_F_VNI,
+		.vni = { (__u8)(vni >> 16), (__u8)(vni >> 8), (__u8)vni },
+	};
+	struct ethhdr inner = { .h_proto = bpf_htons(ETH_P_IP) };
+
+	device_mac(inner.h_dest, endpoint);
+	device_mac(inner.h_source, LOCAL_TUNNEL_ENDPOINT);
+	return cilia_udp_tunnel_redirect(skb, (const __u8 *)&vx, LOCAL_TUNNEL_ENDPOINT, endpoint, VXLAN_PORT, &inner,
+					 out_ifindex, reason);
+}
+
 SEC("tc")
 int cil_vxlan_forward(struct __sk_buff *skb)
 {
 	struct cilia_ctx ctx;
 	struct cilia_tuple t;
 	__be32 endpoint;
+	__u32 ifindex = 0;
 	__u8 reason;
 	int r;
 
@@ -118,11 +149,12 @@ int cil_vxlan_forward(struct __sk_buff *skb)
 	r = cilia_ipv4_dec_ttl(skb);
 	if (r)
 		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
-	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0 || set_inner_macs(skb, endpoint, 0) < 0)
-		return cilia_drop(skb, &ctx, &t, CILIA_DROP_ENCAP_FAILED, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
-	ctx.target_ifindex = VXLAN_IFINDEX;
+	r = vxlan_encap_redirect(skb, endpoint, ctx.src_identity, &ifindex, &reason);
+	if (!r)
+		return cilia_drop(skb, &ctx, &t, reason, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
+	ctx.target_ifindex = ifindex;
 	cilia_forwarded(skb, &ctx, &t, CILIA_TRACE_TO_NETWORK, CILIA_AP_FROM_CONTAINER, CILIA_DIR_EGRESS);
-	return bpf_redirect(VXLAN_IFINDEX, 0);
+	return r;
 next:
 	/* Not for the overlay: the base default (local delivery or the host stack). */
 	cilia_slot_next(skb, &ctx);
@@ -191,7 +223,7 @@ int cil_to_overlay(struct __sk_buff *skb)
 	__be32 endpoint;
 	__u8 reason;
 
-	/* Keyed already by the forward slot. */
+	/* Keyed already (by an earlier version's forward slot, or another program). */
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
 		return TC_ACT_OK;
 	/* Only IPv4 crosses the overlay (the device takes no ARP: it is NOARP). */
@@ -207,22 +239,13 @@ int cil_to_overlay(struct __sk_buff *skb)
 	if (!endpoint)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_NO_TUNNEL_ENDPOINT, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	/* The stack addressed the frame to this node's own device MAC (NOARP). */
-	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0 || set_inner_macs(skb, endpoint, 1) < 0)
+	if (set_tunnel_key(skb, endpoint, ctx.src_identity) < 0 || set_inner_dst_mac(skb, endpoint) < 0)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_ENCAP_FAILED, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	return TC_ACT_OK;
 }
 
 /* ---- underlay ingress (from-netdev pre hook) ------------------------------------------ */
 
-/* RFC 7348: flags byte 0x08 (the VNI is valid), everything else reserved. */
-struct vxlan_hdr {
-	__u8 flags;
-	__u8 reserved1[3];
-	__u8 vni[3];
-	__u8 reserved2;
-};
-
-#define VXLAN_F_VNI 0x08
 
 /* Where the inner IPv4 header starts when the packet is VXLAN to this node, from the port the
  * device listens on, with only the VNI flag (the driver keeps any extension), carrying IPv4

@@ -34,13 +34,14 @@ export interface VxlanEncapsulationOptions {
 }
 
 /**
- * The VXLAN overlay: an external (collect_md) VXLAN device whose tunnel keys come from eBPF.
- * Pods' packets to other nodes leave through the from-container forward slot, keyed with the
- * tunnel endpoint from the ipcache and the source identity as VNI; the device's ingress program
- * hands decapsulated packets to the destination's to-container pipeline with the VNI as source
- * identity. Each other node gets routes `<pod CIDR> via <its tunnel endpoint> dev <device>
- * onlink`, so the node itself (and pod traffic whose ipcache entry has not arrived yet) reaches
- * remote pods through the device too; its egress program keys those packets.
+ * The VXLAN overlay. Pods' packets to other nodes are encapsulated in the from-container forward
+ * slot — towards the tunnel endpoint the ipcache names, the source identity as VNI — and sent
+ * straight out of the underlay device. An external (collect_md) VXLAN device carries the rest:
+ * each other node gets routes `<pod CIDR> via <its tunnel endpoint> dev <device> onlink`, so the
+ * node itself reaches remote pods through the device, whose egress program keys those packets;
+ * its ingress program hands what the device decapsulates to the destination's to-container
+ * pipeline with the VNI as source identity (pod-bound VXLAN is taken apart on the underlay
+ * before it gets that far).
  */
 export class VxlanEncapsulation extends RoutedEncapsulation {
   readonly mode = 'vxlan';
@@ -71,8 +72,8 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
     const device = await this.#ensureDevice(nl, mtu, self ? vxlanDeviceMac(self) : undefined);
     const object = this.#load(device, local);
     try {
-      // Device programs first, the forward slot last: by the time pods' packets are sent
-      // into the device, its egress program lets keyed packets through.
+      // Device programs and the receive side first, the forward slot last: by the time pods
+      // send into the tunnel, this node takes tunnel packets apart.
       attachTc(object.program(PROGRAMS.ingress), { interface: device.index, direction: 'ingress' });
       attachTc(object.program(PROGRAMS.egress), { interface: device.index, direction: 'egress' });
       const slots = object.programArray('cilia_tc_slots');
