@@ -8,15 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpfObject, type BpfProgram, type ProgramArray } from '@cilia/bpf';
-import { checksum, compileBpf, makePinRoot, packet, removePinRoot, skbContext, TC_ACT, workspaceRoot } from '@cilia/bpf/testing';
+import { checksum, compileBpf, packet, skbContext, TC_ACT, type TestLink, TestNetwork, writePcap } from '@cilia/bpf/testing';
 import { datapathMaps as m } from '@cilia/datapath';
+import { loadDatapath, type Datapath } from '@cilia/datapath/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { geneveFrame, writePcap } from './testing/geneve-frames.js';
-import { TestNetwork, type TestLink } from './testing/links.js';
+import { geneveFrame } from './testing/geneve-frames.js';
 
 const net = new TestNetwork();
-const objects: BpfObject[] = [];
-let pinRoot: string;
+let dp: Datapath | undefined;
 let geneve: BpfObject;
 let fromContainer: BpfProgram;
 let fromOverlay: BpfProgram;
@@ -70,21 +69,11 @@ beforeAll(() => {
     underlay = net.link({ address: `${LOCAL_NODE}/24` });
     net.neighbour(underlay, REMOTE_NODE, REMOTE_NODE_MAC);
     net.route('blackhole', `${UNREACHABLE_NODE}/32`);
-    pinRoot = makePinRoot('geneve');
-    const open = (path: string, constants = {}): BpfObject => {
-      const o = BpfObject.open(path, { pinRoot, constants });
-      objects.push(o);
-      o.load();
-      return o;
-    };
-    const lxc = open(compileBpf('lxc', { srcDir: join(workspaceRoot(), 'bpf') }));
-    const host = open(compileBpf('host', { srcDir: join(workspaceRoot(), 'bpf') }));
+    dp = loadDatapath();
+    const { lxc, host } = dp;
     const slots = lxc.programArray('cilia_tc_slots');
-    for (const [ap, p] of Object.entries(m.BASE_PROGRAMS.lxc)) slots.set(m.slotIndex(ap as m.TcAttachPoint, 'resume'), lxc.program(p.resume));
     const fromNetdevSpec = m.BASE_PROGRAMS.host['from-netdev'];
-    slots.set(m.slotIndex('from-netdev', 'resume'), host.program(fromNetdevSpec.resume));
-    slots.set(m.slotIndex('from-netdev', 'main'), host.program(fromNetdevSpec.main));
-    geneve = open(compileBpf('overlay-geneve', { srcDir: new URL('../bpf/', import.meta.url) }), { GENEVE_PORT: 6081, TUNNEL_IPV4: ipv4HostOrder(LOCAL_NODE) });
+    geneve = dp.load(compileBpf('overlay-geneve', { srcDir: new URL('../bpf/', import.meta.url) }), { GENEVE_PORT: 6081, TUNNEL_IPV4: ipv4HostOrder(LOCAL_NODE) });
     slots.set(m.slotIndex('from-container', 'forward'), geneve.program('cil_geneve_to_overlay'));
     slots.set(m.slotIndex('from-netdev', 'pre'), geneve.program('cil_geneve_from_overlay'));
     fromContainer = lxc.program('cil_from_container');
@@ -108,8 +97,7 @@ beforeAll(() => {
 });
 
 function cleanup(): void {
-  for (const o of objects.splice(0)) o.close();
-  if (pinRoot) removePinRoot(pinRoot);
+  dp?.dispose();
   net.remove();
 }
 afterAll(cleanup);

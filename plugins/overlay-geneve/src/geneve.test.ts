@@ -11,12 +11,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { attachTc, BpfMap, BpfObject, codec, detachTc, ProgramArray, queryTc } from '@cilia/bpf';
-import { compileBpf, makePinRoot, packet, removePinRoot, workspaceRoot } from '@cilia/bpf/testing';
+import { compileBpf, makePinRoot, packet, removePinRoot, type TestLink, TestNetwork, workspaceRoot } from '@cilia/bpf/testing';
 import { BpfDatapath, datapathConfig, datapathMaps as m, LocalIpCache } from '@cilia/datapath';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GeneveEncapsulation, GENEVE_PROGRAMS, GENEVE_SLOTS } from './index.js';
 import { geneveHeader } from './testing/geneve-frames.js';
-import { TestNetwork, type TestLink } from './testing/links.js';
 
 const x = (process.pid % 200) + 20;
 const LOCAL = `198.20.${x}.1`;

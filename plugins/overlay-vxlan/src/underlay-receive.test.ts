@@ -2,17 +2,16 @@
 // agent loads it: the base lxc.o and host.o with their resume programs and cil_from_netdev_main,
 // this plugin's object sharing their pinned maps, its program in the from-netdev pre hook. VXLAN
 // frames therefore go through host.o's cil_from_netdev, as on a node's underlay device.
-import { join } from 'node:path';
-import { BpfObject, type BpfProgram } from '@cilia/bpf';
-import { checksum, compileBpf, makePinRoot, packet, removePinRoot, skbContext, TC_ACT, workspaceRoot } from '@cilia/bpf/testing';
+import type { BpfProgram } from '@cilia/bpf';
+import { checksum, packet, skbContext, TC_ACT } from '@cilia/bpf/testing';
 import { datapathMaps as m } from '@cilia/datapath';
+import { loadDatapath, type Datapath } from '@cilia/datapath/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ipv4NetworkOrderU32 } from './underlay.js';
+import { loadVxlanObject } from './testing.js';
 
 /** CILIA_ENDPOINT_F_HOST (bpf/include/cilia/maps.h): the entry stands for the node itself. */
 const ENDPOINT_F_HOST = 1;
-const objects: BpfObject[] = [];
-let pinRoot: string | undefined;
+let dp: Datapath | undefined;
 let fromNetdev: BpfProgram;
 
 // Per-process addresses: other test files may load their own objects alongside.
@@ -59,27 +58,11 @@ function vxlanFrame({ inner, vni = ID_REMOTE, flags = 0x08, port = PORT, outerDs
 
 beforeAll(() => {
   try {
-    pinRoot = makePinRoot('vxlan-rx');
-    const open = (path: string, constants = {}): BpfObject => {
-      const o = BpfObject.open(path, { pinRoot, constants });
-      objects.push(o);
-      o.load();
-      return o;
-    };
-    const lxc = open(compileBpf('lxc', { srcDir: join(workspaceRoot(), 'bpf') }));
-    const host = open(compileBpf('host', { srcDir: join(workspaceRoot(), 'bpf') }));
-    const vxlan = open(compileBpf('vxlan', { srcDir: new URL('../bpf/', import.meta.url) }), {
-      VXLAN_IFINDEX: 1,
-      VXLAN_PORT: PORT,
-      LOCAL_TUNNEL_ENDPOINT: ipv4NetworkOrderU32(LOCAL_NODE),
-    });
-    const slots = lxc.programArray('cilia_tc_slots');
-    for (const [ap, p] of Object.entries(m.BASE_PROGRAMS.lxc)) slots.set(m.slotIndex(ap as m.TcAttachPoint, 'resume'), lxc.program(p.resume));
-    const spec = m.BASE_PROGRAMS.host['from-netdev'];
-    slots.set(m.slotIndex('from-netdev', 'resume'), host.program(spec.resume));
-    slots.set(m.slotIndex('from-netdev', 'main'), host.program(spec.main));
-    slots.set(m.slotIndex('from-netdev', 'pre'), vxlan.program('cil_vxlan_from_underlay'));
-    fromNetdev = host.program(spec.program);
+    dp = loadDatapath();
+    const { lxc, host } = dp;
+    const vxlan = loadVxlanObject(dp, LOCAL_NODE, PORT);
+    lxc.programArray('cilia_tc_slots').set(m.slotIndex('from-netdev', 'pre'), vxlan.program('cil_vxlan_from_underlay'));
+    fromNetdev = host.program(m.BASE_PROGRAMS.host['from-netdev'].program);
     const endpoints = lxc.map('cilia_endpoints', { key: m.EndpointKey, value: m.EndpointInfo });
     endpoints.update(POD_A, { ifindex: 2, hostIfindex: 1, identity: ID_A, endpointId: EP_ID, flags: 0, mac: POD_MAC, hostMac: GATEWAY_MAC });
     endpoints.update(LOCAL_NODE, { ifindex: 0, hostIfindex: 0, identity: 1, endpointId: 0, flags: ENDPOINT_F_HOST, mac: '00:00:00:00:00:00', hostMac: '00:00:00:00:00:00' });
@@ -93,9 +76,8 @@ beforeAll(() => {
 });
 
 function cleanup(): void {
-  for (const o of objects.splice(0)) o.close();
-  if (pinRoot) removePinRoot(pinRoot);
-  pinRoot = undefined;
+  dp?.dispose();
+  dp = undefined;
 }
 afterAll(cleanup);
 

@@ -23,3 +23,5 @@ export {
 } from './packet.js';
 export { compileBpf, loadTestObject, makePinRoot, removePinRoot, workspaceRoot, type LoadedTestObject } from './harness.js';
 export { TC_ACT, XDP_ACT, skbContext } from './verdicts.js';
+export { TestNetwork, type TestLink } from './links.js';
+export { writePcap } from './pcap.js';

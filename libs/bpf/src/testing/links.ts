@@ -1,4 +1,4 @@
-// Test support: links in the test's own network namespace (BPF_PROG_TEST_RUN runs in it, so
+// Links in the test's own network namespace (BPF_PROG_TEST_RUN runs in it, so
 // the FIB lookups of the programs see these), removed again even when a test fails.
 import { execFileSync } from 'node:child_process';
 
@@ -36,7 +36,7 @@ export class TestNetwork {
 
   /** A veth pair, both ends up, with `address` (a.b.c.d/len) on `name` when given. */
   link(options: { address?: string; forwarding?: boolean } = {}): TestLink {
-    const name = `gnv${process.pid % 100000}x${counter++}`;
+    const name = `tn${process.pid % 100000}x${counter++}`;
     sh('link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`);
     this.#links.push(name);
     if (options.address) sh('addr', 'add', options.address, 'dev', name);
