@@ -1,5 +1,5 @@
-import type { Encapsulation, Logger, NodeEvent, NodeInfo, NodeRegistry, Unsubscribe } from '@cilia/core';
-import { SerialQueue } from './serial.js';
+import type { Encapsulation, Logger, NodeEvent, NodeInfo, NodeRegistry } from '@cilia/core';
+import { NodeFollower } from './follow.js';
 
 /** What {@link EncapsulationDriver} needs. */
 export interface EncapsulationDriverOptions {
@@ -20,23 +20,25 @@ export interface EncapsulationDriverOptions {
 export class EncapsulationDriver {
   readonly #o: EncapsulationDriverOptions;
   readonly #log: Logger;
-  readonly #queue = new SerialQueue();
-  #unsubscribe?: Unsubscribe;
+  readonly #nodes: NodeFollower;
 
   constructor(options: EncapsulationDriverOptions) {
     this.#o = options;
     this.#log = options.logger;
+    this.#nodes = new NodeFollower(
+      options.registry,
+      options.local.name,
+      (event) => this.#apply(event),
+      (err, event) => this.#log.error({ node: event.node.name, event: event.type, err: err instanceof Error ? err.message : String(err) }, 'encapsulation update failed'),
+    );
   }
 
   /** Sets this node up, then follows the registry; resolves once the nodes known so far are in place. */
   async start(): Promise<void> {
-    const { encapsulation, registry, local } = this.#o;
+    const { encapsulation, local } = this.#o;
     await encapsulation.setup(local);
     this.#log.info({ mode: encapsulation.mode, overhead: encapsulation.overhead, node: local.name }, 'encapsulation set up');
-    // Subscribe before listing: a node joining in between is seen twice, which upsert allows.
-    this.#unsubscribe = registry.subscribe((event) => this.#onEvent(event));
-    for (const node of registry.list()) this.#onEvent({ type: 'join', node });
-    await this.settled();
+    await this.#nodes.start();
   }
 
   /**
@@ -52,26 +54,18 @@ export class EncapsulationDriver {
 
   /** Stops following the registry; what is in place stays (the datapath keeps forwarding). */
   stop(): void {
-    this.#unsubscribe?.();
-    this.#unsubscribe = undefined;
+    this.#nodes.stop();
   }
 
   /** Resolves once every queued call has run. */
   settled(): Promise<void> {
-    return this.#queue.settled();
+    return this.#nodes.settled();
   }
 
-  #onEvent(event: NodeEvent): void {
-    const { encapsulation, local } = this.#o;
-    if (event.node.name === local.name) return;
-    const name = event.node.name;
-    const call = event.type === 'leave' ? () => encapsulation.deleteNode(name) : () => encapsulation.upsertNode(event.node);
-    this.#queue.push(
-      async () => {
-        await call();
-        this.#log.debug({ node: name, event: event.type }, 'encapsulation updated');
-      },
-      (err) => this.#log.error({ node: name, event: event.type, err: err instanceof Error ? err.message : String(err) }, 'encapsulation update failed'),
-    );
+  async #apply(event: NodeEvent): Promise<void> {
+    const { encapsulation } = this.#o;
+    if (event.type === 'leave') await encapsulation.deleteNode(event.node.name);
+    else await encapsulation.upsertNode(event.node);
+    this.#log.debug({ node: event.node.name, event: event.type }, 'encapsulation updated');
   }
 }

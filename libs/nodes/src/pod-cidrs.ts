@@ -1,5 +1,5 @@
-import { ReservedIdentity, type Cidr, type IpCache, type IpCacheEntry, type Logger, type NodeEvent, type NodeInfo, type NodeRegistry, type Unsubscribe } from '@cilia/core';
-import { SerialQueue } from './serial.js';
+import { ReservedIdentity, type Cidr, type IpCache, type IpCacheEntry, type Logger, type NodeInfo, type NodeRegistry } from '@cilia/core';
+import { NodeFollower } from './follow.js';
 
 /** What {@link RemotePodCidrs} needs. */
 export interface RemotePodCidrsOptions {
@@ -21,44 +21,37 @@ export class RemotePodCidrs {
   readonly #o: RemotePodCidrsOptions;
   /** The prefixes written, by node. */
   readonly #written = new Map<string, Cidr[]>();
-  readonly #queue = new SerialQueue();
-  #unsubscribe?: Unsubscribe;
+  readonly #nodes: NodeFollower;
 
   constructor(options: RemotePodCidrsOptions) {
     this.#o = options;
+    this.#nodes = new NodeFollower(
+      options.registry,
+      options.node,
+      (event) => (event.type === 'leave' ? this.#remove(event.node.name) : this.#set(event.node)),
+      (err, event) =>
+        options.logger.error({ node: event.node.name, event: event.type, err: err instanceof Error ? err.message : String(err) }, 'cannot update the pod CIDRs of a node in the ipcache'),
+    );
   }
 
   /** Writes the entries of the nodes known so far and follows the registry. */
-  async start(): Promise<void> {
-    if (this.#unsubscribe) return;
-    // Subscribe before listing: a node joining in between is seen twice, which set() allows.
-    this.#unsubscribe = this.#o.registry.subscribe((event) => this.#onEvent(event));
-    for (const node of this.#o.registry.list()) this.#onEvent({ type: 'join', node });
-    await this.settled();
+  start(): Promise<void> {
+    return this.#nodes.start();
   }
 
   /** Stops following; the entries stay (the datapath keeps using them). */
   stop(): void {
-    this.#unsubscribe?.();
-    this.#unsubscribe = undefined;
+    this.#nodes.stop();
   }
 
   /** Resolves once every queued change is in the ipcache. */
   settled(): Promise<void> {
-    return this.#queue.settled();
+    return this.#nodes.settled();
   }
 
   /** The prefixes written for `node`. */
   prefixes(node: string): readonly Cidr[] {
     return this.#written.get(node) ?? [];
-  }
-
-  #onEvent(event: NodeEvent): void {
-    if (event.node.name === this.#o.node) return;
-    const change = event.type === 'leave' ? () => this.#remove(event.node.name) : () => this.#set(event.node);
-    this.#queue.push(change, (err) =>
-      this.#o.logger.error({ node: event.node.name, event: event.type, err: err instanceof Error ? err.message : String(err) }, 'cannot update the pod CIDRs of a node in the ipcache'),
-    );
   }
 
   async #set(node: NodeInfo): Promise<void> {
