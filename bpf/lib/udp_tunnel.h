@@ -106,6 +106,10 @@ static __always_inline int cilia_udp_tunnel_redirect(struct __sk_buff *skb, cons
 	long r;
 
 	*reason = CILIA_DROP_ENCAP_FAILED;
+	/* A BIG TCP packet (over 64 KiB) would wrap the outer IPv4 and UDP length fields: no
+	 * tunnel can carry it, and the agent keeps BIG TCP off with an overlay. */
+	if (inner_l3_len > 0xffff - CILIA_UDP_TUNNEL_OVERHEAD)
+		return 0;
 	r = bpf_fib_lookup(skb, &fib, sizeof(fib), local ? 0 : BPF_FIB_LOOKUP_SRC);
 	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return 0;

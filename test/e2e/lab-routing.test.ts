@@ -2,9 +2,11 @@
 // --routing vxlan|native`): every pod reaches every other over TCP, UDP and ICMP; the
 // identity crosses the wire (a VXLAN VNI equal to the source pod's identity, decoded by tshark
 // on the underlay; native: pod addresses on the underlay, identity from the ipcache) so that a
-// policy letting only app=frontend reach app=backend holds across nodes; and a node that
-// leaves takes its routes and its pods' ipcache entries off the others.
+// policy letting only app=frontend reach app=backend holds across nodes; a node that
+// leaves takes its routes and its pods' ipcache entries off the others; native routing uses
+// BIG TCP (its preset's `bigTcp: auto`: the lab's underlay passes any GSO size), VXLAN not.
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RoutingLab, type LabPod } from './lab-routing/harness.js';
 
@@ -69,6 +71,24 @@ describe.each(['vxlan', 'native'] as const)('lab routing %s, 3 nodes', (routing)
     const mtu = (p: LabPod) => Number(/mtu (\d+)/.exec(execFileSync('ip', ['-n', p.endpoint.netns.replace('/run/netns/', ''), 'link', 'show', 'eth0'], { encoding: 'utf8' }))?.[1]);
     expect(pods.map(mtu)).toEqual(pods.map(() => (routing === 'vxlan' ? 1450 : 1500)));
   });
+
+  it(routing === 'native' ? 'uses BIG TCP: 192 KiB GSO packets from pod veth to pod veth, whole across the underlay' : 'keeps BIG TCP off: an overlay’s outer headers cannot carry packets over 64 KiB', async () => {
+    const size = routing === 'native' ? 196_608 : 65_536;
+    for (const k of [1, 2, 3]) expect(await lab.gsoSizes(lab.node(k), 'eth0'), `node ${k} eth0`).toEqual({ gso: size, gro: size });
+    for (const p of pods) {
+      expect(await lab.gsoSizes(lab.node(p.node), p.endpoint.hostInterface), `${p.name} host side`).toEqual({ gso: size, gro: size });
+      expect(await lab.gsoSizes(p.endpoint.netns, 'eth0'), `${p.name} pod side`).toEqual({ gso: size, gro: size });
+    }
+    const sent = 64 * 1024 * 1024;
+    let received = 0;
+    const frames = await lab.capture('greater 65000', ['frame.len'], async () => {
+      received = await lab.bulk(frontend, backend, sent);
+    });
+    expect(received).toBe(sent);
+    const largest = Math.max(0, ...frames.map(([len]) => Number(len)));
+    if (routing === 'native') expect(largest).toBeGreaterThan(65_536);
+    else expect(largest).toBeLessThanOrEqual(65_536);
+  }, 90_000);
 
   if (routing === 'vxlan') {
     it('carries the source pod’s identity in the VNI (tshark decodes the VXLAN frames on the underlay)', async () => {
@@ -179,6 +199,23 @@ describe.each(['vxlan', 'native'] as const)('lab routing %s, 3 nodes', (routing)
   }, 90_000);
 
   if (routing === 'native') {
+    it('turned off (datapath.bigTcp: false), sets the egress device back to 64 KiB at restart; traffic flows on', async () => {
+      const file = lab.agentConfig(1);
+      const config = JSON.parse(readFileSync(file, 'utf8')) as { datapath: Record<string, unknown> };
+      writeFileSync(file, JSON.stringify({ ...config, datapath: { ...config.datapath, bigTcp: false } }));
+      try {
+        expect((await lab.lab('node-down', '--node', '1')).code).toBe(0);
+        const up = await lab.lab('node-up', '--node', '1');
+        expect(up.code, up.stdout + up.stderr).toBe(0);
+        expect(await lab.gsoSizes(lab.node(1), 'eth0')).toEqual({ gso: 65_536, gro: 65_536 });
+        // The adopted pod keeps its veth; its larger packets are segmented on the egress device.
+        await expect.poll(() => lab.probe(frontend, backend, 'TCP'), { timeout: 20_000 }).toBe('ok');
+        expect(await lab.bulk(frontend, backend, 8 * 1024 * 1024)).toBe(8 * 1024 * 1024);
+      } finally {
+        writeFileSync(file, JSON.stringify(config));
+      }
+    }, 90_000);
+
     it('drops the routes of a node whose agent died, once its lease expires', async () => {
       const status = JSON.parse((await lab.lab('status', '-o', 'json')).stdout) as { nodes: { name: string; pid: number }[] };
       process.kill(status.nodes.find((n) => n.name === lab.node(3))!.pid, 'SIGKILL');

@@ -139,6 +139,8 @@ describe('the multi-node lab', () => {
   it('rejects bad arguments with the flag and the reason', async () => {
     expect((await lab('up', '--nodes', 'x')).stderr).toMatch(/--nodes: must be a positive integer, got 'x'/);
     expect((await lab('up', '--nodes', '2', '--routing', 'ring')).stderr).toMatch(/--routing: unknown mode 'ring' \(one of none, vxlan, geneve, native\)/);
+    expect((await lab('up', '--nodes', '2', '--set', 'bigTcp')).stderr).toMatch(/--set: expected KEY=VALUE with a dotted KEY .*got 'bigTcp'/);
+    expect(labNetns()).toEqual([]);
     const bad = spawnSync(process.execPath, [LAB, 'down', '--prefix', 'Bad/x'], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--prefix: invalid 'Bad\/x'/);

@@ -173,7 +173,47 @@ async function waitFor(what, timeoutMs, check) {
   }
 }
 
-function agentConfig(names, k, preset) {
+/**
+ * `--set KEY=VALUE` arguments as one config object: KEY is a dotted path into the agent config
+ * (`datapath.bigTcp`), VALUE is JSON where it parses (true, 3, "x", [1]) and a string otherwise.
+ */
+export function parseSettings(pairs = []) {
+  const out = {};
+  for (const pair of pairs) {
+    const m = /^([A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*)*)=(.*)$/s.exec(pair);
+    if (!m) throw new Error(`--set: expected KEY=VALUE with a dotted KEY (e.g. datapath.bigTcp=true), got '${pair}'`);
+    let value;
+    try {
+      value = JSON.parse(m[2]);
+    } catch {
+      value = m[2];
+    }
+    const path = m[1].split('.');
+    let at = out;
+    for (const key of path.slice(0, -1)) {
+      if (typeof at[key] !== 'object' || at[key] === null || Array.isArray(at[key])) at[key] = {};
+      at = at[key];
+    }
+    at[path.at(-1)] = value;
+  }
+  return out;
+}
+
+/** `extra` merged into `base`: objects key by key, anything else replaced. */
+function merge(base, extra) {
+  const out = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const both = [out[key], value].every((v) => typeof v === 'object' && v !== null && !Array.isArray(v));
+    out[key] = both ? merge(out[key], value) : value;
+  }
+  return out;
+}
+
+function agentConfig(names, k, preset, settings = {}) {
+  return merge(baseAgentConfig(names, k, preset), settings);
+}
+
+function baseAgentConfig(names, k, preset) {
   const dir = names.nodeDir(k);
   return {
     // A built-in preset by name: it adds the routing plugin (plugin lists concatenate).
@@ -188,10 +228,27 @@ function agentConfig(names, k, preset) {
 }
 
 /**
+ * The underlay stands for a wire between NICs: it must pass whatever GSO packets a node sends
+ * (its NIC would segment them), never cut them up itself. The bridge ports' IPv4 GSO limit
+ * (64 KiB by default) would make the kernel segment BIG TCP packets in software on their way
+ * through the bridge, so it is raised to the most a veth takes. The nodes' own eth0 keep the
+ * kernel's default, as a NIC does until the agent (datapath.bigTcp) raises it.
+ */
+async function wireCarriesAnyGso(names, nodes) {
+  const { MAX_GSO_SIZE, openNetns } = await import('@cilia/netlink');
+  const ul = await openNetns(names.underlayNetns);
+  try {
+    for (let k = 1; k <= nodes; k++) await ul.setLink(`v${k}`, { gsoIpv4MaxSize: MAX_GSO_SIZE, groIpv4MaxSize: MAX_GSO_SIZE });
+  } finally {
+    await ul.close();
+  }
+}
+
+/**
  * Brings up a lab of `nodes` nodes. Waits until every agent is healthy and sees every node;
  * on failure it tears down what it made and rethrows.
  */
-export async function up({ nodes, prefix = 'node', routing = 'none', log = console.log, timeoutMs = 60_000 } = {}) {
+export async function up({ nodes, prefix = 'node', routing = 'none', settings = {}, log = console.log, timeoutMs = 60_000 } = {}) {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes: must be an integer from 1 to ${MAX_NODES}, got '${nodes}'`);
   const names = labNames(prefix);
   const preset = routingPreset(routing);
@@ -225,6 +282,7 @@ export async function up({ nodes, prefix = 'node', routing = 'none', log = conso
       sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', UNDERLAY_GW]);
       log(`node ${ns}: ${names.nodeIp(k)} on eth0, pod CIDR ${names.podCidr(k)}`);
     }
+    await wireCarriesAnyGso(names, nodes);
     const etcdDir = join(names.stateDir, 'etcd');
     mkdirSync(names.stateDir, { recursive: true });
     state.pids.etcd = spawnInNetns(names.underlayNetns, 'etcd', [
@@ -248,7 +306,7 @@ export async function up({ nodes, prefix = 'node', routing = 'none', log = conso
       state.pins.push(names.pinRoot(k));
       const config = join(dir, 'agent.yaml');
       // JSON is YAML: the agent reads it as is.
-      writeFileSync(config, `${JSON.stringify(agentConfig(names, k, preset), null, 2)}\n`);
+      writeFileSync(config, `${JSON.stringify(agentConfig(names, k, preset, settings), null, 2)}\n`);
       state.pids[names.node(k)] = spawnInNetns(names.node(k), process.execPath, [AGENT_MAIN, '--config', config], join(dir, 'agent.log'));
       saveState(names, state);
       log(`agent ${names.node(k)}: pid ${state.pids[names.node(k)]}, socket ${names.socket(k)}, log ${join(dir, 'agent.log')}`);

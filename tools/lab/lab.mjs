@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// `npm run lab -- up --nodes N [--routing MODE] [--prefix P]`, `down [--prefix P]`,
+// `npm run lab -- up --nodes N [--routing MODE] [--set KEY=VALUE ...] [--prefix P]`, `down [--prefix P]`,
 // `status [--prefix P] [-o json]`, `node-down --node K [--prefix P]`, `node-up --node K [--prefix P]`.
 import { parseArgs } from 'node:util';
-import { down, nodeDown, nodeUp, ROUTING_MODES, status, up } from './lab-core.mjs';
+import { down, nodeDown, nodeUp, parseSettings, ROUTING_MODES, status, up } from './lab-core.mjs';
 
 const USAGE = `usage: npm run lab -- <up|down|status|node-down|node-up> [options]
   up --nodes N [--routing MODE] [--prefix P]   create N node namespaces, etcd and one agent per node
+     [--set KEY=VALUE ...]                     extra agent config for every node, e.g. --set datapath.bigTcp=true
   down [--prefix P]                            remove everything the lab made (idempotent)
   status [--prefix P] [-o json]                show each node's agent, health and node count
   node-down --node K [--prefix P]              stop node K's agent: the others see it leave
@@ -21,6 +22,7 @@ async function main(argv) {
       nodes: { type: 'string' },
       node: { type: 'string' },
       routing: { type: 'string', default: 'none' },
+      set: { type: 'string', multiple: true, default: [] },
       prefix: { type: 'string', default: 'node' },
       output: { type: 'string', short: 'o' },
       help: { type: 'boolean', short: 'h' },
@@ -37,7 +39,7 @@ async function main(argv) {
     case 'up': {
       if (values.nodes === undefined) throw new Error('--nodes: required (e.g. --nodes 3)');
       if (!/^\d+$/.test(values.nodes)) throw new Error(`--nodes: must be a positive integer, got '${values.nodes}'`);
-      await up({ nodes: Number(values.nodes), prefix: values.prefix, routing: values.routing, log });
+      await up({ nodes: Number(values.nodes), prefix: values.prefix, routing: values.routing, settings: parseSettings(values.set), log });
       return 0;
     }
     case 'node-down':

@@ -17,6 +17,12 @@ export const datapathConfig = z.strictObject({
     .union([z.literal('auto'), z.number().int().min(576).max(65535)])
     .default('auto')
     .describe("MTU of endpoint veths; \"auto\" takes the egress device's MTU (1500 without one) minus the overhead of the overlay plugin, if any"),
+  bigTcp: z
+    .union([z.boolean(), z.literal('auto')])
+    .default(false)
+    .describe(
+      'IPv4 BIG TCP: GSO and GRO packets of up to 192 KiB on the egress device and endpoint veths, a third of the per-packet work at high throughput. Needs kernel ≥ 6.3, an egress device that segments them (tso_max_size ≥ 196608) and native routing: an overlay\'s outer UDP and IPv4 length fields cannot carry them. true: required (the agent refuses to start without them); "auto": used where possible; false: off (an egress device left above 64 KiB is set back)',
+    ),
   policy: z
     .strictObject({
       maxEntries: z

@@ -303,6 +303,7 @@ export class CoreEndpointManager implements EndpointManager {
         ipv4: lease.ip,
         gateway: lease.gateway,
         mtu: node.mtu,
+        ...(node.gsoMaxSize ? { gsoMaxSize: node.gsoMaxSize } : {}),
         loopbackUp: netnsName !== undefined,
       });
       endpoint = { ...endpoint, hostMac: links.hostMac, mac: links.podMac };

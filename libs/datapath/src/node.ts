@@ -1,4 +1,5 @@
-import type { NetlinkHandle } from '@cilia/netlink';
+import type { Link, NetlinkHandle } from '@cilia/netlink';
+import { gsoSizeFor } from './big-tcp.js';
 import type { DatapathConfig } from './config.js';
 
 /** The node device pod traffic leaves through. */
@@ -9,6 +10,8 @@ export interface EgressDevice {
   /** Its first IPv4 address: the source of masqueraded traffic. */
   readonly ipv4?: string;
   readonly mtu: number;
+  /** The device as netlink reported it at discovery. */
+  readonly link?: Link;
 }
 
 /** What the datapath knows about the node it runs on. */
@@ -16,13 +19,18 @@ export interface NodeInfo {
   readonly egress?: EgressDevice;
   /** MTU of endpoint veths. */
   readonly mtu: number;
+  /** IPv4 GSO/GRO size of endpoint veths and the egress device (above 65536: BIG TCP); default 65536. */
+  readonly gsoMaxSize?: number;
+  /** Why BIG TCP, asked for as "auto", is off. */
+  readonly bigTcpOff?: string;
   /** Every IPv4 address of the node's own interfaces (reserved:host in the ipcache). */
   readonly hostIPv4: readonly string[];
 }
 
 /**
- * Finds the egress device (configured, or the device of the default IPv4 route) and the
- * endpoint MTU. Reads only: nothing on the node changes here.
+ * Finds the egress device (configured, or the device of the default IPv4 route), the
+ * endpoint MTU and GSO size. Reads only: nothing on the node changes here. Throws when
+ * `datapath.bigTcp` is required but not possible.
  */
 export async function discoverNode(host: NetlinkHandle, config: DatapathConfig, encapsulationOverhead = 0): Promise<NodeInfo> {
   let egress: EgressDevice | undefined;
@@ -35,11 +43,12 @@ export async function discoverNode(host: NetlinkHandle, config: DatapathConfig, 
     const link = await host.findLink(ref);
     if (!link) throw new Error(`datapath.egressDevice: no interface named ${JSON.stringify(ref)}`);
     const addrs = await host.listAddresses({ dev: link.index, family: 4 });
-    egress = { name: link.name, ifindex: link.index, mac: link.mac, ipv4: addrs[0]?.address, mtu: link.mtu };
+    egress = { name: link.name, ifindex: link.index, mac: link.mac, ipv4: addrs[0]?.address, mtu: link.mtu, link };
   }
   const all = await host.listAddresses({ family: 4 });
   const hostIPv4 = [...new Set(all.map((a) => a.address))];
   // An overlay's headers must fit in the egress device's MTU around a full-size pod packet.
   const mtu = config.mtu === 'auto' ? (egress?.mtu ?? 1500) - encapsulationOverhead : config.mtu;
-  return { egress, mtu, hostIPv4 };
+  const gso = gsoSizeFor(config.bigTcp, egress?.link, encapsulationOverhead);
+  return { egress, mtu, hostIPv4, gsoMaxSize: gso.size, ...(gso.why ? { bigTcpOff: gso.why } : {}) };
 }

@@ -7,6 +7,7 @@ import { LocalIpCache } from './ipcache.js';
 import { BpfDatapath } from './loader.js';
 import { CoreEndpointManager } from './manager.js';
 import { datapathMetricsCollector } from './metrics.js';
+import { applyGsoSize, LEGACY_GSO_SIZE } from './big-tcp.js';
 import { discoverNode, type NodeInfo } from './node.js';
 import { PolicyRealizer } from './policy/realizer.js';
 import { EndpointStore } from './store.js';
@@ -23,12 +24,14 @@ class Runtime {
   readonly policyDelay = new HistogramRecorder(LATENCY_BUCKETS_SECONDS);
   readonly #config: DatapathConfig;
   readonly #logger: Logger;
+  readonly #encapsulationOverhead: number;
   #host?: Promise<NetlinkHandle>;
   #node?: Promise<NodeInfo>;
 
   /** `encapsulationOverhead`: bytes an overlay adds; `mtu: auto` leaves them room on the egress device. */
   constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger, encapsulationOverhead = 0) {
     this.#config = config;
+    this.#encapsulationOverhead = encapsulationOverhead;
     this.#logger = logger;
     this.ipcache = new LocalIpCache(logger.child({ component: 'ipcache' }));
     this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, config, ipcache: this.ipcache, logger: logger.child({ component: 'datapath' }) });
@@ -39,7 +42,7 @@ class Runtime {
       store: new EndpointStore(agent.stateDir),
       logger: logger.child({ component: 'endpoint' }),
       host: () => this.host(),
-      node: () => (this.#node ??= this.host().then((h) => discoverNode(h, config, encapsulationOverhead))),
+      node: () => this.node(),
       ...(identity ? { identity } : {}),
       policy: () => this.policy,
     });
@@ -59,6 +62,18 @@ class Runtime {
 
   host(): Promise<NetlinkHandle> {
     return (this.#host ??= openNetlink());
+  }
+
+  /** The node as discovered once, its egress device given the GSO size BIG TCP asks for. */
+  node(): Promise<NodeInfo> {
+    return (this.#node ??= (async () => {
+      const host = await this.host();
+      const node = await discoverNode(host, this.#config, this.#encapsulationOverhead);
+      const log = this.#logger.child({ component: 'datapath' });
+      if (node.egress?.link) await applyGsoSize(host, node.egress.link, node.gsoMaxSize ?? LEGACY_GSO_SIZE, log);
+      if (node.bigTcpOff) log.info({ reason: node.bigTcpOff }, 'BIG TCP (datapath.bigTcp: auto) stays off');
+      return node;
+    })());
   }
 
   async close(signal: AbortSignal): Promise<void> {
@@ -113,10 +128,13 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
       });
     });
   },
-  async start({ resolver }) {
+  async start({ resolver, config }) {
     const endpoints = resolver.get(Tokens.EndpointManager) as CoreEndpointManager;
     const repository = resolver.getOptional(Tokens.PolicyRepository);
-    if (repository) runtimes.get(endpoints)!.enablePolicy(repository);
+    const runtime = runtimes.get(endpoints)!;
+    // BIG TCP asked for: settle it (and fail on `true` where it is impossible) before any endpoint.
+    if (config.bigTcp !== false) await runtime.node();
+    if (repository) runtime.enablePolicy(repository);
     await endpoints.start();
   },
   async stop({ resolver }, signal) {

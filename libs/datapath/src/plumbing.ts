@@ -1,3 +1,4 @@
+import { LEGACY_GSO_SIZE } from './big-tcp.js';
 import { createNetns, deleteNetns, openNetns, type NetlinkHandle } from '@cilia/netlink';
 
 /** What one endpoint's veth plumbing needs. */
@@ -9,6 +10,8 @@ export interface PlumbingSpec {
   readonly ipv4: string;
   readonly gateway: string;
   readonly mtu: number;
+  /** IPv4 GSO/GRO size of both sides, when above the kernel's 64 KiB default (BIG TCP). */
+  readonly gsoMaxSize?: number;
   /** Bring the pod's loopback up (the agent created the netns). */
   readonly loopbackUp: boolean;
 }
@@ -34,13 +37,15 @@ export async function plumbEndpoint(host: NetlinkHandle, spec: PlumbingSpec): Pr
   const stale = await host.findLink(spec.hostInterface);
   if (stale) await host.deleteLink(stale.index);
   const hostLink = await host.addVeth({ name: spec.hostInterface, peerName: spec.interfaceName, peerNetns: spec.netns, mtu: spec.mtu, up: true });
+  const big = spec.gsoMaxSize && spec.gsoMaxSize > LEGACY_GSO_SIZE ? { gsoIpv4MaxSize: spec.gsoMaxSize, groIpv4MaxSize: spec.gsoMaxSize } : {};
   try {
+    if (big.gsoIpv4MaxSize) await host.setLink(hostLink.index, big);
     const pod = await openNetns(spec.netns);
     let podLink;
     try {
       podLink = await pod.getLink(spec.interfaceName);
       if (spec.loopbackUp) await pod.setLinkUp('lo');
-      await pod.setLink(podLink.index, { up: true, mtu: spec.mtu });
+      await pod.setLink(podLink.index, { up: true, mtu: spec.mtu, ...big });
       await pod.addAddress({ dev: podLink.index, address: `${spec.ipv4}/32`, noPrefixRoute: true });
       await pod.addRoute({ dst: `${spec.gateway}/32`, dev: podLink.index, scope: 'link' });
       await pod.addRoute({ dst: 'default', gateway: spec.gateway, dev: podLink.index });

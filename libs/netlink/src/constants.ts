@@ -40,6 +40,11 @@ export const IFLA = {
   NET_NS_FD: 28,
   EXT_MASK: 29,
   LINK_NETNSID: 37,
+  TSO_MAX_SIZE: 59,
+  /** Largest GSO packet the stack builds for this device, IPv4 (BIG TCP above 65536; kernel ≥ 6.3). */
+  GSO_IPV4_MAX_SIZE: 63,
+  /** Largest packet GRO assembles on this device, IPv4. */
+  GRO_IPV4_MAX_SIZE: 64,
 } as const;
 
 export const IFLA_INFO = { KIND: 1, DATA: 2 } as const;

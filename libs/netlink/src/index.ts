@@ -6,7 +6,7 @@ export type { IpFamily } from './addr.js';
 export type { Address, AddressSpec } from './addresses.js';
 export { NetlinkError, NetlinkInputError } from './errors.js';
 export type { NetlinkHandle } from './handle.js';
-export type { Link, LinkChanges, LinkRef, OperState, VethSpec, VxlanSpec } from './links.js';
+export { type Link, type LinkChanges, type LinkRef, MAX_GSO_SIZE, type OperState, type VethSpec, type VxlanSpec } from './links.js';
 export type { Neighbour, NeighbourSpec, NeighbourState } from './neighbours.js';
 export { createNetns, deleteNetns, listNetns, netnsPath, openNetlink, openNetns } from './netns.js';
 export type { Route, RouteSpec, RouteType } from './routes.js';

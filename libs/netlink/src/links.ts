@@ -44,6 +44,11 @@ export interface Link {
   peerNetnsId: number | undefined;
   /** Ifindex of the master (bridge, bond), if enslaved. */
   master: number | undefined;
+  /** Largest GSO packet the device can segment (IFLA_TSO_MAX_SIZE; undefined on kernels before 5.19). */
+  tsoMaxSize: number | undefined;
+  /** Largest IPv4 GSO packet the stack builds for it, and GRO assembles on it (undefined before 6.3). */
+  gsoIpv4MaxSize: number | undefined;
+  groIpv4MaxSize: number | undefined;
 }
 
 /** Changes applied to a link in one request. */
@@ -52,6 +57,9 @@ export interface LinkChanges {
   mtu?: number;
   mac?: string;
   name?: string;
+  /** IPv4 GSO/GRO packet size limits: above 65536 is BIG TCP; at most the device's `tsoMaxSize`. */
+  gsoIpv4MaxSize?: number;
+  groIpv4MaxSize?: number;
 }
 
 /** A veth pair; the peer can be created directly inside another namespace. */
@@ -121,6 +129,16 @@ export function validateMtu(mtu: unknown, field: string): number {
   return mtu;
 }
 
+/** Kernel's GSO_MAX_SIZE: the largest GSO/GRO size a device can be given. */
+export const MAX_GSO_SIZE = 524_280;
+
+function validateGsoSize(size: unknown, field: string): number {
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > MAX_GSO_SIZE) {
+    throw new NetlinkInputError(field, `${String(size)} is not a valid GSO/GRO size (an integer 1..${MAX_GSO_SIZE})`);
+  }
+  return size;
+}
+
 const describe = (ref: LinkRef): string => (typeof ref === 'number' ? `ifindex ${ref}` : ref);
 
 /**
@@ -175,6 +193,9 @@ export function parseLink(msg: Message): Link {
     peerIndex: link !== undefined && link > 0 && (link !== index || peerNetnsId !== undefined) ? link : undefined,
     peerNetnsId,
     master: master ? master : undefined,
+    tsoMaxSize: attrU32(attrs, IFLA.TSO_MAX_SIZE),
+    gsoIpv4MaxSize: attrU32(attrs, IFLA.GSO_IPV4_MAX_SIZE),
+    groIpv4MaxSize: attrU32(attrs, IFLA.GRO_IPV4_MAX_SIZE),
   };
 }
 
@@ -260,6 +281,8 @@ export async function setLink(sock: RouteSocket, ref: LinkRef, changes: LinkChan
   const mtu = changes.mtu === undefined ? undefined : validateMtu(changes.mtu, 'mtu');
   const mac = changes.mac === undefined ? undefined : parseMac(changes.mac, 'mac');
   const newName = changes.name === undefined ? undefined : validateLinkName(changes.name, 'name');
+  const gso = changes.gsoIpv4MaxSize === undefined ? undefined : validateGsoSize(changes.gsoIpv4MaxSize, 'gsoIpv4MaxSize');
+  const gro = changes.groIpv4MaxSize === undefined ? undefined : validateGsoSize(changes.groIpv4MaxSize, 'groIpv4MaxSize');
   const target = newName !== undefined && typeof ref === 'string' ? await linkIndex(sock, ref, 'link') : ref;
   const iff = changes.up === undefined ? 0 : changes.up ? IFF.UP : 0;
   const change = changes.up === undefined ? 0 : IFF.UP;
@@ -267,11 +290,15 @@ export async function setLink(sock: RouteSocket, ref: LinkRef, changes: LinkChan
   if (mtu !== undefined) w.u32(IFLA.MTU, mtu);
   if (mac) w.bytes(IFLA.ADDRESS, mac);
   if (newName !== undefined) w.string(IFLA.IFNAME, newName);
+  if (gso !== undefined) w.u32(IFLA.GSO_IPV4_MAX_SIZE, gso);
+  if (gro !== undefined) w.u32(IFLA.GRO_IPV4_MAX_SIZE, gro);
   const what = [
     changes.up === undefined ? '' : changes.up ? 'up' : 'down',
     mtu === undefined ? '' : `mtu ${mtu}`,
     mac ? `address ${changes.mac}` : '',
     newName === undefined ? '' : `name ${newName}`,
+    gso === undefined ? '' : `gso_ipv4_max_size ${gso}`,
+    gro === undefined ? '' : `gro_ipv4_max_size ${gro}`,
   ].filter(Boolean);
   await sock.request(w, `link set${what.length ? ` (${what.join(', ')})` : ''}`, describe(ref));
 }

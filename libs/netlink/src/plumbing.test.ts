@@ -2,6 +2,7 @@
 // and a "pod" namespace joined by a veth whose peer is created directly in the pod.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_GSO_SIZE } from './links.js';
 import { Scratch, randomNet, uniqueName } from './test-support.js';
 
 interface IpRoute {
@@ -113,6 +114,21 @@ describe('pod plumbing', () => {
     // The handle also takes several changes at once.
     await b.nl.setLink('eth1', { up: true, mtu: 1280, name: 'eth2' });
     expect(await b.nl.getLink('eth2')).toMatchObject({ up: true, mtu: 1280, index: link.index });
+  });
+
+  it('reads and sets the IPv4 GSO/GRO size limits (BIG TCP), refusing sizes the device cannot take', async () => {
+    const a = await scratch.netns('g');
+    const left = uniqueName('vg');
+    await a.nl.addVeth({ name: left, peerName: uniqueName('vh') });
+    const before = await a.nl.getLink(left);
+    expect(before).toMatchObject({ gsoIpv4MaxSize: 65536, groIpv4MaxSize: 65536, tsoMaxSize: MAX_GSO_SIZE });
+
+    await a.nl.setLink(left, { gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
+    expect(await a.nl.getLink(left)).toMatchObject({ gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
+
+    await expect(a.nl.setLink(left, { gsoIpv4MaxSize: MAX_GSO_SIZE + 1 })).rejects.toThrow(/gsoIpv4MaxSize/);
+    await expect(a.nl.setLink(left, { groIpv4MaxSize: 1.5 })).rejects.toThrow(/groIpv4MaxSize/);
+    expect(await a.nl.getLink(left)).toMatchObject({ gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
   });
 
   it('manages IPv6 addresses and routes, and replaces and deletes routes and neighbours', async () => {

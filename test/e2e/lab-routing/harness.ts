@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Endpoint, IpCacheEntry } from '@cilia/core';
+import { openNetns } from '@cilia/netlink';
 import { api, REPO } from '../../support/agent.js';
 import { PeerProcess, type ProbeResult } from '../netpol/peer-process.js';
 
@@ -28,6 +29,13 @@ interface IpRoute {
   gateway?: string;
   dev?: string;
 }
+
+// Counts what one TCP connection on 5201 brings and answers the count when the sender closes.
+const BULK_SERVER = `require('net').createServer(s=>{let n=0;s.on('data',d=>n+=d.length);s.on('end',()=>s.end(String(n)))}).listen(5201,()=>console.log('ready'))`;
+// `HOST BYTES`: writes BYTES in 1 MiB chunks, closes its side, prints the receiver's count.
+const BULK_CLIENT = `const [h,total]=[process.argv[1],+process.argv[2]];const c=Buffer.alloc(1<<20,7);let left=total,reply='';
+const s=require('net').connect(5201,h,function w(){while(left>0){const n=Math.min(left,c.length);left-=n;if(!s.write(n===c.length?c:c.subarray(0,n)))return s.once('drain',w)}s.end()});
+s.on('data',d=>reply+=d);s.on('end',()=>{console.log(reply);process.exit(0)});s.on('error',e=>{console.error(e.message);process.exit(1)})`;
 
 export class RoutingLab {
   /** A prefix of its own: never touches a user's lab or another run. */
@@ -143,6 +151,41 @@ export class RoutingLab {
     } finally {
       bpftool('update', 'pinned', this.#ipcachePin(k), 'key', ...key, 'value', 'hex', ...value.map((b) => b.replace(/^0x/, '')));
     }
+  }
+
+  /** IPv4 GSO/GRO size limits of `dev` in namespace `netns` (a node, or a pod's netns path). */
+  async gsoSizes(netns: string, dev: string): Promise<{ gso: number | undefined; gro: number | undefined }> {
+    const nl = await openNetns(netns);
+    try {
+      const link = await nl.getLink(dev);
+      return { gso: link.gsoIpv4MaxSize, gro: link.groIpv4MaxSize };
+    } finally {
+      await nl.close();
+    }
+  }
+
+  /**
+   * Sends `bytes` over one TCP connection from `from` to `to` (port 5201) and returns how many
+   * the receiver counted: its reply once the sender has closed its side.
+   */
+  async bulk(from: LabPod, to: LabPod, bytes: number): Promise<number> {
+    const ns = (p: LabPod) => p.endpoint.netns.replace('/run/netns/', '');
+    const server = spawn('ip', ['netns', 'exec', ns(to), process.execPath, '-e', BULK_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.stdout!.once('data', () => resolve());
+        server.once('exit', (code) => reject(new Error(`bulk receiver exited (${code})`)));
+      });
+      const r = await run('ip', ['netns', 'exec', ns(from), process.execPath, '-e', BULK_CLIENT, to.endpoint.ipv4!, String(bytes)], { encoding: 'utf8', timeout: 60_000 });
+      return Number(r.stdout.trim());
+    } finally {
+      server.kill('SIGKILL');
+    }
+  }
+
+  /** Path of node `k`'s agent config (JSON, which the agent reads as YAML). */
+  agentConfig(k: number): string {
+    return `/var/run/cilia-lab/${this.prefix}/${this.node(k)}/agent.yaml`;
   }
 
   #ipcachePin(k: number): string {
