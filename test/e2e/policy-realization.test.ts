@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { AgentStatus, Endpoint } from '@cilia/core';
+import type { AgentStatus, Endpoint, IpCacheEntry } from '@cilia/core';
 import { BpfMap, codec, PerCpuMap } from '@cilia/bpf';
 import { datapathMaps } from '@cilia/datapath';
 import { AGENT_MAIN, api, REPO, spawnInNetns, testPinRoot, type NetnsProcess } from '../support/agent.js';
@@ -204,6 +204,20 @@ describe('policy enforcement `always`', () => {
     const view = await agent.policyOf(b.id);
     expect(view.revision).toBeGreaterThanOrEqual(rev);
     expect(view.entries).toContainEqual(expect.objectContaining({ identity: a.identity, direction: 'ingress', protocol: 0, port: 0, verdict: 'allow' }));
+  }, 60_000);
+
+  it('a policy CIDR naming a pod’s own address leaves the pod its identity, in the ipcache and on the wire, also once the policy goes', async () => {
+    const entryOfA = async () => (await api<IpCacheEntry[]>(agent.socket, 'GET', '/v1/ipcache')).body.find((e) => e.prefix === `${a.ipv4}/32`);
+    const rev = await agent.importPolicy(cnp('cidr-of-a', { endpointSelector: { matchLabels: { app: 'server' } }, egress: [{ toCIDR: [`${a.ipv4}/32`] }] }));
+    await agent.waitRevision(rev);
+    // The server's egress entry names a's address by its CIDR identity…
+    expect((await agent.policyOf(b.id)).entries.some((e) => e.direction === 'egress' && e.identity >= 16_777_216)).toBe(true);
+    // …while a keeps its own: server-in (fromEndpoints app=client) still admits it.
+    expect(await entryOfA()).toMatchObject({ identity: a.identity, source: 'local' });
+    expect(probe(a, b)).toEqual(all);
+    await agent.waitRevision(await agent.deletePolicy('cidr-of-a'));
+    expect(await entryOfA()).toMatchObject({ identity: a.identity, source: 'local' });
+    expect(probe(a, b)).toEqual(all);
   }, 60_000);
 
   it('the program drops traffic of an endpoint the policy map has no state for (POLICY_NOT_REALIZED)', () => {

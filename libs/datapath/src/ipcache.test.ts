@@ -53,6 +53,57 @@ describe('LocalIpCache', () => {
     expect(seen).toHaveLength(2);
   });
 
+  it('keeps each source’s entry per prefix and shows the most authoritative: local > kvstore > custom > k8s > generated', async () => {
+    const c = new LocalIpCache(silent);
+    const map = new FakeMap();
+    c.attach(map);
+    const seen: IpCacheDelta[] = [];
+    c.subscribe((d) => seen.push(d));
+    const pod = { prefix: '10.0.0.7/32', identity: 4242, source: 'local' } as const;
+    await c.apply({ upserts: [pod], deletes: [] });
+    // A policy naming the pod's address as a CIDR does not take its identity away…
+    await c.apply({ upserts: [{ prefix: '10.0.0.7/32', identity: 16_777_300, source: 'generated' }], deletes: [] });
+    expect(c.lookup('10.0.0.7')).toEqual(pod);
+    expect(map.entries.get('10.0.0.7/32')).toBe(4242);
+    expect(seen.at(-1)).toEqual({ upserts: [], deletes: [] });
+    // …nor does removing that policy CIDR (its delete names its source)…
+    await c.apply({ upserts: [], deletes: ['10.0.0.7/32'], deleteSource: 'generated' });
+    expect(map.entries.get('10.0.0.7/32')).toBe(4242);
+    // …and once the pod goes, what the policy holds shows.
+    await c.apply({ upserts: [{ prefix: '10.0.0.7/32', identity: 16_777_300, source: 'generated' }], deletes: [] });
+    await c.apply({ upserts: [], deletes: ['10.0.0.7/32'], deleteSource: 'local' });
+    expect(c.lookup('10.0.0.7')).toMatchObject({ identity: 16_777_300, source: 'generated' });
+    expect(map.entries.get('10.0.0.7/32')).toBe(16_777_300);
+    expect(seen.at(-1)).toEqual({ upserts: [{ prefix: '10.0.0.7/32', identity: 16_777_300, source: 'generated' }], deletes: [] });
+    // A remote node's entry sits between them.
+    await c.apply({ upserts: [{ prefix: '10.0.0.7/32', identity: 77, source: 'kvstore', node: 'n2', tunnelEndpoint: '172.30.0.2' }], deletes: [] });
+    expect(map.entries.get('10.0.0.7/32')).toBe(77);
+    await c.apply({ upserts: [{ prefix: '10.0.0.7/32', identity: 4243, source: 'local' }], deletes: [] });
+    expect(map.entries.get('10.0.0.7/32')).toBe(4243);
+    await c.apply({ upserts: [], deletes: ['10.0.0.7/32'], deleteSource: 'local' });
+    expect(map.entries.get('10.0.0.7/32')).toBe(77);
+    // A delete without a source removes the prefix whatever holds it.
+    await c.apply({ upserts: [], deletes: ['10.0.0.7/32'] });
+    expect(c.lookup('10.0.0.7')).toBeUndefined();
+    expect(map.entries.has('10.0.0.7/32')).toBe(false);
+    expect(seen.at(-1)).toEqual({ upserts: [], deletes: ['10.0.0.7/32'] });
+  });
+
+  it('leaves the cache as it was when the map write fails', async () => {
+    const c = new LocalIpCache(silent);
+    await c.apply({ upserts: [{ prefix: '10.0.0.8/32', identity: 5, source: 'local' }], deletes: [] });
+    let full = false;
+    c.attach({
+      write: () => {
+        if (full) throw new Error('map full');
+      },
+      prefixes: () => [],
+    });
+    full = true;
+    await expect(c.apply({ upserts: [{ prefix: '10.0.0.9/32', identity: 6, source: 'local' }], deletes: ['10.0.0.8/32'], deleteSource: 'local' })).rejects.toThrow('map full');
+    expect(c.list()).toEqual([{ prefix: '10.0.0.8/32', identity: 5, source: 'local' }]);
+  });
+
   it('names the entry of a bad prefix and changes nothing', async () => {
     const c = new LocalIpCache(silent);
     await expect(c.apply({ upserts: [{ prefix: '10.0.0.0/33', identity: 1, source: 'local' }], deletes: [] })).rejects.toThrow(/upserts\[0\]\.prefix: .*prefix length/);

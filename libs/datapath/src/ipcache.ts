@@ -1,4 +1,4 @@
-import type { Cidr, IpAddress, IpCache, IpCacheDelta, IpCacheEntry, Logger, Unsubscribe } from '@cilia/core';
+import type { Cidr, IpAddress, IpCache, IpCacheDelta, IpCacheEntry, IpCacheSource, Logger, Unsubscribe } from '@cilia/core';
 import { containing, parsePrefix } from './prefix.js';
 
 /** Where ipcache batches land: the datapath's LPM map. */
@@ -9,13 +9,21 @@ export interface IpCacheMapWriter {
   prefixes(): Cidr[];
 }
 
+/** Higher wins when several sources hold an entry for one prefix. */
+const PRECEDENCE: Record<IpCacheSource, number> = { local: 5, kvstore: 4, custom: 3, k8s: 2, generated: 1 };
+
 /**
- * The core `IpCache`: entries kept in memory by canonical prefix and written to the
- * datapath's LPM map in one batch per {@link apply}. Until the datapath is loaded it only
- * remembers; {@link attach} then writes everything, and {@link pruneMap} — after a restart's
- * adoption — removes what the map holds beyond that, entry by entry: never a flush.
+ * The core `IpCache`: each source's entries kept in memory by canonical prefix, the most
+ * authoritative one per prefix written to the datapath's LPM map, one batch per {@link apply}.
+ * So a policy CIDR that names a pod's /32 does not replace the pod's own entry, and the pod's
+ * deletion uncovers it again. Until the datapath is loaded it only remembers; {@link attach}
+ * then writes everything, and {@link pruneMap} — after a restart's adoption — removes what the
+ * map holds beyond that, entry by entry: never a flush.
  */
 export class LocalIpCache implements IpCache {
+  /** Per prefix, each source's entry. */
+  readonly #held = new Map<Cidr, Map<IpCacheSource, IpCacheEntry>>();
+  /** Per prefix, the entry the datapath sees. */
   readonly #entries = new Map<Cidr, IpCacheEntry>();
   readonly #listeners = new Set<(delta: IpCacheDelta) => void>();
   readonly #log: Logger;
@@ -27,11 +35,38 @@ export class LocalIpCache implements IpCache {
 
   async apply(delta: IpCacheDelta): Promise<void> {
     const upserts = delta.upserts.map((e, i) => ({ ...e, prefix: canonical(e.prefix, `upserts[${i}].prefix`) }));
-    const deletes = delta.deletes.map((p, i) => canonical(p, `deletes[${i}]`)).filter((p) => this.#entries.has(p));
-    this.#writer?.write(upserts, deletes);
-    for (const p of deletes) this.#entries.delete(p);
-    for (const e of upserts) this.#entries.set(e.prefix, e);
-    const applied = { upserts, deletes };
+    const deletes = delta.deletes.map((p, i) => canonical(p, `deletes[${i}]`));
+    // Staged on copies: a map write that throws leaves the cache as it was.
+    const staged = new Map<Cidr, Map<IpCacheSource, IpCacheEntry>>();
+    const stage = (prefix: Cidr) => {
+      let held = staged.get(prefix);
+      if (!held) staged.set(prefix, (held = new Map(this.#held.get(prefix))));
+      return held;
+    };
+    for (const prefix of deletes) {
+      if (!this.#held.has(prefix)) continue;
+      const held = stage(prefix);
+      if (delta.deleteSource) held.delete(delta.deleteSource);
+      else held.clear();
+    }
+    for (const e of upserts) stage(e.prefix).set(e.source, e);
+    const shown: IpCacheEntry[] = [];
+    const gone: Cidr[] = [];
+    for (const [prefix, held] of staged) {
+      const top = mostAuthoritative(held);
+      if (top) {
+        // Rewritten when it changed, or when this batch upserted it (an unchanged upsert still reaches subscribers, as before).
+        if (top !== this.#entries.get(prefix) || upserts.includes(top)) shown.push(top);
+      } else if (this.#entries.has(prefix)) gone.push(prefix);
+    }
+    this.#writer?.write(shown, gone);
+    for (const [prefix, held] of staged) {
+      if (held.size > 0) this.#held.set(prefix, held);
+      else this.#held.delete(prefix);
+    }
+    for (const prefix of gone) this.#entries.delete(prefix);
+    for (const e of shown) this.#entries.set(e.prefix, e);
+    const applied = { upserts: shown, deletes: gone };
     for (const listener of this.#listeners) {
       try {
         listener(applied);
@@ -80,6 +115,12 @@ export class LocalIpCache implements IpCache {
     if (stale.length > 0) this.#writer.write([], stale);
     return stale.length;
   }
+}
+
+function mostAuthoritative(held: ReadonlyMap<IpCacheSource, IpCacheEntry>): IpCacheEntry | undefined {
+  let top: IpCacheEntry | undefined;
+  for (const e of held.values()) if (!top || PRECEDENCE[e.source] > PRECEDENCE[top.source]) top = e;
+  return top;
 }
 
 function canonical(prefix: string, field: string): Cidr {

@@ -345,7 +345,7 @@ export class CoreEndpointManager implements EndpointManager {
       }
     };
     if (bpf) await step(() => this.#deps.datapath.detachEndpoint(bpf));
-    if (ep.ipv4 && this.#deps.ipcache.lookup(ep.ipv4)?.prefix === `${ep.ipv4}/32`) await step(() => this.#deps.ipcache.apply({ upserts: [], deletes: [`${ep.ipv4}/32`] }));
+    if (ep.ipv4) await step(() => this.#deps.ipcache.apply({ upserts: [], deletes: [`${ep.ipv4}/32`], deleteSource: 'local' }));
     // By name, not ifindex: the name is ours alone, while a freed ifindex may belong to a new link.
     await step(() => unplumbEndpoint(host, ep.hostInterface));
     // After the link is gone: until then its traffic keeps meeting its policy.

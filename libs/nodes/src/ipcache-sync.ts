@@ -201,7 +201,7 @@ export class KvIpCacheSync {
     const deletes = [...batch.deletes].filter((p) => !this.#published.has(p) && sources.get(p) === 'kvstore');
     if (upserts.length === 0 && deletes.length === 0) return;
     try {
-      await this.#o.ipcache.apply({ upserts, deletes });
+      await this.#o.ipcache.apply({ upserts, deletes, deleteSource: 'kvstore' });
     } catch (err) {
       this.#log.error({ err, upserts: upserts.length, deletes: deletes.length }, 'cannot apply remote ipcache entries');
     }

@@ -68,7 +68,7 @@ export class RemotePodCidrs {
       upserts.push({ prefix, identity: ReservedIdentity.world, tunnelEndpoint: tunnelEndpoint!, node: node.name, source: 'kvstore' });
     }
     const deletes = this.prefixes(node.name).filter((p) => !wanted.includes(p) && mine(p));
-    if (upserts.length > 0 || deletes.length > 0) await this.#o.ipcache.apply({ upserts, deletes });
+    if (upserts.length > 0 || deletes.length > 0) await this.#o.ipcache.apply({ upserts, deletes, deleteSource: 'kvstore' });
     this.#written.set(node.name, upserts.map((e) => e.prefix));
   }
 
@@ -76,7 +76,7 @@ export class RemotePodCidrs {
     const entries = new Map(this.#o.ipcache.list().map((e) => [e.prefix, e]));
     const deletes = this.prefixes(name).filter((p) => this.#isMine(entries.get(p), name));
     this.#written.delete(name);
-    if (deletes.length > 0) await this.#o.ipcache.apply({ upserts: [], deletes });
+    if (deletes.length > 0) await this.#o.ipcache.apply({ upserts: [], deletes, deleteSource: 'kvstore' });
   }
 
   /** No entry for the prefix, or the one this class wrote for `node`. */

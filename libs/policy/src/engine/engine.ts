@@ -409,7 +409,7 @@ export class PolicyEngine implements PolicyRepository {
         this.#log.warn({ err, prefix, identity: id }, 'cannot release a CIDR identity');
       }
     }
-    if (deletes.length > 0) await this.#ipcache?.apply({ upserts: [], deletes });
+    if (deletes.length > 0) await this.#ipcache?.apply({ upserts: [], deletes, deleteSource: 'generated' });
   }
 
   #countFailure<T>(run: Promise<T>): Promise<T> {
