@@ -15,7 +15,13 @@
 // `native@datapath.bigTcp=false` is native routing without BIG TCP, which its preset turns on
 // where the kernel and devices allow (in the lab they do: its underlay passes any GSO size).
 // Needs root, iperf3, etcd and a build. A mode whose plugin is not built is reported and skipped.
-// usage: node test/bench/cross-node-throughput.mjs [seconds per run] [rounds] [modes, comma-separated] [congestion control]
+// The application's write size matters too: iperf3 writes 128 KiB at a time by default, and
+// what is left of each write past whole 64 KiB GSO packets goes out as packets of its own —
+// 2456 bytes at an overlay's MSS of 1398, which Nagle splits into two, against one 752-byte
+// packet at 1448: about a fifth more packets per byte for the overlays, whatever the datapath.
+// Argument 6 sets iperf3's write length (`1M`) for a run that measures the datapath rather
+// than that arithmetic.
+// usage: node test/bench/cross-node-throughput.mjs [seconds per run] [rounds] [modes, comma-separated] [congestion control] [write length]
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
@@ -28,6 +34,7 @@ const seconds = Number(process.argv[2] ?? 5);
 const rounds = Number(process.argv[3] ?? 5);
 const modes = (process.argv[4] ?? 'native,native@datapath.bigTcp=false,vxlan,geneve').split(',');
 const congestion = process.argv[5] ?? readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim();
+const writeLength = process.argv[6];
 const TARGET = { native: 0.9, vxlan: 0.85, geneve: 0.85 };
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -52,7 +59,7 @@ function api(socketPath, method, path, body) {
 
 /** Gbit/s received, and the sender's TCP retransmits (segments lost or cut on the way show up here). */
 function throughput(ns, ip) {
-  const args = ['netns', 'exec', ns, 'iperf3', '-c', ip, '-t', String(seconds), '-C', congestion, '-J'];
+  const args = ['netns', 'exec', ns, 'iperf3', '-c', ip, '-t', String(seconds), '-C', congestion, ...(writeLength ? ['-l', writeLength] : []), '-J'];
   const r = spawnSync('ip', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`iperf3 from ${ns} to ${ip} failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
   const end = JSON.parse(r.stdout).end;
@@ -136,7 +143,7 @@ async function benchMode(mode) {
 }
 
 let failed = false;
-console.log(`cross-node TCP throughput, iperf3 ${seconds} s × ${rounds} rounds per mode, congestion control ${congestion}`);
+console.log(`cross-node TCP throughput, iperf3 ${seconds} s × ${rounds} rounds per mode, congestion control ${congestion}, writes of ${writeLength ?? '128K (iperf3 default)'}`);
 console.log('Gbit/s are medians; ratios are medians of per-round ratios');
 console.log('mode\tnode→node\tbare pods\tpod→pod\tpod/node\ttarget\t\tbare/node\tpod/bare\tretransmits node/pod (all rounds)');
 for (const mode of modes) {
