@@ -226,6 +226,8 @@ describe('the policy plugin in the agent', () => {
     const agent = await startAgent();
     expect(ruleNames(agent)).toEqual(['CiliumNetworkPolicy/x/kept']);
     expect(agent.problems()).toEqual([expect.stringMatching(/^@cilia\/policy: persisted policy CiliumNetworkPolicy\/x\/old refused: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port: .+; it is not enforced$/)]);
+    // One policy refused: one import error (cilia_policy_import_errors_total), not one more for the batch.
+    expect((agent.host.resolver().get(Tokens.PolicyRepository) as unknown as { importErrors: number }).importErrors).toBe(1);
   });
 
   it('follows policies in the manifest directory: there at start, added, updated, refused, deleted', async () => {

@@ -1,5 +1,6 @@
 import type { Labels, Logger, PolicyRepository, PolicyRevision, ResourceEvent, ResourceRef, ResourceSource, Unsubscribe } from '@cilia/core';
 import type { PolicyFieldError } from './model.js';
+import { parsePolicyDocument } from './parse/index.js';
 import { ruleKey, type PolicyStateFile } from './store.js';
 
 /** What `POST /v1/policy/trace` asks: would a packet from `src` to `dst` on `dport`/`protocol` pass? */
@@ -87,21 +88,19 @@ export class PolicyService {
       this.#startProblems.push(`persisted policies not restored: ${problem}`);
     }
     if (documents.length === 0) return;
-    try {
-      await this.repository.import(documents);
-    } catch (err) {
-      if (!validationErrors(err)) throw err;
-      // Keep every stored policy that is still valid; only the refused ones stay out.
-      for (const doc of documents) {
-        try {
-          await this.repository.import([doc]);
-        } catch (single) {
-          const errors = validationErrors(single);
-          if (!errors) throw single;
-          const name = ruleKeyOf(doc);
-          this.#log.error({ policy: name, errors }, 'a persisted policy is refused; it is not enforced');
-          this.#startProblems.push(`persisted policy ${name} refused: ${describeFieldErrors(errors)}; it is not enforced`);
-        }
+    // Every stored policy still valid comes back in one import; each refused one is imported
+    // alone for its errors, so it counts once among the import errors (not also as the batch).
+    const valid = documents.filter((doc) => parsePolicyDocument(doc).ok);
+    if (valid.length > 0) await this.repository.import(valid);
+    for (const doc of documents.filter((d) => !valid.includes(d))) {
+      try {
+        await this.repository.import([doc]);
+      } catch (single) {
+        const errors = validationErrors(single);
+        if (!errors) throw single;
+        const name = ruleKeyOf(doc);
+        this.#log.error({ policy: name, errors }, 'a persisted policy is refused; it is not enforced');
+        this.#startProblems.push(`persisted policy ${name} refused: ${describeFieldErrors(errors)}; it is not enforced`);
       }
     }
     this.#log.info({ policies: documents.length, revision: this.repository.revision() }, 'persisted policies restored');
