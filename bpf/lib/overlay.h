@@ -7,6 +7,8 @@
  *                              bpf_redirect_peer), or direct delivery when that pipeline's
  *                              resume program is not installed
  *   cilia_overlay_deliver      both, with a trace in between: an overlay's receive tail
+ *   cilia_overlay_from_stack   the context of a packet the host stack routed into an overlay
+ *                              device (the node's own, or a local pod's the stack forwarded)
  *
  * Drops are counted at from-netdev, ingress: the packet arrived on a node device. */
 #ifndef CILIA_LIB_OVERLAY_H
@@ -18,6 +20,8 @@
 #include <cilia/maps.h>
 #include <cilia/slots.h>
 #include <conntrack.h>
+#include <endpoints.h>
+#include <ipcache.h>
 #include <monitor.h>
 #include <redirect.h>
 #include <slots.h>
@@ -64,6 +68,26 @@ static __always_inline int cilia_overlay_deliver(struct __sk_buff *skb, struct c
 		return cilia_drop(skb, ctx, t, r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
 	cilia_trace(skb, ctx, t, CILIA_TRACE_TO_ENDPOINT, CILIA_AP_FROM_NETDEV);
 	return cilia_from_netdev_deliver(skb, ctx, t, ep);
+}
+
+/* Source and destination identity of a packet the host stack routed into an overlay device:
+ * the node's host identity, or the local pod's that sent it. Returns 0, or -1 for anything but
+ * IPv4 (the overlay devices are NOARP: no ARP to answer, and no IPv6 crosses). */
+static __always_inline int cilia_overlay_from_stack(struct __sk_buff *skb, struct cilia_ctx *ctx, struct cilia_tuple *t)
+{
+	struct cilia_endpoint_info *src;
+	__u8 reason;
+
+	if (cilia_tuple_parse4(skb, t, &reason) != CILIA_PARSE_IPV4)
+		return -1;
+	ctx->src_identity = CILIA_IDENTITY_HOST;
+	src = cilia_endpoint_lookup4(t->saddr);
+	if (src && !(src->flags & CILIA_ENDPOINT_F_HOST)) {
+		ctx->src_identity = src->identity;
+		ctx->endpoint_id = src->endpoint_id;
+	}
+	ctx->dst_identity = cilia_identity4(t->daddr);
+	return 0;
 }
 
 #endif /* CILIA_LIB_OVERLAY_H */

@@ -2,7 +2,8 @@
 // (tools/lab, --routing geneve): every pod reaches every other over TCP, UDP and ICMP; the
 // underlay carries frames tshark decodes as Geneve whose VNI is the source pod's identity; a
 // policy letting only app=frontend reach app=backend holds across nodes (the identity crossed
-// the wire); a node that goes away takes its routes and tunnel entries with it.
+// the wire); each node's own packets to remote pods are Geneve too (VNI 1, its host identity);
+// a node that goes away takes its routes and tunnel entries with it.
 // A random prefix keeps this lab apart from a user's lab and from other runs.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -97,6 +98,33 @@ function decodeCapture(file: string): Map<string, Set<number>> {
   return seen;
 }
 
+/**
+ * Captures Geneve on the underlay bridge while `traffic` runs, until packets from every inner
+ * source in `sources` are in: the VNIs seen per inner source.
+ */
+async function captureGeneve(sources: readonly string[], traffic: () => void): Promise<Map<string, Set<number>>> {
+  const dir = mkdtempSync(join(tmpdir(), 'cilia-lab-geneve-'));
+  const file = join(dir, 'underlay.pcap');
+  // Immediate mode: tcpdump takes each packet as it comes (buffered, it may sit on them).
+  const capture = spawn('ip', ['netns', 'exec', `${PREFIX}-underlay`, 'tcpdump', '-i', `${PREFIX}-br`, '--immediate-mode', '-U', '-w', file, 'udp', 'port', '6081'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(capture);
+  const closed = new Promise((r) => capture.once('close', r));
+  try {
+    let err = '';
+    capture.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await expect.poll(() => err, { timeout: 15_000 }).toContain('listening');
+    traffic();
+    // tcpdump writes each packet as it takes it: read the file until every source's are there.
+    await expect.poll(() => sources.filter((ip) => decodeCapture(file).has(ip)).length, { timeout: 15_000, message: err }).toBe(sources.length);
+    capture.kill('SIGINT');
+    await closed;
+    return decodeCapture(file);
+  } finally {
+    capture.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const cnp = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name, namespace: K8S_NS }, spec });
 
 describe('Geneve overlay on a 3-node lab', () => {
@@ -130,29 +158,22 @@ describe('Geneve overlay on a 3-node lab', () => {
   }, 240_000);
 
   it('the underlay carries Geneve that tshark decodes, with the source pod identity as VNI', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cilia-lab-geneve-'));
-    const file = join(dir, 'underlay.pcap');
-    // Immediate mode: tcpdump takes each packet as it comes (buffered, it may sit on them).
-    const capture = spawn('ip', ['netns', 'exec', `${PREFIX}-underlay`, 'tcpdump', '-i', `${PREFIX}-br`, '--immediate-mode', '-U', '-w', file, 'udp', 'port', '6081'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    children.push(capture);
-    const closed = new Promise((r) => capture.once('close', r));
-    try {
-      let err = '';
-      capture.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      await expect.poll(() => err, { timeout: 15_000 }).toContain('listening');
-      // Each pod pings the next: every pod sends a request and a reply through the tunnel.
+    const pods = [1, 2, 3].map(podOn);
+    // Each pod pings the next: every pod sends a request and a reply through the tunnel.
+    const seen = await captureGeneve(pods.map((p) => p.ipv4!), () => {
       for (const [from, to] of [[1, 2], [2, 3], [3, 1]] as const) expect(probe(podOn(from), podOn(to)).icmp).toBe(true);
-      // tcpdump writes each packet as it takes it: read the file until every pod's are there.
-      const pods = [1, 2, 3].map(podOn);
-      await expect.poll(() => pods.filter((p) => decodeCapture(file).has(p.ipv4!)).length, { timeout: 15_000, message: err }).toBe(3);
-      capture.kill('SIGINT');
-      await closed;
-      const seen = decodeCapture(file);
-      for (const p of pods) expect([...seen.get(p.ipv4!)!], `VNIs of ${p.name}'s packets`).toEqual([p.identity]);
-    } finally {
-      capture.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
+    for (const p of pods) expect([...seen.get(p.ipv4!)!], `VNIs of ${p.name}'s packets`).toEqual([p.identity]);
+  }, 120_000);
+
+  it('each node reaches the pods of the others through the tunnel too, with its host identity (1) as VNI', async () => {
+    const nodeIps = [1, 2, 3].map(nodeIp);
+    const seen = await captureGeneve(nodeIps, () => {
+      for (const k of [1, 2, 3]) {
+        for (const to of [1, 2, 3].filter((j) => j !== k)) expect(tryRun('ip', ['netns', 'exec', node(k), 'ping', '-c', '1', '-W', '2', podOn(to).ipv4!]).status, `${node(k)} → ${podOn(to).name}`).toBe(0);
+      }
+    });
+    for (const ip of nodeIps) expect([...seen.get(ip)!], `VNIs of ${ip}'s packets`).toEqual([1]);
   }, 120_000);
 
   it('a policy letting only app=frontend reach app=backend holds across nodes', async () => {

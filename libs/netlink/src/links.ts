@@ -79,6 +79,8 @@ export interface VethSpec {
    * peer at creation, so it is brought up through a handle in its own namespace.
    */
   up?: boolean;
+  /** No ARP on this side (routes into it need no neighbour resolution). */
+  noArp?: boolean;
 }
 
 /**
@@ -237,7 +239,7 @@ export async function addVeth(sock: RouteSocket, spec: VethSpec): Promise<Link> 
   const mac = spec.mac === undefined ? undefined : parseMac(spec.mac, 'veth.mac');
   const peerMac = spec.peerMac === undefined ? undefined : parseMac(spec.peerMac, 'veth.peerMac');
   const peerNetns = spec.peerNetns === undefined ? undefined : resolveNetnsPath(spec.peerNetns, 'veth.peerNetns');
-  const iff = spec.up ? IFF.UP : 0;
+  const iff = (spec.up ? IFF.UP : 0) | (spec.noArp ? IFF.NOARP : 0);
 
   const send = async (netnsFd: number | undefined): Promise<void> => {
     const w = newLinkMessage(name, 'veth', { iff, mtu, mac }, (data) => {

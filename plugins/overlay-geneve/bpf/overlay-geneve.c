@@ -6,6 +6,9 @@
  *                            names a tunnel endpoint (another node) leaves encapsulated —
  *                            outer Ethernet/IPv4/UDP/Geneve, the source identity in the VNI —
  *                            redirected straight to the underlay device the FIB names
+ *   cil_geneve_from_host     tc egress of the host device (a veth the node routes other nodes'
+ *                            pod CIDRs into): the node's own packets leave encapsulated the
+ *                            same way, VNI = its host identity
  *   cil_geneve_from_overlay  the from-netdev pre hook (cilia_tc_slots, PRE), which host.o's
  *                            cil_from_netdev runs before anything else: Geneve to this node's
  *                            tunnel address is stripped and enters the destination endpoint's
@@ -103,6 +106,47 @@ next:
 	cilia_slot_next(skb, &ctx);
 	/* No resume program installed: what the base default does for a non-local destination. */
 	return TC_ACT_OK;
+}
+
+/* ---- the node's own traffic: tc egress of the host device ------------------------------ */
+
+/* The device the node routes other nodes' pod CIDRs into (set at load). */
+CILIA_CONST(__u32, HOST_DEVICE_IFINDEX, 0);
+
+/* The tunnel endpoint of a destination the node routed into the host device: the ipcache's,
+ * else the gateway of the route (`<pod CIDR> via <node> dev <host device> onlink`), 0 if neither. */
+static __always_inline __be32 host_route_endpoint(struct __sk_buff *skb, __be32 saddr, __be32 daddr)
+{
+	struct cilia_ipcache_value *v = cilia_ipcache_lookup4(daddr);
+
+	if (v && v->tunnel_endpoint && !(TUNNEL_IPV4 && v->tunnel_endpoint == bpf_htonl(TUNNEL_IPV4)))
+		return v->tunnel_endpoint;
+	return cilia_tunnel_route_gateway(skb, saddr, daddr, HOST_DEVICE_IFINDEX);
+}
+
+/* What the node itself sends to pods of other nodes: the host stack routes it into the host
+ * device, and it leaves here encapsulated like a pod's packet, with the node's host identity
+ * (or the source endpoint's, for a local pod's packet the stack routed) as VNI, so it crosses
+ * any underlay, not only a shared L2. */
+SEC("tc")
+int cil_geneve_from_host(struct __sk_buff *skb)
+{
+	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE };
+	struct cilia_tuple t;
+	__be32 remote;
+	__u32 ifindex = 0;
+	__u8 reason;
+	int verdict;
+
+	if (cilia_overlay_from_stack(skb, &ctx, &t) < 0)
+		return TC_ACT_SHOT;
+	remote = host_route_endpoint(skb, t.saddr, t.daddr);
+	if (!remote)
+		return cilia_drop(skb, &ctx, &t, CILIA_DROP_NO_TUNNEL_ENDPOINT, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
+	verdict = geneve_encap_redirect(skb, ctx.src_identity, remote, &ifindex, &reason);
+	if (!verdict)
+		return cilia_drop(skb, &ctx, &t, reason, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
+	return verdict;
 }
 
 /* ---- from the overlay ----------------------------------------------------------------- */

@@ -3,7 +3,7 @@
 // neighbour namespace sends. The receive program lives in the base's from-netdev pre hook, so
 // whichever comes first — the overlay or the base — the first tunnel packet after both are up
 // reaches the pod. Also: the forward slot, routes towards other nodes and their removal, teardown.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,8 @@ const REMOTE_POD = `10.224.${x}.20`;
 const REMOTE_POD_CIDR = `10.224.${x}.0/24`;
 const POD_PORT = 7777;
 const POD_IDENTITY = 7001;
+/** This test's host device (the default name would collide with a running agent's). */
+const HOST_DEVICE = `gnvh${process.pid % 100000}`;
 const REMOTE_IDENTITY = 7002;
 
 const net = new TestNetwork();
@@ -107,7 +109,7 @@ async function startBase(pinRoot: string): Promise<BpfDatapath> {
 }
 
 function newEncapsulation(pinRoot: string): GeneveEncapsulation {
-  return new GeneveEncapsulation({ config: { port: 6081, device: underlay.name }, pinRoot, logger: silent, objectPath: geneveObject });
+  return new GeneveEncapsulation({ config: { port: 6081, device: underlay.name, hostDevice: HOST_DEVICE }, pinRoot, logger: silent, objectPath: geneveObject });
 }
 
 function slotTable<T>(pinRoot: string, fn: (slots: ProgramArray) => T): T {
@@ -145,6 +147,7 @@ function cleanup(): void {
   nodeSink?.close();
   podReceiver?.kill();
   if (pod) execFileSync('ip', ['netns', 'del', pod.netns], { stdio: 'ignore' });
+  spawnSync('ip', ['link', 'del', HOST_DEVICE], { stdio: 'ignore' });
   net.remove();
   if (objectDir) rmSync(objectDir, { recursive: true, force: true });
 }
@@ -224,6 +227,43 @@ describe('the receive program in the from-netdev pre hook', () => {
   });
 });
 
+describe('the node’s own traffic to remote pods', () => {
+  it('leaves the underlay as Geneve through the host device: VNI 1 (host), outer node → node, the inner packet as the node sent it', async () => {
+    const pinRoot = makePinRoot('geneve-host');
+    const encapsulation = newEncapsulation(pinRoot);
+    // The neighbour node's tunnel port, as a plain socket: what arrives there is Geneve header + inner frame.
+    const atPeer = spawn('ip', ['netns', 'exec', underlay.netns, process.execPath, '-e',
+      `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>console.log(r.address+' '+m.toString('hex')));s.bind(6081,'${PEER}',()=>console.log('ready'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    createInterface({ input: atPeer.stdout! }).on('line', (l) => lines.push(l));
+    try {
+      await until('the peer socket', () => lines.includes('ready'));
+      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
+      await encapsulation.upsertNode({ name: 'remote', ipv4: PEER, podCidrs: [REMOTE_POD_CIDR] });
+      const link = JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show', HOST_DEVICE], { encoding: 'utf8' })) as Array<{ mtu: number; flags: string[] }>;
+      expect(link[0]).toMatchObject({ mtu: 1500 - 50 });
+      expect(link[0]!.flags).toContain('NOARP');
+      const sender = createSocket('udp4');
+      await new Promise<void>((resolve, reject) => sender.send('from-the-node', 9999, REMOTE_POD, (e) => (e ? reject(e) : resolve())));
+      sender.close();
+      await until('a Geneve packet at the peer', () => lines.length > 1);
+      const [from, hex] = lines[1]!.split(' ');
+      const frame = Buffer.from(hex!, 'hex');
+      expect(from).toBe(LOCAL);
+      expect(frame.readUInt16BE(2)).toBe(0x6558); // Geneve protocol type: Ethernet
+      expect(frame.readUIntBE(4, 3)).toBe(1); // VNI: the sending node's host identity
+      const ip = frame.subarray(8 + 14);
+      expect([...ip.subarray(12, 16)].join('.')).toBe(LOCAL);
+      expect([...ip.subarray(16, 20)].join('.')).toBe(REMOTE_POD);
+      expect(ip.subarray(28).toString()).toBe('from-the-node');
+    } finally {
+      atPeer.kill();
+      await encapsulation.teardown();
+      removePinRoot(pinRoot);
+    }
+  });
+});
+
 describe('GeneveEncapsulation routes', () => {
   it('routes other nodes\' pod CIDRs through their tunnel endpoints and removes them when they leave', async () => {
     const pinRoot = makePinRoot('geneve-routes');
@@ -233,7 +273,7 @@ describe('GeneveEncapsulation routes', () => {
     try {
       await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
       await encapsulation.upsertNode({ name: 'remote', ipv4: PEER, podCidrs: [REMOTE_POD_CIDR, 'fd00:1::/64'] });
-      expect(routes()).toMatchObject([{ dst: REMOTE_POD_CIDR, gateway: PEER, dev: underlay.name, flags: ['onlink'] }]);
+      expect(routes()).toMatchObject([{ dst: REMOTE_POD_CIDR, gateway: PEER, dev: HOST_DEVICE, flags: ['onlink'] }]);
       expect(encapsulation.routes('remote')).toHaveLength(1);
       await encapsulation.deleteNode('remote');
       expect(routes()).toEqual([]);

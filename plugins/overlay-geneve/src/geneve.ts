@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { AttachPointIndex, BpfObject, detachTc, ensureBpffs, queryTc, SlotIndex, type ProgramArray } from '@cilia/bpf';
+import { AttachPointIndex, attachTc, BpfObject, detachTc, ensureBpffs, queryTc, SlotIndex, type ProgramArray } from '@cilia/bpf';
 import type { Logger, NodeInfo } from '@cilia/core';
 import { openNetlink, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
 import { RoutedEncapsulation } from '@cilia/nodes';
@@ -11,7 +11,7 @@ import { ipv4HostOrder, underlayLink } from './underlay.js';
 export const GENEVE_OVERHEAD = 50;
 /** `bpf/overlay-geneve.c` → `dist/bpf/overlay-geneve.o`; `../` is the package root from src/ and from dist/. */
 export const GENEVE_OBJECT = new URL('../dist/bpf/overlay-geneve.o', import.meta.url);
-export const GENEVE_PROGRAMS = { forward: 'cil_geneve_to_overlay', ingress: 'cil_geneve_from_overlay' } as const;
+export const GENEVE_PROGRAMS = { forward: 'cil_geneve_to_overlay', ingress: 'cil_geneve_from_overlay', host: 'cil_geneve_from_host' } as const;
 
 // Indices in `cilia_tc_slots` (bpf/include/cilia/maps.h: attach point * 16 + slot).
 const SLOTS_PER_ATTACH_POINT = 16;
@@ -46,8 +46,9 @@ export interface GeneveEncapsulationOptions {
  * `cil_from_netdev` on the node's device runs before anything else: it takes Geneve to this node
  * apart and hands the inner packet to the destination's to-container pipeline with the VNI as its
  * source identity, and gives everything else back to the base. Each other node gets routes
- * `<pod CIDR> via <its tunnel endpoint> dev <underlay> onlink`, for the node's own traffic to
- * remote pods (which goes unencapsulated: see README).
+ * `<pod CIDR> via <its tunnel endpoint> dev <host device> onlink`: the node's own traffic to
+ * remote pods goes into the host device (a veth, there being no Geneve device), whose egress
+ * program encapsulates it the same way.
  */
 export class GeneveEncapsulation extends RoutedEncapsulation {
   readonly mode = 'geneve';
@@ -57,6 +58,7 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
   #nl?: Promise<NetlinkHandle>;
   #object?: BpfObject;
   #underlay?: Link;
+  #hostDevice?: Link;
   #local?: NodeInfo;
 
   constructor(options: GeneveEncapsulationOptions) {
@@ -74,10 +76,12 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
     const address = local.tunnelEndpoint ?? local.ipv4;
     const nl = await this.#netlink();
     const underlay = await underlayLink(nl, this.#o.config.device, address);
-    const object = this.#load(address);
+    const hostDevice = await this.#ensureHostDevice(nl, underlay.mtu - GENEVE_OVERHEAD);
+    const object = this.#load(address, hostDevice);
     try {
       // Receive first, the forward slot last: by the time pods send into the tunnel, this node
       // takes tunnel packets apart. An atomic swap each, so a re-setup leaves no gap.
+      attachTc(object.program(GENEVE_PROGRAMS.host), { interface: hostDevice.index, direction: 'egress' });
       const slots = object.programArray('cilia_tc_slots');
       slots.set(GENEVE_SLOTS.receive, object.program(GENEVE_PROGRAMS.ingress));
       slots.set(GENEVE_SLOTS.forward, object.program(GENEVE_PROGRAMS.forward));
@@ -89,15 +93,16 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
     this.#object?.close();
     this.#object = object;
     this.#underlay = underlay;
+    this.#hostDevice = hostDevice;
     this.#local = local;
     this.#log.info(
-      { underlay: underlay.name, ifindex: underlay.index, port: this.#o.config.port, tunnelAddress: address ?? 'any node address', podMtu: underlay.mtu - GENEVE_OVERHEAD },
+      { underlay: underlay.name, ifindex: underlay.index, hostDevice: hostDevice.name, port: this.#o.config.port, tunnelAddress: address ?? 'any node address', podMtu: underlay.mtu - GENEVE_OVERHEAD },
       'geneve overlay ready',
     );
   }
 
   protected routesTo(node: NodeInfo): RouteSpec[] {
-    const underlay = this.#requireUnderlay();
+    const device = this.#requireHostDevice();
     const endpoint = node.tunnelEndpoint ?? node.ipv4;
     if (!endpoint) {
       this.#log.warn({ node: node.name }, 'node has no tunnel endpoint or IPv4 address: no routes to its pods');
@@ -106,7 +111,7 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
     const src = this.#local?.tunnelEndpoint ?? this.#local?.ipv4;
     return node.podCidrs
       .filter((cidr) => !cidr.includes(':'))
-      .map((dst) => ({ dst, gateway: endpoint, dev: underlay.index, onlink: true, ...(src ? { src } : {}) }));
+      .map((dst) => ({ dst, gateway: endpoint, dev: device.index, onlink: true, ...(src ? { src } : {}) }));
   }
 
   /** Closes handles; the programs, the slots and the routes stay (forwarding goes on across a restart). */
@@ -146,7 +151,30 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
     }
   }
 
-  #load(address: string | undefined): BpfObject {
+  /**
+   * The host device: one side of a veth pair (the kernel has no Geneve device to route into),
+   * NOARP so routes into it need no neighbour, the overlay's MTU. An existing one is kept: its
+   * program and routes carry traffic across a restart.
+   */
+  async #ensureHostDevice(nl: NetlinkHandle, mtu: number): Promise<Link> {
+    const name = this.#o.config.hostDevice;
+    const peerName = `${name.slice(0, 13)}_p`;
+    let link = await nl.findLink(name);
+    if (link && link.kind !== 'veth') throw new Error(`overlay-geneve.hostDevice: ${name} exists and is a ${link.kind ?? 'physical'} device, not a veth`);
+    link ??= await nl.addVeth({ name, peerName, mtu, noArp: true });
+    await nl.setLink(link.index, { mtu, up: true });
+    // The peer only gives the device its carrier.
+    if (link.peerIndex !== undefined && link.peerNetnsId === undefined) await nl.setLink(link.peerIndex, { mtu, up: true });
+    else await nl.setLinkUp(peerName);
+    // The egress program's FIB lookup is a router's, as if the packet came in on the device;
+    // no IPv6 on the overlay.
+    await nl.setSysctl(`net.ipv4.conf.${name}.forwarding`, 1);
+    await nl.setSysctl(`net.ipv4.conf.${name}.rp_filter`, 0);
+    await nl.setSysctl(`net.ipv6.conf.${name}.disable_ipv6`, 1).catch(() => undefined);
+    return nl.getLink(link.index);
+  }
+
+  #load(address: string | undefined, hostDevice: Link): BpfObject {
     const path = this.#o.objectPath ?? fileURLToPath(GENEVE_OBJECT);
     ensureBpffs(this.#o.pinRoot);
     let object: BpfObject;
@@ -158,6 +186,7 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
     try {
       object.setConstant('GENEVE_PORT', this.#o.config.port);
       if (address) object.setConstant('TUNNEL_IPV4', ipv4HostOrder(address));
+      object.setConstant('HOST_DEVICE_IFINDEX', hostDevice.index);
       object.load();
     } catch (err) {
       object.close();
@@ -166,9 +195,9 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
     return object;
   }
 
-  #requireUnderlay(): Link {
-    if (!this.#underlay) throw new Error('the geneve overlay is not set up yet');
-    return this.#underlay;
+  #requireHostDevice(): Link {
+    if (!this.#hostDevice) throw new Error('the geneve overlay is not set up yet');
+    return this.#hostDevice;
   }
 
   #netlink(): Promise<NetlinkHandle> {

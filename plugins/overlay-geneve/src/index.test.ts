@@ -26,15 +26,16 @@ describe('@cilia/plugin-overlay-geneve', () => {
   });
 
   it('defaults to port 6081 on the "auto" device, and refuses bad values naming the key', () => {
-    expect(section({})).toEqual({ port: 6081, device: 'auto' });
-    expect(section({ 'overlay-geneve': { port: 7000, device: 'eth1' } })).toEqual({ port: 7000, device: 'eth1' });
+    expect(section({})).toEqual({ port: 6081, device: 'auto', hostDevice: 'cilia_geneve' });
+    expect(section({ 'overlay-geneve': { port: 7000, device: 'eth1', hostDevice: 'gnv0' } })).toEqual({ port: 7000, device: 'eth1', hostDevice: 'gnv0' });
+    expect(() => section({ 'overlay-geneve': { hostDevice: 'a/b' } })).toThrow(/overlay-geneve\.hostDevice/);
     expect(() => section({ 'overlay-geneve': { port: 0 } })).toThrow(ConfigError);
     expect(() => section({ 'overlay-geneve': { port: 70000 } })).toThrow(/overlay-geneve\.port/);
     expect(() => section({ 'overlay-geneve': { device: 'a b' } })).toThrow(/overlay-geneve\.device/);
     expect(() => section({ 'overlay-geneve': { vni: 1 } })).toThrow(/overlay-geneve\.vni: unknown key/);
   });
 
-  it('ships its BPF object with the forward slot program and the receive program', () => {
+  it('ships its BPF object with the forward slot program, the receive program and the host device program', () => {
     // The same command as the build-bpf target: writes dist/bpf/overlay-geneve.o.
     execFileSync('node', ['../../tools/bpf-build.mjs', '.'], { cwd: packageDir, stdio: 'pipe' });
     const elf = readFileSync(GENEVE_OBJECT);
@@ -42,6 +43,7 @@ describe('@cilia/plugin-overlay-geneve', () => {
     expect(elf.readUInt16LE(18)).toBe(EM_BPF);
     expect(plugin.bpf?.[0]?.programs).toEqual({ cil_geneve_to_overlay: { attach: 'from-container', slot: 'forward' } });
     expect(elf.includes('cil_geneve_from_overlay')).toBe(true);
+    expect(elf.includes('cil_geneve_from_host')).toBe(true);
   });
 
   it('hands addresses to the programs in host byte order', () => {

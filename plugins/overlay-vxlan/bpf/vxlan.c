@@ -43,10 +43,6 @@
 #define VXLAN_VNI_MASK 0xffffff
 #define VXLAN_OUTER_TTL 64
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-
 /* Set by the plugin when it loads the object (the device exists by then). */
 CILIA_CONST(__u32, VXLAN_IFINDEX, 0);
 /* This node's tunnel endpoint (network order): entries pointing at it are not remote. */
@@ -194,47 +190,24 @@ int cil_from_overlay(struct __sk_buff *skb)
  * the gateway of the route (`<pod CIDR> via <node> dev <vxlan> onlink`), 0 if neither. */
 static __always_inline __be32 route_endpoint(struct __sk_buff *skb, __be32 saddr, __be32 daddr)
 {
-	struct bpf_fib_lookup fib = {
-		.family = AF_INET,
-		.ifindex = skb->ifindex,
-		.ipv4_src = saddr,
-		.ipv4_dst = daddr,
-	};
 	__be32 endpoint = remote_endpoint(daddr);
-	long r;
 
-	if (endpoint)
-		return endpoint;
-	r = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH);
-	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return 0;
-	if (fib.ifindex != VXLAN_IFINDEX || fib.ipv4_dst == daddr)
-		return 0;
-	return fib.ipv4_dst;
+	return endpoint ? endpoint : cilia_tunnel_route_gateway(skb, saddr, daddr, VXLAN_IFINDEX);
 }
 
 SEC("tc")
 int cil_to_overlay(struct __sk_buff *skb)
 {
-	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE, .src_identity = CILIA_IDENTITY_HOST };
+	struct cilia_ctx ctx = { .slot = CILIA_SLOT_NONE };
 	struct bpf_tunnel_key key = {};
-	struct cilia_endpoint_info *src;
 	struct cilia_tuple t;
 	__be32 endpoint;
-	__u8 reason;
 
 	/* Keyed already (by an earlier version's forward slot, or another program). */
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
 		return TC_ACT_OK;
-	/* Only IPv4 crosses the overlay (the device takes no ARP: it is NOARP). */
-	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
+	if (cilia_overlay_from_stack(skb, &ctx, &t) < 0)
 		return TC_ACT_SHOT;
-	src = cilia_endpoint_lookup4(t.saddr);
-	if (src && !(src->flags & CILIA_ENDPOINT_F_HOST)) {
-		ctx.src_identity = src->identity;
-		ctx.endpoint_id = src->endpoint_id;
-	}
-	ctx.dst_identity = cilia_identity4(t.daddr);
 	endpoint = route_endpoint(skb, t.saddr, t.daddr);
 	if (!endpoint)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_NO_TUNNEL_ENDPOINT, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
