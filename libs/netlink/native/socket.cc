@@ -110,6 +110,12 @@ void Transact(int fd, const std::vector<uint8_t>& request, uint32_t seq, Outcome
       out.Fail(errno == EAGAIN ? ETIMEDOUT : errno, "recv(NETLINK_ROUTE)");
       return;
     }
+    // The kernel never sends an empty netlink datagram: an empty read means the descriptor is
+    // no longer this socket (closed and reused). Looping on it would spin forever.
+    if (size == 0) {
+      out.Fail(EBADF, "recv(NETLINK_ROUTE): empty read");
+      return;
+    }
     if (static_cast<size_t>(size) > buffer.size()) buffer.resize(static_cast<size_t>(size));
     ssize_t n = recv(fd, buffer.data(), buffer.size(), 0);
     if (n < 0) {
