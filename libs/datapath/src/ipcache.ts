@@ -49,14 +49,18 @@ export class LocalIpCache implements IpCache {
       if (delta.deleteSource) held.delete(delta.deleteSource);
       else held.clear();
     }
-    for (const e of upserts) stage(e.prefix).set(e.source, e);
+    const upserted = new Set<IpCacheEntry>();
+    for (const e of upserts) {
+      stage(e.prefix).set(e.source, e);
+      upserted.add(e);
+    }
     const shown: IpCacheEntry[] = [];
     const gone: Cidr[] = [];
     for (const [prefix, held] of staged) {
       const top = mostAuthoritative(held);
       if (top) {
         // Rewritten when it changed, or when this batch upserted it (an unchanged upsert still reaches subscribers, as before).
-        if (top !== this.#entries.get(prefix) || upserts.includes(top)) shown.push(top);
+        if (top !== this.#entries.get(prefix) || upserted.has(top)) shown.push(top);
       } else if (this.#entries.has(prefix)) gone.push(prefix);
     }
     this.#writer?.write(shown, gone);
