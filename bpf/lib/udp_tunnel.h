@@ -59,14 +59,21 @@ static __always_inline void cilia_udp_tunnel_headers(struct cilia_udp_tunnel_enc
 						     __be16 sport, __u16 dport, const __u8 *tunnel_hdr,
 						     __u32 inner_l3_len, const struct ethhdr *inner_eth)
 {
-	__u16 udp_len = (__u16)(sizeof(struct udphdr) + CILIA_TUNNEL_HDR_LEN + ETH_HLEN + inner_l3_len);
+	__u32 udp_len = sizeof(struct udphdr) + CILIA_TUNNEL_HDR_LEN + ETH_HLEN + inner_l3_len;
+	__u32 ip_len = sizeof(struct iphdr) + udp_len;
 
+	/* A BIG TCP packet (GSO, over 64 KiB) does not fit the 16-bit length fields: both say 0,
+	 * as the kernel's own BIG TCP does for IPv4 (and for UDP tunnels since 6.19); segmentation
+	 * writes each segment's real lengths, and the receiving node's eBPF decapsulates it before
+	 * anything reads them. */
+	if (ip_len > 0xffff)
+		ip_len = udp_len = 0;
 	struct iphdr ip = {
 		.version = 4,
 		.ihl = 5,
 		.ttl = 64,
 		.protocol = IPPROTO_UDP,
-		.tot_len = bpf_htons(sizeof(struct iphdr) + udp_len),
+		.tot_len = bpf_htons((__u16)ip_len),
 		.saddr = saddr,
 		.daddr = daddr,
 	};
@@ -77,7 +84,7 @@ static __always_inline void cilia_udp_tunnel_headers(struct cilia_udp_tunnel_enc
 	__builtin_memcpy(&h->ip, &ip, sizeof(ip));
 	h->udp.source = sport;
 	h->udp.dest = bpf_htons(dport);
-	h->udp.len = bpf_htons(udp_len);
+	h->udp.len = bpf_htons((__u16)udp_len);
 	/* Checksum 0: allowed for UDP over IPv4, and the inner packet carries its own. */
 	h->udp.check = 0;
 	__builtin_memcpy(h->tunnel, tunnel_hdr, CILIA_TUNNEL_HDR_LEN);
@@ -126,9 +133,8 @@ static __always_inline int cilia_udp_tunnel_redirect(struct __sk_buff *skb, cons
 	long r;
 
 	*reason = CILIA_DROP_ENCAP_FAILED;
-	/* A BIG TCP packet (over 64 KiB) would wrap the outer IPv4 and UDP length fields: no
-	 * tunnel can carry it, and the agent keeps BIG TCP off with an overlay. */
-	if (inner_l3_len > 0xffff - CILIA_UDP_TUNNEL_OVERHEAD)
+	/* Over 64 KiB only as a GSO packet (BIG TCP), which segmentation cuts to the MTU. */
+	if (inner_l3_len > 0xffff - CILIA_UDP_TUNNEL_OVERHEAD && !skb->gso_size)
 		return 0;
 	r = bpf_fib_lookup(skb, &fib, sizeof(fib), local ? 0 : BPF_FIB_LOOKUP_SRC);
 	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)

@@ -21,27 +21,39 @@ const device = (extra: Partial<Link> = {}): Link => ({
   ...extra,
 });
 
+const BIG = { size: BIG_TCP_GSO_SIZE, egressGro: BIG_TCP_GSO_SIZE };
+const LEGACY = { size: LEGACY_GSO_SIZE, egressGro: LEGACY_GSO_SIZE };
+const native = { overhead: 0 };
+const ourOverlay = { overhead: 50, bigTcp: true };
+const otherOverlay = { overhead: 50 };
+
 describe('BIG TCP: the GSO size endpoint veths and the egress device get', () => {
-  it('raises it when asked and possible: native routing, a device that segments 192 KiB', () => {
-    expect(gsoSizeFor(true, device(), 0)).toEqual({ size: BIG_TCP_GSO_SIZE });
-    expect(gsoSizeFor('auto', device({ tsoMaxSize: BIG_TCP_GSO_SIZE }), 0)).toEqual({ size: BIG_TCP_GSO_SIZE });
+  it('raises it when asked and possible: a device that segments 192 KiB, no encapsulation or native routing', () => {
+    expect(gsoSizeFor(true, device())).toEqual(BIG);
+    expect(gsoSizeFor('auto', device({ tsoMaxSize: BIG_TCP_GSO_SIZE }), native)).toEqual(BIG);
+  });
+
+  it('over an overlay that carries it: GSO raised, the egress device’s GRO kept at 64 KiB', () => {
+    expect(gsoSizeFor(true, device(), ourOverlay)).toEqual({ size: BIG_TCP_GSO_SIZE, egressGro: LEGACY_GSO_SIZE });
+    expect(gsoSizeFor('auto', device(), ourOverlay)).toEqual({ size: BIG_TCP_GSO_SIZE, egressGro: LEGACY_GSO_SIZE });
   });
 
   it('keeps 64 KiB when off, whatever the device can do', () => {
-    expect(gsoSizeFor(false, device(), 0)).toEqual({ size: LEGACY_GSO_SIZE });
-    expect(gsoSizeFor(false, device(), 50)).toEqual({ size: LEGACY_GSO_SIZE });
+    expect(gsoSizeFor(false, device())).toEqual(LEGACY);
+    expect(gsoSizeFor(false, device(), ourOverlay)).toEqual(LEGACY);
   });
 
-  it('under "auto", stays off and says why: overlay, no device, old kernel, small tso_max_size', () => {
-    expect(gsoSizeFor('auto', device(), 50)).toEqual({ size: LEGACY_GSO_SIZE, why: expect.stringMatching(/overlay/) });
-    expect(gsoSizeFor('auto', undefined, 0)).toEqual({ size: LEGACY_GSO_SIZE, why: expect.stringMatching(/no egress device/) });
-    expect(gsoSizeFor('auto', device({ gsoIpv4MaxSize: undefined }), 0)).toEqual({ size: LEGACY_GSO_SIZE, why: expect.stringMatching(/6\.3/) });
-    expect(gsoSizeFor('auto', device({ name: 'vx0', tsoMaxSize: 65_536 }), 0)).toEqual({ size: LEGACY_GSO_SIZE, why: expect.stringMatching(/vx0 segments at most 65536/) });
+  it('under "auto", stays off and says why: an overlay that cannot carry it, no device, old kernel, small tso_max_size', () => {
+    expect(gsoSizeFor('auto', device(), otherOverlay)).toEqual({ ...LEGACY, why: expect.stringMatching(/overlay plugin loaded cannot carry packets over 64 KiB/) });
+    expect(gsoSizeFor('auto', undefined)).toEqual({ ...LEGACY, why: expect.stringMatching(/no egress device/) });
+    expect(gsoSizeFor('auto', undefined, ourOverlay)).toEqual({ ...LEGACY, why: expect.stringMatching(/no egress device/) });
+    expect(gsoSizeFor('auto', device({ gsoIpv4MaxSize: undefined }))).toEqual({ ...LEGACY, why: expect.stringMatching(/6\.3/) });
+    expect(gsoSizeFor('auto', device({ name: 'vx0', tsoMaxSize: 65_536 }), ourOverlay)).toEqual({ ...LEGACY, why: expect.stringMatching(/vx0 segments at most 65536/) });
   });
 
   it('under true, refuses with an error naming datapath.bigTcp and the reason', () => {
-    expect(() => gsoSizeFor(true, device(), 50)).toThrow(/^datapath\.bigTcp: .*overlay/);
-    expect(() => gsoSizeFor(true, device({ tsoMaxSize: 65_536 }), 0)).toThrow(/^datapath\.bigTcp: .*tso_max_size/);
-    expect(() => gsoSizeFor(true, undefined, 0)).toThrow(/^datapath\.bigTcp: .*no egress device/);
+    expect(() => gsoSizeFor(true, device(), otherOverlay)).toThrow(/^datapath\.bigTcp: .*overlay/);
+    expect(() => gsoSizeFor(true, device({ tsoMaxSize: 65_536 }))).toThrow(/^datapath\.bigTcp: .*tso_max_size/);
+    expect(() => gsoSizeFor(true, undefined)).toThrow(/^datapath\.bigTcp: .*no egress device/);
   });
 });

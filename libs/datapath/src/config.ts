@@ -21,7 +21,7 @@ export const datapathConfig = z.strictObject({
     .union([z.boolean(), z.literal('auto')])
     .default(false)
     .describe(
-      'IPv4 BIG TCP: GSO and GRO packets of up to 192 KiB on the egress device and endpoint veths, a third of the per-packet work at high throughput. Needs kernel ≥ 6.3, an egress device that segments them (tso_max_size ≥ 196608) and native routing: an overlay\'s outer UDP and IPv4 length fields cannot carry them. true: required (the agent refuses to start without them); "auto": used where possible; false: off (an egress device left above 64 KiB is set back)',
+      'IPv4 BIG TCP: GSO and GRO packets of up to 192 KiB on the egress device and endpoint veths, a third of the per-packet work at high throughput. Needs kernel ≥ 6.3, an egress device that segments them (tso_max_size ≥ 196608), and native routing or an overlay that carries them (VXLAN and Geneve do: their eBPF writes the outer headers with lengths of 0, as the kernel does for BIG TCP, and strips them on arrival; the egress device\'s GRO then stays at 64 KiB). true: required (the agent refuses to start without them); "auto": used where possible; false: off (an egress device left above 64 KiB is set back)',
     ),
   policy: z
     .strictObject({

@@ -1,5 +1,5 @@
 import type { Link, NetlinkHandle } from '@cilia/netlink';
-import { gsoSizeFor } from './big-tcp.js';
+import { gsoSizeFor, type EncapsulationTraits } from './big-tcp.js';
 import type { DatapathConfig } from './config.js';
 
 /** The node device pod traffic leaves through. */
@@ -19,8 +19,10 @@ export interface NodeInfo {
   readonly egress?: EgressDevice;
   /** MTU of endpoint veths. */
   readonly mtu: number;
-  /** IPv4 GSO/GRO size of endpoint veths and the egress device (above 65536: BIG TCP); default 65536. */
+  /** IPv4 GSO/GRO size of endpoint veths and GSO size of the egress device (above 65536: BIG TCP); default 65536. */
   readonly gsoMaxSize?: number;
+  /** IPv4 GRO size of the egress device (64 KiB with an overlay, see GsoSizes); default 65536. */
+  readonly egressGroMaxSize?: number;
   /** Why BIG TCP, asked for as "auto", is off. */
   readonly bigTcpOff?: string;
   /** Every IPv4 address of the node's own interfaces (reserved:host in the ipcache). */
@@ -32,7 +34,7 @@ export interface NodeInfo {
  * endpoint MTU and GSO size. Reads only: nothing on the node changes here. Throws when
  * `datapath.bigTcp` is required but not possible.
  */
-export async function discoverNode(host: NetlinkHandle, config: DatapathConfig, encapsulationOverhead = 0): Promise<NodeInfo> {
+export async function discoverNode(host: NetlinkHandle, config: DatapathConfig, encapsulation?: EncapsulationTraits): Promise<NodeInfo> {
   let egress: EgressDevice | undefined;
   let ref: string | number | undefined = config.egressDevice === 'auto' ? undefined : config.egressDevice;
   if (ref === undefined) {
@@ -48,7 +50,7 @@ export async function discoverNode(host: NetlinkHandle, config: DatapathConfig, 
   const all = await host.listAddresses({ family: 4 });
   const hostIPv4 = [...new Set(all.map((a) => a.address))];
   // An overlay's headers must fit in the egress device's MTU around a full-size pod packet.
-  const mtu = config.mtu === 'auto' ? (egress?.mtu ?? 1500) - encapsulationOverhead : config.mtu;
-  const gso = gsoSizeFor(config.bigTcp, egress?.link, encapsulationOverhead);
-  return { egress, mtu, hostIPv4, gsoMaxSize: gso.size, ...(gso.why ? { bigTcpOff: gso.why } : {}) };
+  const mtu = config.mtu === 'auto' ? (egress?.mtu ?? 1500) - (encapsulation?.overhead ?? 0) : config.mtu;
+  const gso = gsoSizeFor(config.bigTcp, egress?.link, encapsulation);
+  return { egress, mtu, hostIPv4, gsoMaxSize: gso.size, egressGroMaxSize: gso.egressGro, ...(gso.why ? { bigTcpOff: gso.why } : {}) };
 }

@@ -7,7 +7,7 @@ import { LocalIpCache } from './ipcache.js';
 import { BpfDatapath } from './loader.js';
 import { CoreEndpointManager } from './manager.js';
 import { datapathMetricsCollector } from './metrics.js';
-import { applyGsoSize, LEGACY_GSO_SIZE } from './big-tcp.js';
+import { applyGsoSize, LEGACY_GSO_SIZE, type EncapsulationTraits } from './big-tcp.js';
 import { discoverNode, type NodeInfo } from './node.js';
 import { PolicyRealizer } from './policy/realizer.js';
 import { EndpointStore } from './store.js';
@@ -24,14 +24,14 @@ class Runtime {
   readonly policyDelay = new HistogramRecorder(LATENCY_BUCKETS_SECONDS);
   readonly #config: DatapathConfig;
   readonly #logger: Logger;
-  readonly #encapsulationOverhead: number;
+  readonly #encapsulation?: EncapsulationTraits;
   #host?: Promise<NetlinkHandle>;
   #node?: Promise<NodeInfo>;
 
-  /** `encapsulationOverhead`: bytes an overlay adds; `mtu: auto` leaves them room on the egress device. */
-  constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger, encapsulationOverhead = 0) {
+  /** `encapsulation`: the overlay's overhead (`mtu: auto` leaves it room on the egress device) and whether it carries BIG TCP. */
+  constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger, encapsulation?: EncapsulationTraits) {
     this.#config = config;
-    this.#encapsulationOverhead = encapsulationOverhead;
+    this.#encapsulation = encapsulation;
     this.#logger = logger;
     this.ipcache = new LocalIpCache(logger.child({ component: 'ipcache' }));
     this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, config, ipcache: this.ipcache, logger: logger.child({ component: 'datapath' }) });
@@ -68,9 +68,9 @@ class Runtime {
   node(): Promise<NodeInfo> {
     return (this.#node ??= (async () => {
       const host = await this.host();
-      const node = await discoverNode(host, this.#config, this.#encapsulationOverhead);
+      const node = await discoverNode(host, this.#config, this.#encapsulation);
       const log = this.#logger.child({ component: 'datapath' });
-      if (node.egress?.link) await applyGsoSize(host, node.egress.link, node.gsoMaxSize ?? LEGACY_GSO_SIZE, log);
+      if (node.egress?.link) await applyGsoSize(host, node.egress.link, { size: node.gsoMaxSize ?? LEGACY_GSO_SIZE, egressGro: node.egressGroMaxSize ?? LEGACY_GSO_SIZE }, log);
       if (node.bigTcpOff) log.info({ reason: node.bigTcpOff }, 'BIG TCP (datapath.bigTcp: auto) stays off');
       return node;
     })());
@@ -106,11 +106,11 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
   requires: [Tokens.Ipam],
   // Endpoints carry their labels' identity when an allocator is there; `init` (5) otherwise.
   // With a policy repository, endpoints' policy is written before their programs attach.
-  // Encapsulation: an overlay plugin's overhead lowers the pod MTU.
+  // Encapsulation: an overlay plugin's overhead lowers the pod MTU; BIG TCP needs it to carry them.
   optional: [Tokens.IdentityAllocator, Tokens.PolicyRepository, Tokens.Encapsulation],
   register(bind, { config, agent, logger }) {
     let runtime: Runtime | undefined;
-    const get = (r: Resolver) => (runtime ??= new Runtime(config, agent, r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger, r.getOptional(Tokens.Encapsulation)?.overhead));
+    const get = (r: Resolver) => (runtime ??= new Runtime(config, agent, r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger, r.getOptional(Tokens.Encapsulation)));
     bind(Tokens.EndpointManager).toFactory((r) => get(r).endpoints);
     bind(Tokens.IpCache).toFactory((r) => get(r).ipcache);
     bind(Tokens.Datapath).toFactory((r) => get(r).datapath);

@@ -53,6 +53,8 @@ export interface GeneveEncapsulationOptions {
 export class GeneveEncapsulation extends RoutedEncapsulation {
   readonly mode = 'geneve';
   readonly overhead = GENEVE_OVERHEAD;
+  /** Pod packets leave and arrive through our eBPF (bpf/lib/udp_tunnel.h), which carries BIG TCP's. */
+  readonly bigTcp = true;
   readonly #o: GeneveEncapsulationOptions;
   readonly #log: Logger;
   #nl?: Promise<NetlinkHandle>;

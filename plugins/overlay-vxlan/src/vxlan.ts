@@ -46,6 +46,8 @@ export interface VxlanEncapsulationOptions {
 export class VxlanEncapsulation extends RoutedEncapsulation {
   readonly mode = 'vxlan';
   readonly overhead = VXLAN_OVERHEAD;
+  /** Pod packets leave and arrive through our eBPF (bpf/lib/udp_tunnel.h), which carries BIG TCP's. */
+  readonly bigTcp = true;
   readonly #o: VxlanEncapsulationOptions;
   readonly #log: Logger;
   #nl?: Promise<NetlinkHandle>;

@@ -6,12 +6,30 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { readPcap, type CapturedFrame } from '@cilia/bpf/testing';
 import type { Endpoint, IpCacheEntry } from '@cilia/core';
 import { openNetns } from '@cilia/netlink';
 import { api, REPO } from '../../support/agent.js';
 import { PeerProcess, type ProbeResult } from '../netpol/peer-process.js';
 
 const LAB = join(REPO, 'tools/lab/lab.mjs');
+
+/**
+ * Headers of a VXLAN or Geneve frame (outer IPv4 without options, Geneve without options: both
+ * keep the VNI in bytes 4-6 of their 8), read by offset: tshark refuses BIG TCP's, whose outer
+ * lengths are 0.
+ */
+export function tunnelHeaders(f: CapturedFrame): { outer: string; port: number; lengths: [number, number]; vni: number; inner: string } {
+  const d = f.data;
+  const ip = (at: number) => [...d.subarray(at, at + 4)].join('.');
+  return {
+    outer: `${ip(26)} → ${ip(30)}`,
+    port: d.readUInt16BE(36),
+    lengths: [d.readUInt16BE(16), d.readUInt16BE(38)],
+    vni: d.readUIntBE(46, 3),
+    inner: `${ip(76)} → ${ip(80)}`,
+  };
+}
 const run = promisify(execFile);
 /** The port every pod's peer serves (TCP and UDP). */
 export const PORT = 8000;
@@ -133,12 +151,13 @@ export class RoutingLab {
   }
 
   /**
-   * Runs `fn` while node `k`'s LPM map lacks the /32 of `ip` (as before that entry arrives
-   * through the KvStore), then puts the entry back as it was.
+   * Runs `fn` while node `k`'s LPM map lacks the entry of `prefix` (an address: its /32), as
+   * before that entry arrives through the KvStore, then puts the entry back as it was.
    */
-  async withoutLpmEntry<T>(k: number, ip: string, fn: () => Promise<T>): Promise<T> {
-    // struct cilia_ipcache_key: prefixlen (u32, 32 + 32), family AF_INET, 3 bytes pad, 16 address bytes.
-    const key = ['64', '0', '0', '0', '2', '0', '0', '0', ...ip.split('.'), ...Array<string>(12).fill('0')];
+  async withoutLpmEntry<T>(k: number, prefix: string, fn: () => Promise<T>): Promise<T> {
+    const [ip, len = '32'] = prefix.split('/');
+    // struct cilia_ipcache_key: prefixlen (u32, 32 + prefix length), family AF_INET, 3 bytes pad, 16 address bytes.
+    const key = [String(32 + Number(len)), '0', '0', '0', '2', '0', '0', '0', ...ip!.split('.'), ...Array<string>(12).fill('0')];
     const bpftool = (...args: string[]) => {
       const r = spawnSync('bpftool', ['-j', 'map', ...args], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`bpftool map ${args.join(' ')}: ${r.stderr || r.stdout}`);
@@ -197,8 +216,25 @@ export class RoutingLab {
    * returns tshark's fields of each (decoding UDP `decodePort` as `decodeAs`, e.g. vxlan).
    */
   async capture(filter: string, fields: readonly string[], traffic: () => Promise<void>, decode?: string): Promise<string[][]> {
+    return this.#record(filter, traffic, [], (pcap) => {
+      const args = ['-r', pcap, ...(decode ? ['-d', decode] : []), '-T', 'fields', '-E', 'separator=;', ...fields.flatMap((f) => ['-e', f])];
+      const out = spawnSync('tshark', args, { encoding: 'utf8' });
+      if (out.status !== 0) throw new Error(`tshark -r failed: ${out.stderr}`);
+      return out.stdout.split('\n').filter(Boolean).map((l) => l.split(';'));
+    });
+  }
+
+  /**
+   * The first `snaplen` bytes and the length of each underlay frame matching `filter` while
+   * `traffic` runs: for frames tshark does not decode (BIG TCP's tunnel packets, outer lengths 0).
+   */
+  async captureFrames(filter: string, traffic: () => Promise<void>, snaplen = 128): Promise<CapturedFrame[]> {
+    return this.#record(filter, traffic, ['-F', 'pcap', '-s', String(snaplen)], readPcap);
+  }
+
+  async #record<T>(filter: string, traffic: () => Promise<void>, options: readonly string[], read: (pcap: string) => T): Promise<T> {
     const pcap = `/tmp/cilia-${this.prefix}-${randomBytes(3).toString('hex')}.pcap`;
-    const child = spawn('ip', ['netns', 'exec', this.underlayNetns, 'tshark', '-q', '-i', this.bridge, '-f', filter, '-w', pcap, '-a', 'duration:60'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', this.underlayNetns, 'tshark', '-q', '-i', this.bridge, '-f', filter, ...options, '-w', pcap, '-a', 'duration:60'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const closed = new Promise((r) => child.once('close', r));
@@ -218,10 +254,7 @@ export class RoutingLab {
       await closed;
     }
     try {
-      const args = ['-r', pcap, ...(decode ? ['-d', decode] : []), '-T', 'fields', '-E', 'separator=;', ...fields.flatMap((f) => ['-e', f])];
-      const out = spawnSync('tshark', args, { encoding: 'utf8' });
-      if (out.status !== 0) throw new Error(`tshark -r failed: ${out.stderr}`);
-      return out.stdout.split('\n').filter(Boolean).map((l) => l.split(';'));
+      return read(pcap);
     } finally {
       rmSync(pcap, { force: true });
     }

@@ -24,4 +24,4 @@ export {
 export { compileBpf, loadTestObject, makePinRoot, removePinRoot, workspaceRoot, type LoadedTestObject } from './harness.js';
 export { TC_ACT, XDP_ACT, skbContext } from './verdicts.js';
 export { TestNetwork, type TestLink } from './links.js';
-export { writePcap } from './pcap.js';
+export { readPcap, writePcap, type CapturedFrame } from './pcap.js';

@@ -19,6 +19,13 @@ export interface Encapsulation {
   readonly mode: string;
   /** Bytes the encapsulation adds; pod MTU is the device MTU minus this. */
   readonly overhead: number;
+  /**
+   * Whether pod packets over 64 KiB (BIG TCP's GSO packets) cross it whole. An overlay says yes
+   * when its own eBPF writes the outer headers (lengths 0 where 16 bits cannot hold them, as the
+   * kernel does for BIG TCP) and takes them off at the receiving node before the stack reads
+   * them. Without it, the datapath keeps BIG TCP off while the encapsulation is loaded.
+   */
+  readonly bigTcp?: boolean;
   /** Node-level setup: devices, the forward slot, local routes. */
   setup(local: NodeInfo): Promise<void>;
   /** A node joined or changed: routes or tunnel entries towards it. */
