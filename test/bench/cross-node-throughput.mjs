@@ -12,8 +12,9 @@
 // paces) leaves CPU idle, while cubic saturates the sender's CPU and so shows the datapath's
 // cost per byte; pass one to compare (`cubic`, `bbr`; the default is the machine's own).
 // A mode may carry agent settings after "@" (joined by "&"), as the lab's --set takes them:
-// `native@datapath.bigTcp=false` is native routing without BIG TCP, which its preset turns on
-// where the kernel and devices allow (in the lab they do: its underlay passes any GSO size).
+// `native@datapath.bigTcp=false` is a mode without BIG TCP, which every routing preset turns on
+// where the kernel and devices allow (in the lab they do: its underlay passes any GSO size);
+// the default list runs each mode with and without it.
 // Needs root, iperf3, etcd and a build. A mode whose plugin is not built is reported and skipped.
 // The application's write size matters too: iperf3 writes 128 KiB at a time by default, and
 // what is left of each write past whole 64 KiB GSO packets goes out as packets of its own —
@@ -32,7 +33,7 @@ const LAB = fileURLToPath(new URL('../../tools/lab/lab.mjs', import.meta.url));
 
 const seconds = Number(process.argv[2] ?? 5);
 const rounds = Number(process.argv[3] ?? 5);
-const modes = (process.argv[4] ?? 'native,native@datapath.bigTcp=false,vxlan,geneve').split(',');
+const modes = (process.argv[4] ?? 'native,native@datapath.bigTcp=false,vxlan,vxlan@datapath.bigTcp=false,geneve,geneve@datapath.bigTcp=false').split(',');
 const congestion = process.argv[5] ?? readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim();
 const writeLength = process.argv[6];
 const TARGET = { native: 0.9, vxlan: 0.85, geneve: 0.85 };

@@ -263,7 +263,7 @@ describe.each(['vxlan', 'geneve', 'native'] as const)('lab routing %s, 3 nodes',
   }, 90_000);
 
   if (routing === 'native') {
-    it('turned off (datapath.bigTcp: false), sets the egress device back to 64 KiB at restart; traffic flows on', async () => {
+    it('turned off (datapath.bigTcp: false), sets the egress device and the adopted pod’s veth back to 64 KiB at restart; traffic flows on', async () => {
       const file = lab.agentConfig(1);
       const config = JSON.parse(readFileSync(file, 'utf8')) as { datapath: Record<string, unknown> };
       writeFileSync(file, JSON.stringify({ ...config, datapath: { ...config.datapath, bigTcp: false } }));
@@ -272,7 +272,9 @@ describe.each(['vxlan', 'geneve', 'native'] as const)('lab routing %s, 3 nodes',
         const up = await lab.lab('node-up', '--node', '1');
         expect(up.code, up.stdout + up.stderr).toBe(0);
         expect(await lab.gsoSizes(lab.node(1), 'eth0')).toEqual({ gso: 65_536, gro: 65_536 });
-        // The adopted pod keeps its veth; its larger packets are segmented on the egress device.
+        // The adopted pod's veth follows, both sides.
+        expect(await lab.gsoSizes(lab.node(1), frontend.endpoint.hostInterface)).toEqual({ gso: 65_536, gro: 65_536 });
+        expect(await lab.gsoSizes(frontend.endpoint.netns, 'eth0')).toEqual({ gso: 65_536, gro: 65_536 });
         await expect.poll(() => lab.probe(frontend, backend, 'TCP'), { timeout: 20_000 }).toBe('ok');
         expect(await lab.bulk(frontend, backend, 8 * 1024 * 1024)).toBe(8 * 1024 * 1024);
       } finally {

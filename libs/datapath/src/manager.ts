@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import type { Endpoint, EndpointCreateRequest, EndpointManager, IdentityAllocator, Ipam, IpamLease, Labels, Logger, Unsubscribe } from '@cilia/core';
 import type { NetlinkHandle } from '@cilia/netlink';
+import { LEGACY_GSO_SIZE } from './big-tcp.js';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
 import type { EndpointPolicy, PolicyTarget } from './policy/realizer.js';
 import type { LocalIpCache } from './ipcache.js';
 import { agentNetnsName, attachmentKey, hostInterfaceName, leaseOwner, leaseOwnerId } from './naming.js';
 import type { NodeInfo } from './node.js';
-import { createEndpointNetns, deleteEndpointNetns, plumbEndpoint, unplumbEndpoint } from './plumbing.js';
+import { createEndpointNetns, deleteEndpointNetns, plumbEndpoint, resizeEndpointGso, unplumbEndpoint } from './plumbing.js';
 import type { EndpointRecord, EndpointStore } from './store.js';
 import { EndpointRequestError, validateCreateRequest, validateLabels } from './validate.js';
 
@@ -105,6 +106,7 @@ export class CoreEndpointManager implements EndpointManager {
       this.#log.warn({ problem: p.message }, 'unreadable endpoint state file ignored');
     }
     if (records.length > 0) await this.#ensureNode();
+    const gsoSize = records.length > 0 ? ((await this.#deps.node()).gsoMaxSize ?? LEGACY_GSO_SIZE) : LEGACY_GSO_SIZE;
     const host = await this.#deps.host();
     let storeAway = false;
     for (const record of records) {
@@ -117,6 +119,11 @@ export class CoreEndpointManager implements EndpointManager {
           continue;
         }
         await this.#ensureLease(ep.ipv4, ep.id);
+        // BIG TCP turned on or off since the veth was made (a kernel without the attribute reports none).
+        if (hostLink.gsoIpv4MaxSize !== undefined && hostLink.gsoIpv4MaxSize !== gsoSize) {
+          await resizeEndpointGso(host, { hostIfindex: hostLink.index, netns: ep.netns, interfaceName: ep.interfaceName }, gsoSize);
+          this.#log.info({ endpoint: ep.id, from: hostLink.gsoIpv4MaxSize, to: gsoSize }, 'endpoint veth GSO/GRO size follows datapath.bigTcp');
+        }
         // Re-acquired, not re-minted: the allocator finds the label set's existing id.
         let identity = storeAway ? PLACEHOLDER_IDENTITY : await this.#allocateIdentity(ep);
         if (identity === PLACEHOLDER_IDENTITY && ep.identity !== PLACEHOLDER_IDENTITY && this.#deps.identity) {

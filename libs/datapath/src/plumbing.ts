@@ -64,6 +64,23 @@ export async function plumbEndpoint(host: NetlinkHandle, spec: PlumbingSpec): Pr
 }
 
 /**
+ * Gives an existing endpoint's veth, both sides, the IPv4 GSO/GRO size `size`: an endpoint
+ * adopted at restart follows a changed `datapath.bigTcp` without being recreated. Connections
+ * open meanwhile keep the size they started with; where that is now too large for the egress
+ * device, the kernel segments their packets there.
+ */
+export async function resizeEndpointGso(host: NetlinkHandle, link: { hostIfindex: number; netns: string; interfaceName: string }, size: number): Promise<void> {
+  const sizes = { gsoIpv4MaxSize: size, groIpv4MaxSize: size };
+  await host.setLink(link.hostIfindex, sizes);
+  const pod = await openNetns(link.netns);
+  try {
+    await pod.setLink((await pod.getLink(link.interfaceName)).index, sizes);
+  } finally {
+    await pod.close();
+  }
+}
+
+/**
  * Removes an endpoint's links (deleting the host side takes the pod side and the /32 route
  * with it). A link already gone is not an error.
  */
