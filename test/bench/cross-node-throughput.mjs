@@ -20,6 +20,8 @@
 // what is left of each write past whole 64 KiB GSO packets goes out as packets of its own —
 // 2456 bytes at an overlay's MSS of 1398, which Nagle splits into two, against one 752-byte
 // packet at 1448: about a fifth more packets per byte for the overlays, whatever the datapath.
+// With BIG TCP (192 KiB GSO packets, the presets' default where possible) a whole write fits
+// one packet in every mode, and that difference goes.
 // Argument 6 sets iperf3's write length (`1M`) for a run that measures the datapath rather
 // than that arithmetic.
 // usage: node test/bench/cross-node-throughput.mjs [seconds per run] [rounds] [modes, comma-separated] [congestion control] [write length]
