@@ -52,6 +52,18 @@ describe('BpfObject', () => {
     expect(hits.lookup(0)).toBe(0);
   });
 
+  it('opens and loads in one step (openAndLoad), naming the package to build when the file is missing', () => {
+    const obj = BpfObject.openAndLoad(compileBpf('counter'), { pinRoot: tempPinRoot(), constants: { version: 3, udp_port: 4242 } });
+    try {
+      obj.program('cls_count').testRun({ data: udpTo(4242) });
+      expect(obj.map('version_hits', { key: u32, value: u64n }).lookup(3)).toBe(1);
+    } finally {
+      obj.close();
+    }
+    expect(() => BpfObject.openAndLoad('/nonexistent/x.o', { builtBy: '@cilia/plugin-x' })).toThrow(/^cannot open \/nonexistent\/x\.o \(is @cilia\/plugin-x built\?\): BPF object \/nonexistent\/x\.o does not exist/);
+    expect(() => BpfObject.openAndLoad(compileBpf('counter'), { pinRoot: tempPinRoot(), constants: { nope: 1 } })).toThrow(/no global named 'nope'/);
+  });
+
   it('refuses unknown constants and values that do not fit, naming them', () => {
     const obj = open('counter');
     expect(() => obj.setConstant('nope', 1)).toThrow(/no global named 'nope' \(globals: version, udp_port\)/);

@@ -106,6 +106,27 @@ export class BpfObject {
     return obj;
   }
 
+  /**
+   * Opens and loads `path` in one step, closing it again if either fails. `builtBy` names the
+   * package whose build makes the object: a missing or unreadable file then says which to build.
+   */
+  static openAndLoad(path: string | URL, options: OpenOptions & { readonly builtBy?: string } = {}): BpfObject {
+    let obj: BpfObject;
+    try {
+      obj = BpfObject.open(path, options);
+    } catch (err) {
+      if (!options.builtBy) throw err;
+      throw new Error(`cannot open ${toPath(path)} (is ${options.builtBy} built?): ${(err as Error).message}`);
+    }
+    try {
+      obj.load();
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+    return obj;
+  }
+
   /** @internal */
   assertOpen(): NativeObject {
     if (!this.handle) throw new Error(`BPF object ${this.path} is closed`);

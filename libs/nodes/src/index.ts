@@ -7,6 +7,7 @@ export { KvIpCacheSync, type KvIpCacheSyncOptions } from './ipcache-sync.js';
 export { RemotePodCidrs, type RemotePodCidrsOptions } from './pod-cidrs.js';
 export { EncapsulationDriver, type EncapsulationDriverOptions } from './encapsulation.js';
 export { NodeRouteTable, NODE_ROUTE_PROTOCOL, RoutedEncapsulation, type NodeRouteTableOptions } from './routes.js';
+export { findUnderlay, tunnelRoutes } from './tunnel.js';
 export type { RegisteredNode } from './codec.js';
 export type { NodeListItem } from './api.js';
 export { nodesPlugin, nodesConfig, type NodesConfig } from './plugin.js';

@@ -12,6 +12,7 @@ import { checksum, compileBpf, packet, skbContext, TC_ACT, type TestLink, TestNe
 import { datapathMaps as m } from '@cilia/datapath';
 import { loadDatapath, type Datapath } from '@cilia/datapath/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ipv4HostOrder } from './address.js';
 import { geneveFrame } from './testing/geneve-frames.js';
 
 const net = new TestNetwork();
@@ -41,7 +42,6 @@ const ID_A = 5001;
 const ID_B = 5002;
 const ID_REMOTE = 6002;
 
-const ipv4HostOrder = (ip: string): number => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
 
 let maps: {
   endpoints: ReturnType<typeof endpointsMap>;

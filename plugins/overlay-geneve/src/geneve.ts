@@ -2,9 +2,9 @@ import { fileURLToPath } from 'node:url';
 import { AttachPointIndex, attachTc, BpfObject, detachTc, ensureBpffs, queryTc, SlotIndex, type ProgramArray } from '@cilia/bpf';
 import type { Logger, NodeInfo } from '@cilia/core';
 import { openNetlink, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
-import { RoutedEncapsulation } from '@cilia/nodes';
+import { findUnderlay, RoutedEncapsulation, tunnelRoutes } from '@cilia/nodes';
 import type { GeneveConfig } from './config.js';
-import { ipv4HostOrder, underlayLink } from './underlay.js';
+import { ipv4HostOrder } from './address.js';
 
 /** Outer Ethernet (14) + IPv4 (20) + UDP (8) + Geneve (8) headers; the inner frame's Ethernet
  * header takes the place of the outer one's. */
@@ -77,7 +77,8 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
   async setup(local: NodeInfo): Promise<void> {
     const address = local.tunnelEndpoint ?? local.ipv4;
     const nl = await this.#netlink();
-    const underlay = await underlayLink(nl, this.#o.config.device, address);
+    const underlay = await findUnderlay(nl, { address, device: this.#o.config.device, field: 'overlay-geneve.device' });
+    if (!underlay) throw new Error(`overlay-geneve.device: "auto" found no device${address ? ` holding ${address}` : ''} and no default route; name one`);
     const hostDevice = await this.#ensureHostDevice(nl, underlay.mtu - GENEVE_OVERHEAD);
     const object = this.#load(address, hostDevice);
     try {
@@ -104,16 +105,7 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
   }
 
   protected routesTo(node: NodeInfo): RouteSpec[] {
-    const device = this.#requireHostDevice();
-    const endpoint = node.tunnelEndpoint ?? node.ipv4;
-    if (!endpoint) {
-      this.#log.warn({ node: node.name }, 'node has no tunnel endpoint or IPv4 address: no routes to its pods');
-      return [];
-    }
-    const src = this.#local?.tunnelEndpoint ?? this.#local?.ipv4;
-    return node.podCidrs
-      .filter((cidr) => !cidr.includes(':'))
-      .map((dst) => ({ dst, gateway: endpoint, dev: device.index, onlink: true, ...(src ? { src } : {}) }));
+    return tunnelRoutes(node, this.#requireHostDevice().index, this.#local?.tunnelEndpoint ?? this.#local?.ipv4, this.#log);
   }
 
   /** Closes handles; the programs, the slots and the routes stay (forwarding goes on across a restart). */
@@ -177,24 +169,9 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
   }
 
   #load(address: string | undefined, hostDevice: Link): BpfObject {
-    const path = this.#o.objectPath ?? fileURLToPath(GENEVE_OBJECT);
     ensureBpffs(this.#o.pinRoot);
-    let object: BpfObject;
-    try {
-      object = BpfObject.open(path, { pinRoot: this.#o.pinRoot });
-    } catch (err) {
-      throw new Error(`cannot open ${path} (is @cilia/plugin-overlay-geneve built?): ${(err as Error).message}`);
-    }
-    try {
-      object.setConstant('GENEVE_PORT', this.#o.config.port);
-      if (address) object.setConstant('TUNNEL_IPV4', ipv4HostOrder(address));
-      object.setConstant('HOST_DEVICE_IFINDEX', hostDevice.index);
-      object.load();
-    } catch (err) {
-      object.close();
-      throw err;
-    }
-    return object;
+    const constants = { GENEVE_PORT: this.#o.config.port, HOST_DEVICE_IFINDEX: hostDevice.index, ...(address ? { TUNNEL_IPV4: ipv4HostOrder(address) } : {}) };
+    return BpfObject.openAndLoad(this.#o.objectPath ?? fileURLToPath(GENEVE_OBJECT), { pinRoot: this.#o.pinRoot, constants, builtBy: '@cilia/plugin-overlay-geneve' });
   }
 
   #requireHostDevice(): Link {

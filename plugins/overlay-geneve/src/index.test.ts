@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { CORE_API_VERSION, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
 import plugin, { GENEVE_OBJECT, GeneveEncapsulation, type GeneveConfig } from './index.js';
-import { ipv4HostOrder } from './underlay.js';
+import { ipv4HostOrder } from './address.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const EM_BPF = 247;

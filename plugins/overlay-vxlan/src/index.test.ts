@@ -5,7 +5,7 @@ import { BpfObject, ensureBpffs } from '@cilia/bpf';
 import { CORE_API_VERSION, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
 import plugin, { VXLAN_OBJECT, vxlanDeviceMac, type VxlanConfig } from './index.js';
-import { ipv4NetworkOrderU32 } from './underlay.js';
+import { ipv4NetworkOrderU32 } from './address.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const EM_BPF = 247;

@@ -3,7 +3,7 @@
 import type { BpfObject } from '@cilia/bpf';
 import { compileBpf } from '@cilia/bpf/testing';
 import type { Datapath } from '@cilia/datapath/testing';
-import { ipv4NetworkOrderU32 } from './underlay.js';
+import { ipv4NetworkOrderU32 } from './address.js';
 
 export function loadVxlanObject(dp: Datapath, localNode: string, port: number): BpfObject {
   return dp.load(compileBpf('vxlan', { srcDir: new URL('../bpf/', import.meta.url) }), {

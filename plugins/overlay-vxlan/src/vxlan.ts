@@ -3,9 +3,9 @@ import { attachTc, BpfObject, ensureBpffs } from '@cilia/bpf';
 import type { Logger, NodeInfo } from '@cilia/core';
 import { datapathMaps } from '@cilia/datapath';
 import { openNetlink, setSysctl, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
-import { RoutedEncapsulation } from '@cilia/nodes';
+import { findUnderlay, RoutedEncapsulation, tunnelRoutes } from '@cilia/nodes';
 import type { VxlanConfig } from './config.js';
-import { ipv4NetworkOrderU32, underlayLink } from './underlay.js';
+import { ipv4NetworkOrderU32 } from './address.js';
 
 /** Outer Ethernet (14) + IPv4 (20) + UDP (8) + VXLAN (8) headers. */
 export const VXLAN_OVERHEAD = 50;
@@ -68,7 +68,7 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
 
   async setup(local: NodeInfo): Promise<void> {
     const nl = await this.#netlink();
-    const underlay = await underlayLink(nl, local.ipv4);
+    const underlay = await findUnderlay(nl, { address: local.ipv4, field: 'overlay-vxlan' });
     const mtu = (underlay?.mtu ?? 1500) - VXLAN_OVERHEAD;
     const self = local.tunnelEndpoint ?? local.ipv4;
     const device = await this.#ensureDevice(nl, mtu, self ? vxlanDeviceMac(self) : undefined);
@@ -95,16 +95,7 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
   }
 
   protected routesTo(node: NodeInfo): RouteSpec[] {
-    const device = this.#requireDevice();
-    const endpoint = node.tunnelEndpoint ?? node.ipv4;
-    if (!endpoint) {
-      this.#log.warn({ node: node.name }, 'node has no tunnel endpoint or IPv4 address: no routes to its pods');
-      return [];
-    }
-    const src = this.#local?.ipv4;
-    return node.podCidrs
-      .filter((cidr) => !cidr.includes(':'))
-      .map((dst) => ({ dst, gateway: endpoint, dev: device.index, onlink: true, ...(src ? { src } : {}) }));
+    return tunnelRoutes(node, this.#requireDevice().index, this.#local?.ipv4, this.#log);
   }
 
   /** Closes handles; the device, its programs, the slot and the routes stay (forwarding goes on). */
@@ -133,25 +124,10 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
   }
 
   #load(device: Link, local: NodeInfo): BpfObject {
-    const path = fileURLToPath(VXLAN_OBJECT);
     ensureBpffs(this.#o.pinRoot);
-    let object: BpfObject;
-    try {
-      object = BpfObject.open(path, { pinRoot: this.#o.pinRoot });
-    } catch (err) {
-      throw new Error(`cannot open ${path} (is @cilia/plugin-overlay-vxlan built?): ${(err as Error).message}`);
-    }
-    try {
-      object.setConstant('VXLAN_IFINDEX', device.index);
-      const self = local.tunnelEndpoint ?? local.ipv4;
-      if (self) object.setConstant('LOCAL_TUNNEL_ENDPOINT', ipv4NetworkOrderU32(self));
-      object.setConstant('VXLAN_PORT', this.#o.config.port);
-      object.load();
-    } catch (err) {
-      object.close();
-      throw err;
-    }
-    return object;
+    const self = local.tunnelEndpoint ?? local.ipv4;
+    const constants = { VXLAN_IFINDEX: device.index, VXLAN_PORT: this.#o.config.port, ...(self ? { LOCAL_TUNNEL_ENDPOINT: ipv4NetworkOrderU32(self) } : {}) };
+    return BpfObject.openAndLoad(fileURLToPath(VXLAN_OBJECT), { pinRoot: this.#o.pinRoot, constants, builtBy: '@cilia/plugin-overlay-vxlan' });
   }
 
   #requireDevice(): Link {
