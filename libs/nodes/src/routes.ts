@@ -30,7 +30,7 @@ export class NodeRouteTable {
 
   /** Makes `routes` the routes of `node`. */
   async set(node: string, routes: readonly RouteSpec[]): Promise<void> {
-    const nl = await this.#nl();
+    const nl = await this.netlink();
     const wanted = routes.map((r) => ({ ...r, protocol: NODE_ROUTE_PROTOCOL }));
     for (const route of wanted) await nl.replaceRoute(route);
     const keep = new Set(wanted.map((r) => r.dst));
@@ -43,7 +43,7 @@ export class NodeRouteTable {
   async remove(node: string): Promise<void> {
     const routes = this.#routes.get(node);
     if (!routes) return;
-    const nl = await this.#nl();
+    const nl = await this.netlink();
     for (const route of routes) await this.#delete(nl, route);
     this.#routes.delete(node);
     this.#log.debug({ node, routes: routes.map(describe) }, 'node routes removed');
@@ -54,7 +54,7 @@ export class NodeRouteTable {
    * this table has: left by an earlier run for nodes that are gone. Returns their destinations.
    */
   async pruneUnowned(): Promise<string[]> {
-    const nl = await this.#nl();
+    const nl = await this.netlink();
     const owned = new Set([...this.#routes.values()].flat().map((r) => r.dst));
     const stale = (await nl.listRoutes({ family: 4 })).filter((r) => r.protocol === NODE_ROUTE_PROTOCOL && r.table === 254 && !owned.has(r.dst));
     for (const route of stale) await this.#delete(nl, { dst: route.dst });
@@ -83,7 +83,8 @@ export class NodeRouteTable {
     }
   }
 
-  #nl(): Promise<NetlinkHandle> {
+  /** The handle the routes go through: opened on first use, closed by {@link close}. */
+  netlink(): Promise<NetlinkHandle> {
     return (this.#handle ??= this.#open());
   }
 }
@@ -126,6 +127,11 @@ export abstract class RoutedEncapsulation implements Encapsulation {
   /** The routes set towards `node`. */
   routes(node: string): readonly RouteSpec[] {
     return this.nodeRoutes.routes(node);
+  }
+
+  /** Netlink in the node's namespace (the routes' handle, shared): opened on first use, closed by {@link close}. */
+  protected netlink(): Promise<NetlinkHandle> {
+    return this.nodeRoutes.netlink();
   }
 
   /** Closes the netlink handle; the routes stay (forwarding goes on while the agent is away). */

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { AttachPointIndex, attachTc, BpfObject, detachTc, ensureBpffs, queryTc, SlotIndex, type ProgramArray } from '@cilia/bpf';
 import type { Logger, NodeInfo } from '@cilia/core';
-import { openNetlink, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
+import type { Link, NetlinkHandle, RouteSpec } from '@cilia/netlink';
 import { findUnderlay, RoutedEncapsulation, tunnelRoutes } from '@cilia/nodes';
 import type { GeneveConfig } from './config.js';
 import { ipv4HostOrder } from './address.js';
@@ -57,14 +57,13 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
   readonly bigTcp = true;
   readonly #o: GeneveEncapsulationOptions;
   readonly #log: Logger;
-  #nl?: Promise<NetlinkHandle>;
   #object?: BpfObject;
   #underlay?: Link;
   #hostDevice?: Link;
   #local?: NodeInfo;
 
   constructor(options: GeneveEncapsulationOptions) {
-    super({ logger: options.logger, netlink: () => this.#netlink() });
+    super({ logger: options.logger, ...(options.netlink ? { netlink: options.netlink } : {}) });
     this.#o = options;
     this.#log = options.logger;
   }
@@ -76,7 +75,7 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
 
   async setup(local: NodeInfo): Promise<void> {
     const address = local.tunnelEndpoint ?? local.ipv4;
-    const nl = await this.#netlink();
+    const nl = await this.netlink();
     const underlay = await findUnderlay(nl, { address, device: this.#o.config.device, field: 'overlay-geneve.device' });
     if (!underlay) throw new Error(`overlay-geneve.device: "auto" found no device${address ? ` holding ${address}` : ''} and no default route; name one`);
     const hostDevice = await this.#ensureHostDevice(nl, underlay.mtu - GENEVE_OVERHEAD);
@@ -113,9 +112,6 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
     this.#object?.close();
     this.#object = undefined;
     await super.close();
-    const nl = this.#nl;
-    this.#nl = undefined;
-    await (await nl?.catch(() => undefined))?.close();
   }
 
   /** Takes the overlay out: the forward slot and the receive program, where still ours. Routes stay with their nodes. */
@@ -177,9 +173,5 @@ export class GeneveEncapsulation extends RoutedEncapsulation {
   #requireHostDevice(): Link {
     if (!this.#hostDevice) throw new Error('the geneve overlay is not set up yet');
     return this.#hostDevice;
-  }
-
-  #netlink(): Promise<NetlinkHandle> {
-    return (this.#nl ??= (this.#o.netlink ?? openNetlink)());
   }
 }

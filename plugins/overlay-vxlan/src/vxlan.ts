@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { attachTc, BpfObject, ensureBpffs } from '@cilia/bpf';
 import type { Logger, NodeInfo } from '@cilia/core';
 import { datapathMaps } from '@cilia/datapath';
-import { openNetlink, setSysctl, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
+import { setSysctl, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
 import { findUnderlay, RoutedEncapsulation, tunnelRoutes } from '@cilia/nodes';
 import type { VxlanConfig } from './config.js';
 import { ipv4NetworkOrderU32 } from './address.js';
@@ -50,13 +50,12 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
   readonly bigTcp = true;
   readonly #o: VxlanEncapsulationOptions;
   readonly #log: Logger;
-  #nl?: Promise<NetlinkHandle>;
   #object?: BpfObject;
   #device?: Link;
   #local?: NodeInfo;
 
   constructor(options: VxlanEncapsulationOptions) {
-    super({ logger: options.logger, netlink: () => this.#netlink() });
+    super({ logger: options.logger, ...(options.netlink ? { netlink: options.netlink } : {}) });
     this.#o = options;
     this.#log = options.logger;
   }
@@ -67,7 +66,7 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
   }
 
   async setup(local: NodeInfo): Promise<void> {
-    const nl = await this.#netlink();
+    const nl = await this.netlink();
     const underlay = await findUnderlay(nl, { address: local.ipv4, field: 'overlay-vxlan' });
     const mtu = (underlay?.mtu ?? 1500) - VXLAN_OVERHEAD;
     const self = local.tunnelEndpoint ?? local.ipv4;
@@ -103,9 +102,6 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
     this.#object?.close();
     this.#object = undefined;
     await super.close();
-    const nl = this.#nl;
-    this.#nl = undefined;
-    await (await nl?.catch(() => undefined))?.close();
   }
 
   async #ensureDevice(nl: NetlinkHandle, mtu: number, mac: string | undefined): Promise<Link> {
@@ -133,9 +129,5 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
   #requireDevice(): Link {
     if (!this.#device) throw new Error('the vxlan overlay is not set up yet');
     return this.#device;
-  }
-
-  #netlink(): Promise<NetlinkHandle> {
-    return (this.#nl ??= (this.#o.netlink ?? openNetlink)());
   }
 }
