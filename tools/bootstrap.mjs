@@ -36,8 +36,11 @@ export const DEBIAN_PACKAGES = Object.freeze({
   ],
   /** Set up links, addresses, routes and namespaces in the agent and its tests. */
   runtime: ['iproute2'],
-  /** Tests and benchmarks: the etcd KvStore backend, ping across namespaces, throughput, captures. */
-  test: ['etcd-server', 'iputils-ping', 'iperf3', 'tcpdump', 'tshark'],
+  /**
+   * Tests and benchmarks: the etcd KvStore backend, ping across namespaces, throughput, captures,
+   * certificates for etcd over TLS, device offloads (segmentation) switched off.
+   */
+  test: ['etcd-server', 'iputils-ping', 'iperf3', 'tcpdump', 'tshark', 'openssl', 'ethtool'],
 });
 
 /** Every package of {@link DEBIAN_PACKAGES}, flattened. */

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,6 +16,14 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** TLS on the client port: the server's certificate and key, and (for mutual TLS) the CA clients must present a certificate of. */
+export interface EtcdServerTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Clients must present a certificate this CA signed (`--client-cert-auth`). */
+  readonly clientCaFile?: string;
+}
+
 /** A throwaway etcd (Debian's etcd-server) on loopback with its own data dir and ports. */
 export class EtcdServer {
   readonly dataDir = mkdtempSync(join(tmpdir(), 'cilia-etcd-'));
@@ -25,16 +33,18 @@ export class EtcdServer {
   private constructor(
     readonly clientPort: number,
     readonly peerPort: number,
+    readonly tls?: EtcdServerTls,
   ) {}
 
-  static async start(): Promise<EtcdServer> {
-    const server = new EtcdServer(await freePort(), await freePort());
+  /** Starts etcd; with `tls`, its client endpoint is https. */
+  static async start(options: { tls?: EtcdServerTls } = {}): Promise<EtcdServer> {
+    const server = new EtcdServer(await freePort(), await freePort(), options.tls);
     await server.restart();
     return server;
   }
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`;
   }
 
   get output(): string {
@@ -56,6 +66,8 @@ export class EtcdServer {
         '--initial-cluster', `default=${peer}`,
         '--logger', 'zap',
         '--log-level', 'warn',
+        ...(this.tls ? ['--cert-file', this.tls.certFile, '--key-file', this.tls.keyFile] : []),
+        ...(this.tls?.clientCaFile ? ['--client-cert-auth', '--trusted-ca-file', this.tls.clientCaFile] : []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -65,15 +77,30 @@ export class EtcdServer {
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}:\n${this.#log}`);
-      try {
-        const res = await fetch(`${this.endpoint}/health`);
-        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
-      } catch {
-        // Not listening yet.
-      }
+      if (await this.#healthy()) return;
       if (Date.now() > deadline) throw new Error(`etcd did not become healthy within 20 s:\n${this.#log}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** Whether `/health` answers healthy. Over TLS the server's certificate is not checked here: the client under test does that. */
+  async #healthy(): Promise<boolean> {
+    if (!this.tls) {
+      try {
+        const res = await fetch(`${this.endpoint}/health`);
+        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+      } catch {
+        return false; // not listening yet
+      }
+    }
+    // A TCP connection that stays open: etcd listens (its /health needs a client certificate under mutual TLS).
+    return new Promise((resolve) => {
+      const socket = connect(this.clientPort, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
   }
 
   /** Kills etcd with SIGKILL and waits for it to exit. */
