@@ -24,12 +24,17 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A put, a get and a list through `store`: what the agent needs of it. */
-async function roundTrip(store: EtcdKvStore, key: string): Promise<string | undefined> {
-  await store.put(key, enc('v1'));
-  expect((await store.list(key)).entries.map((e) => e.key)).toEqual([key]);
-  const got = await store.get(key);
-  return got && dec(got.value);
+/** Connects with `config`, then a put, a list and a get of `key`: what the agent needs of etcd. */
+async function roundTrip(config: unknown, key: string): Promise<string | undefined> {
+  const store = await EtcdKvStore.connect(etcdKvStoreConfig.parse(config));
+  try {
+    await store.put(key, enc('v1'));
+    expect((await store.list(key)).entries.map((e) => e.key)).toEqual([key]);
+    const got = await store.get(key);
+    return got && dec(got.value);
+  } finally {
+    await store.close();
+  }
 }
 
 describe('EtcdKvStore over TLS', () => {
@@ -43,12 +48,7 @@ describe('EtcdKvStore over TLS', () => {
 
   it('talks to an https endpoint whose certificate tls.caFile vouches for', async () => {
     expect(etcd.endpoint).toMatch(/^https:/);
-    const store = await EtcdKvStore.connect(etcdKvStoreConfig.parse({ endpoints: [etcd.endpoint], tls: { caFile: pki.caFile } }));
-    try {
-      expect(await roundTrip(store, 'tls/a')).toBe('v1');
-    } finally {
-      await store.close();
-    }
+    expect(await roundTrip({ endpoints: [etcd.endpoint], tls: { caFile: pki.caFile } }, 'tls/a')).toBe('v1');
   });
 
   it('refuses a server another CA signed for, saying it cannot reach etcd', async () => {
@@ -67,12 +67,7 @@ describe('EtcdKvStore over mutual TLS', () => {
   });
 
   it('presents tls.certFile/keyFile and is let in', async () => {
-    const store = await EtcdKvStore.connect(etcdKvStoreConfig.parse({ endpoints: [etcd.endpoint], tls: { caFile: pki.caFile, certFile: pki.clientCertFile, keyFile: pki.clientKeyFile } }));
-    try {
-      expect(await roundTrip(store, 'mtls/a')).toBe('v1');
-    } finally {
-      await store.close();
-    }
+    expect(await roundTrip({ endpoints: [etcd.endpoint], tls: { caFile: pki.caFile, certFile: pki.clientCertFile, keyFile: pki.clientKeyFile } }, 'mtls/a')).toBe('v1');
   });
 
   it('is turned away without a client certificate, or with one another CA signed', async () => {
@@ -104,12 +99,7 @@ describe('EtcdKvStore with etcd authentication', () => {
 
   it('logs in with the password from passwordFile', async () => {
     writeFileSync(join(dir, 'pw'), 's3cret\n');
-    const store = await EtcdKvStore.connect(etcdKvStoreConfig.parse({ endpoints: [etcd.endpoint], auth: { username: 'root', passwordFile: join(dir, 'pw') } }));
-    try {
-      expect(await roundTrip(store, 'auth/a')).toBe('v1');
-    } finally {
-      await store.close();
-    }
+    expect(await roundTrip({ endpoints: [etcd.endpoint], auth: { username: 'root', passwordFile: join(dir, 'pw') } }, 'auth/a')).toBe('v1');
   });
 
   it('is refused with a wrong password, and without credentials', async () => {
