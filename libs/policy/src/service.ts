@@ -92,7 +92,8 @@ export class PolicyService {
     // alone for its errors, so it counts once among the import errors (not also as the batch).
     const valid = documents.filter((doc) => parsePolicyDocument(doc).ok);
     if (valid.length > 0) await this.repository.import(valid);
-    for (const doc of documents.filter((d) => !valid.includes(d))) {
+    const imported = new Set(valid);
+    for (const doc of documents.filter((d) => !imported.has(d))) {
       try {
         await this.repository.import([doc]);
       } catch (single) {
