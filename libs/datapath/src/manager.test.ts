@@ -145,6 +145,39 @@ describe('CoreEndpointManager.start (adoption after a restart)', () => {
     expect(manager.list()).toEqual([]);
     expect(ensured).toBe(false);
   });
+
+  it('adopts an endpoint whose veth cannot be given the GSO size datapath.bigTcp asks for, saying so', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cilia-ep-unit-'));
+    const store = new EndpointStore(dir);
+    store.write(record(1, 'ready'));
+    const ipam = new FakeIpam();
+    ipam.lease('10.0.0.11', 'endpoint:1');
+    const sizesAsked: unknown[] = [];
+    const host = {
+      findLink: async (name: string) => ({ index: 101, name, gsoIpv4MaxSize: 65_536 }),
+      setLink: async (_: number, change: unknown) => {
+        sizesAsked.push(change);
+        throw Object.assign(new Error('Operation not supported'), { code: 'EOPNOTSUPP' });
+      },
+    } as unknown as NetlinkHandle;
+    const warnings: Array<[unknown, string]> = [];
+    const logger: Logger = { ...silent, warn: (o: unknown, msg: string) => void warnings.push([o, msg]), child: () => logger };
+    const datapath = new FakeDatapath();
+    const manager = new CoreEndpointManager({
+      ipam,
+      ipcache: new LocalIpCache(silent),
+      datapath,
+      store,
+      logger,
+      host: async () => host,
+      node: async () => ({ mtu: 1500, hostIPv4: [], gsoMaxSize: 196_608 }),
+    });
+    await manager.start();
+    expect(sizesAsked).toEqual([{ gsoIpv4MaxSize: 196_608, groIpv4MaxSize: 196_608 }]);
+    expect(manager.list().map((e) => e.id)).toEqual([1]);
+    expect(datapath.attached).toEqual([1]);
+    expect(warnings).toContainEqual([expect.objectContaining({ endpoint: 1, from: 65_536, to: 196_608 }), 'cannot change the endpoint veth GSO/GRO size; it keeps the old one']);
+  });
 });
 
 /** A stand-in allocator (logic test only): a fixed id per label set, `away` answers init. */

@@ -119,10 +119,14 @@ export class CoreEndpointManager implements EndpointManager {
           continue;
         }
         await this.#ensureLease(ep.ipv4, ep.id);
-        // BIG TCP turned on or off since the veth was made (a kernel without the attribute reports none).
+        // BIG TCP turned on or off since the veth was made (a kernel without the attribute reports
+        // none). Failing that only costs throughput: the endpoint is adopted all the same.
         if (hostLink.gsoIpv4MaxSize !== undefined && hostLink.gsoIpv4MaxSize !== gsoSize) {
-          await resizeEndpointGso(host, { hostIfindex: hostLink.index, netns: ep.netns, interfaceName: ep.interfaceName }, gsoSize);
-          this.#log.info({ endpoint: ep.id, from: hostLink.gsoIpv4MaxSize, to: gsoSize }, 'endpoint veth GSO/GRO size follows datapath.bigTcp');
+          const change = { endpoint: ep.id, from: hostLink.gsoIpv4MaxSize, to: gsoSize };
+          await resizeEndpointGso(host, { hostIfindex: hostLink.index, netns: ep.netns, interfaceName: ep.interfaceName }, gsoSize).then(
+            () => this.#log.info(change, 'endpoint veth GSO/GRO size follows datapath.bigTcp'),
+            (err: unknown) => this.#log.warn({ ...change, err }, 'cannot change the endpoint veth GSO/GRO size; it keeps the old one'),
+          );
         }
         // Re-acquired, not re-minted: the allocator finds the label set's existing id.
         let identity = storeAway ? PLACEHOLDER_IDENTITY : await this.#allocateIdentity(ep);
