@@ -161,7 +161,7 @@ describe('CoreEndpointManager.start (adoption after a restart)', () => {
       },
     } as unknown as NetlinkHandle;
     const warnings: Array<[unknown, string]> = [];
-    const logger: Logger = { ...silent, warn: (o: unknown, msg: string) => void warnings.push([o, msg]), child: () => logger };
+    const logger: Logger = { ...silent, warn: ((o: unknown, msg: string) => void warnings.push([o, msg])) as Logger['warn'], child: () => logger };
     const datapath = new FakeDatapath();
     const manager = new CoreEndpointManager({
       ipam,
