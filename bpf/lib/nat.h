@@ -61,15 +61,19 @@ static __always_inline int cilia_nat_rewrite4(struct __sk_buff *skb, const struc
 		csum_off = t->l4_off + offsetof(struct cilia_icmphdr, checksum);
 		port_off = t->l4_off + offsetof(struct cilia_icmphdr, id);
 	}
+	/* A later fragment has no L4 header: its datagram's checksum and ports are the first's. */
+	if (t->frag == CILIA_TUPLE_LATER_FRAGMENT)
+		goto address;
 	/* The ICMP checksum covers no pseudo-header: only the identifier changes it. */
 	if (t->proto != IPPROTO_ICMP &&
 	    bpf_l4_csum_replace(skb, csum_off, old_addr, new_addr, l4_flags | BPF_F_PSEUDO_HDR | 4) < 0)
 		return -1;
+address:
 	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_addr, new_addr, 4) < 0)
 		return -1;
 	if (bpf_skb_store_bytes(skb, addr_off, &new_addr, 4, 0) < 0)
 		return -1;
-	if (new_port == old_port)
+	if (new_port == old_port || t->frag == CILIA_TUPLE_LATER_FRAGMENT)
 		return 0;
 	if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port, l4_flags | 2) < 0)
 		return -1;

@@ -7,6 +7,7 @@
 
 #include <cilia/common.h>
 #include <cilia/drop.h>
+#include <fragments.h>
 #include <parse.h>
 
 #define ICMP_ECHO_REPLY 0
@@ -30,15 +31,23 @@ struct cilia_tuple {
 	__u8 icmp_type;
 	__u8 tracked; /* 1 when conntrack and NAT apply (TCP, UDP, ICMP echo) */
 	__u16 l4_off; /* from the start of the frame */
-	__u16 pad;
+	__u8 frag;    /* enum cilia_tuple_frag */
+	__u8 pad;
 };
 
-#define CILIA_IPV4_FRAG_MASK 0x3fff /* MF flag + fragment offset */
+enum cilia_tuple_frag {
+	CILIA_TUPLE_NOT_FRAGMENT = 0,
+	CILIA_TUPLE_FIRST_FRAGMENT = 1, /* L4 header here; its ports kept for the rest */
+	CILIA_TUPLE_LATER_FRAGMENT = 2, /* no L4 header: ports from the first; only addresses may be rewritten */
+};
+
+#define CILIA_IPV4_FRAG_MASK (CILIA_IPV4_MF | CILIA_IPV4_OFFSET_MASK)
 
 static __always_inline int cilia_tuple_parse4(struct __sk_buff *skb, struct cilia_tuple *t, __u8 *reason)
 {
 	struct cilia_cursor cur = cilia_cursor_skb(skb);
 	struct ethhdr *eth = cilia_take(&cur, sizeof(*eth));
+	struct cilia_ipv4_frag_key fk;
 	struct iphdr *ip;
 
 	__builtin_memset(t, 0, sizeof(*t));
@@ -59,8 +68,25 @@ static __always_inline int cilia_tuple_parse4(struct __sk_buff *skb, struct cili
 	t->proto = ip->protocol;
 	t->l4_off = (__u16)((long)cur.pos - (long)skb->data);
 	if (ip->frag_off & bpf_htons(CILIA_IPV4_FRAG_MASK)) {
-		*reason = CILIA_DROP_FRAGMENT;
-		return CILIA_PARSE_DROP;
+		struct cilia_ipv4_frag_l4 *first;
+
+		cilia_frag_key(&fk, ip);
+		if (!cilia_frag_is_later(ip)) {
+			t->frag = CILIA_TUPLE_FIRST_FRAGMENT;
+		} else {
+			/* Only what the parser tracks (TCP, UDP, ICMP echo) is remembered. */
+			first = cilia_frag_recall(&fk);
+			if (!first) {
+				*reason = CILIA_DROP_FRAGMENT;
+				return CILIA_PARSE_DROP;
+			}
+			t->frag = CILIA_TUPLE_LATER_FRAGMENT;
+			t->sport = first->sport;
+			t->dport = first->dport;
+			t->icmp_type = first->icmp_type;
+			t->tracked = 1;
+			return CILIA_PARSE_IPV4;
+		}
 	}
 	if (ip->protocol == IPPROTO_TCP) {
 		struct tcphdr *tcp = cilia_take(&cur, sizeof(*tcp));
@@ -91,6 +117,8 @@ static __always_inline int cilia_tuple_parse4(struct __sk_buff *skb, struct cili
 			t->tracked = 1;
 		}
 	}
+	if (t->frag == CILIA_TUPLE_FIRST_FRAGMENT && t->tracked)
+		cilia_frag_remember(&fk, t->sport, t->dport, t->icmp_type);
 	return CILIA_PARSE_IPV4;
 }
 

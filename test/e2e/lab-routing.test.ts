@@ -82,6 +82,13 @@ describe.each(['vxlan', 'geneve', 'native'] as const)('lab routing %s, 3 nodes',
     expect(new Set(fromHosts.map(([, vni]) => Number(vni)))).toEqual(new Set([1]));
   }, 60_000);
 
+  it('carries UDP datagrams larger than the pod MTU (IPv4 fragments) between pods of different nodes, both ways', async () => {
+    // 4000 bytes: three fragments each way, reassembled by the receiving pod.
+    for (const [from, to] of [[frontend, backend], [backend, other], [other, frontend]] as const) {
+      await expect.poll(() => lab.probe(from, to, 'UDP', 1500, 4000), { timeout: 10_000, message: `${from.name} → ${to.name}` }).toBe('ok');
+    }
+  }, 60_000);
+
   it('pods get the underlay MTU minus the encapsulation overhead', () => {
     const mtu = (p: LabPod) => Number(/mtu (\d+)/.exec(execFileSync('ip', ['-n', p.endpoint.netns.replace('/run/netns/', ''), 'link', 'show', 'eth0'], { encoding: 'utf8' }))?.[1]);
     expect(pods.map(mtu)).toEqual(pods.map(() => (overlay ? 1450 : 1500)));
@@ -167,6 +174,9 @@ describe.each(['vxlan', 'geneve', 'native'] as const)('lab routing %s, 3 nodes',
     expect(lab.ping(other, backend)).toBe(false);
     expect(await lab.probe(frontend, backend, 'TCP')).toBe('ok');
     expect(await lab.probe(frontend, backend, 'UDP')).toBe('ok');
+    // Fragments too: the later ones judged by the first one's port at the backend's node.
+    expect(await lab.probe(frontend, backend, 'UDP', 1500, 4000)).toBe('ok');
+    expect(await lab.probe(other, backend, 'UDP', 1000, 4000)).toBe('timeout');
     expect(lab.ping(frontend, backend)).toBe(true);
     // Nothing selects the others: they still reach each other and the frontend.
     expect(await lab.probe(backend, other, 'TCP')).toBe('ok');

@@ -128,6 +128,27 @@ struct cilia_snat_value {
 	__u16 pad;
 };
 
+/* --- cilia_ipv4_frags: LRU_HASH, a fragmented datagram → its first fragment's ports ------
+ * Only the first fragment of a datagram carries the L4 header; the others are matched to it
+ * by source, destination, IP ID and protocol (what the kernel reassembles by), so conntrack,
+ * policy and NAT see the same ports for every fragment. */
+#define CILIA_IPV4_FRAGS_MAX 8192
+
+struct cilia_ipv4_frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct cilia_ipv4_frag_l4 {
+	__be16 sport;
+	__be16 dport;
+	__u8 icmp_type;
+	__u8 pad[3];
+};
+
 /* --- cilia_metrics: PERCPU_HASH, {reason, direction} → counters ------------------------ */
 #define CILIA_METRICS_MAX 1024
 

@@ -114,9 +114,9 @@ export class RoutingLab {
     return pod;
   }
 
-  /** One TCP or UDP probe from `from` to `to` (a fresh source port each time). */
-  async probe(from: LabPod, to: LabPod, protocol: 'TCP' | 'UDP', timeoutMs = 1500): Promise<ProbeResult> {
-    const [result] = await from.peer.probe([{ host: to.endpoint.ipv4!, port: PORT, protocol }], timeoutMs);
+  /** One TCP or UDP probe from `from` to `to` (a fresh source port each time); `size`: a UDP datagram that large, echoed whole. */
+  async probe(from: LabPod, to: LabPod, protocol: 'TCP' | 'UDP', timeoutMs = 1500, size?: number): Promise<ProbeResult> {
+    const [result] = await from.peer.probe([{ host: to.endpoint.ipv4!, port: PORT, protocol, ...(size ? { size } : {}) }], timeoutMs);
     return result!;
   }
 

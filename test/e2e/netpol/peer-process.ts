@@ -9,6 +9,8 @@ export interface ProbeTarget {
   readonly host: string;
   readonly port: number;
   readonly protocol: Protocol;
+  /** UDP: the datagram's size in bytes (above the MTU: sent as IPv4 fragments). */
+  readonly size?: number;
 }
 
 /** `ok`, `timeout`, or the error code (e.g. `ECONNREFUSED`: nothing listening — a harness fault). */

@@ -1,7 +1,8 @@
 // One process per network namespace of the netpol e2e suite (pod, host or world client).
 // Serves: TCP accept-and-close and UDP echo on every port given as an argument.
-// Probes: reads JSON lines `{"id", "timeoutMs", "targets": [{"host", "port", "protocol"}]}` on
-// stdin, probes every target at once, answers `{"id", "results": ["ok" | "timeout" | <errno>]}`.
+// Probes: reads JSON lines `{"id", "timeoutMs", "targets": [{"host", "port", "protocol", "size"?}]}`
+// on stdin, probes every target at once, answers `{"id", "results": ["ok" | "timeout" | <errno>]}`.
+// A UDP target's `size` makes the datagram that many bytes; only an echo as long counts.
 // Every probe leaves from a source port of its own (a counter, never reused in one run), so a
 // conntrack entry of an earlier, allowed probe can never stand in for a later one.
 import dgram from 'node:dgram';
@@ -55,10 +56,10 @@ function probeTcp(host, port, timeoutMs, attempts = 3) {
 }
 
 // One datagram, one more after half the time if no echo came (a lost first packet is not a denial).
-function probeUdp(host, port, timeoutMs, attempts = 3) {
+function probeUdp(host, port, timeoutMs, size, attempts = 3) {
   return new Promise((resolve) => {
     const socket = dgram.createSocket('udp4');
-    const payload = Buffer.from(`probe ${host}:${port}`);
+    const payload = size ? Buffer.alloc(size, 'p') : Buffer.from(`probe ${host}:${port}`);
     let retry;
     const finish = (result) => {
       clearTimeout(timer);
@@ -67,12 +68,12 @@ function probeUdp(host, port, timeoutMs, attempts = 3) {
       resolve(result);
     };
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
-    socket.on('message', () => finish('ok'));
+    socket.on('message', (msg) => msg.length === payload.length && finish('ok'));
     socket.on('error', (err) => {
       if (err.code === 'EADDRINUSE' && attempts > 1) {
         clearTimeout(timer);
         socket.close();
-        resolve(probeUdp(host, port, timeoutMs, attempts - 1));
+        resolve(probeUdp(host, port, timeoutMs, size, attempts - 1));
       } else finish(err.code ?? err.message);
     });
     socket.bind(takePort(), () => {
@@ -86,7 +87,7 @@ function probeUdp(host, port, timeoutMs, attempts = 3) {
 readline.createInterface({ input: process.stdin }).on('line', async (line) => {
   const { id, timeoutMs, targets } = JSON.parse(line);
   const results = await Promise.all(
-    targets.map((t) => (t.protocol === 'UDP' ? probeUdp(t.host, t.port, timeoutMs) : probeTcp(t.host, t.port, timeoutMs))),
+    targets.map((t) => (t.protocol === 'UDP' ? probeUdp(t.host, t.port, timeoutMs, t.size) : probeTcp(t.host, t.port, timeoutMs))),
   );
   process.stdout.write(`${JSON.stringify({ id, results })}\n`);
 });

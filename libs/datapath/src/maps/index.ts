@@ -5,6 +5,7 @@ export { EndpointKey, EndpointKeyLayout, EndpointInfo, ENDPOINT_F_HOST, type End
 export { IpcacheKey, IpcacheKeyLayout, IpcacheValue, IPCACHE_PREFIX_STATIC, type IpcacheEntry } from './ipcache.js';
 export { CtKey, CtValue, CtState, CtStatus, CT_FLAGS, gcExpired, type CtKeyValue, type CtEntry } from './conntrack.js';
 export { SnatKey, SnatValue, type SnatKeyValue, type SnatEntry } from './nat.js';
+export { Ipv4FragKey, Ipv4FragL4 } from './fragments.js';
 export {
   DropReason,
   DROP_REASON_TEXT,

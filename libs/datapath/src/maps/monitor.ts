@@ -28,7 +28,7 @@ export const DROP_REASON_TEXT: Readonly<Record<number, string>> = {
   1: 'invalid packet',
   2: 'unsupported L3 protocol',
   3: 'invalid source address',
-  4: 'IPv4 fragment',
+  4: 'IPv4 fragment without its first',
   5: 'conntrack entry could not be created',
   6: 'no free masquerade port',
   7: 'packet rewrite failed',

@@ -70,7 +70,7 @@ describe('drops are counted by reason and reported', () => {
     expect(ev.len).toBe(short.length);
   });
 
-  it('a truncated TCP header, an IHL below 5, a fragment, IPv6', () => {
+  it('a truncated TCP header, an IHL below 5, a fragment without its first, IPv6', () => {
     const count = (reason: number): number => metricPackets(maps.metrics, reason, Direction.egress);
     const invalid = count(DropReason.invalidPacket);
     const frag = count(DropReason.fragment);
@@ -79,8 +79,8 @@ describe('drops are counted by reason and reported', () => {
     const tcp = packet().eth().ipv4({ src: a.ip, dst: '8.8.8.8' }).tcp({ sport: 1, dport: 2 }).build();
     expect(run(fromContainer, Buffer.from(tcp.subarray(0, 34 + 10)), a.info.hostIfindex).retval).toBe(TC_ACT.SHOT);
     expect(run(fromContainer, withIhl(tcp, 4), a.info.hostIfindex).retval).toBe(TC_ACT.SHOT);
-    const fragment = Buffer.from(packet().eth().ipv4({ src: a.ip, dst: '8.8.8.8' }).udp({ sport: 1, dport: 2 }).build());
-    fragment.writeUInt16BE(0x2000, 14 + 6); // MF set
+    const fragment = Buffer.from(packet().eth().ipv4({ src: a.ip, dst: '8.8.8.8', id: 7 }).udp({ sport: 1, dport: 2 }).build());
+    fragment.writeUInt16BE(0x0003, 14 + 6); // a later fragment (offset 24 bytes) whose first was never seen
     expect(run(fromContainer, fragment, a.info.hostIfindex).retval).toBe(TC_ACT.SHOT);
     const v6 = packet().eth().ipv6({ src: 'fd00::1', dst: 'fd00::2' }).udp({ sport: 1, dport: 2 }).build();
     expect(run(fromContainer, v6, a.info.hostIfindex).retval).toBe(TC_ACT.SHOT);
