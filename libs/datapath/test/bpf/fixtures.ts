@@ -2,6 +2,7 @@
 // must name an existing device), endpoints in the pinned maps, and readers for the context
 // and counters the programs leave behind.
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { BpfMap, BpfProgram, PerCpuMap, TestRunResult } from '@cilia/bpf';
 import { skbContext } from '@cilia/bpf/testing';
 import {
@@ -26,10 +27,28 @@ import type { Datapath } from './objects.js';
 let linkCounter = 0;
 
 /**
+ * Removes links an earlier test process left behind (named after its pid, which no longer
+ * runs): a worker killed before its afterAll must not leave them for good.
+ */
+function removeOrphanLinks(): void {
+  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }) || '[]') as Array<{ ifname: string }>;
+  for (const { ifname } of links) {
+    const pid = /^cdt(\d+)x\d+$/.exec(ifname)?.[1];
+    if (pid === undefined || existsSync(`/proc/${pid}`)) continue;
+    try {
+      execFileSync('ip', ['link', 'del', ifname], { stdio: 'ignore' });
+    } catch {
+      // Another worker got there first.
+    }
+  }
+}
+
+/**
  * Links in the current netns (veth pairs: this kernel has no dummy driver), removed by
  * `remove()` (call it in a finally/afterAll).
  */
 export function dummyLinks(count: number): { ifindexes: number[]; remove(): void } {
+  removeOrphanLinks();
   const names: string[] = [];
   const remove = (): void => {
     for (const name of names) {
