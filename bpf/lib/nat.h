@@ -40,6 +40,16 @@ static __always_inline __u64 cilia_nat_lifetime(const struct cilia_tuple *t)
 	return t->proto == IPPROTO_ICMP ? CILIA_CT_LIFETIME_ICMP : CILIA_CT_LIFETIME_UDP;
 }
 
+/* Rewrites the source (src = 1) or destination address in the IPv4 header, fixing its checksum. */
+static __always_inline int cilia_nat_rewrite_addr4(struct __sk_buff *skb, int src, __be32 old_addr, __be32 new_addr)
+{
+	__u32 addr_off = ETH_HLEN + (src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
+
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_addr, new_addr, 4) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, addr_off, &new_addr, 4, 0) < 0 ? -1 : 0;
+}
+
 /* Rewrites the source (src = 1) or destination address and port of the packet `t` describes,
  * fixing the IPv4 and L4 checksums. ICMP echo has one identifier for both "ports". */
 static __always_inline int cilia_nat_rewrite4(struct __sk_buff *skb, const struct cilia_tuple *t, int src,
@@ -47,9 +57,11 @@ static __always_inline int cilia_nat_rewrite4(struct __sk_buff *skb, const struc
 {
 	__be32 old_addr = src ? t->saddr : t->daddr;
 	__be16 old_port = src ? t->sport : t->dport;
-	__u32 addr_off = ETH_HLEN + (src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
 	__u32 csum_off, port_off, l4_flags = 0;
 
+	/* A later fragment has no L4 header: its datagram's checksum and ports are the first's. */
+	if (t->frag == CILIA_TUPLE_LATER_FRAGMENT)
+		return cilia_nat_rewrite_addr4(skb, src, old_addr, new_addr);
 	if (t->proto == IPPROTO_TCP) {
 		csum_off = t->l4_off + offsetof(struct tcphdr, check);
 		port_off = t->l4_off + (src ? offsetof(struct tcphdr, source) : offsetof(struct tcphdr, dest));
@@ -61,19 +73,13 @@ static __always_inline int cilia_nat_rewrite4(struct __sk_buff *skb, const struc
 		csum_off = t->l4_off + offsetof(struct cilia_icmphdr, checksum);
 		port_off = t->l4_off + offsetof(struct cilia_icmphdr, id);
 	}
-	/* A later fragment has no L4 header: its datagram's checksum and ports are the first's. */
-	if (t->frag == CILIA_TUPLE_LATER_FRAGMENT)
-		goto address;
 	/* The ICMP checksum covers no pseudo-header: only the identifier changes it. */
 	if (t->proto != IPPROTO_ICMP &&
 	    bpf_l4_csum_replace(skb, csum_off, old_addr, new_addr, l4_flags | BPF_F_PSEUDO_HDR | 4) < 0)
 		return -1;
-address:
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_addr, new_addr, 4) < 0)
+	if (cilia_nat_rewrite_addr4(skb, src, old_addr, new_addr) < 0)
 		return -1;
-	if (bpf_skb_store_bytes(skb, addr_off, &new_addr, 4, 0) < 0)
-		return -1;
-	if (new_port == old_port || t->frag == CILIA_TUPLE_LATER_FRAGMENT)
+	if (new_port == old_port)
 		return 0;
 	if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port, l4_flags | 2) < 0)
 		return -1;
@@ -245,8 +251,7 @@ static __always_inline int cilia_snat_rev_icmp_error4(struct __sk_buff *skb, str
 	    bpf_skb_store_bytes(skb, port_off, &pod_port, 2, 0) < 0)
 		return -CILIA_DROP_REWRITE_FAILED;
 	/* Outer destination: only the IPv4 header checksum covers it. */
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), t->daddr, pod, 4) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &pod, 4, 0) < 0)
+	if (cilia_nat_rewrite_addr4(skb, 0, t->daddr, pod) < 0)
 		return -CILIA_DROP_REWRITE_FAILED;
 	t->daddr = pod;
 	return 1;
