@@ -9,6 +9,9 @@
  *   cilia_overlay_deliver      both, with a trace in between: an overlay's receive tail
  *   cilia_overlay_from_stack   the context of a packet the host stack routed into an overlay
  *                              device (the node's own, or a local pod's the stack forwarded)
+ *   cilia_overlay_remote_endpoint  the tunnel endpoint the ipcache names for a destination
+ *   cilia_overlay_stack_endpoint   where such a stack-routed packet goes: that, else the
+ *                              gateway of the node's route into the device
  *
  * Drops are counted at from-netdev, ingress: the packet arrived on a node device. */
 #ifndef CILIA_LIB_OVERLAY_H
@@ -88,6 +91,48 @@ static __always_inline int cilia_overlay_from_stack(struct __sk_buff *skb, struc
 	}
 	ctx->dst_identity = cilia_identity4(t->daddr);
 	return 0;
+}
+
+/* The gateway of the route the host stack took to `daddr` when that route goes into `device`
+ * (`<pod CIDR> via <node> dev <device> onlink`: the node's routes name the tunnel endpoint), else
+ * 0. For the node's own packets, which reach a tunnel device's egress without a tunnel key. */
+static __always_inline __be32 cilia_overlay_route_gateway(struct __sk_buff *skb, __be32 saddr, __be32 daddr, __u32 device)
+{
+	struct bpf_fib_lookup fib = {
+		.family = 2, /* AF_INET */
+		.ifindex = skb->ifindex,
+		.ipv4_src = saddr,
+		.ipv4_dst = daddr,
+	};
+	long r = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH);
+
+	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	if (fib.ifindex != device || fib.ipv4_dst == daddr)
+		return 0;
+	return fib.ipv4_dst;
+}
+
+/* The tunnel endpoint the ipcache names for `daddr`; 0 when it names none, or this node's own
+ * (`local`, network order; 0 when not known). */
+static __always_inline __be32 cilia_overlay_remote_endpoint(__be32 daddr, __be32 local)
+{
+	struct cilia_ipcache_value *v = cilia_ipcache_lookup4(daddr);
+
+	if (!v || !v->tunnel_endpoint || v->tunnel_endpoint == local)
+		return 0;
+	return v->tunnel_endpoint;
+}
+
+/* The tunnel endpoint of a destination the stack routed into overlay device `device`: the
+ * ipcache's, else the gateway of the route (`<pod CIDR> via <node> dev <device> onlink`), 0 if
+ * neither. */
+static __always_inline __be32 cilia_overlay_stack_endpoint(struct __sk_buff *skb, __be32 saddr, __be32 daddr, __be32 local,
+							   __u32 device)
+{
+	__be32 endpoint = cilia_overlay_remote_endpoint(daddr, local);
+
+	return endpoint ? endpoint : cilia_overlay_route_gateway(skb, saddr, daddr, device);
 }
 
 #endif /* CILIA_LIB_OVERLAY_H */

@@ -91,26 +91,6 @@ static __always_inline void cilia_udp_tunnel_headers(struct cilia_udp_tunnel_enc
 	__builtin_memcpy(&h->inner, inner_eth, sizeof(*inner_eth));
 }
 
-/* The gateway of the route the host stack took to `daddr` when that route goes into `device`
- * (`<pod CIDR> via <node> dev <device> onlink`: the node's routes name the tunnel endpoint), else
- * 0. For the node's own packets, which reach a tunnel device's egress without a tunnel key. */
-static __always_inline __be32 cilia_tunnel_route_gateway(struct __sk_buff *skb, __be32 saddr, __be32 daddr, __u32 device)
-{
-	struct bpf_fib_lookup fib = {
-		.family = 2, /* AF_INET */
-		.ifindex = skb->ifindex,
-		.ipv4_src = saddr,
-		.ipv4_dst = daddr,
-	};
-	long r = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH);
-
-	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return 0;
-	if (fib.ifindex != device || fib.ipv4_dst == daddr)
-		return 0;
-	return fib.ipv4_dst;
-}
-
 /* Encapsulates the pod's IPv4 packet towards `remote` (UDP port `dport`, `tunnel_hdr` after the
  * UDP header) and redirects it to the underlay. `local` is the outer source (network order; 0:
  * the FIB picks one); `inner` the inner Ethernet header (NULL: the pod's frame keeps its own).

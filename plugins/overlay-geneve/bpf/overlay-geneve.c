@@ -113,17 +113,6 @@ next:
 /* The device the node routes other nodes' pod CIDRs into (set at load). */
 CILIA_CONST(__u32, HOST_DEVICE_IFINDEX, 0);
 
-/* The tunnel endpoint of a destination the node routed into the host device: the ipcache's,
- * else the gateway of the route (`<pod CIDR> via <node> dev <host device> onlink`), 0 if neither. */
-static __always_inline __be32 host_route_endpoint(struct __sk_buff *skb, __be32 saddr, __be32 daddr)
-{
-	struct cilia_ipcache_value *v = cilia_ipcache_lookup4(daddr);
-
-	if (v && v->tunnel_endpoint && !(TUNNEL_IPV4 && v->tunnel_endpoint == bpf_htonl(TUNNEL_IPV4)))
-		return v->tunnel_endpoint;
-	return cilia_tunnel_route_gateway(skb, saddr, daddr, HOST_DEVICE_IFINDEX);
-}
-
 /* What the node itself sends to pods of other nodes: the host stack routes it into the host
  * device, and it leaves here encapsulated like a pod's packet, with the node's host identity
  * (or the source endpoint's, for a local pod's packet the stack routed) as VNI, so it crosses
@@ -140,7 +129,7 @@ int cil_geneve_from_host(struct __sk_buff *skb)
 
 	if (cilia_overlay_from_stack(skb, &ctx, &t) < 0)
 		return TC_ACT_SHOT;
-	remote = host_route_endpoint(skb, t.saddr, t.daddr);
+	remote = cilia_overlay_stack_endpoint(skb, t.saddr, t.daddr, bpf_htonl(TUNNEL_IPV4), HOST_DEVICE_IFINDEX);
 	if (!remote)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_NO_TUNNEL_ENDPOINT, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	verdict = geneve_encap_redirect(skb, ctx.src_identity, remote, &ifindex, &reason);

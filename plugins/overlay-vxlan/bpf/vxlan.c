@@ -93,16 +93,6 @@ static __always_inline int set_tunnel_key(struct __sk_buff *skb, __be32 endpoint
 	return bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX);
 }
 
-/* The tunnel endpoint of a remote destination from the ipcache, or 0. */
-static __always_inline __be32 remote_endpoint(__be32 daddr)
-{
-	struct cilia_ipcache_value *v = cilia_ipcache_lookup4(daddr);
-
-	if (!v || !v->tunnel_endpoint || v->tunnel_endpoint == LOCAL_TUNNEL_ENDPOINT)
-		return 0;
-	return v->tunnel_endpoint;
-}
-
 /* ---- from-container forward slot ---------------------------------------------------- */
 
 /* Encapsulates towards `endpoint` and redirects to the underlay. Returns a tc verdict, or 0
@@ -138,7 +128,7 @@ int cil_vxlan_forward(struct __sk_buff *skb)
 		goto next;
 	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
 		goto next;
-	endpoint = remote_endpoint(t.daddr);
+	endpoint = cilia_overlay_remote_endpoint(t.daddr, LOCAL_TUNNEL_ENDPOINT);
 	if (!endpoint)
 		goto next;
 	/* The datapath routes the packet itself, as the host stack would have. */
@@ -186,15 +176,6 @@ int cil_from_overlay(struct __sk_buff *skb)
 
 /* ---- VXLAN device egress -------------------------------------------------------------- */
 
-/* The tunnel endpoint of a destination the stack routed into the device: the ipcache's, else
- * the gateway of the route (`<pod CIDR> via <node> dev <vxlan> onlink`), 0 if neither. */
-static __always_inline __be32 route_endpoint(struct __sk_buff *skb, __be32 saddr, __be32 daddr)
-{
-	__be32 endpoint = remote_endpoint(daddr);
-
-	return endpoint ? endpoint : cilia_tunnel_route_gateway(skb, saddr, daddr, VXLAN_IFINDEX);
-}
-
 SEC("tc")
 int cil_to_overlay(struct __sk_buff *skb)
 {
@@ -208,7 +189,7 @@ int cil_to_overlay(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (cilia_overlay_from_stack(skb, &ctx, &t) < 0)
 		return TC_ACT_SHOT;
-	endpoint = route_endpoint(skb, t.saddr, t.daddr);
+	endpoint = cilia_overlay_stack_endpoint(skb, t.saddr, t.daddr, LOCAL_TUNNEL_ENDPOINT, VXLAN_IFINDEX);
 	if (!endpoint)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_NO_TUNNEL_ENDPOINT, CILIA_AP_TO_NETDEV, CILIA_DIR_EGRESS);
 	/* The stack addressed the frame to this node's own device MAC (NOARP). */
