@@ -48,17 +48,18 @@ describe('cilia-agent lifecycle', () => {
     expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([
       ['@cilia/ipam', 'default', 'started'],
       ['@cilia/kvstore', 'default', 'started'],
+      ['@cilia/datapath-ipcache', 'default', 'started'],
+      ['@cilia/nodes', 'default', 'started'],
       ['@cilia/resources', 'default', 'started'],
       ['@cilia/identity', 'default', 'started'],
       ['@cilia/policy', 'default', 'started'],
       ['@cilia/datapath', 'default', 'started'],
-      ['@cilia/policy-ipcache', 'default', 'started'],
-      ['@cilia/nodes', 'default', 'started'],
+      ['@cilia/nodes-sync', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
       ['fixture-greeter', 'configured', 'started'],
       ['fixture-consumer', 'configured', 'started'],
     ]);
-    expect(status.plugins[10]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
+    expect(status.plugins[11]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
 
     const config = await apiGet<{ sources: string[]; config: Record<string, Record<string, unknown>> }>(agent.socket, '/v1/config');
     expect(config.body.sources[0]).toMatch(/presets\/standalone\.yaml$/);
@@ -122,13 +123,14 @@ describe('cilia-agent lifecycle', () => {
     const status = await agent.status();
     expect(status.plugins.map((p) => [p.name, p.origin, p.state])).toEqual([
       ['@cilia/kvstore', 'default', 'started'],
+      ['@cilia/datapath-ipcache', 'default', 'started'],
       ['@cilia/resources', 'default', 'started'],
       ['@cilia/identity', 'default', 'started'],
       ['@cilia/policy', 'default', 'started'],
       ['fixture-cloud-ipam', 'configured', 'started'],
-      ['@cilia/datapath', 'default', 'started'],
-      ['@cilia/policy-ipcache', 'default', 'started'],
       ['@cilia/nodes', 'default', 'started'],
+      ['@cilia/datapath', 'default', 'started'],
+      ['@cilia/nodes-sync', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
     ]);
     const started = logLines(agent.output()).find((l) => l.event === 'fixture-start');
@@ -205,7 +207,7 @@ describe('cilia-agent refuses bad config with exit code 2, naming the key and re
 describe('cilia-agent refuses a bad plugin set with exit code 2, naming plugins and tokens', () => {
   it.each([
     ['a plugin that does not resolve', ['cilia-plugin-does-not-exist'], ['cilia-plugin-does-not-exist', 'does not resolve']],
-    ['an apiVersion mismatch', [fx('fixture-api-v2')], ['fixture-api-v2', 'apiVersion ^2', '@cilia/core 1.0.0']],
+    ['an apiVersion mismatch', [fx('fixture-api-v2')], ['fixture-api-v2', 'apiVersion ^2', '@cilia/core 1.1.0']],
     ['a required token with no provider', [fx('fixture-needs-missing')], ['fixture-needs-missing', 'requires fixture.Missing', 'no plugin']],
     ['two providers of a single-provider token', [fx('fixture-greeter'), fx('fixture-greeter-2')], ['fixture.Greeter', 'fixture-greeter and fixture-greeter-2']],
     ['a dependency cycle', [fx('fixture-cycle-x'), fx('fixture-cycle-y')], ['dependency cycle', 'fixture-cycle-x needs fixture.Y from fixture-cycle-y', 'fixture-cycle-y needs fixture.X from fixture-cycle-x']],

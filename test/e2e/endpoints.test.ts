@@ -49,8 +49,9 @@ const s=require('net').connect(port,host,()=>{start=last=Date.now();const iv=set
 setTimeout(()=>{clearInterval(iv);console.log(JSON.stringify({maxGap,bytes,err,sinceLast:Date.now()-last}));s.destroy();process.exit(0)},dur)});
 s.on('data',d=>{const n=Date.now();maxGap=Math.max(maxGap,n-last);last=n;bytes+=d.length});s.on('error',e=>{err=e.code||e.message});s.on('close',()=>{err=err||'closed'});`;
 
-// A third-party-style plugin with no imports (tokens match by name): it fills the
-// from-container policy slot with the slot_filler test object's deny program, and empties it.
+// A third-party-style plugin with no imports (tokens match by name): through the Datapath it
+// fills the from-container shaping slot with the slot_filler test object's deny program (which
+// drops with "policy denied" from any slot), and empties it.
 const SLOT_PLUGIN = (objectPath: string) => `const t = (name, multiple = false) => ({ id: Symbol.for(name), name, multiple });
 const DATAPATH = t('cilia.Datapath'), ROUTES = t('cilia.ApiRoutes', true);
 export default Object.freeze({
@@ -58,11 +59,11 @@ export default Object.freeze({
   register(bind) {
     bind(ROUTES).toFactory((r) => [
       { method: 'POST', path: '/v1/test/slot', handler: async () => {
-        await r.get(DATAPATH).installObject({ object: ${JSON.stringify(objectPath)}, programs: { cil_policy_deny: { attach: 'from-container', slot: 'policy' } } });
+        await r.get(DATAPATH).installObjects('slot-tester', [{ spec: { object: ${JSON.stringify(objectPath)}, programs: { cil_policy_deny: { attach: 'from-container', slot: 'shaping' } } }, constants: {} }]);
         return { body: { installed: true } };
       } },
       { method: 'DELETE', path: '/v1/test/slot', handler: async () => {
-        await r.get(DATAPATH).clearSlot('from-container', 'policy');
+        await r.get(DATAPATH).clearSlot('from-container', 'shaping');
         return { body: { cleared: true } };
       } },
     ]);

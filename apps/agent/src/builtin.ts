@@ -1,29 +1,31 @@
 import type { PluginCandidate } from '@cilia/core';
-import { coreDatapathPlugin } from '@cilia/datapath';
+import { coreDatapathPlugin, ipcachePlugin } from '@cilia/datapath';
 import { identityAllocatorPlugin } from '@cilia/identity';
 import { hostScopeIpamPlugin } from '@cilia/ipam';
 import { embeddedKvStorePlugin } from '@cilia/kvstore';
-import { nodesPlugin } from '@cilia/nodes';
-import { policyIpCachePlugin, policyPlugin } from '@cilia/policy';
+import { nodeSyncPlugin, nodesPlugin } from '@cilia/nodes';
+import { policyPlugin } from '@cilia/policy';
 import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
 
 /**
  * The agent's base module: default providers of kernel tokens, each from the library that
  * implements it. A configured plugin may take one over by listing its token in `replaces`.
- * More defaults (identity allocator, embedded KvStore, …) join as their libraries land.
+ * Start order follows the tokens each needs; the listed order only breaks ties. What the order
+ * comes to: the ipcache before policy (its CIDR identities) and the node registry (this node's
+ * addresses, for an overlay's constants); policy and the encapsulation before the datapath
+ * (endpoints adopted with their full policy and the overlay's MTU); the node sync after it (the
+ * ipcache entries it publishes for this node are complete from the first).
  */
 export function defaultPlugins(): PluginCandidate[] {
   return [
     hostScopeIpamPlugin,
     embeddedKvStorePlugin,
     identityAllocatorPlugin,
-    // Before the datapath in start order (the datapath takes the repository as optional), so
-    // endpoints are adopted with their full policy; right after it, the link hands policy the
-    // datapath's ipcache for the CIDR identities.
+    ipcachePlugin,
     policyPlugin,
-    coreDatapathPlugin,
-    policyIpCachePlugin,
     nodesPlugin,
+    coreDatapathPlugin,
+    nodeSyncPlugin,
     manifestsPlugin,
     podEndpointsPlugin,
   ].map((definition) => ({

@@ -4,7 +4,7 @@
  */
 export { BpfError } from './errors.js';
 export { BpfObject, BpfProgram, DEFAULT_PIN_ROOT, type ConstantValue, type OpenOptions } from './object.js';
-export { BpfMap, PerCpuMap, MAP_TYPES, type MapInfo, type MapSpec, type UpdateFlag } from './map.js';
+export { BpfMap, PerCpuMap, MAP_TYPES, isPerCpuType, type MapInfo, type MapSpec, type UpdateFlag } from './map.js';
 export { ProgramArray } from './progarray.js';
 export * as codec from './codec.js';
 export type { Codec, CodecValue, StructCodec, FieldLayout } from './codec.js';

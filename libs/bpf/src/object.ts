@@ -4,7 +4,7 @@ import { existsSync, statfsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Codec } from './codec.js';
 import { BpfError, toBpfError, wrap } from './errors.js';
-import { BpfMap, isPerCpuType, mapInfoFrom, PerCpuMap } from './map.js';
+import { BpfMap, isPerCpuType, mapInfoFrom, PerCpuMap, type MapInfo } from './map.js';
 import { native, type NativeMapInfo, type NativeObject, type NativeProgramInfo } from './native.js';
 import { PROG_ARRAY_CODECS, ProgramArray } from './progarray.js';
 import { testRun, testRunAsync, type TestRunOptions, type TestRunResult } from './testrun.js';
@@ -274,6 +274,11 @@ export class BpfObject {
       );
     }
     return info;
+  }
+
+  /** Static facts about one of its maps (type, key and value size, max_entries). */
+  mapDescription(name: string): MapInfo {
+    return mapInfoFrom(this.mapInfo(name));
   }
 
   /** A map by name with optional key/value codecs (raw Buffers otherwise). */

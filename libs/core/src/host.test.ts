@@ -3,6 +3,7 @@ import { PluginHost } from './host.js';
 import { definePlugin, type AnyPluginDefinition } from './plugin.js';
 import { resolvePluginSet } from './resolve.js';
 import type { AgentConfig } from './services/config.js';
+import type { Datapath, LoadedBpfObject, ObjectInstall, SlotAssignment } from './services/datapath.js';
 import type { Logger } from './services/logger.js';
 import { defineToken } from './token.js';
 import { Tokens } from './tokens.js';
@@ -78,5 +79,99 @@ describe('PluginHost', () => {
       start: ({ resolver }) => void resolver.get(Counter),
     });
     await expect(host([counter('counter'), nosy]).start()).rejects.toThrow('plugin nosy resolves host-test.Counter without declaring it');
+  });
+
+  it('runs the hooks register returned, closing over what it built, after the objects and before start', async () => {
+    const events: string[] = [];
+    const stateful = definePlugin({
+      name: 'stateful',
+      version: '1',
+      apiVersion: '^1',
+      provides: [Counter],
+      register(bind) {
+        let n = 0;
+        bind(Counter).toFactory(() => ({ next: () => ++n }));
+        return { start: () => void events.push(`start at ${n}`), stop: () => void events.push(`stop at ${n}`) };
+      },
+      start: ({ resolver }) => void events.push(`definition start ${resolver.get(Counter).next()}`),
+      stop: () => void events.push('definition stop'),
+    });
+    const h = host([stateful]);
+    await h.start();
+    await h.stop();
+    expect(events).toEqual(['start at 0', 'definition start 1', 'definition stop', 'stop at 1']);
+  });
+});
+
+/** A datapath that records what the host asks of it (the real one is tested in @cilia/datapath). */
+class RecordingDatapath implements Datapath {
+  readonly pinRoot = '/sys/fs/bpf/test';
+  readonly calls: string[] = [];
+  installs: Array<{ owner: string; objects: readonly ObjectInstall[] }> = [];
+  features = () => Promise.reject(new Error('not used'));
+  async installObjects(owner: string, objects: readonly ObjectInstall[]): Promise<LoadedBpfObject[]> {
+    this.calls.push(`install ${owner}`);
+    this.installs.push({ owner, objects });
+    return objects.map((o) => ({ name: o.spec.name ?? 'obj', file: String(o.spec.object), programId: () => 7, attachTc() {}, map: () => ({}) as never }));
+  }
+  async releaseSlots(owners: readonly string[]): Promise<SlotAssignment[]> {
+    this.calls.push(`release all but ${owners.join(',')}`);
+    return [{ attach: 'from-container', slot: 'forward', owner: 'gone', object: 'g', program: 'p' }];
+  }
+  slots = () => [];
+  clearSlot = () => Promise.resolve();
+  closeObjects(owner: string): void {
+    this.calls.push(`close ${owner}`);
+  }
+}
+
+describe('PluginHost with BPF objects', () => {
+  const Mark = defineToken<number>('host-test.Mark');
+  const datapathPlugin = (dp: Datapath) =>
+    definePlugin({ name: 'dp', version: '1', apiVersion: '^1', provides: [Tokens.Datapath], register: (bind) => bind(Tokens.Datapath).toConstant(dp) });
+
+  it('installs declared objects with their constants just before start, hands them to the plugin, and closes them after stop', async () => {
+    const dp = new RecordingDatapath();
+    const seen: string[] = [];
+    const shaper = definePlugin<{ rate: number }>({
+      name: 'shaper',
+      version: '1',
+      apiVersion: '^1',
+      provides: [Mark],
+      bpf: [{ name: 'edt', object: '/plugins/edt.o', programs: { edt: { attach: 'to-netdev', slot: 'shaping' } }, constants: async ({ config, resolver }) => ({ RATE: config.rate, MARK: resolver.get(Mark) }) }],
+      register: (bind) => bind(Mark).toConstant(9),
+      start: ({ bpf }) => void seen.push(`${bpf.object().name} ${bpf.object('edt').programId('edt')}`),
+    });
+    const set = resolvePluginSet(
+      [{ definition: datapathPlugin(dp), origin: 'default' }, { definition: shaper, origin: 'configured' }],
+      { coreVersion: '1.1.0', hostTokens: [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle] },
+    );
+    const h = new PluginHost({ set, agent, logger: silent, sections: new Map([['shaper', { rate: 100 }]]) });
+    await h.start();
+    expect(dp.calls).toEqual(['release all but dp,shaper', 'install shaper']);
+    expect(dp.installs[0]!.objects.map((o) => o.constants)).toEqual([{ RATE: 100, MARK: 9 }]);
+    expect(seen).toEqual(['edt 7']);
+    expect(h.releasedSlots.map((r) => r.owner)).toEqual(['gone']);
+    expect(h.status().find((p) => p.name === 'shaper')?.slots).toEqual(['to-netdev/shaping ← edt (edt)']);
+    await h.stop();
+    expect(dp.calls.at(-1)).toBe('close shaper');
+  });
+
+  it('fails the plugin start, naming the object, when its constants cannot be computed', async () => {
+    const dp = new RecordingDatapath();
+    const broken = definePlugin({
+      name: 'broken',
+      version: '1',
+      apiVersion: '^1',
+      bpf: [{ object: '/plugins/tunnel.o', constants: () => Promise.reject(new Error('no device')) }],
+      register() {},
+    });
+    const set = resolvePluginSet(
+      [{ definition: datapathPlugin(dp), origin: 'default' }, { definition: broken, origin: 'configured' }],
+      { coreVersion: '1.1.0', hostTokens: [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle] },
+    );
+    const h = new PluginHost({ set, agent, logger: silent, sections: new Map() });
+    await expect(h.start()).rejects.toThrow('broken failed to start: bpf object tunnel: computing its constants failed: no device');
+    expect(dp.calls).not.toContain('install broken');
   });
 });

@@ -1,8 +1,9 @@
 import { Container } from 'inversify';
 import { LifecycleRunner, StartError } from './lifecycle.js';
-import type { AnyPluginDefinition, BindTo, Binder, PluginContext, Resolver } from './plugin.js';
+import { bpfObjectName, type AnyPluginDefinition, type BindTo, type Binder, type PluginBpf, type PluginContext, type PluginHooks, type Resolver } from './plugin.js';
 import type { ResolvedPluginSet } from './resolve.js';
 import type { AgentConfig } from './services/config.js';
+import type { Datapath, LoadedBpfObject, SlotAssignment } from './services/datapath.js';
 import type { HookState } from './services/lifecycle.js';
 import type { Logger } from './services/logger.js';
 import type { AnyToken, Token } from './token.js';
@@ -16,6 +17,8 @@ export interface PluginStatus {
   readonly state: HookState;
   readonly provides: readonly string[];
   readonly requires: readonly string[];
+  /** The datapath slots its objects fill: `from-container/forward ← cil_vxlan_forward (vxlan)`. */
+  readonly slots?: readonly string[];
   readonly error?: string;
 }
 
@@ -38,6 +41,9 @@ export class PluginHost {
   readonly lifecycle = new LifecycleRunner();
   readonly #options: PluginHostOptions;
   readonly #contexts = new Map<string, PluginContext<unknown>>();
+  readonly #hooks = new Map<string, PluginHooks>();
+  readonly #objects = new Map<string, Map<string, LoadedBpfObject>>();
+  #released: SlotAssignment[] = [];
 
   constructor(options: PluginHostOptions) {
     this.#options = options;
@@ -49,11 +55,12 @@ export class PluginHost {
 
   /**
    * Builds every provided service in dependency order (so hooks they append land before their
-   * plugin's own start hook), then starts everything in that order.
+   * plugin's own start hook), clears the slots of plugins that left the config, then starts
+   * everything in that order: each plugin's objects installed, then the hooks its `register`
+   * returned, then its own `start`.
    */
   async start(): Promise<void> {
     for (const { definition } of this.#options.set.order) {
-      const ctx = this.#contexts.get(definition.name)!;
       try {
         for (const t of definition.provides ?? []) this.#instantiate(definition, t);
       } catch (err) {
@@ -61,11 +68,27 @@ export class PluginHost {
       }
       this.lifecycle.append({
         name: definition.name,
-        start: definition.start ? () => definition.start!(ctx) : undefined,
-        stop: definition.stop ? (signal) => definition.stop!(ctx, signal) : undefined,
+        start: () => this.#startPlugin(definition),
+        stop: (signal) => this.#stopPlugin(definition, signal),
       });
     }
+    const datapath = this.#datapath();
+    if (datapath) {
+      try {
+        this.#released = await datapath.releaseSlots(this.#options.set.order.map((c) => c.definition.name));
+      } catch (err) {
+        throw new StartError('datapath slots of removed plugins', err);
+      }
+      for (const r of this.#released) {
+        this.#options.logger.info({ slot: `${r.attach}/${r.slot}`, owner: r.owner, program: r.program }, 'slot cleared: its plugin is no longer configured');
+      }
+    }
     await this.lifecycle.start(this.#options.agent.shutdownTimeoutMs);
+  }
+
+  /** Slots cleared at start because the plugin filling them left the config. */
+  get releasedSlots(): readonly SlotAssignment[] {
+    return this.#released;
   }
 
   /** Stops everything in reverse within the agent's shutdown budget. */
@@ -85,6 +108,7 @@ export class PluginHost {
         state: s?.state ?? 'pending',
         provides: (d.provides ?? []).map((t) => t.name),
         requires: (d.requires ?? []).map((t) => t.name),
+        ...(d.bpf?.length ? { slots: declaredSlots(d) } : {}),
         ...(s?.error ? { error: s.error } : {}),
       };
     });
@@ -95,12 +119,76 @@ export class PluginHost {
     return this.#resolverFor(undefined);
   }
 
+  async #startPlugin(definition: AnyPluginDefinition): Promise<void> {
+    const ctx = this.#contexts.get(definition.name)!;
+    if (definition.bpf?.length) await this.#install(definition, ctx);
+    try {
+      await this.#hooks.get(definition.name)?.start?.();
+      await definition.start?.(ctx);
+    } catch (err) {
+      // A plugin that failed to start is not stopped: let go of its objects' handles here.
+      if (this.#objects.delete(definition.name)) this.#datapath()?.closeObjects(definition.name);
+      throw err;
+    }
+  }
+
+  async #stopPlugin(definition: AnyPluginDefinition, signal: AbortSignal): Promise<void> {
+    const ctx = this.#contexts.get(definition.name)!;
+    try {
+      await definition.stop?.(ctx, signal);
+    } finally {
+      try {
+        await this.#hooks.get(definition.name)?.stop?.(signal);
+      } finally {
+        // Handles only: the programs stay in their slots, forwarding while the agent is away.
+        if (this.#objects.delete(definition.name)) this.#datapath()?.closeObjects(definition.name);
+      }
+    }
+  }
+
+  /** Computes each object's constants, then has the datapath load them all and fill their slots. */
+  async #install(definition: AnyPluginDefinition, ctx: PluginContext<unknown>): Promise<void> {
+    const datapath = this.#datapath();
+    if (!datapath) throw new Error(`declares BPF objects but nothing provides ${Tokens.Datapath.name}`);
+    const objects = [];
+    for (const spec of definition.bpf ?? []) {
+      let constants;
+      try {
+        constants = (await spec.constants?.(ctx)) ?? {};
+      } catch (err) {
+        throw new Error(`bpf object ${bpfObjectName(spec)}: computing its constants failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      objects.push({ spec: spec as never, constants });
+    }
+    const loaded = await datapath.installObjects(definition.name, objects);
+    this.#objects.set(definition.name, new Map(loaded.map((o) => [o.name, o])));
+  }
+
+  #datapath(): Datapath | undefined {
+    return this.container.isBound(Tokens.Datapath.id) ? this.container.get<Datapath>(Tokens.Datapath.id) : undefined;
+  }
+
+  #bpfOf(definition: AnyPluginDefinition): PluginBpf {
+    return {
+      object: (name?: string) => {
+        const declared = (definition.bpf ?? []).map(bpfObjectName);
+        const wanted = name ?? (declared.length === 1 ? declared[0] : undefined);
+        if (wanted === undefined) throw new Error(`plugin ${definition.name}: name the object (one of ${declared.join(', ') || 'none declared'})`);
+        if (!declared.includes(wanted)) throw new Error(`plugin ${definition.name} declares no BPF object named ${wanted} (declared: ${declared.join(', ') || 'none'})`);
+        const loaded = this.#objects.get(definition.name)?.get(wanted);
+        if (!loaded) throw new Error(`plugin ${definition.name}: BPF object ${wanted} is not installed (objects are installed just before start, until after stop)`);
+        return loaded;
+      },
+    };
+  }
+
   #register(definition: AnyPluginDefinition): void {
     const ctx: PluginContext<unknown> = {
       config: this.#options.sections.get(definition.name),
       agent: this.#options.agent,
       logger: this.#options.logger.child({ subsys: definition.name }),
       resolver: this.#resolverFor(definition),
+      bpf: this.#bpfOf(definition),
     };
     this.#contexts.set(definition.name, ctx);
     const bind: Binder = <T>(token: Token<T>): BindTo<T> => {
@@ -115,7 +203,8 @@ export class PluginHost {
       };
       return { toConstant: (value: T) => to(() => value), toFactory: (factory: (r: Resolver) => T) => to(factory) };
     };
-    definition.register(bind, ctx);
+    const hooks = definition.register(bind, ctx);
+    if (hooks) this.#hooks.set(definition.name, hooks);
     for (const t of definition.provides ?? []) {
       const used = (this.#options.set.providers.get(t.id) ?? []).includes(definition);
       if (used && !this.container.isBound(t.id)) {
@@ -158,4 +247,10 @@ export class PluginHost {
       },
     };
   }
+}
+
+function declaredSlots(definition: AnyPluginDefinition): string[] {
+  return (definition.bpf ?? []).flatMap((spec) =>
+    Object.entries(spec.programs ?? {}).map(([program, where]) => `${where.attach}/${where.slot} ← ${program} (${bpfObjectName(spec)})`),
+  );
 }

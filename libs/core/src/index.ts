@@ -27,6 +27,6 @@ export type * from './services/l7proxy.js';
 export type * from './services/kvstore.js';
 export type * from './services/resources.js';
 export type * from './services/endpoint.js';
-export type * from './services/datapath.js';
+export * from './services/datapath.js';
 export type * from './services/flow.js';
 export * from './services/metrics.js';

@@ -109,6 +109,18 @@ describe('resolvePluginSet', () => {
     expect(set.order).toHaveLength(1);
   });
 
+  it('refuses BPF objects with no datapath to install them, and two plugins filling one slot', () => {
+    const obj = (program: string) => [{ object: '/x.o', programs: { [program]: { attach: 'from-container' as const, slot: 'forward' as const } } }];
+    expect(problems([configured(plugin('tunnel', { bpf: obj('a') }))])).toEqual([
+      'plugin tunnel declares BPF objects (bpf:), which need a provider of cilia.Datapath; none is in the set',
+    ]);
+    const datapath = plugin('dp', { provides: [Tokens.Datapath] });
+    expect(problems([byDefault(datapath), configured(plugin('one', { bpf: obj('a') })), configured(plugin('two', { bpf: obj('b') }))])).toEqual([
+      'plugins one and two both fill the from-container/forward slot (two: b); only one may',
+    ]);
+    expect(resolvePluginSet([byDefault(datapath), configured(plugin('one', { bpf: obj('a') }))], options).order).toHaveLength(2);
+  });
+
   it('reports every problem at once', () => {
     expect(problems([configured(plugin('old', { apiVersion: '^2' })), configured(plugin('needy', { requires: [B] }))])).toHaveLength(2);
   });
@@ -125,6 +137,19 @@ describe('definePlugin', () => {
     expect(() => definePlugin({ name: 'p', version: '1', apiVersion: '^1', register() {}, requires: ['cilia.Ipam' as never] })).toThrow(
       'requires: must be a list of tokens',
     );
+  });
+
+  it('refuses malformed BPF object declarations, naming the field', () => {
+    const define = (bpf: unknown) => () => definePlugin({ name: 'p', version: '1', apiVersion: '^1', register() {}, bpf: bpf as never });
+    expect(define([{ programs: {} }])).toThrow('bpf[0].object: must be a path or file URL of the .o');
+    expect(define([{ object: '/a.o', programs: { p: { attach: 'xdp-netdev', slot: 'service' } } }])).toThrow('bpf[0].programs.p.attach: "xdp-netdev" has no slots');
+    expect(define([{ object: '/a.o', programs: { p: { attach: 'to-container', slot: 'pre' } } }])).toThrow('bpf[0].programs.p.slot: "pre" is not a slot of to-container');
+    expect(define([{ object: '/a.o', programs: { p: { attach: 'to-netdev', slot: 'shaping' }, q: { attach: 'to-netdev', slot: 'shaping' } } }])).toThrow(
+      'bpf[0].programs.q: to-netdev/shaping is filled by p already',
+    );
+    expect(define([{ object: '/a.o' }, { object: new URL('file:///b/a.o') }])).toThrow('bpf[1]: another object is also named "a"; give one a name');
+    expect(define([{ object: '/a.o', constants: 3 }])).toThrow('bpf[0].constants: must be a function');
+    expect(define([{ object: '/a.o', programs: { p: { attach: 'from-netdev', slot: 'pre' } } }])).not.toThrow();
   });
 
   it('finds the same token again by name, as a second copy of core would', () => {

@@ -1,6 +1,7 @@
 import semver from 'semver';
 import type { AnyPluginDefinition } from './plugin.js';
 import type { AnyToken } from './token.js';
+import { Tokens } from './tokens.js';
 
 /** A plugin as offered to resolution. */
 export interface PluginCandidate {
@@ -59,6 +60,7 @@ export function resolvePluginSet(candidates: readonly PluginCandidate[], options
 
   const providers = collectProviders(active, replaced, hostIds, problems);
   const dependsOn = collectDependencies(active, providers, hostIds, problems);
+  checkDatapathObjects(active, providers, problems);
   if (problems.length > 0) throw new PluginSetError(problems);
 
   const order = topologicalOrder(active, dependsOn);
@@ -136,6 +138,28 @@ function collectDependencies(
   const cycle = findCycle(dependsOn);
   if (cycle) problems.push(`dependency cycle: ${describeCycle(cycle, active, providers)}`);
   return dependsOn;
+}
+
+/**
+ * Objects need a datapath to install them, and two plugins cannot fill one slot. The datapath is
+ * not a start-order dependency: objects install before the base programs load (the slot table
+ * is pinned by whichever object comes first), and the datapath itself may need an object's
+ * plugin (an overlay's MTU overhead).
+ */
+function checkDatapathObjects(active: readonly PluginCandidate[], providers: ReadonlyMap<symbol, readonly AnyPluginDefinition[]>, problems: string[]): void {
+  const filledBy = new Map<string, string>();
+  for (const { definition: d } of active) {
+    if ((d.bpf ?? []).length === 0) continue;
+    if (!providers.get(Tokens.Datapath.id)?.length) problems.push(`plugin ${d.name} declares BPF objects (bpf:), which need a provider of ${Tokens.Datapath.name}; none is in the set`);
+    for (const spec of d.bpf ?? []) {
+      for (const [program, where] of Object.entries(spec.programs ?? {})) {
+        const place = `${where.attach}/${where.slot}`;
+        const other = filledBy.get(place);
+        if (other && other !== d.name) problems.push(`plugins ${other} and ${d.name} both fill the ${place} slot (${d.name}: ${program}); only one may`);
+        else filledBy.set(place, d.name);
+      }
+    }
+  }
 }
 
 function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | undefined {

@@ -9,7 +9,7 @@ import type { IdentityAllocator } from './services/identity.js';
 import type { IpCache } from './services/ipcache.js';
 import type { Ipam } from './services/ipam.js';
 import type { KvStore } from './services/kvstore.js';
-import type { NodeRegistry } from './services/nodes.js';
+import type { LocalNode, NodeRegistry } from './services/nodes.js';
 import type { L7Parser, L7Proxy } from './services/l7proxy.js';
 import type { Lifecycle } from './services/lifecycle.js';
 import type { Logger } from './services/logger.js';
@@ -38,6 +38,8 @@ export const Tokens = {
   KvStore: defineToken<KvStore>('cilia.KvStore'),
   /** The cluster's nodes, as registered in the KvStore. */
   NodeRegistry: defineToken<NodeRegistry>('cilia.NodeRegistry'),
+  /** This node's own addresses, known before it registers. */
+  LocalNode: defineToken<LocalNode>('cilia.LocalNode'),
   ResourceSource: defineToken<ResourceSource>('cilia.ResourceSource'),
   EndpointManager: defineToken<EndpointManager>('cilia.EndpointManager'),
   Datapath: defineToken<Datapath>('cilia.Datapath'),

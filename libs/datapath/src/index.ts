@@ -3,7 +3,7 @@
  * base BPF objects with their pinned maps (`Datapath`), the `IpCache`, and the
  * `/v1/endpoints` API, bundled as the agent's default plugin {@link coreDatapathPlugin}.
  */
-export { coreDatapathPlugin } from './plugin.js';
+export { coreDatapathPlugin, ipcachePlugin } from './plugin.js';
 export { datapathConfig, type DatapathConfig } from './config.js';
 export { CoreEndpointManager, EndpointConflictError, PLACEHOLDER_IDENTITY } from './manager.js';
 export { EndpointRequestError } from './validate.js';

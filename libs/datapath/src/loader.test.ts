@@ -1,6 +1,6 @@
 // The loader against the real kernel, with nothing attached anywhere: objects from the repo's
 // bpf/, a pin root of its own, and two BpfDatapath generations sharing it (an agent restart).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -59,20 +59,68 @@ describe('BpfDatapath (real kernel, nothing attached)', () => {
     }
   });
 
-  it('fills and empties plugin slots, refusing attach points without tc slots', async () => {
-    const { datapath } = generation();
+  it('installs plugin objects into their slots, records who fills each, and clears what a plugin no longer fills or left', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'cilia-loader-state-'));
+    const datapath = new BpfDatapath({ pinRoot, config, ipcache: new LocalIpCache(silent), logger: silent, objectDir: pathToFileURL(`${objDir}/`), stateDir });
     const slots = new ProgramArray(pinned('cilia_tc_slots', codec.u32, codec.u32));
-    const policy = slotIndex('from-container', 'policy');
+    const forward = slotIndex('from-container', 'forward');
+    const netdevPolicy = slotIndex('to-netdev', 'policy');
+    const spec = (programs: Record<string, { attach: 'from-container' | 'to-netdev'; slot: 'forward' | 'policy' }>, constants = {}) => ({ spec: { object: slotFiller, programs }, constants });
     try {
-      await datapath.installObject({ object: slotFiller, programs: { cil_policy_deny: { attach: 'from-container', slot: 'policy' } } });
-      expect(slots.get(policy)).toBeGreaterThan(0);
-      await datapath.clearSlot('from-container', 'policy');
-      expect(slots.get(policy)).toBeUndefined();
-      await expect(datapath.installObject({ object: slotFiller, programs: { cil_policy_deny: { attach: 'cgroup-sock', slot: 'policy' } } })).rejects.toThrow(
-        /programs\.cil_policy_deny\.attach: "cgroup-sock" has no tc slots/,
+      const [loaded] = await datapath.installObjects('plugin-a', [spec({ cil_policy_deny: { attach: 'to-netdev', slot: 'policy' }, cil_forward_to_stack: { attach: 'from-container', slot: 'forward' } })]);
+      expect(slots.get(forward)).toBe(loaded!.programId('cil_forward_to_stack'));
+      expect(slots.get(netdevPolicy)).toBe(loaded!.programId('cil_policy_deny'));
+      expect(datapath.slots().map((r) => `${r.owner} ${r.attach}/${r.slot} ${r.program}`)).toEqual([
+        'plugin-a to-netdev/policy cil_policy_deny',
+        'plugin-a from-container/forward cil_forward_to_stack',
+      ]);
+      expect(JSON.parse(readFileSync(join(stateDir, 'datapath-slots.json'), 'utf8')).slots).toHaveLength(2);
+      const calls = loaded!.map('filler_calls');
+      expect([calls.keySize, calls.valueSize, calls.perCpu]).toEqual([4, 8, false]);
+      expect(calls.lookup(Buffer.alloc(4))).toEqual(Buffer.alloc(8));
+
+      // Refused: nothing changes. A slot the base fills, a constant the object lacks, a program it lacks.
+      await expect(datapath.installObjects('plugin-b', [spec({ cil_policy_deny: { attach: 'from-container', slot: 'policy' } })])).rejects.toThrow(
+        'bpf object slot_filler: programs.cil_policy_deny: from-container/policy is filled by the datapath itself',
       );
+      await expect(datapath.installObjects('plugin-b', [spec({}, { NO_SUCH: 1 })])).rejects.toThrow(/no global named 'NO_SUCH'/);
+      await expect(datapath.installObjects('plugin-a', [spec({ cil_missing: { attach: 'from-container', slot: 'forward' } })])).rejects.toThrow(
+        /bpf object slot_filler .* failed to load: .*no program named 'cil_missing'/,
+      );
+      expect(slots.get(forward)).toBe(loaded!.programId('cil_forward_to_stack'));
+
+      // A new version of the plugin no longer fills to-netdev/policy: emptied. Then it leaves the config.
+      const [again] = await datapath.installObjects('plugin-a', [spec({ cil_forward_to_stack: { attach: 'from-container', slot: 'forward' } })]);
+      expect(slots.get(forward)).toBe(again!.programId('cil_forward_to_stack'));
+      expect(slots.get(netdevPolicy)).toBeUndefined();
+      expect((await datapath.releaseSlots(['plugin-a'])).length).toBe(0);
+      datapath.close();
+
+      // A restarted agent knows from the record whose slots to clear.
+      const restarted = new BpfDatapath({ pinRoot, config, ipcache: new LocalIpCache(silent), logger: silent, objectDir: pathToFileURL(`${objDir}/`), stateDir });
+      expect((await restarted.releaseSlots(['plugin-c'])).map((r) => `${r.owner} ${r.attach}/${r.slot}`)).toEqual(['plugin-a from-container/forward']);
+      expect(slots.get(forward)).toBeUndefined();
+      expect(restarted.slots()).toEqual([]);
+      restarted.close();
     } finally {
       datapath.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes the slot table for a plugin object that does not declare it, and the base reuses it', async () => {
+    const fresh = makePinRoot('loader-fresh');
+    const pass = compileBpf('pass', { srcDir: new URL('tests/', REPO_BPF), outDir: objDir });
+    const datapath = new BpfDatapath({ pinRoot: fresh, config, ipcache: new LocalIpCache(silent), logger: silent, objectDir: pathToFileURL(`${objDir}/`) });
+    try {
+      const [loaded] = await datapath.installObjects('plugin-a', [{ spec: { object: pass, programs: { cls_pass: { attach: 'to-container', slot: 'forward' } } }, constants: {} }]);
+      await datapath.ensureNode(node);
+      const slots = new ProgramArray(BpfMap.openPinned(join(fresh, 'cilia_tc_slots'), { key: codec.u32, value: codec.u32 }));
+      expect(slots.get(slotIndex('to-container', 'forward'))).toBe(loaded!.programId('cls_pass'));
+      expect(slots.get(slotIndex('to-container', 'resume'))).toBeGreaterThan(0);
+    } finally {
+      datapath.close();
+      removePinRoot(fresh);
     }
   });
 

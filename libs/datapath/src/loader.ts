@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attachTc, BpfMap, BpfObject, codec, detachTc, probeFeatures, ProgramArray, queryTc, type ConstantValue } from '@cilia/bpf';
-import type { AttachPoint, BpfFeatures, BpfObjectSpec, Cidr, Datapath, DatapathSlot, IpCacheEntry, Logger } from '@cilia/core';
+import type { AttachPoint, BpfFeatures, Cidr, Datapath, IpCacheEntry, LoadedBpfObject, Logger, ObjectInstall, ProgramPlacement, SlotAssignment } from '@cilia/core';
 import { EndpointMaps } from './abi.js';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
 import { CtKey, CtValue, gcExpired } from './maps/conntrack.js';
@@ -16,12 +16,12 @@ import type { DatapathConfig } from './config.js';
 import type { IpCacheMapWriter, LocalIpCache } from './ipcache.js';
 import type { NodeInfo } from './node.js';
 import { parsePrefix } from './prefix.js';
+import { PluginObjects } from './plugin-objects.js';
 
 /** Where the base objects are: `dist/bpf` of this package (from src/ in tests and from dist/ when built). */
 const OBJECT_DIR = new URL('../dist/bpf/', import.meta.url);
 
 const SLOT_TABLE = 'cilia_tc_slots';
-const TC_ATTACH_POINTS: readonly AttachPoint[] = ['from-container', 'to-container', 'from-netdev', 'to-netdev'];
 /** How often expired conntrack and SNAT entries are deleted. */
 const GC_INTERVAL_MS = 30_000;
 
@@ -43,6 +43,8 @@ export interface BpfDatapathOptions {
   readonly logger: Logger;
   /** Directory of the base objects; default this package's `dist/bpf/`. */
   readonly objectDir?: URL;
+  /** Where the record of which plugin fills which slot persists; none: in memory only. */
+  readonly stateDir?: string;
 }
 
 /**
@@ -59,7 +61,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   #host?: BpfObject;
   #maps?: EndpointMaps;
   #slots?: ProgramArray;
-  readonly #plugins: BpfObject[] = [];
+  readonly #pluginObjects: PluginObjects;
   #node?: NodeInfo;
   #gcTimer?: NodeJS.Timeout;
   #policy?: { readonly obj: BpfObject; readonly writer: PolicyMap };
@@ -68,6 +70,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     this.pinRoot = options.pinRoot;
     this.#opts = options;
     this.#log = options.logger;
+    this.#pluginObjects = new PluginObjects({ pinRoot: options.pinRoot, logger: options.logger.child({ component: 'plugin-objects' }), ...(options.stateDir ? { stateDir: options.stateDir } : {}) });
   }
 
   async features(): Promise<BpfFeatures> {
@@ -146,29 +149,20 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     return pruned;
   }
 
-  /**
-   * Loads a plugin's object with the agent's pin root (so it shares every pinned map) and puts
-   * its programs into their slots of `cilia_tc_slots` (an atomic swap per slot). Works before
-   * the base objects are loaded: the slot table is pinned by whichever object comes first.
-   */
-  async installObject(spec: BpfObjectSpec, constants: Readonly<Record<string, number | bigint | boolean>> = {}): Promise<void> {
-    const path = typeof spec.object === 'string' ? spec.object : fileURLToPath(spec.object);
-    const targets = Object.entries(spec.programs ?? {}).map(([program, where]) => ({ program, index: tcSlot(where.attach, where.slot, `programs.${program}.attach`) }));
-    const obj = BpfObject.open(path, { pinRoot: this.pinRoot, constants });
-    try {
-      await obj.loadAsync();
-      if (obj.mapNames().includes(SLOT_TABLE)) {
-        const slots = obj.programArray(SLOT_TABLE);
-        for (const t of targets) slots.set(t.index, obj.program(t.program));
-      } else {
-        this.#withSlotTable((slots) => targets.forEach((t) => slots.set(t.index, obj.program(t.program))));
-      }
-    } catch (err) {
-      obj.close();
-      throw err;
-    }
-    this.#plugins.push(obj);
-    this.#log.info({ object: path, slots: targets.map((t) => t.index) }, 'object installed into datapath slots');
+  async installObjects(owner: string, objects: readonly ObjectInstall[]): Promise<LoadedBpfObject[]> {
+    return this.#pluginObjects.install(owner, objects);
+  }
+
+  async releaseSlots(owners: readonly string[]): Promise<SlotAssignment[]> {
+    return this.#pluginObjects.release(owners);
+  }
+
+  slots(): SlotAssignment[] {
+    return this.#pluginObjects.assignments();
+  }
+
+  closeObjects(owner: string): void {
+    this.#pluginObjects.closeObjects(owner);
   }
 
   /**
@@ -227,26 +221,8 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     }
   }
 
-  async clearSlot(attach: AttachPoint, slot: DatapathSlot): Promise<void> {
-    const index = tcSlot(attach, slot, 'attach');
-    this.#withSlotTable((slots) => slots.clear(index));
-  }
-
-  /** Runs `fn` on the slot table: the base object's, or the pinned map opened for the call. */
-  #withSlotTable(fn: (slots: ProgramArray) => void): void {
-    if (this.#slots) return fn(this.#slots);
-    const path = join(this.pinRoot, SLOT_TABLE);
-    let map: BpfMap<number, number>;
-    try {
-      map = BpfMap.openPinned(path, { key: codec.u32, value: codec.u32 });
-    } catch (err) {
-      throw new Error(`the slot table ${path} is not there yet: ${(err as Error).message}`);
-    }
-    try {
-      fn(new ProgramArray(map));
-    } finally {
-      map.close();
-    }
+  async clearSlot(attach: AttachPoint, slot: ProgramPlacement['slot']): Promise<void> {
+    this.#pluginObjects.clear(attach, slot);
   }
 
   /** Deletes expired `cilia_ct` and `cilia_snat` entries; returns how many went. */
@@ -273,9 +249,9 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   /** Closes the objects; pins, map contents and tc attachments stay. */
   close(): void {
     clearInterval(this.#gcTimer);
-    for (const obj of [this.#lxc, this.#host, this.#policy?.obj, ...this.#plugins]) obj?.close();
+    for (const obj of [this.#lxc, this.#host, this.#policy?.obj]) obj?.close();
+    this.#pluginObjects.close();
     this.#lxc = this.#host = this.#maps = this.#slots = this.#policy = undefined;
-    this.#plugins.length = 0;
   }
 
   /** Removes the programs this agent attached to the egress device (when no endpoint is left). */
@@ -351,9 +327,4 @@ function installResume(slots: ProgramArray, obj: BpfObject, programs: Partial<Re
     slots.set(slotIndex(ap, 'resume'), obj.program(p.resume));
     if (p.main) slots.set(slotIndex(ap, 'main'), obj.program(p.main));
   }
-}
-
-function tcSlot(attach: AttachPoint, slot: DatapathSlot, field: string): number {
-  if (!TC_ATTACH_POINTS.includes(attach)) throw new TypeError(`${field}: "${attach}" has no tc slots (one of ${TC_ATTACH_POINTS.join(', ')})`);
-  return slotIndex(attach as TcAttachPoint, slot);
 }

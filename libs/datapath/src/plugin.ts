@@ -1,4 +1,4 @@
-import { definePlugin, HistogramRecorder, LATENCY_BUCKETS_SECONDS, Tokens, type AgentConfig, type IdentityAllocator, type Ipam, type Logger, type PolicyRepository, type Resolver } from '@cilia/core';
+import { definePlugin, defineToken, HistogramRecorder, LATENCY_BUCKETS_SECONDS, Tokens, type AgentConfig, type IdentityAllocator, type Ipam, type Logger, type PolicyRepository, type Resolver } from '@cilia/core';
 import { openNetlink, type NetlinkHandle } from '@cilia/netlink';
 import pkg from '../package.json' with { type: 'json' };
 import { endpointRoutes } from './api.js';
@@ -12,7 +12,8 @@ import { discoverNode, type NodeInfo } from './node.js';
 import { PolicyRealizer } from './policy/realizer.js';
 import { EndpointStore } from './store.js';
 
-const runtimes = new WeakMap<object, Runtime>();
+/** The ipcache with what only the datapath uses (attaching its LPM map), for the datapath plugin. */
+const IpCacheTable = defineToken<LocalIpCache>('cilia.datapath.IpCacheTable');
 
 /** Everything the plugin builds, once per agent. */
 class Runtime {
@@ -29,12 +30,12 @@ class Runtime {
   #node?: Promise<NodeInfo>;
 
   /** `encapsulation`: the overlay's overhead (`mtu: auto` leaves it room on the egress device) and whether it carries BIG TCP. */
-  constructor(config: DatapathConfig, agent: AgentConfig, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger, encapsulation?: EncapsulationTraits) {
+  constructor(config: DatapathConfig, agent: AgentConfig, ipcache: LocalIpCache, ipam: Ipam, identity: IdentityAllocator | undefined, logger: Logger, encapsulation?: EncapsulationTraits) {
     this.#config = config;
     this.#encapsulation = encapsulation;
     this.#logger = logger;
-    this.ipcache = new LocalIpCache(logger.child({ component: 'ipcache' }));
-    this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, config, ipcache: this.ipcache, logger: logger.child({ component: 'datapath' }) });
+    this.ipcache = ipcache;
+    this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, stateDir: agent.stateDir, config, ipcache, logger: logger.child({ component: 'datapath' }) });
     this.endpoints = new CoreEndpointManager({
       ipam,
       ipcache: this.ipcache,
@@ -46,7 +47,14 @@ class Runtime {
       ...(identity ? { identity } : {}),
       policy: () => this.policy,
     });
-    runtimes.set(this.endpoints, this);
+  }
+
+  /** BIG TCP settled and policy enabled before any endpoint is adopted. */
+  async start(repository: PolicyRepository | undefined): Promise<void> {
+    // BIG TCP asked for: settle it (and fail on `true` where it is impossible) before any endpoint.
+    if (this.#config.bigTcp !== false) await this.node();
+    if (repository) this.enablePolicy(repository);
+    await this.endpoints.start();
   }
 
   /**
@@ -91,28 +99,47 @@ class Runtime {
 }
 
 /**
+ * The agent's `IpCache`, a default of its base module and a plugin of its own, so that policy,
+ * the node registry and the overlays depend on the token rather than on when the datapath
+ * starts. It holds entries in memory until the datapath attaches its LPM map.
+ */
+export const ipcachePlugin = definePlugin({
+  name: '@cilia/datapath-ipcache',
+  version: pkg.version,
+  apiVersion: '^1',
+  description: 'The ipcache: IP/CIDR → identity and tunnel endpoint, with per-source precedence',
+  provides: [Tokens.IpCache, IpCacheTable],
+  register(bind, { logger }) {
+    const ipcache = new LocalIpCache(logger.child({ component: 'ipcache' }));
+    bind(IpCacheTable).toConstant(ipcache);
+    bind(Tokens.IpCache).toConstant(ipcache);
+  },
+});
+
+/**
  * The core datapath, a default of the agent's base module: endpoints (veth plumbing, the
- * endpoints map, programs on each endpoint's veth), the ipcache and its LPM map, the base
- * programs on the egress device (masquerade), and the `/v1/endpoints` API.
+ * endpoints map, programs on each endpoint's veth), the base programs on the egress device
+ * (masquerade) with the ipcache's LPM map, the slots plugins' objects fill, and the
+ * `/v1/endpoints` API.
  */
 export const coreDatapathPlugin = definePlugin<DatapathConfig>({
   name: pkg.name,
   version: pkg.version,
   apiVersion: '^1',
   configKey: 'datapath',
-  description: 'Core datapath: endpoints on veth pairs, base BPF programs and pinned maps, ipcache, masquerade',
+  description: 'Core datapath: endpoints on veth pairs, base BPF programs and pinned maps, the slots plugins fill, masquerade',
   config: datapathConfig,
-  provides: [Tokens.Datapath, Tokens.EndpointManager, Tokens.IpCache, Tokens.ApiRoutes, Tokens.HealthReporters, Tokens.MetricsCollectors],
-  requires: [Tokens.Ipam],
+  provides: [Tokens.Datapath, Tokens.EndpointManager, Tokens.ApiRoutes, Tokens.HealthReporters, Tokens.MetricsCollectors],
+  requires: [Tokens.Ipam, IpCacheTable],
   // Endpoints carry their labels' identity when an allocator is there; `init` (5) otherwise.
   // With a policy repository, endpoints' policy is written before their programs attach.
   // Encapsulation: an overlay plugin's overhead lowers the pod MTU; BIG TCP needs it to carry them.
   optional: [Tokens.IdentityAllocator, Tokens.PolicyRepository, Tokens.Encapsulation],
-  register(bind, { config, agent, logger }) {
+  register(bind, { config, agent, logger, resolver }) {
     let runtime: Runtime | undefined;
-    const get = (r: Resolver) => (runtime ??= new Runtime(config, agent, r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger, r.getOptional(Tokens.Encapsulation)));
+    const get = (r: Resolver) =>
+      (runtime ??= new Runtime(config, agent, r.get(IpCacheTable), r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger, r.getOptional(Tokens.Encapsulation)));
     bind(Tokens.EndpointManager).toFactory((r) => get(r).endpoints);
-    bind(Tokens.IpCache).toFactory((r) => get(r).ipcache);
     bind(Tokens.Datapath).toFactory((r) => get(r).datapath);
     bind(Tokens.ApiRoutes).toFactory((r) => endpointRoutes(() => get(r).endpoints, () => get(r).policy));
     // Names endpoints whose policy cannot be written (their traffic is dropped).
@@ -127,19 +154,10 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
         implementationDelay: () => (rt.policy ? rt.policyDelay : undefined),
       });
     });
-  },
-  async start({ resolver, config }) {
-    const endpoints = resolver.get(Tokens.EndpointManager) as CoreEndpointManager;
-    const repository = resolver.getOptional(Tokens.PolicyRepository);
-    const runtime = runtimes.get(endpoints)!;
-    // BIG TCP asked for: settle it (and fail on `true` where it is impossible) before any endpoint.
-    if (config.bigTcp !== false) await runtime.node();
-    if (repository) runtime.enablePolicy(repository);
-    await endpoints.start();
-  },
-  async stop({ resolver }, signal) {
-    // Links, pins and attached programs stay: the datapath keeps forwarding while the agent is away.
-    await runtimes.get(resolver.get(Tokens.EndpointManager))?.close(signal);
+    return {
+      start: () => get(resolver).start(resolver.getOptional(Tokens.PolicyRepository)),
+      // Links, pins and attached programs stay: the datapath keeps forwarding while the agent is away.
+      stop: (signal) => runtime?.close(signal),
+    };
   },
 });
-

@@ -1,4 +1,4 @@
-import { definePlugin, Tokens, z, type KubeObject } from '@cilia/core';
+import { definePlugin, Tokens, z, type KubeObject, type Resolver } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
 import { KvIdentityAllocator } from './allocator.js';
 import { identityRoutes } from './api.js';
@@ -33,8 +33,6 @@ export const identityConfig = z.strictObject({
 /** The parsed `identity:` section. */
 export type IdentityConfig = z.infer<typeof identityConfig>;
 
-const allocators = new WeakMap<object, { allocator: KvIdentityAllocator; unsubscribe?: () => void }>();
-
 /**
  * The agent's default `IdentityAllocator`: cluster identities shared through the KvStore with
  * Cilium's key layout, reserved and CIDR identities, and `/v1/identities`. Namespace labels
@@ -50,9 +48,11 @@ export const identityAllocatorPlugin = definePlugin<IdentityConfig>({
   provides: [Tokens.IdentityAllocator, Tokens.ApiRoutes],
   requires: [Tokens.KvStore],
   optional: [Tokens.ResourceSource],
-  register(bind, { config, agent, logger }) {
-    bind(Tokens.IdentityAllocator).toFactory((r) => {
-      const allocator = new KvIdentityAllocator({
+  register(bind, { config, agent, logger, resolver }) {
+    let allocator: KvIdentityAllocator | undefined;
+    let unsubscribe: (() => void) | undefined;
+    const build = (r: Resolver) =>
+      (allocator ??= new KvIdentityAllocator({
         kv: r.get(Tokens.KvStore),
         node: agent.nodeName,
         logger,
@@ -61,37 +61,35 @@ export const identityAllocatorPlugin = definePlugin<IdentityConfig>({
         gcGraceMs: config.gcGraceSeconds * 1000,
         gcIntervalMs: config.gcIntervalSeconds * 1000,
         leaseTtlSeconds: config.leaseTtlSeconds,
-      });
-      allocators.set(allocator, { allocator });
-      return allocator;
-    });
+      }));
+    bind(Tokens.IdentityAllocator).toFactory(build);
     bind(Tokens.ApiRoutes).toFactory((r) => identityRoutes(() => r.get(Tokens.IdentityAllocator)));
-  },
-  async start({ resolver, logger }) {
-    const allocator = resolver.get(Tokens.IdentityAllocator) as KvIdentityAllocator;
-    const state = allocators.get(allocator)!;
-    const source = resolver.getOptional(Tokens.ResourceSource);
-    if (source) {
-      // Namespace labels are part of identity: wait (briefly) for the first listing before endpoints are adopted.
-      let synced!: () => void;
-      const ready = new Promise<void>((resolve) => (synced = resolve));
-      state.unsubscribe = source.subscribe(['Namespace'], (event) => {
-        if (event.type === 'upsert') allocator.setNamespaceLabels(event.object.metadata.name, (event.object as KubeObject).metadata.labels ?? {});
-        else if (event.type === 'delete') allocator.setNamespaceLabels(event.ref.name, undefined);
-        else if (event.type === 'synced') synced();
-      });
-      const timer = setTimeout(() => {
-        logger.warn('namespaces not listed within 5 s; identities are allocated without namespace labels until they are');
-        synced();
-      }, 5000);
-      await ready;
-      clearTimeout(timer);
-    }
-    await allocator.start();
-  },
-  stop({ resolver }) {
-    const allocator = resolver.get(Tokens.IdentityAllocator) as KvIdentityAllocator;
-    allocators.get(allocator)?.unsubscribe?.();
-    allocator.stop();
+    return {
+      async start() {
+        const identities = build(resolver);
+        const source = resolver.getOptional(Tokens.ResourceSource);
+        if (source) {
+          // Namespace labels are part of identity: wait (briefly) for the first listing before endpoints are adopted.
+          let synced!: () => void;
+          const ready = new Promise<void>((resolve) => (synced = resolve));
+          unsubscribe = source.subscribe(['Namespace'], (event) => {
+            if (event.type === 'upsert') identities.setNamespaceLabels(event.object.metadata.name, (event.object as KubeObject).metadata.labels ?? {});
+            else if (event.type === 'delete') identities.setNamespaceLabels(event.ref.name, undefined);
+            else if (event.type === 'synced') synced();
+          });
+          const timer = setTimeout(() => {
+            logger.warn('namespaces not listed within 5 s; identities are allocated without namespace labels until they are');
+            synced();
+          }, 5000);
+          await ready;
+          clearTimeout(timer);
+        }
+        await identities.start();
+      },
+      stop() {
+        unsubscribe?.();
+        allocator?.stop();
+      },
+    };
   },
 });

@@ -10,4 +10,4 @@ export { NodeRouteTable, NODE_ROUTE_PROTOCOL, RoutedEncapsulation, type NodeRout
 export { findUnderlay, tunnelRoutes } from './tunnel.js';
 export type { RegisteredNode } from './codec.js';
 export type { NodeListItem } from './api.js';
-export { nodesPlugin, nodesConfig, type NodesConfig } from './plugin.js';
+export { nodesPlugin, nodeSyncPlugin, nodesConfig, type NodesConfig } from './plugin.js';

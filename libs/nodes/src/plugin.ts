@@ -1,13 +1,10 @@
-import { definePlugin, Tokens, z, type Ipam, type NodeInfo } from '@cilia/core';
+import { definePlugin, defineToken, Tokens, z, type Encapsulation, type Ipam, type NodeInfo, type Resolver } from '@cilia/core';
 import { openNetlink } from '@cilia/netlink';
 import { isIPv4 } from 'node:net';
 import pkg from '../package.json' with { type: 'json' };
 import { nodeRoutes } from './api.js';
-import { EncapsulationDriver } from './encapsulation.js';
-import { KvIpCacheSync } from './ipcache-sync.js';
+import { NodeSync } from './node-sync.js';
 import { KvNodeRegistry } from './registry.js';
-import { RemotePodCidrs } from './pod-cidrs.js';
-import { NodeSession } from './session.js';
 
 const keyPrefix = (fallback: string, what: string) =>
   z.string().regex(/^[^\s]+\/$/, 'must be a key prefix ending with "/"').default(fallback).describe(what);
@@ -27,78 +24,78 @@ export const nodesConfig = z.strictObject({
 /** The parsed `nodes:` section. */
 export type NodesConfig = z.infer<typeof nodesConfig>;
 
-const sessions = new WeakMap<object, NodeSession>();
-const drivers = new WeakMap<object, EncapsulationDriver>();
-const podCidrs = new WeakMap<object, RemotePodCidrs>();
+/** The node session the nodes plugin builds, for the plugin that starts it once endpoints are adopted. */
+const NodeSyncToken = defineToken<{ start(encapsulation: Encapsulation | undefined): Promise<void>; stop(): Promise<void> }>('cilia.nodes.NodeSync');
 
 /**
- * The agent's default `NodeRegistry`: registers this node in the KvStore under its lease,
- * discovers the others, shares the ipcache entries of local endpoints with them and applies
- * theirs; `/v1/nodes` and `/v1/ipcache`. An unreachable KvStore does not stop the agent: the
- * node registers once the store answers, and `cilia status` says so meanwhile.
+ * The agent's default `NodeRegistry` and `LocalNode`: this node's addresses, tunnel endpoint and
+ * pod CIDRs (known at start, before it registers anywhere, so an overlay can build its load-time
+ * constants from them), the registry of the cluster's nodes in the KvStore, `/v1/nodes` and
+ * `/v1/ipcache`. Registration itself starts later, in {@link nodeSyncPlugin}. An unreachable
+ * KvStore does not stop the agent: the node registers once the store answers, and `cilia status`
+ * says so meanwhile.
  */
 export const nodesPlugin = definePlugin<NodesConfig>({
   name: pkg.name,
   version: pkg.version,
   apiVersion: '^1',
   configKey: 'nodes',
-  description: 'Node registration and discovery, and the ipcache shared through the KvStore (Cilium key layout)',
+  description: "This node's addresses, node registration and discovery, and the ipcache shared through the KvStore (Cilium key layout)",
   config: nodesConfig,
-  provides: [Tokens.NodeRegistry, Tokens.ApiRoutes, Tokens.HealthReporters],
+  provides: [Tokens.NodeRegistry, Tokens.LocalNode, NodeSyncToken, Tokens.ApiRoutes, Tokens.HealthReporters],
   requires: [Tokens.KvStore, Tokens.IpCache, Tokens.Ipam],
-  // An overlay or native-routing plugin, when one is configured: kept in step with the nodes.
-  optional: [Tokens.Encapsulation],
-  register(bind, { config, logger }) {
-    bind(Tokens.NodeRegistry).toFactory((r) => new KvNodeRegistry({ kv: r.get(Tokens.KvStore), logger, prefix: config.prefix, leaseTtlSeconds: config.leaseTtlSeconds }));
-    bind(Tokens.ApiRoutes).toFactory((r) =>
-      nodeRoutes(
-        () => r.get(Tokens.NodeRegistry) as KvNodeRegistry,
-        () => r.get(Tokens.IpCache),
-      ),
-    );
-    bind(Tokens.HealthReporters).toFactory((r) => ({ name: pkg.name, problems: () => sessions.get(r.get(Tokens.NodeRegistry))?.problems() ?? [] }));
+  register(bind, { config, logger, agent, resolver }) {
+    let registry: KvNodeRegistry | undefined;
+    let local: NodeInfo | undefined;
+    let sync: NodeSync | undefined;
+    const registryOf = (r: Resolver) => (registry ??= new KvNodeRegistry({ kv: r.get(Tokens.KvStore), logger, prefix: config.prefix, leaseTtlSeconds: config.leaseTtlSeconds }));
+    const localNode = () => {
+      if (!local) throw new Error(`${Tokens.LocalNode.name} is known once ${pkg.name} has started`);
+      return local;
+    };
+    bind(Tokens.NodeRegistry).toFactory(registryOf);
+    bind(Tokens.LocalNode).toConstant({ get: localNode });
+    bind(NodeSyncToken).toFactory((r) => ({
+      async start(encapsulation) {
+        sync = new NodeSync({ registry: registryOf(r), kv: r.get(Tokens.KvStore), ipcache: r.get(Tokens.IpCache), node: localNode(), ipcachePrefix: config.ipcachePrefix, logger });
+        await sync.start(encapsulation);
+      },
+      stop: async () => sync?.stop(),
+    }));
+    bind(Tokens.ApiRoutes).toFactory((r) => nodeRoutes(() => registryOf(r), () => r.get(Tokens.IpCache)));
+    bind(Tokens.HealthReporters).toFactory(() => ({ name: pkg.name, problems: () => sync?.problems() ?? [] }));
+    return {
+      async start() {
+        local = await discoverLocalNode(agent.nodeName, config, resolver.get(Tokens.Ipam));
+        logger.info({ node: local }, 'local node');
+      },
+    };
   },
-  async start({ resolver, logger, agent, config }) {
-    const registry = resolver.get(Tokens.NodeRegistry) as KvNodeRegistry;
-    const node = await localNode(agent.nodeName, config, resolver.get(Tokens.Ipam));
-    const sync = new KvIpCacheSync({
-      kv: resolver.get(Tokens.KvStore),
-      ipcache: resolver.get(Tokens.IpCache),
-      node: node.name,
-      ...(node.tunnelEndpoint ? { tunnelEndpoint: node.tunnelEndpoint } : {}),
-      lease: () => registry.lease(),
-      logger: logger.child({ component: 'ipcache-sync' }),
-      prefix: config.ipcachePrefix,
-    });
-    // A new lease (the old one was lost): the entries it held are gone, write them again.
-    registry.onLease(() => void sync.republish());
-    // Other nodes' pod CIDRs before their routes: a pod's first packets to a remote pod whose
-    // own entry has not arrived yet are encapsulated, and not masqueraded, from the start.
-    const cidrs = new RemotePodCidrs({ registry, ipcache: resolver.get(Tokens.IpCache), node: node.name, logger: logger.child({ component: 'pod-cidrs' }) });
-    await cidrs.start();
-    podCidrs.set(registry, cidrs);
-    const encapsulation = resolver.getOptional(Tokens.Encapsulation);
-    if (encapsulation) {
-      const driver = new EncapsulationDriver({ encapsulation, registry, local: node, logger: logger.child({ component: 'encapsulation' }) });
-      await driver.start();
-      drivers.set(registry, driver);
-    }
-    const session = new NodeSession({ registry, sync, node, logger });
-    sessions.set(registry, session);
-    await session.start();
-    // Registered and listed: whatever the encapsulation restored for nodes not listed is stale.
-    // (Not registered yet — KvStore away — the list is unknown: keep everything meanwhile.)
-    if (session.problems().length === 0) await drivers.get(registry)?.pruneStale();
-  },
-  async stop({ resolver }) {
-    drivers.get(resolver.get(Tokens.NodeRegistry))?.stop();
-    podCidrs.get(resolver.get(Tokens.NodeRegistry))?.stop();
-    await sessions.get(resolver.get(Tokens.NodeRegistry))?.stop();
+});
+
+/**
+ * Starts this node among the others (see {@link NodeSync}) after the datapath has adopted the
+ * local endpoints — so the ipcache entries published for this node are complete from the first —
+ * and after the encapsulation (an overlay or native routing, when one is configured), which it
+ * sets up and keeps in step with the registry. Stops it first, revoking the node's lease.
+ */
+export const nodeSyncPlugin = definePlugin({
+  name: '@cilia/nodes-sync',
+  version: pkg.version,
+  apiVersion: '^1',
+  description: 'Registers this node, shares the ipcache and drives the encapsulation towards the other nodes (from @cilia/nodes)',
+  requires: [NodeSyncToken],
+  optional: [Tokens.Encapsulation, Tokens.EndpointManager],
+  register(_bind, { resolver }) {
+    return {
+      start: () => resolver.get(NodeSyncToken).start(resolver.getOptional(Tokens.Encapsulation)),
+      stop: () => resolver.get(NodeSyncToken).stop(),
+    };
   },
 });
 
 /** This node as it registers: configured addresses, or the default route's device and the IPAM pools. */
-async function localNode(name: string, config: NodesConfig, ipam: Ipam): Promise<NodeInfo> {
+async function discoverLocalNode(name: string, config: NodesConfig, ipam: Ipam): Promise<NodeInfo> {
   const ipv4 = config.ipv4 === 'auto' ? await defaultRouteIPv4() : config.ipv4;
   const tunnelEndpoint = config.tunnelEndpoint === 'auto' ? ipv4 : config.tunnelEndpoint;
   const podCidrs = config.podCIDRs ?? ipam.pools().map((p) => p.cidr);

@@ -21,7 +21,7 @@ import { embeddedKvStoreConfig, embeddedKvStorePlugin } from '@cilia/kvstore';
 import { manifestsConfig, manifestsPlugin } from '@cilia/resources';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { policyConfig, policyIpCachePlugin, policyPlugin } from './plugin.js';
+import { policyConfig, policyPlugin } from './plugin.js';
 
 const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => silent };
 
@@ -87,7 +87,7 @@ afterEach(async () => {
 /** The default providers the policy plugin runs with in the agent, in process, on a temp state dir. */
 async function startAgent(policy: Record<string, unknown> = {}): Promise<Agent> {
   const ipcache = new RecordingIpCache();
-  const plugins: AnyPluginDefinition[] = [embeddedKvStorePlugin, manifestsPlugin, identityAllocatorPlugin, policyPlugin, ipcachePlugin(ipcache), policyIpCachePlugin];
+  const plugins: AnyPluginDefinition[] = [embeddedKvStorePlugin, manifestsPlugin, identityAllocatorPlugin, policyPlugin, ipcachePlugin(ipcache)];
   const set = resolvePluginSet(
     plugins.map((definition) => ({ definition, origin: 'default' as const })),
     { coreVersion: '1.0.0', hostTokens: [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle] },

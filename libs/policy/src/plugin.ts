@@ -1,8 +1,7 @@
 import { join, resolve } from 'node:path';
-import { definePlugin, defineToken, Tokens, z, type IdentityAllocator, type Logger } from '@cilia/core';
+import { definePlugin, Tokens, z, type Resolver } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
 import { policyRoutes } from './api.js';
-import { DeferredIpCache } from './deferred-ipcache.js';
 import { PolicyEngine } from './engine/index.js';
 import { policyMetricsCollector } from './metrics.js';
 import { PolicyService } from './service.js';
@@ -37,25 +36,12 @@ export const policyConfig = z.strictObject({
 /** The parsed `policy:` section. */
 export type PolicyConfig = z.infer<typeof policyConfig>;
 
-interface Runtime {
-  readonly engine: PolicyEngine;
-  readonly service: PolicyService;
-  readonly ipcache: DeferredIpCache;
-}
-
-const runtimes = new WeakMap<object, Runtime>();
-
-function runtimeOf(repository: unknown): Runtime {
-  const runtime = typeof repository === 'object' && repository !== null ? runtimes.get(repository) : undefined;
-  if (!runtime) throw new Error('the PolicyRepository bound in this agent is not the one @cilia/policy built');
-  return runtime;
-}
-
 /**
  * The agent's default `PolicyRepository`: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy
  * and NetworkPolicy from the resource source (the manifest directory) and the API
- * (`/v1/policy`, persisted in the state directory), resolved per endpoint by the engine. It
- * starts before the datapath, so endpoints are adopted with their full policy.
+ * (`/v1/policy`, persisted in the state directory), resolved per endpoint by the engine; its CIDR
+ * peers become identities in the ipcache. It starts before the datapath, so endpoints are
+ * adopted with their full policy.
  */
 export const policyPlugin = definePlugin<PolicyConfig>({
   name: pkg.name,
@@ -65,64 +51,38 @@ export const policyPlugin = definePlugin<PolicyConfig>({
   description: 'Identity-based L3/L4 policy: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and NetworkPolicy from manifests and the API',
   config: policyConfig,
   provides: [Tokens.PolicyRepository, Tokens.ApiRoutes, Tokens.HealthReporters, Tokens.MetricsCollectors],
-  requires: [Tokens.IdentityAllocator],
+  requires: [Tokens.IdentityAllocator, Tokens.IpCache],
   optional: [Tokens.ResourceSource],
-  register(bind, { config, agent, logger }) {
-    const build = (identities: IdentityAllocator): Runtime => {
-      const ipcache = new DeferredIpCache();
-      const engine = newEngine(identities, ipcache, config, logger);
+  register(bind, { config, agent, logger, resolver }) {
+    let built: { engine: PolicyEngine; service: PolicyService } | undefined;
+    const build = (r: Resolver) => {
+      if (built) return built;
+      const engine = new PolicyEngine({
+        identities: r.get(Tokens.IdentityAllocator),
+        ipcache: r.get(Tokens.IpCache),
+        enforcement: config.enforcement,
+        allowLocalhost: config.allowLocalhost,
+        logger: logger.child({ component: 'policy-engine' }),
+      });
       const store = new PolicyStateFile(config.stateFile ? resolve(config.stateFile) : join(agent.stateDir, 'policies.json'));
-      const runtime = { engine, ipcache, service: new PolicyService({ repository: engine, store, logger: logger.child({ component: 'policy-service' }) }) };
-      runtimes.set(engine, runtime);
-      return runtime;
+      return (built = { engine, service: new PolicyService({ repository: engine, store, logger: logger.child({ component: 'policy-service' }) }) });
     };
-    bind(Tokens.PolicyRepository).toFactory((r) => build(r.get(Tokens.IdentityAllocator)).service.repository);
-    bind(Tokens.ApiRoutes).toFactory((r) => policyRoutes(() => runtimeOf(r.get(Tokens.PolicyRepository)).service));
-    bind(Tokens.HealthReporters).toFactory((r) => ({ name: pkg.name, problems: () => runtimeOf(r.get(Tokens.PolicyRepository)).service.problems() }));
-    bind(Tokens.MetricsCollectors).toFactory((r) => policyMetricsCollector(pkg.name, runtimeOf(r.get(Tokens.PolicyRepository)).engine));
-  },
-  async start({ resolver, config }) {
-    const { service } = runtimeOf(resolver.get(Tokens.PolicyRepository));
-    await service.restore();
-    const source = resolver.getOptional(Tokens.ResourceSource);
-    if (source) await service.follow(source, config.syncTimeoutMs);
-  },
-  stop({ resolver }) {
-    const repository = resolver.get(Tokens.PolicyRepository);
-    runtimeOf(repository).service.close();
-    (repository as { close?: () => void }).close?.();
-  },
-});
-
-function newEngine(identities: IdentityAllocator, ipcache: DeferredIpCache, config: PolicyConfig, logger: Logger): PolicyEngine {
-  return new PolicyEngine({ identities, ipcache, enforcement: config.enforcement, allowLocalhost: config.allowLocalhost, logger: logger.child({ component: 'policy-engine' }) });
-}
-
-/** What {@link policyIpCachePlugin} provides: the connection of policy's CIDR identities to the ipcache. */
-export const PolicyIpCacheLink = defineToken<{ readonly connected: Promise<void> }>('cilia.policy.IpCacheLink');
-
-/**
- * Hands the datapath's ipcache to policy. A plugin of its own because policy must start before
- * the datapath (see {@link DeferredIpCache}). It connects while the agent builds its services —
- * the plugin host builds every provided service, in dependency order, before any plugin starts —
- * so the CIDR identities policy restores at start already reach the real ipcache, which the
- * datapath then writes to its map with everything else it holds: after a restart no CIDR entry
- * is missing from the map, not even briefly.
- */
-export const policyIpCachePlugin = definePlugin({
-  name: '@cilia/policy-ipcache',
-  version: pkg.version,
-  apiVersion: '^1',
-  description: "Writes policy's CIDR identities into the datapath's ipcache",
-  provides: [PolicyIpCacheLink],
-  requires: [Tokens.PolicyRepository, Tokens.IpCache],
-  register(bind) {
-    bind(PolicyIpCacheLink).toFactory((r) => ({ connected: runtimeOf(r.get(Tokens.PolicyRepository)).ipcache.connect(r.get(Tokens.IpCache)) }));
-  },
-  async start({ resolver }) {
-    await resolver.get(PolicyIpCacheLink).connected;
-  },
-  stop({ resolver }) {
-    runtimeOf(resolver.get(Tokens.PolicyRepository)).ipcache.disconnect();
+    bind(Tokens.PolicyRepository).toFactory((r) => build(r).service.repository);
+    bind(Tokens.ApiRoutes).toFactory((r) => policyRoutes(() => build(r).service));
+    bind(Tokens.HealthReporters).toFactory((r) => ({ name: pkg.name, problems: () => build(r).service.problems() }));
+    bind(Tokens.MetricsCollectors).toFactory((r) => policyMetricsCollector(pkg.name, build(r).engine));
+    return {
+      async start() {
+        const { service } = build(resolver);
+        // Restored CIDR identities reach the ipcache, which holds them until the datapath attaches its map.
+        await service.restore();
+        const source = resolver.getOptional(Tokens.ResourceSource);
+        if (source) await service.follow(source, config.syncTimeoutMs);
+      },
+      stop() {
+        built?.service.close();
+        built?.engine.close();
+      },
+    };
   },
 });

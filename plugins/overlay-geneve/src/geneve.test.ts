@@ -2,7 +2,9 @@
 // loader (BpfDatapath) on the underlay, a pod in a namespace of its own, and Geneve packets a
 // neighbour namespace sends. The receive program lives in the base's from-netdev pre hook, so
 // whichever comes first — the overlay or the base — the first tunnel packet after both are up
-// reaches the pod. Also: the forward slot, routes towards other nodes and their removal, teardown.
+// reaches the pod. Also: the forward slot, routes towards other nodes and their removal, and the
+// slots emptied when the plugin leaves. The object goes in as the agent installs it: the
+// plugin's `bpf:` declaration, the constants `prepare` returns, `BpfDatapath.installObjects`.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,9 +14,10 @@ import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { attachTc, BpfMap, BpfObject, codec, detachTc, ProgramArray, queryTc } from '@cilia/bpf';
 import { compileBpf, makePinRoot, packet, removePinRoot, type TestLink, TestNetwork, workspaceRoot } from '@cilia/bpf/testing';
+import type { LoadedBpfObject, NodeInfo } from '@cilia/core';
 import { BpfDatapath, datapathConfig, datapathMaps as m, LocalIpCache } from '@cilia/datapath';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GeneveEncapsulation, GENEVE_PROGRAMS, GENEVE_SLOTS } from './index.js';
+import plugin, { GeneveEncapsulation, GENEVE_PROGRAMS } from './index.js';
 import { geneveHeader } from './testing/geneve-frames.js';
 
 const x = (process.pid % 200) + 20;
@@ -108,8 +111,33 @@ async function startBase(pinRoot: string): Promise<BpfDatapath> {
   return datapath;
 }
 
-function newEncapsulation(pinRoot: string): GeneveEncapsulation {
-  return new GeneveEncapsulation({ config: { port: 6081, device: underlay.name, hostDevice: HOST_DEVICE }, pinRoot, logger: silent, objectPath: geneveObject });
+const SLOTS = { receive: m.slotIndex('from-netdev', 'pre'), forward: m.slotIndex('from-container', 'forward') };
+const LOCAL_NODE: NodeInfo = { name: 'local', ipv4: LOCAL, podCidrs: [] };
+
+interface Overlay {
+  readonly encapsulation: GeneveEncapsulation;
+  /** The plugin leaving the config: its slots emptied, its handles closed. */
+  teardown(): Promise<void>;
+}
+
+/**
+ * The overlay as the agent brings it up: devices and constants (`prepare`), the declared object
+ * installed by a datapath (base loaded or not) into its slots, then `setup`.
+ */
+async function startOverlay(datapath: BpfDatapath): Promise<Overlay> {
+  let loaded: LoadedBpfObject | undefined;
+  const encapsulation = new GeneveEncapsulation({ config: { port: 6081, device: underlay.name, hostDevice: HOST_DEVICE }, logger: silent, object: () => loaded! });
+  const constants = await encapsulation.prepare(LOCAL_NODE);
+  [loaded] = await datapath.installObjects(plugin.name, [{ spec: { ...plugin.bpf![0]!, object: geneveObject }, constants }]);
+  await encapsulation.setup(LOCAL_NODE);
+  return {
+    encapsulation,
+    async teardown() {
+      await datapath.releaseSlots([]);
+      datapath.closeObjects(plugin.name);
+      await encapsulation.close();
+    },
+  };
 }
 
 function slotTable<T>(pinRoot: string, fn: (slots: ProgramArray) => T): T {
@@ -156,11 +184,12 @@ afterAll(cleanup);
 describe('the receive program in the from-netdev pre hook', () => {
   it('overlay first, base later: the first tunnel packet after the base attached reaches the pod', async () => {
     const pinRoot = makePinRoot('geneve-first');
-    const encapsulation = newEncapsulation(pinRoot);
+    const installer = newDatapath(pinRoot);
     const generations: BpfDatapath[] = [];
+    let overlay: Overlay | undefined;
     try {
-      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
-      expect(encapsulation.underlay?.index).toBe(underlay.ifindex);
+      overlay = await startOverlay(installer);
+      expect(overlay.encapsulation.underlay?.index).toBe(underlay.ifindex);
       // Nothing on the underlay yet: tunnel packets are the node's.
       await sendOnce('node');
       generations.push(await startBase(pinRoot));
@@ -170,34 +199,33 @@ describe('the receive program in the from-netdev pre hook', () => {
       await sendOnce('pod');
       await sendOnce('pod');
     } finally {
-      await encapsulation.close();
+      await overlay?.encapsulation.close();
       generations.at(-1)?.detachNode();
-      for (const d of generations) d.close();
+      for (const d of [installer, ...generations]) d.close();
       removePinRoot(pinRoot);
     }
   });
 
-  it('base first, overlay later: the first tunnel packet after setup reaches the pod; teardown hands them back to the node', async () => {
+  it('base first, overlay later: the first tunnel packet after setup reaches the pod; leaving the config hands them back to the node', async () => {
     const pinRoot = makePinRoot('geneve-second');
     const datapath = await startBase(pinRoot);
-    const encapsulation = newEncapsulation(pinRoot);
+    let overlay: Overlay | undefined;
     try {
       await sendOnce('node');
-      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
+      overlay = await startOverlay(datapath);
       slotTable(pinRoot, (slots) => {
-        expect(slots.get(GENEVE_SLOTS.receive)).toBeGreaterThan(0);
-        expect(slots.get(GENEVE_SLOTS.forward)).toBeGreaterThan(0);
+        expect(slots.get(SLOTS.receive)).toBeGreaterThan(0);
+        expect(slots.get(SLOTS.forward)).toBeGreaterThan(0);
       });
-      expect(GENEVE_SLOTS).toEqual({ receive: m.slotIndex('from-netdev', 'pre'), forward: m.slotIndex('from-container', 'forward') });
       await sendOnce('pod');
-      await encapsulation.teardown();
+      await overlay.teardown();
       slotTable(pinRoot, (slots) => {
-        expect(slots.get(GENEVE_SLOTS.receive)).toBeUndefined();
-        expect(slots.get(GENEVE_SLOTS.forward)).toBeUndefined();
+        expect(slots.get(SLOTS.receive)).toBeUndefined();
+        expect(slots.get(SLOTS.forward)).toBeUndefined();
       });
       await sendOnce('node');
     } finally {
-      await encapsulation.close();
+      await overlay?.encapsulation.close();
       datapath.detachNode();
       datapath.close();
       removePinRoot(pinRoot);
@@ -208,18 +236,18 @@ describe('the receive program in the from-netdev pre hook', () => {
     const pinRoot = makePinRoot('geneve-legacy');
     const datapath = await startBase(pinRoot);
     const legacy = BpfObject.open(geneveObject, { pinRoot });
-    const encapsulation = newEncapsulation(pinRoot);
     const legacyIngress = { interface: underlay.ifindex, direction: 'ingress' as const, handle: 0x6081, priority: 1 };
+    let overlay: Overlay | undefined;
     try {
       legacy.load();
       attachTc(legacy.program(GENEVE_PROGRAMS.ingress), legacyIngress);
-      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
+      overlay = await startOverlay(datapath);
       expect(queryTc(legacyIngress)).toBe(0);
       await sendOnce('pod');
     } finally {
       if (queryTc(legacyIngress) !== 0) detachTc(legacyIngress);
       legacy.close();
-      await encapsulation.teardown();
+      await overlay?.teardown();
       datapath.detachNode();
       datapath.close();
       removePinRoot(pinRoot);
@@ -230,7 +258,8 @@ describe('the receive program in the from-netdev pre hook', () => {
 describe('the node’s own traffic to remote pods', () => {
   it('leaves the underlay as Geneve through the host device: VNI 1 (host), outer node → node, the inner packet as the node sent it', async () => {
     const pinRoot = makePinRoot('geneve-host');
-    const encapsulation = newEncapsulation(pinRoot);
+    const datapath = newDatapath(pinRoot);
+    let overlay: Overlay | undefined;
     // The neighbour node's tunnel port, as a plain socket: what arrives there is Geneve header + inner frame.
     const atPeer = spawn('ip', ['netns', 'exec', underlay.netns, process.execPath, '-e',
       `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>console.log(r.address+' '+m.toString('hex')));s.bind(6081,'${PEER}',()=>console.log('ready'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -238,8 +267,8 @@ describe('the node’s own traffic to remote pods', () => {
     createInterface({ input: atPeer.stdout! }).on('line', (l) => lines.push(l));
     try {
       await until('the peer socket', () => lines.includes('ready'));
-      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
-      await encapsulation.upsertNode({ name: 'remote', ipv4: PEER, podCidrs: [REMOTE_POD_CIDR] });
+      overlay = await startOverlay(datapath);
+      await overlay.encapsulation.upsertNode({ name: 'remote', ipv4: PEER, podCidrs: [REMOTE_POD_CIDR] });
       const link = JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show', HOST_DEVICE], { encoding: 'utf8' })) as Array<{ mtu: number; flags: string[] }>;
       expect(link[0]).toMatchObject({ mtu: 1500 - 50 });
       expect(link[0]!.flags).toContain('NOARP');
@@ -258,7 +287,8 @@ describe('the node’s own traffic to remote pods', () => {
       expect(ip.subarray(28).toString()).toBe('from-the-node');
     } finally {
       atPeer.kill();
-      await encapsulation.teardown();
+      await overlay?.teardown();
+      datapath.close();
       removePinRoot(pinRoot);
     }
   });
@@ -267,11 +297,13 @@ describe('the node’s own traffic to remote pods', () => {
 describe('GeneveEncapsulation routes', () => {
   it('routes other nodes\' pod CIDRs through their tunnel endpoints and removes them when they leave', async () => {
     const pinRoot = makePinRoot('geneve-routes');
-    const encapsulation = newEncapsulation(pinRoot);
+    const datapath = newDatapath(pinRoot);
+    let overlay: Overlay | undefined;
     const routes = () =>
       JSON.parse(execFileSync('ip', ['-j', 'route', 'show', REMOTE_POD_CIDR], { encoding: 'utf8' })) as Array<{ dst: string; gateway?: string; dev: string; protocol: string; flags: string[] }>;
     try {
-      await encapsulation.setup({ name: 'local', ipv4: LOCAL, podCidrs: [] });
+      overlay = await startOverlay(datapath);
+      const { encapsulation } = overlay;
       await encapsulation.upsertNode({ name: 'remote', ipv4: PEER, podCidrs: [REMOTE_POD_CIDR, 'fd00:1::/64'] });
       expect(routes()).toMatchObject([{ dst: REMOTE_POD_CIDR, gateway: PEER, dev: HOST_DEVICE, flags: ['onlink'] }]);
       expect(encapsulation.routes('remote')).toHaveLength(1);
@@ -281,7 +313,8 @@ describe('GeneveEncapsulation routes', () => {
       await encapsulation.upsertNode({ name: 'silent', podCidrs: [REMOTE_POD_CIDR] });
       expect(routes()).toEqual([]);
     } finally {
-      await encapsulation.teardown();
+      await overlay?.teardown();
+      datapath.close();
       removePinRoot(pinRoot);
     }
   });

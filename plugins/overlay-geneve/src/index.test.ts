@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CORE_API_VERSION, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
+import { CORE_API_VERSION, definePlugin, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
 import plugin, { GENEVE_OBJECT, GeneveEncapsulation, type GeneveConfig } from './index.js';
 import { ipv4HostOrder } from './address.js';
@@ -15,13 +15,14 @@ function section(document: Record<string, unknown>): GeneveConfig {
 }
 
 describe('@cilia/plugin-overlay-geneve', () => {
-  it('provides the Encapsulation (mode geneve, 50 bytes) and needs no other token', () => {
+  it('provides the Encapsulation (mode geneve, 50 bytes) and needs only this node\'s addresses (the datapath may ask it for the overhead)', () => {
     expect(plugin.name).toBe('@cilia/plugin-overlay-geneve');
     expect(pluginConfigKey(plugin)).toBe('overlay-geneve');
-    expect(plugin.requires ?? []).toEqual([]);
-    const set = resolvePluginSet([{ definition: plugin, origin: 'configured' }], { coreVersion: CORE_API_VERSION, hostTokens: [] });
+    expect(plugin.requires).toEqual([Tokens.LocalNode]);
+    const local = definePlugin({ name: 'local-node', version: '1', apiVersion: '^1', provides: [Tokens.LocalNode, Tokens.Datapath], register() {} });
+    const set = resolvePluginSet([{ definition: local, origin: 'default' }, { definition: plugin, origin: 'configured' }], { coreVersion: CORE_API_VERSION, hostTokens: [] });
     expect(set.providers.get(Tokens.Encapsulation.id)).toEqual([plugin]);
-    const encapsulation = new GeneveEncapsulation({ config: section({}), pinRoot: '/sys/fs/bpf/unused', logger: {} as never });
+    const encapsulation = new GeneveEncapsulation({ config: section({}), logger: {} as never, object: () => undefined as never });
     expect([encapsulation.mode, encapsulation.overhead]).toEqual(['geneve', 50]);
   });
 
@@ -41,7 +42,11 @@ describe('@cilia/plugin-overlay-geneve', () => {
     const elf = readFileSync(GENEVE_OBJECT);
     expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
     expect(elf.readUInt16LE(18)).toBe(EM_BPF);
-    expect(plugin.bpf?.[0]?.programs).toEqual({ cil_geneve_to_overlay: { attach: 'from-container', slot: 'forward' } });
+    // Receive first, forward last: the order the agent fills them in.
+    expect(Object.entries(plugin.bpf?.[0]?.programs ?? {})).toEqual([
+      ['cil_geneve_from_overlay', { attach: 'from-netdev', slot: 'pre' }],
+      ['cil_geneve_to_overlay', { attach: 'from-container', slot: 'forward' }],
+    ]);
     expect(elf.includes('cil_geneve_from_overlay')).toBe(true);
     expect(elf.includes('cil_geneve_from_host')).toBe(true);
   });

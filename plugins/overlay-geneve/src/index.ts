@@ -1,19 +1,21 @@
 import { createRequire } from 'node:module';
-import { definePlugin, Tokens } from '@cilia/core';
+import { definePlugin, defineToken, Tokens } from '@cilia/core';
 import { geneveConfig, type GeneveConfig } from './config.js';
 import { GENEVE_OBJECT, GENEVE_PROGRAMS, GeneveEncapsulation } from './geneve.js';
 
 export { geneveConfig, type GeneveConfig } from './config.js';
-export { GeneveEncapsulation, GENEVE_OBJECT, GENEVE_OVERHEAD, GENEVE_PROGRAMS, GENEVE_SLOTS, type GeneveEncapsulationOptions } from './geneve.js';
+export { GeneveEncapsulation, GENEVE_OBJECT, GENEVE_OVERHEAD, GENEVE_PROGRAMS, type GeneveEncapsulationOptions } from './geneve.js';
 
 const { name, version } = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
-const instances = new WeakMap<object, GeneveEncapsulation>();
+/** This plugin's own handle on its encapsulation (the kernel token carries only the interface). */
+const Geneve = defineToken<GeneveEncapsulation>(`${name}.Geneve`);
 
 /**
  * Pods across nodes over Geneve, encapsulated in eBPF: provides `Tokens.Encapsulation`, which
- * the node registry (@cilia/nodes) sets up for this node and keeps in step with the others; the
- * datapath lowers the pod MTU by its overhead. Depends on no other token, so the datapath may
- * ask it for that.
+ * the node sync (@cilia/nodes) sets up for this node and keeps in step with the others; the
+ * datapath lowers the pod MTU by its overhead. Its receive (from-netdev pre hook) and send
+ * (from-container forward) programs are declared here and installed by the agent; their
+ * constants come from this node's addresses and the host device, made just before.
  */
 export default definePlugin<GeneveConfig>({
   name,
@@ -21,18 +23,25 @@ export default definePlugin<GeneveConfig>({
   apiVersion: '^1',
   description: 'Geneve overlay encapsulated in eBPF (identity in the VNI) for pods across nodes',
   config: geneveConfig,
-  provides: [Tokens.Encapsulation],
-  // Loaded by the plugin itself in setup (its constants exist only then), which also puts the
-  // receive program into the from-netdev pre hook (not a pipeline slot, so not listed here).
-  bpf: [{ object: GENEVE_OBJECT, programs: { [GENEVE_PROGRAMS.forward]: { attach: 'from-container', slot: 'forward' } } }],
-  register(bind, { config, agent, logger }) {
-    bind(Tokens.Encapsulation).toFactory(() => {
-      const encapsulation = new GeneveEncapsulation({ config, pinRoot: agent.bpfRoot, logger: logger.child({ component: 'geneve' }) });
-      instances.set(config, encapsulation);
-      return encapsulation;
-    });
-  },
-  async stop({ config }) {
-    await instances.get(config)?.close();
+  provides: [Tokens.Encapsulation, Geneve],
+  requires: [Tokens.LocalNode],
+  bpf: [
+    {
+      name: 'geneve',
+      object: GENEVE_OBJECT,
+      // Receive first, the forward slot last: by the time pods send into the tunnel, this node takes tunnel packets apart.
+      programs: {
+        [GENEVE_PROGRAMS.ingress]: { attach: 'from-netdev', slot: 'pre' },
+        [GENEVE_PROGRAMS.forward]: { attach: 'from-container', slot: 'forward' },
+      },
+      constants: ({ resolver }) => resolver.get(Geneve).prepare(resolver.get(Tokens.LocalNode).get()),
+    },
+  ],
+  register(bind, { config, logger, bpf }) {
+    const geneve = new GeneveEncapsulation({ config, logger: logger.child({ component: 'geneve' }), object: () => bpf.object('geneve') });
+    bind(Geneve).toConstant(geneve);
+    bind(Tokens.Encapsulation).toConstant(geneve);
+    // Handles only: the devices, programs, slots and routes stay (forwarding goes on).
+    return { stop: () => geneve.close() };
   },
 });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BpfObject, ensureBpffs } from '@cilia/bpf';
-import { CORE_API_VERSION, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
+import { CORE_API_VERSION, definePlugin, ConfigError, composeConfigSchema, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
 import plugin, { VXLAN_OBJECT, vxlanDeviceMac, type VxlanConfig } from './index.js';
 import { ipv4NetworkOrderU32 } from './address.js';
@@ -16,11 +16,12 @@ function section(document: Record<string, unknown>): VxlanConfig {
 }
 
 describe('@cilia/plugin-overlay-vxlan', () => {
-  it('provides the Encapsulation and needs no other token (the datapath may ask it for the overhead)', () => {
+  it('provides the Encapsulation and needs only this node\'s addresses (the datapath may ask it for the overhead)', () => {
     expect(plugin.name).toBe('@cilia/plugin-overlay-vxlan');
     expect(pluginConfigKey(plugin)).toBe('overlay-vxlan');
-    expect(plugin.requires ?? []).toEqual([]);
-    const set = resolvePluginSet([{ definition: plugin, origin: 'configured' }], { coreVersion: CORE_API_VERSION, hostTokens: [] });
+    expect(plugin.requires).toEqual([Tokens.LocalNode]);
+    const local = definePlugin({ name: 'local-node', version: '1', apiVersion: '^1', provides: [Tokens.LocalNode, Tokens.Datapath], register() {} });
+    const set = resolvePluginSet([{ definition: local, origin: 'default' }, { definition: plugin, origin: 'configured' }], { coreVersion: CORE_API_VERSION, hostTokens: [] });
     expect(set.providers.get(Tokens.Encapsulation.id)).toEqual([plugin]);
   });
 
@@ -38,7 +39,11 @@ describe('@cilia/plugin-overlay-vxlan', () => {
     const elf = readFileSync(VXLAN_OBJECT);
     expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
     expect(elf.readUInt16LE(18)).toBe(EM_BPF);
-    expect(plugin.bpf?.[0]?.programs).toEqual({ cil_vxlan_forward: { attach: 'from-container', slot: 'forward' } });
+    // Receive first, forward last: the order the agent fills them in.
+    expect(Object.entries(plugin.bpf?.[0]?.programs ?? {})).toEqual([
+      ['cil_vxlan_from_underlay', { attach: 'from-netdev', slot: 'pre' }],
+      ['cil_vxlan_forward', { attach: 'from-container', slot: 'forward' }],
+    ]);
     // The verifier accepts every program with the constants set (maps pinned in a root of its own).
     const pinRoot = `/sys/fs/bpf/cilia-test-vxlan-${process.pid}`;
     ensureBpffs(pinRoot);

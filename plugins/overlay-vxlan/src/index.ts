@@ -1,18 +1,21 @@
 import { createRequire } from 'node:module';
-import { definePlugin, Tokens } from '@cilia/core';
+import { definePlugin, defineToken, Tokens } from '@cilia/core';
 import { vxlanConfig, type VxlanConfig } from './config.js';
-import { VXLAN_OBJECT, VxlanEncapsulation } from './vxlan.js';
+import { VXLAN_OBJECT, VXLAN_PROGRAMS, VxlanEncapsulation } from './vxlan.js';
 
 export { vxlanConfig, type VxlanConfig } from './config.js';
-export { VxlanEncapsulation, vxlanDeviceMac, VXLAN_OBJECT, VXLAN_OVERHEAD, type VxlanEncapsulationOptions } from './vxlan.js';
+export { VxlanEncapsulation, vxlanDeviceMac, VXLAN_OBJECT, VXLAN_OVERHEAD, VXLAN_PROGRAMS, type VxlanEncapsulationOptions } from './vxlan.js';
 
 const { name, version } = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
-const instances = new WeakMap<object, VxlanEncapsulation>();
+/** This plugin's own handle on its encapsulation (the kernel token carries only the interface). */
+const Vxlan = defineToken<VxlanEncapsulation>(`${name}.Vxlan`);
 
 /**
- * Pods across nodes over VXLAN: provides `Tokens.Encapsulation`, which the node registry
+ * Pods across nodes over VXLAN: provides `Tokens.Encapsulation`, which the node sync
  * (@cilia/nodes) sets up for this node and keeps in step with the others; the datapath lowers
- * the pod MTU by its overhead. Depends on no other token, so the datapath may ask it for that.
+ * the pod MTU by its overhead. Its receive (from-netdev pre hook) and send (from-container
+ * forward) programs are declared here and installed by the agent; their constants come from
+ * this node's addresses and the VXLAN device, made just before.
  */
 export default definePlugin<VxlanConfig>({
   name,
@@ -20,18 +23,25 @@ export default definePlugin<VxlanConfig>({
   apiVersion: '^1',
   description: 'VXLAN overlay (external/collect_md device, identity in the VNI) for pods across nodes',
   config: vxlanConfig,
-  provides: [Tokens.Encapsulation],
-  // Declared for what the plugin ships; it loads the object itself in setup, because its
-  // constants (the device's ifindex, this node's tunnel endpoint) exist only then.
-  bpf: [{ object: VXLAN_OBJECT, programs: { cil_vxlan_forward: { attach: 'from-container', slot: 'forward' } } }],
-  register(bind, { config, agent, logger }) {
-    bind(Tokens.Encapsulation).toFactory(() => {
-      const encapsulation = new VxlanEncapsulation({ config, pinRoot: agent.bpfRoot, logger: logger.child({ component: 'vxlan' }) });
-      instances.set(config, encapsulation);
-      return encapsulation;
-    });
-  },
-  async stop({ config }) {
-    await instances.get(config)?.close();
+  provides: [Tokens.Encapsulation, Vxlan],
+  requires: [Tokens.LocalNode],
+  bpf: [
+    {
+      name: 'vxlan',
+      object: VXLAN_OBJECT,
+      // Receive first, the forward slot last: by the time pods send into the tunnel, this node takes tunnel packets apart.
+      programs: {
+        [VXLAN_PROGRAMS.underlay]: { attach: 'from-netdev', slot: 'pre' },
+        [VXLAN_PROGRAMS.forward]: { attach: 'from-container', slot: 'forward' },
+      },
+      constants: ({ resolver }) => resolver.get(Vxlan).prepare(resolver.get(Tokens.LocalNode).get()),
+    },
+  ],
+  register(bind, { config, logger, bpf }) {
+    const vxlan = new VxlanEncapsulation({ config, logger: logger.child({ component: 'vxlan' }), object: () => bpf.object('vxlan') });
+    bind(Vxlan).toConstant(vxlan);
+    bind(Tokens.Encapsulation).toConstant(vxlan);
+    // Handles only: the device, its programs, the slots and the routes stay (forwarding goes on).
+    return { stop: () => vxlan.close() };
   },
 });

@@ -1,7 +1,4 @@
-import { fileURLToPath } from 'node:url';
-import { attachTc, BpfObject, ensureBpffs } from '@cilia/bpf';
-import type { Logger, NodeInfo } from '@cilia/core';
-import { datapathMaps } from '@cilia/datapath';
+import type { BpfConstants, LoadedBpfObject, Logger, NodeInfo } from '@cilia/core';
 import { setSysctl, type Link, type NetlinkHandle, type RouteSpec } from '@cilia/netlink';
 import { findUnderlay, RoutedEncapsulation, tunnelRoutes } from '@cilia/nodes';
 import type { VxlanConfig } from './config.js';
@@ -21,14 +18,16 @@ export function vxlanDeviceMac(tunnelEndpoint: string): string {
 /** `bpf/vxlan.c` → `dist/bpf/vxlan.o`; `../` is the package root from src/ and from dist/. */
 export const VXLAN_OBJECT = new URL('../dist/bpf/vxlan.o', import.meta.url);
 
-const PROGRAMS = { forward: 'cil_vxlan_forward', ingress: 'cil_from_overlay', egress: 'cil_to_overlay', underlay: 'cil_vxlan_from_underlay' } as const;
+/** Its programs: the two slot programs the plugin declares, and the two on the VXLAN device. */
+export const VXLAN_PROGRAMS = { forward: 'cil_vxlan_forward', ingress: 'cil_from_overlay', egress: 'cil_to_overlay', underlay: 'cil_vxlan_from_underlay' } as const;
+const PROGRAMS = VXLAN_PROGRAMS;
 
 /** What {@link VxlanEncapsulation} needs. */
 export interface VxlanEncapsulationOptions {
   readonly config: VxlanConfig;
-  /** The agent's bpffs pin root: the object shares the datapath's pinned maps and slot table. */
-  readonly pinRoot: string;
   readonly logger: Logger;
+  /** The plugin's object as the agent installed it (its slot programs in place). */
+  readonly object: () => LoadedBpfObject;
   /** Netlink in the node's namespace; default the agent's own. */
   readonly netlink?: () => Promise<NetlinkHandle>;
 }
@@ -36,7 +35,9 @@ export interface VxlanEncapsulationOptions {
 /**
  * The VXLAN overlay. Pods' packets to other nodes are encapsulated in the from-container forward
  * slot — towards the tunnel endpoint the ipcache names, the source identity as VNI — and sent
- * straight out of the underlay device. An external (collect_md) VXLAN device carries the rest:
+ * straight out of the underlay device; pod-bound VXLAN is taken apart in the from-netdev pre hook
+ * (both slots declared by the plugin and filled by the agent, with the constants {@link prepare}
+ * returns). An external (collect_md) VXLAN device carries the rest:
  * each other node gets routes `<pod CIDR> via <its tunnel endpoint> dev <device> onlink`, so the
  * node itself reaches remote pods through the device, whose egress program keys those packets;
  * its ingress program hands what the device decapsulates to the destination's to-container
@@ -50,7 +51,6 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
   readonly bigTcp = true;
   readonly #o: VxlanEncapsulationOptions;
   readonly #log: Logger;
-  #object?: BpfObject;
   #device?: Link;
   #local?: NodeInfo;
 
@@ -65,43 +65,33 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
     return this.#device;
   }
 
-  async setup(local: NodeInfo): Promise<void> {
+  /**
+   * The device (made, or kept with its attachments and routes) and the object's load-time
+   * constants: its ifindex, the port, this node's tunnel endpoint.
+   */
+  async prepare(local: NodeInfo): Promise<BpfConstants> {
     const nl = await this.netlink();
     const underlay = await findUnderlay(nl, { address: local.ipv4, field: 'overlay-vxlan' });
     const mtu = (underlay?.mtu ?? 1500) - VXLAN_OVERHEAD;
     const self = local.tunnelEndpoint ?? local.ipv4;
-    const device = await this.#ensureDevice(nl, mtu, self ? vxlanDeviceMac(self) : undefined);
-    const object = this.#load(device, local);
-    try {
-      // Device programs and the receive side first, the forward slot last: by the time pods
-      // send into the tunnel, this node takes tunnel packets apart.
-      attachTc(object.program(PROGRAMS.ingress), { interface: device.index, direction: 'ingress' });
-      attachTc(object.program(PROGRAMS.egress), { interface: device.index, direction: 'egress' });
-      const slots = object.programArray('cilia_tc_slots');
-      // Pod-bound VXLAN is taken apart on the underlay (host.o's from-netdev pre hook) without
-      // the UDP socket, driver and GRO-cell pass; what it does not take still reaches the device.
-      slots.set(datapathMaps.slotIndex('from-netdev', 'pre'), object.program(PROGRAMS.underlay));
-      slots.set(datapathMaps.slotIndex('from-container', 'forward'), object.program(PROGRAMS.forward));
-    } catch (err) {
-      object.close();
-      throw err;
-    }
-    this.#object?.close();
-    this.#object = object;
-    this.#device = device;
+    this.#device = await this.#ensureDevice(nl, mtu, self ? vxlanDeviceMac(self) : undefined);
     this.#local = local;
-    this.#log.info({ device: device.name, ifindex: device.index, port: this.#o.config.port, mtu, underlay: underlay?.name }, 'vxlan overlay ready');
+    this.#log.info({ device: this.#device.name, ifindex: this.#device.index, port: this.#o.config.port, mtu, underlay: underlay?.name }, 'vxlan device ready');
+    return { VXLAN_IFINDEX: this.#device.index, VXLAN_PORT: this.#o.config.port, ...(self ? { LOCAL_TUNNEL_ENDPOINT: ipv4NetworkOrderU32(self) } : {}) };
+  }
+
+  /** The device's own programs (the node's traffic to remote pods, and what the device takes apart). */
+  async setup(local: NodeInfo): Promise<void> {
+    const device = this.#requireDevice();
+    const object = this.#o.object();
+    object.attachTc(PROGRAMS.ingress, { ifindex: device.index, direction: 'ingress' });
+    object.attachTc(PROGRAMS.egress, { ifindex: device.index, direction: 'egress' });
+    this.#local = local;
+    this.#log.info({ device: device.name }, 'vxlan overlay ready');
   }
 
   protected routesTo(node: NodeInfo): RouteSpec[] {
     return tunnelRoutes(node, this.#requireDevice().index, this.#local?.ipv4, this.#log);
-  }
-
-  /** Closes handles; the device, its programs, the slot and the routes stay (forwarding goes on). */
-  override async close(): Promise<void> {
-    this.#object?.close();
-    this.#object = undefined;
-    await super.close();
   }
 
   async #ensureDevice(nl: NetlinkHandle, mtu: number, mac: string | undefined): Promise<Link> {
@@ -119,15 +109,8 @@ export class VxlanEncapsulation extends RoutedEncapsulation {
     return nl.getLink(link.index);
   }
 
-  #load(device: Link, local: NodeInfo): BpfObject {
-    ensureBpffs(this.#o.pinRoot);
-    const self = local.tunnelEndpoint ?? local.ipv4;
-    const constants = { VXLAN_IFINDEX: device.index, VXLAN_PORT: this.#o.config.port, ...(self ? { LOCAL_TUNNEL_ENDPOINT: ipv4NetworkOrderU32(self) } : {}) };
-    return BpfObject.openAndLoad(fileURLToPath(VXLAN_OBJECT), { pinRoot: this.#o.pinRoot, constants, builtBy: '@cilia/plugin-overlay-vxlan' });
-  }
-
   #requireDevice(): Link {
-    if (!this.#device) throw new Error('the vxlan overlay is not set up yet');
+    if (!this.#device) throw new Error('the vxlan device is not there yet (prepare makes it)');
     return this.#device;
   }
 }

@@ -10,11 +10,9 @@ const { name, version } = createRequire(import.meta.url)('../package.json') as {
 export const nativeRoutingConfig = z.strictObject({});
 export type NativeRoutingConfig = z.infer<typeof nativeRoutingConfig>;
 
-const instances = new WeakMap<object, NativeRouting>();
-
 /**
  * Pods across nodes by native routing: provides `Tokens.Encapsulation` (`mode: native`, no
- * overhead), which the node registry (@cilia/nodes) keeps in step with the other nodes.
+ * overhead), which the node sync (@cilia/nodes) keeps in step with the other nodes.
  */
 export default definePlugin<NativeRoutingConfig>({
   name,
@@ -23,14 +21,10 @@ export default definePlugin<NativeRoutingConfig>({
   description: "Native routing: routes to other nodes' pod CIDRs via their node IPs (auto direct node routes)",
   config: nativeRoutingConfig,
   provides: [Tokens.Encapsulation],
-  register(bind, { config, logger }) {
-    bind(Tokens.Encapsulation).toFactory(() => {
-      const routing = new NativeRouting({ logger: logger.child({ component: 'native-routing' }) });
-      instances.set(config, routing);
-      return routing;
-    });
-  },
-  async stop({ config }) {
-    await instances.get(config)?.close();
+  register(bind, { logger }) {
+    const routing = new NativeRouting({ logger: logger.child({ component: 'native-routing' }) });
+    bind(Tokens.Encapsulation).toConstant(routing);
+    // Handles only: the routes stay (forwarding goes on).
+    return { stop: () => routing.close() };
   },
 });

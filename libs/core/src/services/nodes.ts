@@ -19,3 +19,13 @@ export interface NodeRegistry {
   /** Every change from now on. */
   subscribe(listener: (event: NodeEvent) => void): Unsubscribe;
 }
+
+/**
+ * This node as it registers — name, addresses, tunnel endpoint, pod CIDRs — known before it
+ * registers anywhere (Cilium's local node store), so what is set up before the node joins (an
+ * overlay's load-time constants, say) can use it.
+ */
+export interface LocalNode {
+  /** This node; throws before the providing plugin has started. */
+  get(): NodeInfo;
+}
