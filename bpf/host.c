@@ -13,20 +13,21 @@
  *
  * Anything the datapath does not handle (IPv6, ARP, other protocols, traffic of the host
  * itself) passes untouched: these programs share the device with the node. */
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
-#include <cilia/slots.h>
-#include <conntrack.h>
-#include <endpoints.h>
-#include <ipcache.h>
-#include <monitor.h>
-#include <nat.h>
-#include <overlay.h>
-#include <redirect.h>
-#include <slots.h>
-#include <tuple.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
+#include "cilia/slots.h"
+#include "lib/conntrack.h"
+#include "lib/endpoints.h"
+#include "lib/identity.h"
+#include "lib/ipcache.h"
+#include "lib/monitor.h"
+#include "lib/nat.h"
+#include "lib/overlay.h"
+#include "lib/redirect.h"
+#include "lib/slots.h"
+#include "lib/tuple.h"
 
 /* ---- to-netdev ------------------------------------------------------------------------ */
 
@@ -52,7 +53,7 @@ static __always_inline int wants_snat(const struct cilia_tuple *t, const struct 
 		return 1;
 	if (dst->tunnel_endpoint)
 		return 0;
-	return dst->identity == CILIA_IDENTITY_WORLD || dst->identity >= CILIA_IDENTITY_LOCAL_MIN;
+	return dst->identity == CILIA_IDENTITY_WORLD || cilia_identity_is_local(dst->identity);
 }
 
 static __always_inline int to_netdev_forward(struct __sk_buff *skb, struct cilia_ctx *ctx)

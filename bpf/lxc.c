@@ -11,18 +11,19 @@
  * delivered to the destination pod with bpf_redirect_peer. Everything else goes to the
  * host stack, which delivers it to the host or routes it out (masqueraded by host.c), or
  * with HOST_ROUTING straight to the egress device the FIB names. */
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
-#include <cilia/slots.h>
-#include <conntrack.h>
-#include <endpoints.h>
-#include <ipcache.h>
-#include <monitor.h>
-#include <redirect.h>
-#include <slots.h>
-#include <tuple.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
+#include "cilia/slots.h"
+#include "lib/conntrack.h"
+#include "lib/endpoints.h"
+#include "lib/identity.h"
+#include "lib/ipcache.h"
+#include "lib/monitor.h"
+#include "lib/redirect.h"
+#include "lib/slots.h"
+#include "lib/tuple.h"
 
 /* ---- from-container ------------------------------------------------------------------- */
 

@@ -2,11 +2,11 @@
 /* The policy slot program (bpf/lib/policy.h), installed by the loader into the policy slot of
  * from-container (the endpoint's egress) and to-container (its ingress). One object serves
  * every endpoint: what differs per endpoint is in cilia_policy and cilia_policy_endpoints. */
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/slots.h>
-#include <policy.h>
-#include <slots.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/slots.h"
+#include "lib/policy.h"
+#include "lib/slots.h"
 
 SEC("tc")
 int cil_policy(struct __sk_buff *skb)

@@ -4,8 +4,10 @@
 //   node tools/bpf-build.mjs <packageDir> [--src <dir>] [--out <dir>] [--only <name>]
 //
 // Defaults: sources are <packageDir>/bpf/*.c, objects go to <packageDir>/dist/bpf/<name>.o.
-// Every object is built with `clang -O2 -g -target bpf` against the repo's bpf/include and
-// bpf/lib, so plugins share one ABI. Zero dependencies: it runs before anything is built.
+// Every object is built with `clang -O2 -g -target bpf` against the repo's headers, so plugins
+// share one ABI: `#include "cilia/maps.h"` (the ABI, bpf/include/cilia) and
+// `#include "lib/slots.h"` (the logic, bpf/lib), as Cilium writes them. Zero dependencies: it
+// runs before anything is built.
 // Relative paths resolve against the current directory; the repo root is found from this
 // script's own location, so it works from any cwd (npm scripts run it from the package).
 
@@ -79,7 +81,7 @@ function clangArgs(source, object) {
     '-I',
     join(repoRoot, 'bpf', 'include'),
     '-I',
-    join(repoRoot, 'bpf', 'lib'),
+    join(repoRoot, 'bpf'),
     ...archFlags(),
     '-c',
     source,

@@ -8,11 +8,11 @@
 #ifndef CILIA_LIB_CONNTRACK_H
 #define CILIA_LIB_CONNTRACK_H
 
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
-#include <tuple.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
+#include "lib/tuple.h"
 
 #define CILIA_NS_PER_SEC 1000000000ULL
 /* Lifetimes after the last packet, by state (as Cilium's defaults). */

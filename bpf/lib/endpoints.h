@@ -3,8 +3,8 @@
 #ifndef CILIA_LIB_ENDPOINTS_H
 #define CILIA_LIB_ENDPOINTS_H
 
-#include <cilia/common.h>
-#include <cilia/maps.h>
+#include "cilia/common.h"
+#include "cilia/maps.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -5,8 +5,8 @@
 #ifndef CILIA_LIB_EVENTS_H
 #define CILIA_LIB_EVENTS_H
 
-#include <cilia/common.h>
-#include <cilia/events.h>
+#include "cilia/common.h"
+#include "cilia/events.h"
 
 #ifndef CILIA_EVENTS_RINGBUF_SIZE
 #define CILIA_EVENTS_RINGBUF_SIZE (1 << 22)

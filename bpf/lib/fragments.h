@@ -6,8 +6,8 @@
 #ifndef CILIA_LIB_FRAGMENTS_H
 #define CILIA_LIB_FRAGMENTS_H
 
-#include <cilia/common.h>
-#include <cilia/maps.h>
+#include "cilia/common.h"
+#include "cilia/maps.h"
 #include <linux/ip.h>
 
 #define CILIA_IPV4_MF 0x2000          /* more fragments follow */

@@ -3,8 +3,9 @@
 #ifndef CILIA_LIB_IPCACHE_H
 #define CILIA_LIB_IPCACHE_H
 
-#include <cilia/common.h>
-#include <cilia/maps.h>
+#include "cilia/common.h"
+#include "cilia/maps.h"
+#include "lib/identity.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

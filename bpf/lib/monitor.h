@@ -4,14 +4,14 @@
 #ifndef CILIA_LIB_MONITOR_H
 #define CILIA_LIB_MONITOR_H
 
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
 
 #define CILIA_EVENTS_PIN
-#include <events.h>
-#include <tuple.h>
+#include "lib/events.h"
+#include "lib/tuple.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -23,6 +23,7 @@ struct {
 
 /* Records and codes user space decodes: keep them in BTF for the TS codec check. */
 CILIA_BTF_ANCHOR(cilia_packet_event);
+CILIA_BTF_ENUM_ANCHOR(cilia_event_type);
 CILIA_BTF_ENUM_ANCHOR(cilia_drop_reason);
 CILIA_BTF_ENUM_ANCHOR(cilia_trace_point);
 CILIA_BTF_ENUM_ANCHOR(cilia_direction);

@@ -10,11 +10,11 @@
 #ifndef CILIA_LIB_NAT_H
 #define CILIA_LIB_NAT_H
 
-#include <cilia/common.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
-#include <conntrack.h>
-#include <tuple.h>
+#include "cilia/common.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
+#include "lib/conntrack.h"
+#include "lib/tuple.h"
 
 /* The node address flows are masqueraded to (host byte order; 0 = masquerading off). */
 CILIA_CONST(__u32, SNAT_IPV4, 0);

@@ -17,18 +17,19 @@
 #ifndef CILIA_LIB_OVERLAY_H
 #define CILIA_LIB_OVERLAY_H
 
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
-#include <cilia/slots.h>
-#include <conntrack.h>
-#include <endpoints.h>
-#include <ipcache.h>
-#include <monitor.h>
-#include <redirect.h>
-#include <slots.h>
-#include <tuple.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
+#include "cilia/slots.h"
+#include "lib/conntrack.h"
+#include "lib/endpoints.h"
+#include "lib/identity.h"
+#include "lib/ipcache.h"
+#include "lib/monitor.h"
+#include "lib/redirect.h"
+#include "lib/slots.h"
+#include "lib/tuple.h"
 
 /* Fills the context for local endpoint `ep` as the destination and tracks the packet with
  * ctx->src_identity (set by the caller). Returns 0 or a drop reason. */

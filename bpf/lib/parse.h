@@ -3,7 +3,7 @@
 #ifndef CILIA_LIB_PARSE_H
 #define CILIA_LIB_PARSE_H
 
-#include <cilia/common.h>
+#include "cilia/common.h"
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>

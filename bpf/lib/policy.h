@@ -11,17 +11,17 @@
 #ifndef CILIA_LIB_POLICY_H
 #define CILIA_LIB_POLICY_H
 
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/events.h>
-#include <cilia/maps.h>
-#include <cilia/slots.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/events.h"
+#include "cilia/maps.h"
+#include "cilia/slots.h"
 
 #define CILIA_EVENTS_PIN
-#include <events.h>
-#include <conntrack.h>
-#include <tuple.h>
+#include "lib/events.h"
+#include "lib/conntrack.h"
+#include "lib/tuple.h"
 
 #ifndef IPPROTO_SCTP
 #define IPPROTO_SCTP 132

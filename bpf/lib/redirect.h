@@ -7,9 +7,9 @@
 #ifndef CILIA_LIB_REDIRECT_H
 #define CILIA_LIB_REDIRECT_H
 
-#include <cilia/common.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
+#include "cilia/common.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 

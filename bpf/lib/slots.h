@@ -14,10 +14,10 @@
 #ifndef CILIA_LIB_SLOTS_H
 #define CILIA_LIB_SLOTS_H
 
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/maps.h>
-#include <cilia/slots.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/maps.h"
+#include "cilia/slots.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -34,9 +34,13 @@ union cilia_ctx_words {
 
 _Static_assert(sizeof(struct cilia_ctx) == 20, "struct cilia_ctx must fit skb->cb");
 
-/* Keep the context layout in BTF for the TS codec check (it only lives in skb->cb). */
+/* Keep the context layout in BTF for the TS codec check (it only lives in skb->cb), and the
+ * slot numbers for the check of their TS mirrors. */
 CILIA_BTF_ANCHOR(cilia_ctx);
 CILIA_BTF_ENUM_ANCHOR(cilia_ct_status);
+CILIA_BTF_ENUM_ANCHOR(cilia_slot);
+CILIA_BTF_ENUM_ANCHOR(cilia_slot_window);
+CILIA_BTF_ENUM_ANCHOR(cilia_attach_point);
 
 static __always_inline void cilia_ctx_store(struct __sk_buff *skb, const struct cilia_ctx *ctx)
 {
@@ -101,7 +105,7 @@ static __always_inline void cilia_enter_pipeline(struct __sk_buff *skb, struct c
 	bpf_tail_call(skb, &cilia_tc_slots, CILIA_SLOT_INDEX(ap, CILIA_SLOT_RESUME));
 }
 
-/* ---- the pre hook (CILIA_SLOT_PRE / CILIA_SLOT_MAIN, maps.h) --------------------------
+/* ---- the pre hook (CILIA_SLOT_PRE / CILIA_SLOT_MAIN) ------------------------------------
  * An entry program that offers the hook calls cilia_run_pre() before it looks at the packet.
  * The pre program sees the packet as it arrived (no context: it starts its own) and either
  * owns it from then on (a tc verdict, or a tail call into another pipeline) or gives it back

@@ -5,10 +5,10 @@
 #ifndef CILIA_LIB_TUPLE_H
 #define CILIA_LIB_TUPLE_H
 
-#include <cilia/common.h>
-#include <cilia/drop.h>
-#include <fragments.h>
-#include <parse.h>
+#include "cilia/common.h"
+#include "cilia/drop.h"
+#include "lib/fragments.h"
+#include "lib/parse.h"
 
 #define ICMP_ECHO_REPLY 0
 #define ICMP_ECHO_REQUEST 8

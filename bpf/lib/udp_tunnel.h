@@ -6,8 +6,8 @@
 #ifndef CILIA_LIB_UDP_TUNNEL_H
 #define CILIA_LIB_UDP_TUNNEL_H
 
-#include <cilia/common.h>
-#include <cilia/drop.h>
+#include "cilia/common.h"
+#include "cilia/drop.h"
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>

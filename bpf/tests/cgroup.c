@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Socket-address hooks: connect4 redirects one loopback port to another (what socket-level
  * load balancing does); the others only count calls, to prove they are attached. */
-#include <cilia/common.h>
+#include "cilia/common.h"
 
 CILIA_CONST(__u16, from_port, 0);
 CILIA_CONST(__u16, to_port, 0);

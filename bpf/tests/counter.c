@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Counts IPv4 UDP packets to one port, per program version, in a map pinned by name so two
  * loaded versions share it: used to prove tc replacement never leaves a packet unseen. */
-#include <cilia/common.h>
-#include <parse.h>
+#include "cilia/common.h"
+#include "lib/parse.h"
 
 CILIA_CONST(__u32, version, 0);
 CILIA_CONST(__u16, udp_port, 0);

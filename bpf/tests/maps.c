@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Maps of each kind the agent uses, for the map API tests and benchmarks. */
-#include <cilia/common.h>
+#include "cilia/common.h"
 
 struct test_key {
 	__u32 addr;
@@ -9,14 +9,23 @@ struct test_key {
 	__u8 dir;
 };
 
+/* test_value.action; anchored in BTF for the btfEnum test. */
+enum test_action {
+	TEST_ACTION_PASS = 0,
+	TEST_ACTION_DROP = 1,
+	TEST_ACTION_REDIRECT = 7,
+};
+
 struct test_value {
 	__u64 packets;
 	__u64 bytes;
 	__u32 flags;
 	__u16 proxy_port;
-	__u8 action;
+	__u8 action; /* enum test_action */
 	__u8 pad;
 };
+
+CILIA_BTF_ENUM_ANCHOR(test_action);
 
 struct lpm_v4_key {
 	__u32 prefixlen;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A small packet pipeline for the test harness: deny by {source, protocol, port}, answer
  * ICMP echo requests in place, decrement TTL / hop limit on what passes, count per protocol. */
-#include <cilia/common.h>
-#include <parse.h>
+#include "cilia/common.h"
+#include "lib/parse.h"
 
 struct deny_key {
 	__be32 saddr;

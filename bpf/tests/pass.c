@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The cheapest programs there are: the floor of test-run and attach costs. */
-#include <cilia/common.h>
+#include "cilia/common.h"
 
 SEC("tc")
 int cls_pass(struct __sk_buff *skb)

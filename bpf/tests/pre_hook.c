@@ -2,10 +2,10 @@
 /* A from-netdev pre program, as a tunnel plugin would install one: it takes UDP to port 9999
  * (drops it here, where a tunnel would decapsulate) and hands everything else back to the base
  * through cilia_pre_continue. */
-#include <cilia/common.h>
-#include <cilia/slots.h>
-#include <slots.h>
-#include <tuple.h>
+#include "cilia/common.h"
+#include "cilia/slots.h"
+#include "lib/slots.h"
+#include "lib/tuple.h"
 
 #define PRE_TAKEN_PORT 9999
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Compiles, but the verifier must refuse it: packet data read without a bounds check. */
-#include <cilia/common.h>
+#include "cilia/common.h"
 
 SEC("tc")
 int cls_unchecked_read(struct __sk_buff *skb)

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A producer for ring-buffer tests and benchmarks: every run emits `records_per_run` records
  * numbered by a per-CPU sequence, through bpf/lib/events.h like the real datapath. */
-#include <cilia/common.h>
-#include <cilia/slots.h>
+#include "cilia/common.h"
+#include "cilia/slots.h"
 
 #define CILIA_EVENTS_RINGBUF_SIZE (1 << 24)
-#include <events.h>
+#include "lib/events.h"
 
 CILIA_CONST(__u32, records_per_run, 1);
 

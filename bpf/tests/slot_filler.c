@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A second object filling datapath slots, as a plugin would: it shares the pinned
  * cilia_tc_slots (and the other maps) with the base objects by opening with their pin root. */
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/slots.h>
-#include <slots.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/slots.h"
+#include "lib/slots.h"
 
 /* How often each program ran, so tests see the slot was entered. */
 struct {

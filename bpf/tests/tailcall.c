@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Composition by tail calls: a base program jumps to the policy slot, and falls through to
  * its default verdict while the slot is empty. */
-#include <cilia/common.h>
-#include <cilia/slots.h>
+#include "cilia/common.h"
+#include "cilia/slots.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);

@@ -8,16 +8,10 @@
 #define CILIA_MAPS_H
 
 #include <linux/types.h>
+#include "cilia/slots.h"
 
 #define CILIA_AF_INET 2
 #define CILIA_AF_INET6 10
-
-/* Reserved security identities (as Cilium numbers them). */
-#define CILIA_IDENTITY_UNKNOWN 0
-#define CILIA_IDENTITY_HOST 1
-#define CILIA_IDENTITY_WORLD 2
-/* Identities from here on are local to the node: CIDRs that policies name (Cilium's local scope). */
-#define CILIA_IDENTITY_LOCAL_MIN ((1U << 24) + 1)
 
 /* --- cilia_endpoints: HASH, local endpoint address → endpoint ------------------------- */
 #define CILIA_ENDPOINTS_MAX 4096
@@ -164,20 +158,17 @@ struct cilia_metrics_value {
 };
 
 /* --- cilia_tc_slots: PROG_ARRAY of every tc attach point's slots -------------------------
- * Index = attach point * CILIA_SLOTS_PER_AP + slot (enum cilia_slot), see slots.h. Index
- * CILIA_SLOT_RESUME of each window holds the base object's resume program for that attach
- * point (installed by the loader), through which a slot program continues the pipeline.
+ * Index = attach point (enum cilia_attach_point) * CILIA_SLOTS_PER_AP + slot (enum cilia_slot,
+ * or enum cilia_slot_window), all in slots.h. Index CILIA_SLOT_RESUME of each window holds the
+ * base object's resume program for that attach point (installed by the loader), through which
+ * a slot program continues the pipeline.
  *
  * CILIA_SLOT_PRE and CILIA_SLOT_MAIN are a hook in front of the whole base program, for what
  * must see a packet before the base parses it (from-netdev: a tunnel's receive program). The
  * entry program tail-calls PRE first; a pre program either owns the packet or hands it back
  * through MAIN, where the loader installs the base program without the hook. Only from-netdev
  * has them so far. */
-#define CILIA_SLOTS_PER_AP 16
-#define CILIA_SLOT_MAIN 13
-#define CILIA_SLOT_PRE 14
-#define CILIA_SLOT_RESUME 15
-#define CILIA_TC_SLOTS_MAX (8 * CILIA_SLOTS_PER_AP)
+#define CILIA_TC_SLOTS_MAX (CILIA_AP_MAX * CILIA_SLOTS_PER_AP)
 #define CILIA_SLOT_INDEX(ap, slot) ((ap) * CILIA_SLOTS_PER_AP + (slot))
 
 /* --- cilia_policy: LPM_TRIE, {endpoint, direction, identity, protocol, port prefix} → verdict

@@ -23,14 +23,14 @@ function pkg(sources: Record<string, string>): string {
 const build = (args: string[], cwd = tmpdir()) =>
   spawnSync(process.execPath, [script, ...args], { cwd, encoding: 'utf8' });
 
-const GOOD = `#include <cilia/common.h>
-#include <events.h>
+const GOOD = `#include "cilia/common.h"
+#include "lib/events.h"
 SEC("tc") int ok(struct __sk_buff *skb) { return TC_ACT_OK; }
 char LICENSE[] SEC("license") = "GPL";
 `;
 
 describe('tools/bpf-build.mjs', () => {
-  it('compiles <pkg>/bpf/*.c against bpf/include and bpf/lib into <pkg>/dist/bpf, from any cwd', () => {
+  it('compiles <pkg>/bpf/*.c against bpf/include ("cilia/…") and bpf ("lib/…") into <pkg>/dist/bpf, from any cwd', () => {
     const dir = pkg({ 'a.c': GOOD, 'b.c': GOOD.replace('int ok', 'int ok2') });
     const r = build([dir], '/');
     expect(r.status, r.stderr).toBe(0);
@@ -53,7 +53,7 @@ describe('tools/bpf-build.mjs', () => {
   });
 
   it("fails with clang's message on a compile error", () => {
-    const dir = pkg({ 'broken.c': '#include <cilia/common.h>\nSEC("tc") int f(struct __sk_buff *skb) { return undeclared_thing; }\n' });
+    const dir = pkg({ 'broken.c': '#include "cilia/common.h"\nSEC("tc") int f(struct __sk_buff *skb) { return undeclared_thing; }\n' });
     const r = build([dir]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/broken\.c failed/);

@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { SlotIndex } from './abi.js';
 import { loadTestObject, packet, TC_ACT, type LoadedTestObject } from './testing/index.js';
 
 let loaded: LoadedTestObject | undefined;
@@ -9,6 +8,9 @@ afterEach(() => {
 });
 
 const frame = packet().eth().ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }).udp({ sport: 1, dport: 2 }).build();
+
+/** tailcall.c's cls_base tail-calls this index (CILIA_SLOT_POLICY) of its 5-entry `slots`. */
+const POLICY_SLOT = 1;
 
 describe('ProgramArray (tail-call slots)', () => {
   it('falls through while a slot is empty, runs what is installed, swaps and clears', () => {
@@ -21,14 +23,14 @@ describe('ProgramArray (tail-call slots)', () => {
     expect(slots.size).toBe(5);
 
     expect(base.testRun({ data: frame }).retval).toBe(TC_ACT.OK);
-    slots.set(SlotIndex.policy, deny);
-    expect(slots.get(SlotIndex.policy)).toBe(deny.id);
+    slots.set(POLICY_SLOT, deny);
+    expect(slots.get(POLICY_SLOT)).toBe(deny.id);
     expect(base.testRun({ data: frame }).retval).toBe(TC_ACT.SHOT);
-    slots.set(SlotIndex.policy, redirect);
+    slots.set(POLICY_SLOT, redirect);
     expect(base.testRun({ data: frame }).retval).toBe(TC_ACT.REDIRECT);
-    expect(slots.clear(SlotIndex.policy)).toBe(true);
-    expect(slots.clear(SlotIndex.policy)).toBe(false);
-    expect(slots.get(SlotIndex.policy)).toBeUndefined();
+    expect(slots.clear(POLICY_SLOT)).toBe(true);
+    expect(slots.clear(POLICY_SLOT)).toBe(false);
+    expect(slots.get(POLICY_SLOT)).toBeUndefined();
     expect(base.testRun({ data: frame }).retval).toBe(TC_ACT.OK);
   });
 

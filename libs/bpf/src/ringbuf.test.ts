@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventType, AttachPointIndex } from './abi.js';
 import { u32, u64n } from './codec.js';
-import { TestEvent } from './testing/fixtures.js';
+import { TEST_EVENT_HDR, TestEvent } from './testing/fixtures.js';
 import { BpfObject } from './object.js';
 import { RingBufferConsumer } from './ringbuf.js';
 import { compileBpf, makePinRoot, packet, removePinRoot, skbContext } from './testing/index.js';
@@ -45,7 +44,7 @@ describe('RingBufferConsumer', () => {
     for (let i = 0; i < 100 && seen.length < 1000; i++) await new Promise((r) => setTimeout(r, 10));
 
     expect(seen).toHaveLength(1000);
-    expect(seen.every((e) => e.mark === 42 && e.type === EventType.debug && e.source === AttachPointIndex['from-netdev'])).toBe(true);
+    expect(seen.every((e) => e.mark === 42 && e.type === TEST_EVENT_HDR.type && e.source === TEST_EVENT_HDR.source)).toBe(true);
     // Per-CPU sequences: each CPU's numbers arrive complete and in order.
     const byCpu = new Map<number, number[]>();
     for (const e of seen) byCpu.set(e.cpu, [...(byCpu.get(e.cpu) ?? []), e.seq]);

@@ -6,9 +6,9 @@
 #ifndef CILIA_GENEVE_H
 #define CILIA_GENEVE_H
 
-#include <cilia/common.h>
+#include "cilia/common.h"
 #include <linux/if_ether.h>
-#include <udp_tunnel.h>
+#include "lib/udp_tunnel.h"
 
 /* Geneve's payload type for an Ethernet frame (Transparent Ethernet Bridging). */
 #define CILIA_ETH_P_TEB 0x6558

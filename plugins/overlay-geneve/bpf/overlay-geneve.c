@@ -15,19 +15,20 @@
  *                            to-container pipeline with the VNI as source identity, so its
  *                            policy judges the sender; any other packet goes back to the base
  *                            (cilia_pre_continue) */
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
-#include <cilia/slots.h>
-#include <endpoints.h>
-#include <ipcache.h>
-#include <monitor.h>
-#include <overlay.h>
-#include <parse.h>
-#include <redirect.h>
-#include <slots.h>
-#include <tuple.h>
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
+#include "cilia/slots.h"
+#include "lib/endpoints.h"
+#include "lib/identity.h"
+#include "lib/ipcache.h"
+#include "lib/monitor.h"
+#include "lib/overlay.h"
+#include "lib/parse.h"
+#include "lib/redirect.h"
+#include "lib/slots.h"
+#include "lib/tuple.h"
 #include "geneve.h"
 
 /* UDP port of the tunnel, both directions (IANA: 6081). */
@@ -36,19 +37,6 @@ CILIA_CONST(__u16, GENEVE_PORT, 6081);
  * address tunnel packets must be sent to. 0: the FIB picks the source, and any address of the
  * node (ipcache identity host) receives. */
 CILIA_CONST(__u32, TUNNEL_IPV4, 0);
-
-#ifndef CILIA_IDENTITY_REMOTE_NODE
-/* Reserved identity of another node (Cilium's remote-node): what a VNI of 1 (the sender's
- * own host) means here, never this node's host. */
-#define CILIA_IDENTITY_REMOTE_NODE 6
-#endif
-
-/* Identities the allocator hands to pods (Cilium's cluster range): such a destination must be
- * tunnelled; reserved (< 256) and CIDR (local scope, 1 << 24 and up) ones go to the stack. */
-static __always_inline int is_pod_identity(__u32 id)
-{
-	return id >= 256 && id < (1 << 24);
-}
 
 /* ---- to the overlay ------------------------------------------------------------------- */
 
@@ -88,7 +76,7 @@ int cil_geneve_to_overlay(struct __sk_buff *skb)
 		goto next;
 	remote = dst->tunnel_endpoint;
 	if (!remote) {
-		if (is_pod_identity(dst->identity))
+		if (cilia_identity_is_pod(dst->identity))
 			return cilia_drop(skb, &ctx, &t, CILIA_DROP_NO_TUNNEL_ENDPOINT, CILIA_AP_FROM_CONTAINER,
 					  CILIA_DIR_EGRESS);
 		goto next;
@@ -204,7 +192,7 @@ int cil_geneve_from_overlay(struct __sk_buff *skb)
 	 * headers and the inner Ethernet header. The pod MTU left room for them: keep gso_size. */
 	if (bpf_skb_adjust_room(skb, -(inner - ETH_HLEN), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		goto decap_failed;
-	ctx.src_identity = vni == CILIA_IDENTITY_HOST ? CILIA_IDENTITY_REMOTE_NODE : vni;
+	ctx.src_identity = cilia_identity_from_tunnel(vni);
 	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
 		goto decap_failed;
 	ep = cilia_endpoint_lookup4(t.daddr);

@@ -19,25 +19,21 @@
  *                       local pod is taken apart here and delivered like cil_from_overlay does,
  *                       without the trip through the UDP socket, the driver and its GRO cells;
  *                       anything else goes back to the base and on to the device as before */
-#include <cilia/common.h>
-#include <cilia/ctx.h>
-#include <cilia/drop.h>
-#include <cilia/maps.h>
-#include <cilia/slots.h>
-#include <endpoints.h>
-#include <ipcache.h>
-#include <monitor.h>
-#include <overlay.h>
-#include <parse.h>
-#include <redirect.h>
-#include <slots.h>
-#include <tuple.h>
-#include <udp_tunnel.h>
-
-#ifndef CILIA_IDENTITY_REMOTE_NODE
-/* Reserved identity of other nodes (as Cilium numbers it; @cilia/core ReservedIdentity). */
-#define CILIA_IDENTITY_REMOTE_NODE 6
-#endif
+#include "cilia/common.h"
+#include "cilia/ctx.h"
+#include "cilia/drop.h"
+#include "cilia/maps.h"
+#include "cilia/slots.h"
+#include "lib/endpoints.h"
+#include "lib/identity.h"
+#include "lib/ipcache.h"
+#include "lib/monitor.h"
+#include "lib/overlay.h"
+#include "lib/parse.h"
+#include "lib/redirect.h"
+#include "lib/slots.h"
+#include "lib/tuple.h"
+#include "lib/udp_tunnel.h"
 
 /* The VNI carries 24 bits; identities above that cannot cross the wire. */
 #define VXLAN_VNI_MASK 0xffffff
@@ -166,8 +162,7 @@ int cil_from_overlay(struct __sk_buff *skb)
 		return cilia_drop(skb, &ctx, NULL, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
 		return cilia_drop(skb, &ctx, &t, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
-	/* What another node sent as itself is a remote node here. */
-	ctx.src_identity = key.tunnel_id == CILIA_IDENTITY_HOST ? CILIA_IDENTITY_REMOTE_NODE : key.tunnel_id;
+	ctx.src_identity = cilia_identity_from_tunnel(key.tunnel_id);
 	ep = cilia_endpoint_lookup4(t.daddr);
 	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
 		return TC_ACT_OK; /* for the node itself */
@@ -259,8 +254,7 @@ int cil_vxlan_from_underlay(struct __sk_buff *skb)
 	 * gso_size. A failed shrink leaves the packet as it was: the device takes it. */
 	if (bpf_skb_adjust_room(skb, -(inner - ETH_HLEN), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return cilia_pre_continue(skb, CILIA_AP_FROM_NETDEV);
-	/* What another node sent as itself is a remote node here (as cil_from_overlay). */
-	ctx.src_identity = vni == CILIA_IDENTITY_HOST ? CILIA_IDENTITY_REMOTE_NODE : vni;
+	ctx.src_identity = cilia_identity_from_tunnel(vni);
 	if (cilia_tuple_parse4(skb, &t, &reason) != CILIA_PARSE_IPV4)
 		return cilia_drop(skb, &ctx, NULL, CILIA_DROP_DECAP_FAILED, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
 	return cilia_overlay_deliver(skb, &ctx, &t, ep);

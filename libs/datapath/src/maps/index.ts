@@ -1,11 +1,15 @@
-// Codecs of the datapath maps and records (bpf/include/cilia/), and the names and indices the
-// loader needs. Layouts are checked against the compiled objects' BTF in test/bpf/layout.test.ts.
+// The TS side of the datapath ABI (bpf/include/cilia/): codecs of the maps and records, the
+// numbers of the enums (events, slots, attach points, drop reasons, ...) and the names and
+// indices the loader needs — each defined once, here. Identities are @cilia/core's
+// (ReservedIdentity, IdentityRange). Layouts and enums are checked against the compiled objects'
+// BTF in test/bpf/layout.test.ts.
 export { AddressFamily, mac } from './addr.js';
 export { EndpointKey, EndpointKeyLayout, EndpointInfo, ENDPOINT_F_HOST, type EndpointInfoValue } from './endpoints.js';
 export { IpcacheKey, IpcacheKeyLayout, IpcacheValue, IPCACHE_PREFIX_STATIC, type IpcacheEntry } from './ipcache.js';
 export { CtKey, CtValue, CtState, CtStatus, CT_FLAGS, gcExpired, type CtKeyValue, type CtEntry } from './conntrack.js';
 export { SnatKey, SnatValue, type SnatKeyValue, type SnatEntry } from './nat.js';
 export { Ipv4FragKey, Ipv4FragL4 } from './fragments.js';
+export { EventHeader, EventType } from './events.js';
 export {
   DropReason,
   DROP_REASON_TEXT,
@@ -35,7 +39,20 @@ export {
   type PolicyEndpointRecord,
   type PolicyVerdictRecord,
 } from './policy.js';
-export { slotIndex, SLOTS_PER_ATTACH_POINT, SLOT_RESUME, SLOT_PRE, SLOT_MAIN, BASE_PROGRAMS, type TcAttachPoint } from './slots.js';
+export {
+  SlotIndex,
+  SLOT_COUNT,
+  AttachPointIndex,
+  ATTACH_POINT_COUNT,
+  SlotWindow,
+  slotIndex,
+  SLOTS_PER_ATTACH_POINT,
+  SLOT_RESUME,
+  SLOT_PRE,
+  SLOT_MAIN,
+  BASE_PROGRAMS,
+  type TcAttachPoint,
+} from './slots.js';
 
 /** Names of the pinned maps (`<bpfRoot>/<name>`). */
 export const MapName = {
@@ -51,5 +68,8 @@ export const MapName = {
   policyEndpoints: 'cilia_policy_endpoints',
 } as const;
 
-/** Reserved security identities. */
-export const ReservedIdentity = { unknown: 0, host: 1, world: 2 } as const;
+/**
+ * @cilia/core's, re-exported only while src/loader.ts still imports it from here: import
+ * `ReservedIdentity` from @cilia/core.
+ */
+export { ReservedIdentity } from '@cilia/core';

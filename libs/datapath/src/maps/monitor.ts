@@ -1,6 +1,7 @@
 // Drop reasons, trace points, the metrics map and the event record
 // (bpf/include/cilia/drop.h, maps.h, events.h).
-import { codec, EventHeader } from '@cilia/bpf';
+import { codec } from '@cilia/bpf';
+import { EventHeader } from './events.js';
 
 /** `enum cilia_drop_reason` (0 counts forwarded packets in the metrics). */
 export const DropReason = {

@@ -1,6 +1,7 @@
 // cilia_policy and cilia_policy_endpoints (bpf/include/cilia/maps.h), and the policy verdict
 // record (bpf/include/cilia/events.h). The writer is libs/datapath/src/policy/map.ts.
-import { codec, EventHeader } from '@cilia/bpf';
+import { codec } from '@cilia/bpf';
+import { EventHeader } from './events.js';
 
 /** Bits of endpoint, direction, pad and identity that every key matches exactly. */
 export const POLICY_PREFIX_STATIC = 64;

@@ -1,28 +1,58 @@
 // The tail-call slot table of the tc attach points and the base programs' names
-// (bpf/include/cilia/maps.h, bpf/README.md).
-import { AttachPointIndex, SlotIndex } from '@cilia/bpf';
+// (bpf/include/cilia/slots.h and maps.h, bpf/README.md). Every slot number of the TS side is
+// here; test/bpf/layout.test.ts checks them against the enums of the compiled objects.
 import type { AttachPoint, DatapathSlot } from '@cilia/core';
 
-/** Indices per attach point in `cilia_tc_slots`. */
+/** `enum cilia_slot`: the stages of an attach point's pipeline, keyed like @cilia/core's `DatapathSlot`. */
+export const SlotIndex = {
+  service: 0,
+  policy: 1,
+  'l7-redirect': 2,
+  shaping: 3,
+  forward: 4,
+} as const satisfies Record<DatapathSlot, number>;
+
+/** Number of pipeline stages (`CILIA_SLOT_MAX`). */
+export const SLOT_COUNT = Object.keys(SlotIndex).length;
+
+/** `enum cilia_attach_point`, keyed like @cilia/core's `AttachPoint`. */
+export const AttachPointIndex = {
+  'from-container': 0,
+  'to-container': 1,
+  'from-host': 2,
+  'to-host': 3,
+  'from-netdev': 4,
+  'to-netdev': 5,
+  'xdp-netdev': 6,
+  'cgroup-sock': 7,
+} as const satisfies Record<AttachPoint, number>;
+
+/** Number of attach points (`CILIA_AP_MAX`). */
+export const ATTACH_POINT_COUNT = Object.keys(AttachPointIndex).length;
+
+/**
+ * `enum cilia_slot_window`: the rest of an attach point's window in `cilia_tc_slots`, beside
+ * the stages — the base object's resume program, and the pre hook (from-netdev only): the entry
+ * program tail-calls `pre` before it looks at a packet; a pre program hands back what it does
+ * not take through `main`, where the loader puts the base program without the hook.
+ */
+export const SlotWindow = { main: 13, pre: 14, resume: 15 } as const;
+
+/** Indices per attach point in `cilia_tc_slots` (`CILIA_SLOTS_PER_AP`). */
 export const SLOTS_PER_ATTACH_POINT = 16;
 /** Index (within an attach point's window) of the base object's resume program. */
-export const SLOT_RESUME = 15;
-/**
- * The pre hook (from-netdev only): the entry program tail-calls `pre` before it looks at a
- * packet; a pre program hands back what it does not take through `main`, where the loader puts
- * the base program without the hook.
- */
-export const SLOT_PRE = 14;
-export const SLOT_MAIN = 13;
-
-const WINDOW_EXTRAS = { resume: SLOT_RESUME, pre: SLOT_PRE, main: SLOT_MAIN } as const;
+export const SLOT_RESUME = SlotWindow.resume;
+/** The pre hook's index within the window. */
+export const SLOT_PRE = SlotWindow.pre;
+/** Where a pre program hands a packet back: the base program without the hook. */
+export const SLOT_MAIN = SlotWindow.main;
 
 /** The attach points whose base programs run tc slots. */
 export type TcAttachPoint = Extract<AttachPoint, 'from-container' | 'to-container' | 'from-netdev' | 'to-netdev'>;
 
 /** Index of `slot` of `attachPoint` in `cilia_tc_slots` (or of its resume program, pre hook, main program). */
-export function slotIndex(attachPoint: TcAttachPoint, slot: DatapathSlot | keyof typeof WINDOW_EXTRAS): number {
-  const within = slot in WINDOW_EXTRAS ? WINDOW_EXTRAS[slot as keyof typeof WINDOW_EXTRAS] : SlotIndex[slot as DatapathSlot];
+export function slotIndex(attachPoint: TcAttachPoint, slot: DatapathSlot | keyof typeof SlotWindow): number {
+  const within = slot in SlotWindow ? SlotWindow[slot as keyof typeof SlotWindow] : SlotIndex[slot as DatapathSlot];
   return AttachPointIndex[attachPoint] * SLOTS_PER_ATTACH_POINT + within;
 }
 

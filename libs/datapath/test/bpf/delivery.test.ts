@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BpfProgram } from '@cilia/bpf';
 import { packet, parsePacket, TC_ACT } from '@cilia/bpf/testing';
-import { CTX_FLAGS, CtStatus, Direction, DropReason, ReservedIdentity, slotIndex } from '../../src/maps/index.js';
+import { ReservedIdentity } from '@cilia/core';
+import { CTX_FLAGS, CtStatus, Direction, DropReason, slotIndex } from '../../src/maps/index.js';
 import { datapathMaps, dummyLinks, metricPackets, run, testEndpoint } from './fixtures.js';
 import { loadDatapath, type Datapath } from './objects.js';
 

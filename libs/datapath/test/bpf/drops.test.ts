@@ -1,9 +1,9 @@
 // Drops with reason codes: counted per reason and direction in cilia_metrics, and reported as
 // records in the cilia_events ring buffer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventType, RingBufferConsumer, AttachPointIndex, type BpfProgram } from '@cilia/bpf';
+import { RingBufferConsumer, type BpfProgram } from '@cilia/bpf';
 import { packet, TC_ACT } from '@cilia/bpf/testing';
-import { Direction, DropReason, PacketEvent, TracePoint, type PacketEventRecord } from '../../src/maps/index.js';
+import { AttachPointIndex, Direction, DropReason, EventType, PacketEvent, TracePoint, type PacketEventRecord } from '../../src/maps/index.js';
 import { datapathMaps, dummyLinks, metricPackets, run, testEndpoint } from './fixtures.js';
 import { loadDatapath, type Datapath } from './objects.js';
 

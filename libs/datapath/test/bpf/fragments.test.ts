@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BpfMap, BpfProgram } from '@cilia/bpf';
 import { checksum, ipv4Bytes, packet, parsePacket, TC_ACT } from '@cilia/bpf/testing';
-import { CtStatus, Direction, DropReason, Ipv4FragKey, Ipv4FragL4, ReservedIdentity } from '../../src/maps/index.js';
+import { ReservedIdentity } from '@cilia/core';
+import { CtStatus, Direction, DropReason, Ipv4FragKey, Ipv4FragL4 } from '../../src/maps/index.js';
 import { datapathMaps, dummyLinks, metricPackets, run, testEndpoint } from './fixtures.js';
 import { loadDatapath, type Datapath } from './objects.js';
 

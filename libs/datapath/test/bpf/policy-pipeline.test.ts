@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttachPointIndex, BpfMap, BpfObject, codec, ProgramArray } from '@cilia/bpf';
+import { BpfMap, BpfObject, codec, ProgramArray } from '@cilia/bpf';
 import { compileBpf, makePinRoot, packet, removePinRoot, TC_ACT } from '@cilia/bpf/testing';
 import type { Logger, PolicyKey } from '@cilia/core';
 import { datapathConfig } from '../../src/config.js';
 import { LocalIpCache } from '../../src/ipcache.js';
 import { BpfDatapath } from '../../src/loader.js';
-import { Direction, DropReason, EndpointInfo, EndpointKey, MetricsKey, MetricsValue, slotIndex } from '../../src/maps/index.js';
+import { AttachPointIndex, Direction, DropReason, EndpointInfo, EndpointKey, MetricsKey, MetricsValue, slotIndex } from '../../src/maps/index.js';
 import { dummyLinks, metricPackets, run, testEndpoint, type TestEndpoint } from './fixtures.js';
 import { BASE_SRC } from './objects.js';
 

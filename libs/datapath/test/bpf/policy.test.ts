@@ -2,12 +2,14 @@
 // BPF_PROG_TEST_RUN: entries written with the PolicyMap writer, a packet in, then the
 // verdict, the context left in skb->cb, conntrack and the policy verdict records out.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttachPointIndex, BpfObject, codec, EventType, RingBufferConsumer, type BpfProgram } from '@cilia/bpf';
+import { BpfObject, codec, RingBufferConsumer, type BpfProgram } from '@cilia/bpf';
 import { packet, TCP_FLAGS, TC_ACT } from '@cilia/bpf/testing';
 import type { Logger, PolicyEntry, PolicyKey } from '@cilia/core';
 import {
+  AttachPointIndex,
   Direction,
   DropReason,
+  EventType,
   PolicyEndpointValue,
   PolicyMapKey,
   PolicyMapValue,

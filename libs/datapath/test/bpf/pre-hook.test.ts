@@ -5,8 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BpfProgram } from '@cilia/bpf';
 import { packet, parsePacket, TC_ACT } from '@cilia/bpf/testing';
-import { AttachPointIndex } from '@cilia/bpf';
-import { CtStatus, Direction, DropReason, slotIndex } from '../../src/maps/index.js';
+import { AttachPointIndex, CtStatus, Direction, DropReason, slotIndex } from '../../src/maps/index.js';
 import { datapathMaps, dummyLinks, metricPackets, run, testEndpoint } from './fixtures.js';
 import { loadDatapath, type Datapath } from './objects.js';
 

@@ -2,9 +2,9 @@
 // would): its programs change the verdict while installed, and clearing the slot restores
 // the base default for the next packet.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttachPointIndex, codec, type BpfObject, type BpfProgram, type ProgramArray } from '@cilia/bpf';
+import { codec, type BpfObject, type BpfProgram, type ProgramArray } from '@cilia/bpf';
 import { packet, TC_ACT } from '@cilia/bpf/testing';
-import { Direction, DropReason, SLOT_NONE, slotIndex } from '../../src/maps/index.js';
+import { AttachPointIndex, Direction, DropReason, SLOT_NONE, slotIndex } from '../../src/maps/index.js';
 import { datapathMaps, dummyLinks, metricPackets, run, testEndpoint } from './fixtures.js';
 import { loadDatapath, type Datapath } from './objects.js';
 

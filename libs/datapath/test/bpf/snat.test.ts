@@ -2,17 +2,19 @@
 // the node's address and a port from the NAT range; the reply is translated back and
 // delivered straight to the pod.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttachPointIndex, EventType, RingBufferConsumer, type BpfProgram } from '@cilia/bpf';
+import { RingBufferConsumer, type BpfProgram } from '@cilia/bpf';
 import { checksum, packet, parsePacket, TCP_FLAGS, TC_ACT } from '@cilia/bpf/testing';
+import { ReservedIdentity } from '@cilia/core';
 import {
+  AttachPointIndex,
   CTX_FLAGS,
   CtState,
   CtStatus,
   Direction,
   DropReason,
+  EventType,
   gcExpired,
   PacketEvent,
-  ReservedIdentity,
   TracePoint,
   type PacketEventRecord,
 } from '../../src/maps/index.js';

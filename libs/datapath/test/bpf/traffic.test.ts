@@ -6,12 +6,13 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventType, RingBufferConsumer } from '@cilia/bpf';
+import { RingBufferConsumer } from '@cilia/bpf';
 import {
   BASE_PROGRAMS,
   CtState,
   Direction,
   DropReason,
+  EventType,
   PacketEvent,
   slotIndex,
   TracePoint,
