@@ -32,5 +32,3 @@ export { RingBufferConsumer, type RecordBatch, type RingBufferOptions, type Ring
 export { testRun, testRunAsync, type TestRunOptions, type TestRunResult } from './testrun.js';
 export { ensureBpffs, isBpffs, probeFeatures, libbpfVersion } from './features.js';
 export { btfEnum, btfStructLayout, compareLayout, type StructLayout } from './btf.js';
-// Temporary: Cilia's slot numbers are @cilia/datapath's (`datapathMaps`); see deprecated-slots.ts.
-export { SlotIndex, AttachPointIndex } from './deprecated-slots.js';

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { Endpoint, EndpointCreateRequest, EndpointManager, IdentityAllocator, Ipam, IpamLease, Labels, Logger, Unsubscribe } from '@cilia/core';
+import { ReservedIdentity, type Endpoint, type EndpointCreateRequest, type EndpointManager, type IdentityAllocator, type Ipam, type IpamLease, type Labels, type Logger, type Unsubscribe } from '@cilia/core';
 import type { NetlinkHandle } from '@cilia/netlink';
 import { LEGACY_GSO_SIZE } from './big-tcp.js';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
@@ -16,7 +16,7 @@ import { EndpointRequestError, validateCreateRequest, validateLabels } from './v
  * identity yet — always without an identity allocator, and while the allocator cannot reach
  * its store (the manager then retries in the background).
  */
-export const PLACEHOLDER_IDENTITY = 5;
+export const PLACEHOLDER_IDENTITY: number = ReservedIdentity.init;
 
 /** The label carrying the pod's namespace, part of every endpoint's identity. */
 const NAMESPACE_LABEL = 'k8s:io.kubernetes.pod.namespace';

@@ -125,10 +125,10 @@ interface Overlay {
  * installed by a datapath (base loaded or not) into its slots, then `setup`.
  */
 async function startOverlay(datapath: BpfDatapath): Promise<Overlay> {
-  let loaded: LoadedBpfObject | undefined;
-  const encapsulation = new GeneveEncapsulation({ config: { port: 6081, device: underlay.name, hostDevice: HOST_DEVICE }, logger: silent, object: () => loaded! });
+  const installed: LoadedBpfObject[] = [];
+  const encapsulation = new GeneveEncapsulation({ config: { port: 6081, device: underlay.name, hostDevice: HOST_DEVICE }, logger: silent, object: () => installed[0]! });
   const constants = await encapsulation.prepare(LOCAL_NODE);
-  [loaded] = await datapath.installObjects(plugin.name, [{ spec: { ...plugin.bpf![0]!, object: geneveObject }, constants }]);
+  installed.push(...(await datapath.installObjects(plugin.name, [{ spec: { ...plugin.bpf![0]!, object: geneveObject }, constants }])));
   await encapsulation.setup(LOCAL_NODE);
   return {
     encapsulation,

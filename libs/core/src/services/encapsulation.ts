@@ -26,7 +26,11 @@ export interface Encapsulation {
    * them. Without it, the datapath keeps BIG TCP off while the encapsulation is loaded.
    */
   readonly bigTcp?: boolean;
-  /** Node-level setup: devices, the forward slot, local routes. */
+  /**
+   * Node-level setup once the base datapath is loaded: its devices' own programs, local routes.
+   * (The datapath slots an overlay fills are declared in its plugin's `bpf:` and installed by the
+   * agent before the plugin starts.)
+   */
   setup(local: NodeInfo): Promise<void>;
   /** A node joined or changed: routes or tunnel entries towards it. */
   upsertNode(node: NodeInfo): Promise<void>;

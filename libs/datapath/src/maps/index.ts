@@ -67,9 +67,3 @@ export const MapName = {
   policy: 'cilia_policy',
   policyEndpoints: 'cilia_policy_endpoints',
 } as const;
-
-/**
- * @cilia/core's, re-exported only while src/loader.ts still imports it from here: import
- * `ReservedIdentity` from @cilia/core.
- */
-export { ReservedIdentity } from '@cilia/core';

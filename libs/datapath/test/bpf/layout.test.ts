@@ -3,13 +3,7 @@
 // side mirrors — its enums, the slot/attach-point/window numbers and @cilia/core's identities —
 // against the C enums. A number that differs on one side fails here.
 import { describe, expect, it } from 'vitest';
-import {
-  AttachPointIndex as DeprecatedAttachPointIndex,
-  btfEnum,
-  compareLayout,
-  SlotIndex as DeprecatedSlotIndex,
-  type StructCodec,
-} from '@cilia/bpf';
+import { btfEnum, compareLayout, type StructCodec } from '@cilia/bpf';
 import { IdentityRange, ReservedIdentity } from '@cilia/core';
 import {
   ATTACH_POINT_COUNT,
@@ -140,11 +134,5 @@ describe('the datapath ABI matches the BTF of the base objects', () => {
     const o = path(object);
     expect(btfEnum(o, 'cilia_identity')).toEqual(mirror('CILIA_IDENTITY_', ReservedIdentity));
     expect(btfEnum(o, 'cilia_identity_range')).toEqual(mirror('CILIA_IDENTITY_', IdentityRange));
-  });
-
-  it("@cilia/bpf's deprecated slot numbers are the ABI module's", () => {
-    // Only until plugins/overlay-geneve/src/geneve.ts stops importing them; then delete both.
-    expect(DeprecatedSlotIndex).toEqual(SlotIndex);
-    expect(DeprecatedAttachPointIndex).toEqual(AttachPointIndex);
   });
 });
