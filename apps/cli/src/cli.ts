@@ -1,3 +1,4 @@
+import { AgentClientError } from '@cilia/api-client';
 import { Command, CommanderError, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
 import { registerConfigCommands } from './commands/config.js';
@@ -8,9 +9,8 @@ import { registerNodeCommands } from './commands/node.js';
 import { registerPluginCommands } from './commands/plugin.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerStatusCommand } from './commands/status.js';
-import { createContext, type CliIo } from './context.js';
+import { createContext, DEFAULT_SOCKET, NODE_SOCKET_ROOT, type CliIo } from './context.js';
 import { CliError, ExitCode, oneLine } from './errors.js';
-import { DEFAULT_SOCKET, NODE_SOCKET_ROOT } from './socket.js';
 
 const HELP_FOOTER = `
 Agent socket:
@@ -101,9 +101,10 @@ function report(err: unknown, io: CliIo, commanderText: string): number {
         return ExitCode.Usage;
     }
   }
-  if (err instanceof CliError) {
+  // Ours, or the agent's: not reachable, too slow, or an API error (its message and the field at fault).
+  if (err instanceof CliError || err instanceof AgentClientError) {
     io.stderr.write(`cilia: ${oneLine(err.message)}\n`);
-    return err.exitCode;
+    return err instanceof CliError ? err.exitCode : ExitCode.Failure;
   }
   const message = err instanceof Error ? err.message : String(err);
   io.stderr.write(`cilia: internal error: ${oneLine(message)}\n`);

@@ -1,10 +1,7 @@
-export { AgentClient, AgentApiError, AgentUnreachableError } from './client.js';
-export type { AgentClientOptions, ConfigView } from './client.js';
 export { run } from './cli.js';
-export type { CliIo, TextSink } from './context.js';
+export { DEFAULT_SOCKET, resolveSocketPath } from './context.js';
+export type { CliIo, SocketChoice, TextSink } from './context.js';
 export { CliError, ExitCode, UsageError } from './errors.js';
 export { OUTPUT_FORMATS, render } from './output.js';
 export type { OutputFormat } from './output.js';
-export { DEFAULT_SOCKET, resolveSocketPath } from './socket.js';
-export type { SocketChoice } from './socket.js';
 export { formatDuration, renderFields, renderTable } from './table.js';

@@ -1,6 +1,6 @@
-import type { Endpoint } from '@cilia/core';
+import type { Endpoint, RealizedEndpointPolicy } from '@cilia/api-client';
 import { describe, expect, it } from 'vitest';
-import { endpointFields, policyMapText, type RealizedPolicy } from '../src/commands/endpoint.js';
+import { endpointFields, policyMapText } from '../src/commands/endpoint.js';
 import { parseDport, parseDuration, peerLabels, policyDocuments, policyTable, waitForRevision } from '../src/commands/policy.js';
 import { CliError, UsageError } from '../src/errors.js';
 
@@ -98,7 +98,7 @@ describe('policyTable', () => {
 });
 
 describe('the realized policy map of endpoint get', () => {
-  const policy: RealizedPolicy = {
+  const policy: RealizedEndpointPolicy = {
     revision: 4,
     enforcement: { ingress: 'enforce', egress: 'allow-all' },
     entries: [

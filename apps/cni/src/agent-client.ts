@@ -1,4 +1,15 @@
-import type { AgentStatus, ApiError, Endpoint, EndpointCreateRequest } from '@cilia/core';
+// Types only (erased at build): the plugin's startup loads nothing of @cilia/api-client.
+import type {
+  AgentStatus,
+  ApiError,
+  Endpoint,
+  EndpointAttachment,
+  EndpointCreateRequest,
+  EndpointDeleteResponse,
+  EndpointGcRequest,
+  EndpointGcResponse,
+  EndpointListQuery,
+} from '@cilia/api-client';
 import { CniError, ErrorCode } from './errors.js';
 import { httpRequest } from './http.js';
 
@@ -14,7 +25,11 @@ export class AgentHttpError extends Error {
   }
 }
 
-/** The agent's endpoint API (the B ⇄ C contract) over its unix socket. */
+/**
+ * The agent's endpoint API (the B ⇄ C contract) over its unix socket: the routes' types of
+ * `@cilia/api-client` over the plugin's own small HTTP client ({@link httpRequest}), which
+ * starts faster than node:http.
+ */
 export class AgentClient {
   constructor(
     readonly socket: string,
@@ -27,7 +42,7 @@ export class AgentClient {
 
   /** The endpoint of one CNI attachment, if the agent has one. */
   async findAttachment(containerId: string, ifName: string): Promise<Endpoint | undefined> {
-    const list = await this.call<Endpoint[]>('GET', `/v1/endpoints?${attachmentQuery(containerId, ifName)}`);
+    const list = await this.call<Endpoint[]>('GET', `/v1/endpoints?${attachmentQuery({ containerId, interfaceName: ifName })}`);
     // Filter again: an agent that ignored the query must not hand us someone else's endpoint.
     return list.find((e) => e.containerId === containerId && e.interfaceName === ifName);
   }
@@ -38,13 +53,13 @@ export class AgentClient {
 
   /** Deletes the endpoint of one attachment; false when there was none. */
   async deleteAttachment(containerId: string, ifName: string): Promise<boolean> {
-    const res = await this.call<{ deleted: boolean }>('DELETE', `/v1/endpoints?${attachmentQuery(containerId, ifName)}`);
+    const res = await this.call<EndpointDeleteResponse>('DELETE', `/v1/endpoints?${attachmentQuery({ containerId, interfaceName: ifName })}`);
     return res.deleted;
   }
 
   /** Deletes every CNI-created endpoint not in `valid`; returns the deleted ids. */
-  async gc(valid: readonly { containerId: string; interfaceName: string }[]): Promise<number[]> {
-    const res = await this.call<{ deleted: number[] }>('POST', '/v1/endpoints/gc', { valid });
+  async gc(valid: readonly EndpointAttachment[]): Promise<readonly number[]> {
+    const res = await this.call<EndpointGcResponse>('POST', '/v1/endpoints/gc', { valid } satisfies EndpointGcRequest);
     return res.deleted;
   }
 
@@ -69,8 +84,8 @@ export class AgentClient {
   }
 }
 
-function attachmentQuery(containerId: string, ifName: string): string {
-  return new URLSearchParams({ containerId, interfaceName: ifName }).toString();
+function attachmentQuery(query: Required<EndpointListQuery>): string {
+  return new URLSearchParams({ ...query }).toString();
 }
 
 const REASONS: Record<string, string> = {

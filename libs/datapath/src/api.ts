@@ -1,4 +1,5 @@
-import { ApiRequestError, type ApiRequest, type ApiRoute, type Endpoint, type EndpointManager } from '@cilia/core';
+import type { EndpointDeleteResponse, EndpointDetail, EndpointGcRequest, EndpointGcResponse, EndpointListQuery } from '@cilia/api-client';
+import { ApiRequestError, type ApiRequest, type ApiRoute, type Endpoint, type EndpointCreateRequest, type EndpointManager } from '@cilia/core';
 import { EndpointConflictError } from './manager.js';
 import type { EndpointPolicyView } from './policy/realizer.js';
 import { EndpointRequestError } from './validate.js';
@@ -14,14 +15,15 @@ export function endpointRoutes(endpoints: () => EndpointManager, policy: () => {
     {
       method: 'POST',
       path: '/v1/endpoints',
-      handler: async (req) => ({ status: 201, body: await guard(() => endpoints().create(req.body as never)) }),
+      // The manager validates the body field by field (400 naming the field).
+      handler: async (req) => ({ status: 201, body: await guard(() => endpoints().create(req.body as EndpointCreateRequest)) satisfies Endpoint }),
     },
     {
       method: 'GET',
       path: '/v1/endpoints',
       handler: (req) => {
-        const { containerId, interfaceName } = req.query;
-        const body = endpoints()
+        const { containerId, interfaceName }: EndpointListQuery = req.query;
+        const body: Endpoint[] = endpoints()
           .list()
           .filter((e) => (containerId === undefined || e.containerId === containerId) && (interfaceName === undefined || e.interfaceName === interfaceName));
         return { body };
@@ -35,7 +37,8 @@ export function endpointRoutes(endpoints: () => EndpointManager, policy: () => {
         const endpoint = endpoints().get(id);
         if (!endpoint) throw new ApiRequestError(`endpoint ${id} not found`, 'id', 404);
         const realized = policy()?.describe(id);
-        return { body: realized ? { ...endpoint, policy: realized } : endpoint };
+        const body: EndpointDetail = realized ? { ...endpoint, policy: realized } : endpoint;
+        return { body };
       },
     },
     {
@@ -44,18 +47,18 @@ export function endpointRoutes(endpoints: () => EndpointManager, policy: () => {
       handler: async (req) => {
         const id = endpointId(req);
         if (!(await endpoints().delete(id))) throw new ApiRequestError(`endpoint ${id} not found`, 'id', 404);
-        return { body: { deleted: true } };
+        return { body: { deleted: true } satisfies EndpointDeleteResponse };
       },
     },
     {
       method: 'DELETE',
       path: '/v1/endpoints',
       handler: async (req) => {
-        const { containerId, interfaceName } = req.query;
+        const { containerId, interfaceName }: EndpointListQuery = req.query;
         if (!containerId) throw new ApiRequestError('the containerId query parameter is required', 'containerId');
         const endpoint = endpoints().findByContainer(containerId, interfaceName ?? 'eth0');
         const deleted = endpoint ? await endpoints().delete(endpoint.id) : false;
-        return { body: { deleted } };
+        return { body: { deleted } satisfies EndpointDeleteResponse };
       },
     },
     {
@@ -67,7 +70,7 @@ export function endpointRoutes(endpoints: () => EndpointManager, policy: () => {
         const doomed = manager.list().filter((e): e is Endpoint & { containerId: string } => e.containerId !== undefined && !valid.has(`${e.containerId}\0${e.interfaceName}`));
         const deleted: number[] = [];
         for (const e of doomed) if (await manager.delete(e.id)) deleted.push(e.id);
-        return { body: { deleted } };
+        return { body: { deleted } satisfies EndpointGcResponse };
       },
     },
   ];
@@ -80,11 +83,13 @@ function endpointId(req: ApiRequest): number {
 }
 
 function gcValid(body: unknown): Set<string> {
-  if (typeof body !== 'object' || body === null || !Array.isArray((body as { valid?: unknown }).valid)) {
+  // The shape of EndpointGcRequest, each field checked before use.
+  const { valid } = (body ?? {}) as { [K in keyof EndpointGcRequest]?: unknown };
+  if (typeof body !== 'object' || body === null || !Array.isArray(valid)) {
     throw new ApiRequestError('expected a list of { containerId, interfaceName }', 'valid');
   }
   const keys = new Set<string>();
-  (body as { valid: unknown[] }).valid.forEach((v, i) => {
+  valid.forEach((v: unknown, i) => {
     const item = v as { containerId?: unknown; interfaceName?: unknown };
     if (typeof item !== 'object' || item === null || typeof item.containerId !== 'string' || item.containerId === '') {
       throw new ApiRequestError('expected a non-empty string', `valid[${i}].containerId`);

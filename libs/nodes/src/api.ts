@@ -1,12 +1,9 @@
+import type { NodeListItem } from '@cilia/api-client';
 import type { ApiRoute, IpCache, IpCacheEntry } from '@cilia/core';
-import type { RegisteredNode } from './codec.js';
 import type { KvNodeRegistry } from './registry.js';
 
-/** A node as `GET /v1/nodes` shows it. */
-export interface NodeListItem extends RegisteredNode {
-  /** Whether it is the node of the agent answering. */
-  readonly local: boolean;
-}
+/** A node as `GET /v1/nodes` shows it (the API's wire type). */
+export type { NodeListItem };
 
 /** `GET /v1/nodes` and `GET /v1/ipcache` on the agent socket. */
 export function nodeRoutes(registry: () => KvNodeRegistry, ipcache: () => IpCache): ApiRoute[] {

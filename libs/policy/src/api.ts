@@ -1,3 +1,13 @@
+import type {
+  PolicyDeleteQuery,
+  PolicyDeleteResponse,
+  PolicyImportRequest,
+  PolicyImportResponse,
+  PolicyListResponse,
+  PolicyTraceProtocol,
+  PolicyTraceRequest,
+  PolicyTraceResponse,
+} from '@cilia/api-client';
 import { ApiRequestError, type ApiRoute, type Labels } from '@cilia/core';
 import type { PolicyFieldError } from './model.js';
 import type { PolicySelector, PolicyService, PolicyTraceQuery } from './service.js';
@@ -18,7 +28,7 @@ export function policyRoutes(service: () => PolicyService): ApiRoute[] {
       handler: async (req) => {
         const documents = importBody(req.body);
         try {
-          return { body: { revision: await service().import(documents) } };
+          return { body: { revision: await service().import(documents) } satisfies PolicyImportResponse };
         } catch (err) {
           if ((err as Error)?.name !== 'PolicyValidationError') throw err;
           throw refusal((err as { errors?: readonly PolicyFieldError[] }).errors ?? [], (err as Error).message);
@@ -32,7 +42,7 @@ export function policyRoutes(service: () => PolicyService): ApiRoute[] {
         const selector = deleteSelector(req.query);
         const result = await service().delete(selector);
         if (!result) throw new ApiRequestError(`no policy matches ${describeSelector(selector)}`, 'name' in selector ? 'name' : 'all', 404);
-        return { body: result };
+        return { body: result satisfies PolicyDeleteResponse };
       },
     },
     {
@@ -40,20 +50,20 @@ export function policyRoutes(service: () => PolicyService): ApiRoute[] {
       path: '/v1/policy',
       handler: () => {
         const repository = service().repository;
-        return { body: { revision: repository.revision(), enforcement: repository.enforcementMode, rules: repository.rules() } };
+        return { body: { revision: repository.revision(), enforcement: repository.enforcementMode, rules: repository.rules() } satisfies PolicyListResponse };
       },
     },
     {
       method: 'POST',
       path: '/v1/policy/trace',
-      handler: (req) => ({ body: service().repository.trace(traceQuery(req.body)) }),
+      handler: (req) => ({ body: service().repository.trace(traceQuery(req.body)) satisfies PolicyTraceResponse }),
     },
   ];
 }
 
 function importBody(body: unknown): unknown[] {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiRequestError('expected a JSON object { "documents": [...] }', '');
-  const { documents } = body as { documents?: unknown };
+  const { documents } = body as { [K in keyof PolicyImportRequest]?: unknown };
   if (!Array.isArray(documents)) throw new ApiRequestError('expected a list of policy documents', 'documents');
   if (documents.length === 0) throw new ApiRequestError('expected at least one policy document', 'documents');
   return documents;
@@ -68,7 +78,7 @@ function refusal(errors: readonly PolicyFieldError[], fallback: string): ApiRequ
   return new ApiRequestError(`${first.reason}${more}`, first.path);
 }
 
-function deleteSelector(query: Readonly<Record<string, string | undefined>>): PolicySelector {
+function deleteSelector(query: PolicyDeleteQuery): PolicySelector {
   const { name, namespace, kind, all } = query;
   if (all !== undefined) {
     if (all !== 'true') throw new ApiRequestError(`all must be "true", got ${JSON.stringify(all)}`, 'all');
@@ -87,13 +97,13 @@ function describeSelector(selector: PolicySelector): string {
   return `${selector.kind ? `${selector.kind} ` : ''}${JSON.stringify(selector.name)}${where}`;
 }
 
-const TRACE_PROTOCOLS = ['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6', 'ANY'];
+const TRACE_PROTOCOLS: readonly PolicyTraceProtocol[] = ['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6', 'ANY'];
 
 function traceQuery(body: unknown): PolicyTraceQuery {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ApiRequestError('expected a JSON object { "src": { "labels": {...} }, "dst": { "labels": {...} }, "dport": N, "protocol": "TCP" }', '');
   }
-  const { src, dst, dport, protocol } = body as Record<string, unknown>;
+  const { src, dst, dport, protocol } = body as { [K in keyof PolicyTraceRequest]?: unknown };
   const rawProtocol = protocol ?? 'TCP';
   const proto = typeof rawProtocol === 'string' ? TRACE_PROTOCOLS.find((p) => p.toLowerCase() === rawProtocol.toLowerCase()) : undefined;
   if (!proto) throw new ApiRequestError(`must be one of ${TRACE_PROTOCOLS.join(', ')}, got ${JSON.stringify(rawProtocol)}`, 'protocol');

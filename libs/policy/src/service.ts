@@ -1,3 +1,4 @@
+import type { DeletedPolicy, PolicyDeleteSelector, PolicyTraceResponse } from '@cilia/api-client';
 import type { Labels, Logger, PolicyRepository, PolicyRevision, ResourceEvent, ResourceRef, ResourceSource, Unsubscribe } from '@cilia/core';
 import type { PolicyFieldError } from './model.js';
 import { parsePolicyDocument } from './parse/index.js';
@@ -13,18 +14,14 @@ export interface PolicyTraceQuery {
 
 /** A repository that can also explain a verdict (the engine). */
 export interface TraceablePolicyRepository extends PolicyRepository {
-  trace(query: PolicyTraceQuery): unknown;
+  trace(query: PolicyTraceQuery): PolicyTraceResponse;
 }
 
 /** What a delete selects: one policy by name (namespace and kind narrowing it), or all. */
-export type PolicySelector = { readonly name: string; readonly namespace?: string; readonly kind?: string } | { readonly all: true };
+export type PolicySelector = PolicyDeleteSelector;
 
 /** One policy (all its rules) that a delete removed. */
-export interface DeletedPolicy {
-  readonly kind: string;
-  readonly namespace?: string;
-  readonly name: string;
-}
+export type { DeletedPolicy };
 
 /** The policy kinds a ResourceSource delivers. */
 export const POLICY_KINDS = ['NetworkPolicy', 'CiliumNetworkPolicy', 'CiliumClusterwideNetworkPolicy'] as const;

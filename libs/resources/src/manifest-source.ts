@@ -1,34 +1,14 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import type { InvalidManifest, ManifestObjectRef, ManifestsReport } from '@cilia/api-client';
 import type { KubeObject, Logger, ResourceEvent, ResourceKind, ResourceRef, ResourceSource, Unsubscribe } from '@cilia/core';
 import { AcceptedStateFile, type CachedObject } from './accepted-cache.js';
 import { joinPath, parseManifestFile, type FileProblem, type ParsedObject } from './manifest-file.js';
 import { describeRef, refKey } from './refs.js';
 import { scanManifestDirectory } from './scan.js';
 
-/** A manifest file that was refused, as `GET /v1/manifests` lists it. */
-export interface InvalidManifest {
-  /** Path relative to the manifest directory, e.g. `pods/web.yaml`. */
-  readonly file: string;
-  /** Field path inside the file, e.g. `metadata.labels.app` (`[1].…` in a multi-document file). */
-  readonly path: string;
-  readonly reason: string;
-  /** 1-based line of the offending field, when known. */
-  readonly line?: number;
-}
-
-/** An object the directory currently defines, and the file that defines it. */
-export interface ManifestObjectRef extends ResourceRef {
-  readonly file: string;
-}
-
-/** Body of `GET /v1/manifests`. */
-export interface ManifestsReport {
-  readonly directory: string;
-  readonly exists: boolean;
-  readonly objects: readonly ManifestObjectRef[];
-  readonly invalid: readonly InvalidManifest[];
-}
+// The body of `GET /v1/manifests` and its parts are the API's wire types.
+export type { InvalidManifest, ManifestObjectRef, ManifestsReport };
 
 /** Settings of {@link ManifestDirectorySource}. */
 export interface ManifestSourceOptions {

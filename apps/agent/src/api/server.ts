@@ -1,14 +1,15 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import type { AgentStatus, ApiError, ApiRequestError, ApiRoute, PluginStatus } from '@cilia/core';
+import type { AgentStatus, ApiError, ConfigView, PluginStatus } from '@cilia/api-client';
+import type { ApiRequestError, ApiRoute } from '@cilia/core';
 import { fastify, type FastifyInstance } from 'fastify';
 
-/** What the API serves; the agent supplies it. */
+/** What the API serves; the agent supplies it. The answers are the wire types of `@cilia/api-client`. */
 export interface ApiHandlers {
   status(): AgentStatus;
   plugins(): readonly PluginStatus[];
-  config(): { sources: readonly string[]; config: unknown };
+  config(): ConfigView;
 }
 
 /** The agent's HTTP API on a unix socket (mode 0660). Later issues add routes here. */

@@ -1,5 +1,5 @@
+import type { ConfigView } from '@cilia/api-client';
 import type { Command } from 'commander';
-import type { ConfigView } from '../client.js';
 import type { CommandContext } from '../context.js';
 import { outputOption, render, toYaml, type OutputFormat } from '../output.js';
 

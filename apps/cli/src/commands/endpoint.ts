@@ -1,9 +1,7 @@
-import { request } from 'node:http';
-import type { ApiError, Endpoint } from '@cilia/core';
+import type { Endpoint, EndpointDetail, RealizedEndpointPolicy } from '@cilia/api-client';
 import { Option, type Command } from 'commander';
-import { AgentApiError, AgentUnreachableError, type AgentClient } from '../client.js';
 import type { CommandContext } from '../context.js';
-import { CliError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { outputOption, render, type OutputFormat } from '../output.js';
 import { NONE, renderFields, renderTable } from '../table.js';
 
@@ -16,7 +14,7 @@ export function registerEndpointCommands(program: Command, ctx: CommandContext):
     .description('list every endpoint with its id, name, address, interface, identity and state')
     .addOption(outputOption())
     .action(async (opts: { output: OutputFormat }, command: Command) => {
-      const endpoints = await ctx.client(command).get<Endpoint[]>('/v1/endpoints');
+      const endpoints = await ctx.client(command).endpoints.list();
       ctx.io.stdout.write(render(opts.output, endpoints, endpointListTable));
     });
   endpoint
@@ -26,7 +24,7 @@ export function registerEndpointCommands(program: Command, ctx: CommandContext):
     .addOption(outputOption())
     .action(async (id: string, opts: { output: OutputFormat }, command: Command) => {
       if (!/^\d{1,9}$/.test(id)) throw new UsageError(`endpoint id must be a positive integer, got ${JSON.stringify(id)}`);
-      const ep = await ctx.client(command).get<Endpoint>(`/v1/endpoints/${id}`);
+      const ep = await ctx.client(command).endpoints.get(Number(id));
       ctx.io.stdout.write(render(opts.output, ep, endpointFields));
     });
   endpoint
@@ -37,8 +35,7 @@ export function registerEndpointCommands(program: Command, ctx: CommandContext):
     .addOption(new Option('--labels <k=v,...>', 'labels, comma-separated key=value pairs').default(''))
     .addOption(outputOption())
     .action(async (opts: { name: string; namespace: string; labels: string; output: OutputFormat }, command: Command) => {
-      const body = { name: opts.name, namespace: opts.namespace, labels: parseLabels(opts.labels) };
-      const ep = await send<Endpoint>(ctx.client(command), 'POST', '/v1/endpoints', body);
+      const ep = await ctx.client(command).endpoints.create({ name: opts.name, namespace: opts.namespace, labels: parseLabels(opts.labels) });
       ctx.io.stdout.write(render(opts.output, ep, endpointFields));
     });
   endpoint
@@ -48,7 +45,7 @@ export function registerEndpointCommands(program: Command, ctx: CommandContext):
     .argument('<id>', 'endpoint id (a positive integer)')
     .action(async (id: string, _opts: unknown, command: Command) => {
       if (!/^\d{1,9}$/.test(id)) throw new UsageError(`endpoint id must be a positive integer, got ${JSON.stringify(id)}`);
-      await send(ctx.client(command), 'DELETE', `/v1/endpoints/${id}`);
+      await ctx.client(command).endpoints.delete(Number(id));
       ctx.io.stdout.write(`endpoint ${id} deleted\n`);
     });
 }
@@ -65,36 +62,6 @@ export function parseLabels(text: string): Record<string, string> {
   return labels;
 }
 
-/** A request with a JSON body; non-2xx answers become {@link AgentApiError} with the API's message. */
-export function send<T>(client: AgentClient, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise<T>((resolve, reject) => {
-    const req = request(
-      { socketPath: client.socketPath, path, method, headers: payload ? { 'content-type': 'application/json', accept: 'application/json' } : { accept: 'application/json' } },
-      (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            return reject(new CliError(`the agent answered ${method} ${path} with a body that is not JSON`));
-          }
-          if (status >= 200 && status < 300) return resolve(parsed as T);
-          const err = parsed as ApiError | undefined;
-          if (typeof err?.error !== 'string') return reject(new AgentApiError(status, `the agent answered ${method} ${path} with HTTP ${status} and no error message`));
-          reject(new AgentApiError(status, `${err.error}${err.path ? ` (at ${err.path})` : ''}`, err));
-        });
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new CliError(`the agent at ${client.socketPath} did not answer ${method} ${path} within 30 s`)));
-    req.on('error', (err: NodeJS.ErrnoException) => reject(err instanceof CliError ? err : new AgentUnreachableError(client.socketPath, err)));
-    req.end(payload);
-  });
-}
-
 /** The people-facing rendering of `GET /v1/endpoints`. */
 export function endpointListTable(endpoints: readonly Endpoint[]): string {
   if (endpoints.length === 0) return 'No endpoints.\n';
@@ -104,28 +71,8 @@ export function endpointListTable(endpoints: readonly Endpoint[]): string {
   );
 }
 
-/** Direction modes of a realized policy map, as `GET /v1/endpoints/:id` reports them. */
-type PolicyMode = 'allow-all' | 'enforce' | 'deny-all';
-
-/** The `policy` part of `GET /v1/endpoints/:id`: the policy map as the datapath holds it. */
-export interface RealizedPolicy {
-  readonly revision: number;
-  readonly enforcement: { readonly ingress: PolicyMode; readonly egress: PolicyMode };
-  /** Why the endpoint's traffic is dropped (its policy could not be written), if so. */
-  readonly failClosed?: string;
-  readonly entries: readonly {
-    readonly identity: number;
-    readonly direction: 'ingress' | 'egress';
-    readonly protocol: number;
-    readonly port: number;
-    readonly endPort: number;
-    readonly verdict: 'allow' | 'deny';
-    readonly proxyPort: number;
-  }[];
-}
-
 /** The people-facing rendering of `GET /v1/endpoints/:id`, with its realized policy map when the agent sends one. */
-export function endpointFields(e: Endpoint & { policy?: RealizedPolicy }): string {
+export function endpointFields(e: EndpointDetail): string {
   const fields = basicEndpointFields(e);
   return e.policy ? fields + '\n' + policyMapText(e.policy) : fields;
 }
@@ -133,7 +80,7 @@ export function endpointFields(e: Endpoint & { policy?: RealizedPolicy }): strin
 const PROTOCOL_NAMES: Readonly<Record<number, string>> = { 0: 'ANY', 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
 
 /** Enforcement, fail-closed reason and a DIRECTION IDENTITY PROTOCOL PORT(S) VERDICT table. */
-export function policyMapText(policy: RealizedPolicy): string {
+export function policyMapText(policy: RealizedEndpointPolicy): string {
   const head = renderFields([
     ['Policy enforcement', `ingress ${policy.enforcement.ingress}, egress ${policy.enforcement.egress}`],
     ['Policy map revision', String(policy.revision)],

@@ -1,4 +1,4 @@
-import type { Identity } from '@cilia/core';
+import type { Identity } from '@cilia/api-client';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { UsageError } from '../errors.js';
@@ -14,7 +14,7 @@ export function registerIdentityCommands(program: Command, ctx: CommandContext):
     .description('list every identity the agent knows with its scope and labels')
     .addOption(outputOption())
     .action(async (opts: { output: OutputFormat }, command: Command) => {
-      const identities = await ctx.client(command).get<Identity[]>('/v1/identities');
+      const identities = await ctx.client(command).identities.list();
       ctx.io.stdout.write(render(opts.output, identities, identityListTable));
     });
   identity
@@ -24,7 +24,7 @@ export function registerIdentityCommands(program: Command, ctx: CommandContext):
     .addOption(outputOption())
     .action(async (id: string, opts: { output: OutputFormat }, command: Command) => {
       if (!/^\d{1,10}$/.test(id)) throw new UsageError(`identity must be a non-negative integer, got ${JSON.stringify(id)}`);
-      const found = await ctx.client(command).get<Identity>(`/v1/identities/${id}`);
+      const found = await ctx.client(command).identities.get(Number(id));
       ctx.io.stdout.write(render(opts.output, found, identityFields));
     });
 }

@@ -1,4 +1,4 @@
-import type { IpCacheEntry } from '@cilia/core';
+import type { IpCacheEntry } from '@cilia/api-client';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { outputOption, render, type OutputFormat } from '../output.js';
@@ -13,7 +13,7 @@ export function registerIpCacheCommands(program: Command, ctx: CommandContext): 
     .description('list every ipcache entry: local endpoints, other nodes\' endpoints (from the KvStore) and generated ones')
     .addOption(outputOption())
     .action(async (opts: { output: OutputFormat }, command: Command) => {
-      const entries = await ctx.client(command).get<IpCacheEntry[]>('/v1/ipcache');
+      const entries = await ctx.client(command).ipcache.list();
       ctx.io.stdout.write(render(opts.output, entries, ipcacheListTable));
     });
 }

@@ -1,14 +1,8 @@
-import type { NodeInfo } from '@cilia/core';
+import type { NodeListItem } from '@cilia/api-client';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { outputOption, render, type OutputFormat } from '../output.js';
 import { formatDuration, listCell, NONE, renderTable } from '../table.js';
-
-/** A node as `GET /v1/nodes` answers it. */
-interface NodeItem extends NodeInfo {
-  readonly registeredAt?: string;
-  readonly local?: boolean;
-}
 
 /** `cilia node ...`: the cluster's nodes as the agent sees them (`/v1/nodes`). */
 export function registerNodeCommands(program: Command, ctx: CommandContext): void {
@@ -19,13 +13,13 @@ export function registerNodeCommands(program: Command, ctx: CommandContext): voi
     .description('list every node the agent knows: addresses, pod CIDRs, tunnel endpoint, age')
     .addOption(outputOption())
     .action(async (opts: { output: OutputFormat }, command: Command) => {
-      const nodes = await ctx.client(command).get<NodeItem[]>('/v1/nodes');
+      const nodes = await ctx.client(command).nodes.list();
       ctx.io.stdout.write(render(opts.output, nodes, (n) => nodeListTable(n, Date.now())));
     });
 }
 
 /** The people-facing rendering of `GET /v1/nodes`; `now` in ms, for the AGE column. */
-export function nodeListTable(nodes: readonly NodeItem[], now: number): string {
+export function nodeListTable(nodes: readonly NodeListItem[], now: number): string {
   if (nodes.length === 0) return 'No nodes.\n';
   return renderTable(
     ['NAME', 'IPV4', 'POD-CIDRS', 'TUNNEL-ENDPOINT', 'AGE', 'LOCAL'],

@@ -1,4 +1,4 @@
-import type { PluginStatus } from '@cilia/core';
+import type { PluginStatus } from '@cilia/api-client';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { outputOption, render, type OutputFormat } from '../output.js';

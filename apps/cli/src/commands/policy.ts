@@ -1,38 +1,24 @@
 import { readFile } from 'node:fs/promises';
-import type { Endpoint, Identity, Labels, PolicyRuleInfo } from '@cilia/core';
+import {
+  AgentApiError,
+  PolicyWaitTimeoutError,
+  waitForPolicyRevision,
+  type Endpoint,
+  type Labels,
+  type PolicyDeleteResponse,
+  type PolicyImportResponse,
+  type PolicyListResponse,
+  type PolicyTraceProtocol,
+  type PolicyTraceResponse,
+} from '@cilia/api-client';
 import { Option, type Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
-import { AgentApiError } from '../client.js';
 import type { CommandContext } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { outputOption, render, type OutputFormat } from '../output.js';
 import { NONE, renderTable } from '../table.js';
-import { send } from './endpoint.js';
 
 const NAMESPACE_LABEL = 'k8s:io.kubernetes.pod.namespace';
-
-/** Body of `GET /v1/policy`. */
-export interface PolicyListing {
-  readonly revision: number;
-  readonly enforcement: string;
-  readonly rules: readonly PolicyRuleInfo[];
-}
-
-/** One direction of `POST /v1/policy/trace`'s answer. */
-export interface DirectionTrace {
-  readonly enforced: boolean;
-  readonly verdict: string;
-  readonly allowedBy: readonly string[];
-  readonly deniedBy: readonly string[];
-  readonly lines: readonly string[];
-}
-
-/** Body of `POST /v1/policy/trace`. */
-export interface TraceResult {
-  readonly verdict: string;
-  readonly egress: DirectionTrace;
-  readonly ingress: DirectionTrace;
-}
 
 /** A document of an import file, and where it came from (for error messages). */
 interface SourcedDocument {
@@ -55,9 +41,9 @@ export function registerPolicyCommands(program: Command, ctx: CommandContext): v
       });
       const label = opts.file === '-' ? '<stdin>' : opts.file;
       const sourced = policyDocuments(text, label);
-      let answer: { revision: number };
+      let answer: PolicyImportResponse;
       try {
-        answer = await send<{ revision: number }>(ctx.client(command), 'POST', '/v1/policy', { documents: sourced.map((s) => s.document) });
+        answer = await ctx.client(command).policy.import(sourced.map((s) => s.document));
       } catch (err) {
         throw explainRefusal(err, sourced, label);
       }
@@ -75,8 +61,8 @@ export function registerPolicyCommands(program: Command, ctx: CommandContext): v
     .action(async (name: string | undefined, opts: { namespace?: string; kind?: string; all?: boolean; output: OutputFormat }, command: Command) => {
       if (opts.all && (name !== undefined || opts.namespace !== undefined || opts.kind !== undefined)) throw new UsageError('--all deletes every policy; give no name, --namespace or --kind with it');
       if (!opts.all && name === undefined) throw new UsageError('give a policy name, or --all');
-      const query = new URLSearchParams(opts.all ? { all: 'true' } : { name: name!, ...(opts.namespace ? { namespace: opts.namespace } : {}), ...(opts.kind ? { kind: opts.kind } : {}) });
-      const answer = await send<DeleteAnswer>(ctx.client(command), 'DELETE', `/v1/policy?${query}`);
+      const selector = opts.all ? { all: true as const } : { name: name!, ...(opts.namespace ? { namespace: opts.namespace } : {}), ...(opts.kind ? { kind: opts.kind } : {}) };
+      const answer = await ctx.client(command).policy.delete(selector);
       ctx.io.stdout.write(render(opts.output, answer, deleteText));
     });
   policy
@@ -85,7 +71,7 @@ export function registerPolicyCommands(program: Command, ctx: CommandContext): v
     .description('list the imported policies with their revision and what is not enforced as written')
     .addOption(outputOption())
     .action(async (opts: { output: OutputFormat }, command: Command) => {
-      const listing = await ctx.client(command).get<PolicyListing>('/v1/policy');
+      const listing = await ctx.client(command).policy.get();
       ctx.io.stdout.write(render(opts.output, listing, policyTable));
     });
   policy
@@ -99,13 +85,13 @@ export function registerPolicyCommands(program: Command, ctx: CommandContext): v
       const client = ctx.client(command);
       const { port, protocol } = parseDport(opts.dport);
       const endpointLabels = async (id: number): Promise<Labels> => {
-        const endpoint = await client.get<Endpoint>(`/v1/endpoints/${id}`);
+        const endpoint = await client.endpoints.get(id);
         // Policy selects the identity's labels (namespace and namespace labels included), not the bare pod labels.
-        const identity = await client.get<Identity>(`/v1/identities/${endpoint.identity}`).catch(() => undefined);
+        const identity = await client.identities.get(endpoint.identity).catch(() => undefined);
         return identity?.labels ?? { ...endpoint.labels, [NAMESPACE_LABEL]: endpoint.namespace };
       };
       const [src, dst] = await Promise.all([peerLabels(opts.src, '--src', endpointLabels), peerLabels(opts.dst, '--dst', endpointLabels)]);
-      const result = await send<TraceResult>(client, 'POST', '/v1/policy/trace', { src: { labels: src }, dst: { labels: dst }, dport: port, protocol });
+      const result = await client.policy.trace({ src: { labels: src }, dst: { labels: dst }, dport: port, protocol });
       ctx.io.stdout.write(render(opts.output, result, traceText));
     });
   policy
@@ -116,7 +102,8 @@ export function registerPolicyCommands(program: Command, ctx: CommandContext): v
     .action(async (rev: string, opts: { timeout: string }, command: Command) => {
       if (!/^\d{1,12}$/.test(rev)) throw new UsageError(`revision must be a non-negative integer, got ${JSON.stringify(rev)}`);
       const timeoutMs = parseDuration(opts.timeout, '--timeout');
-      await waitForRevision(() => ctx.client(command).get<Endpoint[]>('/v1/endpoints'), Number(rev), timeoutMs, (line) => ctx.io.stdout.write(`${line}\n`));
+      const client = ctx.client(command);
+      await waitForRevision(() => client.endpoints.list(), Number(rev), timeoutMs, (line) => ctx.io.stdout.write(`${line}\n`));
     });
 }
 
@@ -143,12 +130,12 @@ export function policyDocuments(text: string, label: string): SourcedDocument[] 
 
 /** A refused import, the API's `documents[i]` path translated back to the file's document. */
 function explainRefusal(err: unknown, sourced: readonly SourcedDocument[], label: string): unknown {
-  if (!(err instanceof AgentApiError) || err.status !== 400 || !err.body?.path) return err;
-  const m = /^documents\[(\d+)\]\.?(.*)$/.exec(err.body.path);
+  if (!(err instanceof AgentApiError) || err.status !== 400 || !err.path) return err;
+  const m = /^documents\[(\d+)\]\.?(.*)$/.exec(err.path);
   const doc = m ? sourced[Number(m[1])] : undefined;
-  if (!m || !doc) return new CliError(`${label}: refused at ${err.body.path}: ${err.body.error}`);
+  if (!m || !doc) return new CliError(`${label}: refused at ${err.path}: ${err.error}`);
   const field = m[2] ? ` ${m[2]}` : '';
-  return new CliError(`${label}: ${doc.where} (${describeDocument(doc.document)})${field}: ${err.body.error}; nothing was imported`);
+  return new CliError(`${label}: ${doc.where} (${describeDocument(doc.document)})${field}: ${err.error}; nothing was imported`);
 }
 
 function describeDocument(document: unknown): string {
@@ -164,19 +151,13 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Body of `DELETE /v1/policy`. */
-interface DeleteAnswer {
-  readonly revision: number;
-  readonly deleted: readonly { kind: string; namespace?: string; name: string }[];
-}
-
-function deleteText(answer: DeleteAnswer): string {
+function deleteText(answer: PolicyDeleteResponse): string {
   const lines = answer.deleted.map((p) => `Deleted ${p.kind} ${p.namespace ? `${p.namespace}/` : ''}${p.name}`);
   return [...lines, `Revision: ${answer.revision}`].join('\n') + '\n';
 }
 
 /** The people-facing rendering of `GET /v1/policy`: one row per policy (its rules merged). */
-export function policyTable(listing: PolicyListing): string {
+export function policyTable(listing: PolicyListResponse): string {
   const head = `Revision: ${listing.revision}   Enforcement: ${listing.enforcement}\n\n`;
   if (listing.rules.length === 0) return `${head}No policies.\n`;
   const rows = new Map<string, { kind: string; namespace: string; name: string; revision: number; notes: Set<string> }>();
@@ -197,12 +178,12 @@ export function policyTable(listing: PolicyListing): string {
 }
 
 /** `80`, `80/TCP`, `53/udp`, `8/ICMP`; the protocol defaults to TCP. */
-export function parseDport(text: string): { port: number; protocol: string } {
+export function parseDport(text: string): { port: number; protocol: PolicyTraceProtocol } {
   const m = /^(\d{1,5})(?:\/([A-Za-z0-9]+))?$/.exec(text.trim());
   const port = m ? Number(m[1]) : NaN;
   if (!m || port > 65535) throw new UsageError(`--dport: expected PORT[/PROTOCOL] like 80/TCP, got ${JSON.stringify(text)}`);
   const wanted = (m[2] ?? 'TCP').toUpperCase();
-  const protocol = ['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPV6', 'ANY'].includes(wanted) ? (wanted === 'ICMPV6' ? 'ICMPv6' : wanted) : undefined;
+  const protocol = ['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPV6', 'ANY'].includes(wanted) ? ((wanted === 'ICMPV6' ? 'ICMPv6' : wanted) as PolicyTraceProtocol) : undefined;
   if (!protocol) throw new UsageError(`--dport: protocol must be TCP, UDP, SCTP, ICMP, ICMPv6 or ANY, got ${JSON.stringify(m[2])}`);
   return { port, protocol };
 }
@@ -224,7 +205,7 @@ export async function peerLabels(text: string, flag: string, endpointLabels: (id
   return labels;
 }
 
-function traceText(result: TraceResult): string {
+function traceText(result: PolicyTraceResponse): string {
   const lines = [`Verdict: ${result.verdict}`];
   for (const [title, d] of [
     ['Egress (from --src)', result.egress],
@@ -246,27 +227,14 @@ export function parseDuration(text: string, flag: string): number {
   return Math.round(Number(m[1]) * scale);
 }
 
-const POLL_MS = 200;
-
 /**
  * Polls the endpoints until every one reports `policyRevision ≥ revision`, printing progress
  * whenever the count changes; on timeout, fails naming the endpoints still behind.
  */
 export async function waitForRevision(list: () => Promise<readonly Endpoint[]>, revision: number, timeoutMs: number, say: (line: string) => void): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const endpoints = await list();
-    const behind = endpoints.filter((e) => e.policyRevision < revision);
-    const progress = `${endpoints.length - behind.length}/${endpoints.length} endpoints at revision ≥ ${revision}`;
-    if (progress !== last) say(progress);
-    last = progress;
-    if (behind.length === 0) return;
-    if (Date.now() >= deadline) {
-      const names = behind.slice(0, 10).map((e) => `${e.id} (${e.namespace}/${e.name}) at ${e.policyRevision}`);
-      const more = behind.length > names.length ? ` and ${behind.length - names.length} more` : '';
-      throw new CliError(`timed out after ${timeoutMs} ms: ${behind.length} endpoint(s) below revision ${revision}: ${names.join(', ')}${more}`);
-    }
-    await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))));
+  try {
+    await waitForPolicyRevision(list, revision, { timeoutMs, onProgress: (p) => say(`${p.realized}/${p.total} endpoints at revision ≥ ${revision}`) });
+  } catch (err) {
+    throw err instanceof PolicyWaitTimeoutError ? new CliError(err.message) : err;
   }
 }

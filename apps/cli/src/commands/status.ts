@@ -1,4 +1,5 @@
-import type { AgentStatus, BpfFeatures, PluginStatus } from '@cilia/core';
+import type { AgentStatus, PluginStatus } from '@cilia/api-client';
+import type { BpfFeatures } from '@cilia/core';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { outputOption, render, type OutputFormat } from '../output.js';

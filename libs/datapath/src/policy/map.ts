@@ -3,6 +3,7 @@
 // starts, so a restarted agent writes only differences and never flushes live policy) and
 // what each endpoint should hold, and fails an endpoint closed (deny-all both directions)
 // when its entries exceed the quota or a write fails, until a later write succeeds.
+import type { PolicyMapMode, RealizedPolicyEntry } from '@cilia/api-client';
 import type { BpfMap } from '@cilia/bpf';
 import type { Logger, PolicyDelta, PolicyEnforcement, PolicyEntry, PolicyKey } from '@cilia/core';
 import { PolicyModeCode, type PolicyEndpointRecord, type PolicyMapKeyValue, type PolicyMapValueValue } from '../maps/policy.js';
@@ -21,23 +22,15 @@ import {
 } from './prefixes.js';
 import { RawGroups } from './raw-groups.js';
 
-/** What a direction of an endpoint does in the datapath. */
-export type PolicyMode = 'allow-all' | 'enforce' | 'deny-all';
+/** What a direction of an endpoint does in the datapath (the API's wire type). */
+export type PolicyMode = PolicyMapMode;
 
 export type PolicyWriteOutcome =
   | { readonly failClosed: false; readonly written: number; readonly deleted: number }
   | { readonly failClosed: true; readonly reason: string };
 
-/** One map entry read back, a port prefix shown as the range port..endPort. */
-export interface RealizedPolicyEntry {
-  identity: number;
-  direction: 'ingress' | 'egress';
-  protocol: number;
-  port: number;
-  endPort: number;
-  verdict: 'allow' | 'deny';
-  proxyPort: number;
-}
+/** One map entry read back, a port prefix shown as the range port..endPort (the API's wire type). */
+export type { RealizedPolicyEntry };
 
 export interface PolicyMapOptions {
   readonly policy: BpfMap<PolicyMapKeyValue, PolicyMapValueValue>;

@@ -1,5 +1,6 @@
+import type { RealizedEndpointPolicy } from '@cilia/api-client';
 import type { Labels, Logger, NamedPort, PolicyDelta, PolicyRepository, PolicyRevision, PolicySubject, Unsubscribe } from '@cilia/core';
-import type { PolicyMap, PolicyMode, PolicyWriteOutcome, RealizedPolicyEntry } from './map.js';
+import type { PolicyMap, PolicyWriteOutcome } from './map.js';
 
 /** What the realizer needs to know of an endpoint. */
 export interface PolicyTarget {
@@ -12,15 +13,8 @@ export interface PolicyTarget {
   readonly namedPorts?: Readonly<Record<string, NamedPort>>;
 }
 
-/** An endpoint's realized policy as `GET /v1/endpoints/:id` shows it. */
-export interface EndpointPolicyView {
-  readonly revision: PolicyRevision;
-  readonly enforcement: { readonly ingress: PolicyMode; readonly egress: PolicyMode };
-  /** Why the endpoint's traffic is dropped, when it fails closed. */
-  readonly failClosed?: string;
-  /** The entries read back from the map. */
-  readonly entries: readonly RealizedPolicyEntry[];
-}
+/** An endpoint's realized policy as `GET /v1/endpoints/:id` shows it (the API's wire type). */
+export type EndpointPolicyView = RealizedEndpointPolicy;
 
 /** The endpoint manager's view of policy realization (a fake stands in for it in unit tests). */
 export interface EndpointPolicy {

@@ -1,3 +1,4 @@
+import type { PolicyDirectionTrace, PolicyTraceResponse } from '@cilia/api-client';
 import { ReservedIdentity, type Direction, type Identity, type IdentityAllocator, type Labels, type PolicyEnforcementMode } from '@cilia/core';
 import type { EndpointSelector, PeerRule, PolicyRule } from '../model.js';
 import { peerMatcher } from './peers.js';
@@ -13,21 +14,11 @@ export interface TraceQuery {
   readonly protocol: string | number;
 }
 
-/** One side's answer: egress of the source, or ingress of the destination. */
-export interface DirectionTrace {
-  readonly enforced: boolean;
-  readonly verdict: 'allowed' | 'denied';
-  readonly allowedBy: readonly string[];
-  readonly deniedBy: readonly string[];
-  /** The explanation, one step a line. */
-  readonly lines: readonly string[];
-}
+/** One side's answer: egress of the source, or ingress of the destination (the API's wire type). */
+export type DirectionTrace = PolicyDirectionTrace;
 
-export interface TraceResult {
-  readonly verdict: 'allowed' | 'denied';
-  readonly egress: DirectionTrace;
-  readonly ingress: DirectionTrace;
-}
+/** What `POST /v1/policy/trace` answers. */
+export type TraceResult = PolicyTraceResponse;
 
 export interface TraceContext {
   readonly rules: readonly PolicyRule[];

@@ -1,0 +1,206 @@
+/**
+ * The agent API's wire types: what each route on the agent's socket takes and answers. The
+ * routes (the agent's server, and the libs that contribute `/v1/endpoints`, `/v1/policy`,
+ * `/v1/nodes`, …) import them with `import type`, so a change here that the server does not
+ * follow, or the other way round, fails the typecheck on both sides.
+ *
+ * Domain types the agent's services already define (an `Endpoint`, an `Identity`, …) are
+ * answered as they are; they are re-exported from `@cilia/core` under the same names.
+ */
+import type {
+  AgentStatus,
+  ApiError,
+  Endpoint,
+  EndpointCreateRequest,
+  Health,
+  Identity,
+  IpCacheEntry,
+  Labels,
+  NodeInfo,
+  PluginStatus,
+  PolicyEnforcementMode,
+  PolicyRevision,
+  PolicyRuleInfo,
+  ResourceRef,
+} from '@cilia/core';
+
+export type { AgentStatus, ApiError, Endpoint, EndpointCreateRequest, Health, Identity, IpCacheEntry, Labels, PluginStatus, PolicyRuleInfo };
+
+// ---- /v1/status, /v1/plugins, /v1/config ------------------------------------------------
+
+/** Body of `GET /v1/config`. */
+export interface ConfigView {
+  /** Config files the agent read, preset first. */
+  readonly sources: readonly string[];
+  /** The effective configuration, defaults applied. */
+  readonly config: Readonly<Record<string, unknown>>;
+}
+
+// ---- /v1/endpoints ----------------------------------------------------------------------
+
+/** One CNI attachment: a container's interface. `interfaceName` defaults to `eth0`. */
+export interface EndpointAttachment {
+  readonly containerId: string;
+  readonly interfaceName?: string;
+}
+
+/** Query of `GET /v1/endpoints`: only the endpoints of this container (and interface). */
+export interface EndpointListQuery {
+  readonly containerId?: string;
+  readonly interfaceName?: string;
+}
+
+/** How one direction of an endpoint's policy map is enforced. */
+export type PolicyMapMode = 'allow-all' | 'enforce' | 'deny-all';
+
+/** One entry of an endpoint's policy map, read back; a port prefix shows as the range `port..endPort`. */
+export interface RealizedPolicyEntry {
+  /** The peer identity; 0 is any. */
+  readonly identity: number;
+  readonly direction: 'ingress' | 'egress';
+  /** IP protocol number; 0 is any. */
+  readonly protocol: number;
+  /** 0 is any port. */
+  readonly port: number;
+  readonly endPort: number;
+  readonly verdict: 'allow' | 'deny';
+  /** The L7 proxy port traffic is redirected to; 0 is none. */
+  readonly proxyPort: number;
+}
+
+/** The `policy` part of `GET /v1/endpoints/:id`: the endpoint's policy map as the datapath holds it. */
+export interface RealizedEndpointPolicy {
+  readonly revision: PolicyRevision;
+  readonly enforcement: { readonly ingress: PolicyMapMode; readonly egress: PolicyMapMode };
+  /** Why the endpoint's traffic is dropped (its policy could not be written), if so. */
+  readonly failClosed?: string;
+  readonly entries: readonly RealizedPolicyEntry[];
+}
+
+/** Body of `GET /v1/endpoints/:id`: the endpoint, with its realized policy when policy is enabled. */
+export type EndpointDetail = Endpoint & { readonly policy?: RealizedEndpointPolicy };
+
+/** Body of `DELETE /v1/endpoints/:id` (always true: a missing one is a 404) and `DELETE /v1/endpoints?containerId=`. */
+export interface EndpointDeleteResponse {
+  readonly deleted: boolean;
+}
+
+/** Body of `POST /v1/endpoints/gc`: the attachments to keep; every other CNI-created endpoint goes. */
+export interface EndpointGcRequest {
+  readonly valid: readonly EndpointAttachment[];
+}
+
+/** Answer of `POST /v1/endpoints/gc`: the ids of the endpoints deleted. */
+export interface EndpointGcResponse {
+  readonly deleted: readonly number[];
+}
+
+// ---- /v1/nodes ----------------------------------------------------------------------------
+
+/** A node as `GET /v1/nodes` shows it. */
+export interface NodeListItem extends NodeInfo {
+  /** ISO time the node's agent registered it. */
+  readonly registeredAt: string;
+  /** Whether it is the node of the agent answering. */
+  readonly local: boolean;
+}
+
+// ---- /v1/manifests --------------------------------------------------------------------------
+
+/** A manifest file that was refused, as `GET /v1/manifests` lists it. */
+export interface InvalidManifest {
+  /** Path relative to the manifest directory, e.g. `pods/web.yaml`. */
+  readonly file: string;
+  /** Field path inside the file, e.g. `metadata.labels.app` (`[1].…` in a multi-document file). */
+  readonly path: string;
+  readonly reason: string;
+  /** 1-based line of the offending field, when known. */
+  readonly line?: number;
+}
+
+/** An object the manifest directory currently defines, and the file that defines it. */
+export interface ManifestObjectRef extends ResourceRef {
+  readonly file: string;
+}
+
+/** Body of `GET /v1/manifests`. */
+export interface ManifestsReport {
+  readonly directory: string;
+  readonly exists: boolean;
+  readonly objects: readonly ManifestObjectRef[];
+  readonly invalid: readonly InvalidManifest[];
+}
+
+// ---- /v1/policy -------------------------------------------------------------------------------
+
+/** Body of `POST /v1/policy`: policy documents (CiliumNetworkPolicy, …) imported as one change. */
+export interface PolicyImportRequest {
+  readonly documents: readonly unknown[];
+}
+
+/** Answer of `POST /v1/policy`. */
+export interface PolicyImportResponse {
+  readonly revision: PolicyRevision;
+}
+
+/** Body of `GET /v1/policy`. */
+export interface PolicyListResponse {
+  readonly revision: PolicyRevision;
+  readonly enforcement: PolicyEnforcementMode;
+  readonly rules: readonly PolicyRuleInfo[];
+}
+
+/** What `DELETE /v1/policy` removes: one policy by name (namespace and kind narrowing it), or all. */
+export type PolicyDeleteSelector = { readonly name: string; readonly namespace?: string; readonly kind?: string } | { readonly all: true };
+
+/** The query parameters of `DELETE /v1/policy`: `name` (with `namespace`, `kind`), or `all=true`. */
+export interface PolicyDeleteQuery {
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly kind?: string;
+  readonly all?: string;
+}
+
+/** One policy (all its rules) that a delete removed. */
+export interface DeletedPolicy {
+  readonly kind: string;
+  readonly namespace?: string;
+  readonly name: string;
+}
+
+/** Answer of `DELETE /v1/policy`. */
+export interface PolicyDeleteResponse {
+  readonly revision: PolicyRevision;
+  readonly deleted: readonly DeletedPolicy[];
+}
+
+/** Protocols `POST /v1/policy/trace` takes (in any case). */
+export type PolicyTraceProtocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6' | 'ANY';
+
+/** Body of `POST /v1/policy/trace`: would a packet from `src` to `dst` on `dport`/`protocol` pass? */
+export interface PolicyTraceRequest {
+  /** Label keys carry their source: `k8s:app`. */
+  readonly src: { readonly labels: Labels };
+  readonly dst: { readonly labels: Labels };
+  /** Destination port (an ICMP type for ICMP); 0 or absent is any. */
+  readonly dport?: number;
+  /** Default TCP. */
+  readonly protocol?: PolicyTraceProtocol;
+}
+
+/** One side of a trace: the egress of the source, or the ingress of the destination. */
+export interface PolicyDirectionTrace {
+  readonly enforced: boolean;
+  readonly verdict: 'allowed' | 'denied';
+  readonly allowedBy: readonly string[];
+  readonly deniedBy: readonly string[];
+  /** The explanation, one step a line. */
+  readonly lines: readonly string[];
+}
+
+/** Answer of `POST /v1/policy/trace`. */
+export interface PolicyTraceResponse {
+  readonly verdict: 'allowed' | 'denied';
+  readonly egress: PolicyDirectionTrace;
+  readonly ingress: PolicyDirectionTrace;
+}
