@@ -26,7 +26,19 @@ describe('cilia CLI against a running agent', () => {
     const status = JSON.parse(r.stdout) as AgentStatus;
     expect(status.node).toBe('cli-e2e');
     expect(status.health).toBe('ok');
-    expect(status.plugins.map((p) => `${p.name}:${p.state}`)).toEqual(['@cilia/ipam:started', '@cilia/kvstore:started', '@cilia/resources:started', '@cilia/identity:started', '@cilia/policy:started', '@cilia/datapath:started', '@cilia/policy-ipcache:started', '@cilia/nodes:started', '@cilia/pod-endpoints:started', 'fixture-greeter:started']);
+    expect(status.plugins.map((p) => `${p.name}:${p.state}`)).toEqual([
+      '@cilia/ipam:started',
+      '@cilia/kvstore:started',
+      '@cilia/datapath-ipcache:started',
+      '@cilia/nodes:started',
+      '@cilia/resources:started',
+      '@cilia/identity:started',
+      '@cilia/policy:started',
+      '@cilia/datapath:started',
+      '@cilia/nodes-sync:started',
+      '@cilia/pod-endpoints:started',
+      'fixture-greeter:started',
+    ]);
   });
 
   it('status as a table names the node, health and every plugin', () => {
