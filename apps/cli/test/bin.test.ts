@@ -74,7 +74,7 @@ describe('the cilia executable', () => {
     const r = await exec(['plugin', 'list', '--socket', agent.socketPath], { CILIA_SOCKET: join(dir, 'absent.sock') });
     expect(r).toMatchObject({ code: 0, stderr: '' });
     const [header, ...rows] = r.stdout.trimEnd().split('\n');
-    expect(header!.split(/\s{2,}/)).toEqual(['NAME', 'VERSION', 'ORIGIN', 'STATE', 'PROVIDES', 'REQUIRES']);
+    expect(header!.split(/\s{2,}/)).toEqual(['NAME', 'VERSION', 'ORIGIN', 'STATE', 'PROVIDES', 'REQUIRES', 'SLOTS']);
     expect(rows.map((l) => l.split(/\s{2,}/)[0])).toEqual(plugins.map((p) => p.name));
   });
 

@@ -130,13 +130,13 @@ describe('cilia status', () => {
 });
 
 describe('cilia plugin list', () => {
-  it('prints NAME VERSION ORIGIN STATE PROVIDES REQUIRES', async () => {
+  it('prints NAME VERSION ORIGIN STATE PROVIDES REQUIRES SLOTS', async () => {
     const r = await cilia(['plugin', 'list', '--socket', agent.socketPath]);
     expect(r).toMatchObject({ code: 0, stderr: '' });
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(3);
-    expect(cells(lines[0]!)).toEqual(['NAME', 'VERSION', 'ORIGIN', 'STATE', 'PROVIDES', 'REQUIRES']);
-    expect(cells(lines[1]!)).toEqual(['@cilia/plugin-ipam-host', '0.1.0', 'default', 'started', 'Ipam', '<none>']);
+    expect(cells(lines[0]!)).toEqual(['NAME', 'VERSION', 'ORIGIN', 'STATE', 'PROVIDES', 'REQUIRES', 'SLOTS']);
+    expect(cells(lines[1]!)).toEqual(['@cilia/plugin-ipam-host', '0.1.0', 'default', 'started', 'Ipam', '<none>', '<none>']);
     expect(cells(lines[2]!)).toEqual([
       'cilia-plugin-example',
       '2.3.4',
@@ -144,6 +144,7 @@ describe('cilia plugin list', () => {
       'started',
       'Encapsulation,L7Proxy',
       'Ipam,Datapath',
+      'from-netdev/pre,from-container/forward',
     ]);
     expect(lines.every((l) => l === l.trimEnd())).toBe(true);
     expect(agent.requests).toEqual(['/v1/plugins']);

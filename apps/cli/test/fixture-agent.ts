@@ -80,6 +80,10 @@ export const plugins: PluginStatus[] = [
     state: 'started',
     provides: ['Encapsulation', 'L7Proxy'],
     requires: ['Ipam', 'Datapath'],
+    slots: [
+      { attach: 'from-netdev', slot: 'pre', object: 'example', program: 'example_receive' },
+      { attach: 'from-container', slot: 'forward', object: 'example', program: 'example_send' },
+    ],
   },
 ];
 

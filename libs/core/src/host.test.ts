@@ -152,7 +152,7 @@ describe('PluginHost with BPF objects', () => {
     expect(dp.installs[0]!.objects.map((o) => o.constants)).toEqual([{ RATE: 100, MARK: 9 }]);
     expect(seen).toEqual(['edt 7']);
     expect(h.releasedSlots.map((r) => r.owner)).toEqual(['gone']);
-    expect(h.status().find((p) => p.name === 'shaper')?.slots).toEqual(['to-netdev/shaping ← edt (edt)']);
+    expect(h.status().find((p) => p.name === 'shaper')?.slots).toEqual([{ attach: 'to-netdev', slot: 'shaping', object: 'edt', program: 'edt' }]);
     await h.stop();
     expect(dp.calls.at(-1)).toBe('close shaper');
   });

@@ -17,8 +17,8 @@ export interface PluginStatus {
   readonly state: HookState;
   readonly provides: readonly string[];
   readonly requires: readonly string[];
-  /** The datapath slots its objects fill: `from-container/forward ← cil_vxlan_forward (vxlan)`. */
-  readonly slots?: readonly string[];
+  /** The datapath slots its declared objects fill, in the order they are filled. */
+  readonly slots?: ReadonlyArray<Omit<SlotAssignment, 'owner'>>;
   readonly error?: string;
 }
 
@@ -249,8 +249,8 @@ export class PluginHost {
   }
 }
 
-function declaredSlots(definition: AnyPluginDefinition): string[] {
+function declaredSlots(definition: AnyPluginDefinition): Array<Omit<SlotAssignment, 'owner'>> {
   return (definition.bpf ?? []).flatMap((spec) =>
-    Object.entries(spec.programs ?? {}).map(([program, where]) => `${where.attach}/${where.slot} ← ${program} (${bpfObjectName(spec)})`),
+    Object.entries(spec.programs ?? {}).map(([program, where]) => ({ attach: where.attach, slot: where.slot, object: bpfObjectName(spec), program })),
   );
 }

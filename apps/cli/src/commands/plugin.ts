@@ -10,7 +10,7 @@ export function registerPluginCommands(program: Command, ctx: CommandContext): v
   plugin
     .command('list')
     .alias('ls')
-    .description('list every plugin with its origin, state and the services it provides and requires')
+    .description('list every plugin with its origin, state, the services it provides and requires, and the datapath slots it fills')
     .addOption(outputOption())
     .action(async (opts: { output: OutputFormat }, command: Command) => {
       const plugins = await ctx.client(command).plugins();
@@ -21,7 +21,7 @@ export function registerPluginCommands(program: Command, ctx: CommandContext): v
 /** The people-facing rendering of `GET /v1/plugins`. */
 export function pluginListTable(plugins: readonly PluginStatus[]): string {
   return renderTable(
-    ['NAME', 'VERSION', 'ORIGIN', 'STATE', 'PROVIDES', 'REQUIRES'],
-    plugins.map((p) => [p.name, p.version, p.origin, p.state, listCell(p.provides), listCell(p.requires)]),
+    ['NAME', 'VERSION', 'ORIGIN', 'STATE', 'PROVIDES', 'REQUIRES', 'SLOTS'],
+    plugins.map((p) => [p.name, p.version, p.origin, p.state, listCell(p.provides), listCell(p.requires), listCell((p.slots ?? []).map((s) => `${s.attach}/${s.slot}`))]),
   );
 }
