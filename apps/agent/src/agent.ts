@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import {
+  ConfigError,
   CORE_API_VERSION,
   PluginHost,
   resolvePluginSet,
@@ -30,6 +32,8 @@ export interface PreparedAgent {
   readonly config: EffectiveConfig;
   /** The plugins that will run, in start order (defaults taken over by a plugin are gone). */
   readonly set: ResolvedPluginSet;
+  /** The gid owning the API socket (`agent.apiSocketGroup`), when one is set. */
+  readonly socketGid?: number;
 }
 
 /** Reads the config, loads and resolves the plugin set, validates every section. No side effects. */
@@ -46,7 +50,8 @@ export async function prepareAgent(configFile: string): Promise<PreparedAgent> {
     document,
     set.order.map((c) => c.definition),
   );
-  return { document, config, set };
+  const socketGid = socketGroup(config.agent.apiSocketGroup);
+  return { document, config, set, ...(socketGid !== undefined ? { socketGid } : {}) };
 }
 
 const HOST_TOKENS = [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle];
@@ -92,7 +97,7 @@ export class Agent {
     const { agent } = this.#prepared.config;
     this.#bpf = this.#checkBpf(agent.bpfRoot);
     this.#api.addRoutes(this.#host.resolver().getAll(Tokens.ApiRoutes).flat(), () => this.#health === 'ok' || this.#health === 'degraded');
-    await this.#api.listen(agent.apiSocket);
+    await this.#api.listen(agent.apiSocket, this.#prepared.socketGid);
     const metrics = agent.metricsAddress === '' ? '' : await this.#metrics.listen(agent.metricsAddress);
     this.#log.info(
       { socket: agent.apiSocket, metrics, node: agent.nodeName, config: this.#prepared.document.sources },
@@ -171,4 +176,15 @@ export class Agent {
   async #closeServers(): Promise<void> {
     await Promise.allSettled([this.#api.close(), this.#metrics.close()]);
   }
+}
+
+/** The gid of `agent.apiSocketGroup` (a name from /etc/group or a number); undefined when empty. */
+function socketGroup(group: string): number | undefined {
+  if (group === '') return undefined;
+  if (/^\d+$/.test(group)) return Number(group);
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === group);
+  if (!line) throw new ConfigError([{ path: 'agent.apiSocketGroup', reason: `no group named ${JSON.stringify(group)} in /etc/group` }]);
+  return Number(line.split(':')[2]);
 }

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { PluginStatus } from './host.js';
 import type { BpfFeatures } from './services/datapath.js';
 
@@ -33,12 +34,13 @@ export interface ApiError {
 export type ApiMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** What a route handler receives. */
-export interface ApiRequest {
+export interface ApiRequest<B = unknown, Q = Readonly<Record<string, string | undefined>>> {
   /** Path parameters, e.g. `{ id: '12' }` for `/v1/endpoints/:id`. */
   readonly params: Readonly<Record<string, string>>;
-  readonly query: Readonly<Record<string, string | undefined>>;
-  /** Parsed JSON body, if any; validate it before use. */
-  readonly body: unknown;
+  /** The query, parsed by the route's `query` schema when it has one (each key given once otherwise). */
+  readonly query: Q;
+  /** The JSON body, parsed by the route's `body` schema when it has one; validate it before use otherwise. */
+  readonly body: B;
 }
 
 /** What a route handler returns; `status` defaults to 200. */
@@ -49,13 +51,35 @@ export interface ApiResponse {
 
 /**
  * A route on the agent's API socket, contributed by a plugin through `Tokens.ApiRoutes`.
- * Routes answer 503 until every plugin has started.
+ * Routes answer 503 until every plugin has started. With a `body` or `query` schema, the agent
+ * parses the request before the handler sees it and answers a request that does not fit with
+ * 400 and `{ error, path }` naming the field; the schemas (and `response`) also make the API
+ * reference. Declare one with {@link defineRoute} to have the handler typed by them.
  */
 export interface ApiRoute {
   readonly method: ApiMethod;
   /** Path with `:name` parameters, under `/v1/`. */
   readonly path: string;
+  /** One line for the API reference. */
+  readonly summary?: string;
+  readonly query?: z.ZodType;
+  readonly body?: z.ZodType;
+  /** The answer's shape, for the API reference (not checked at run time). */
+  readonly response?: z.ZodType;
   handler(request: ApiRequest): Promise<ApiResponse> | ApiResponse;
+}
+
+/** A route whose handler is typed by its schemas (see {@link defineRoute}). */
+export interface TypedApiRoute<B, Q> extends Omit<ApiRoute, 'handler' | 'body' | 'query'> {
+  readonly body?: z.ZodType<B>;
+  readonly query?: z.ZodType<Q>;
+  handler(request: ApiRequest<B, Q>): Promise<ApiResponse> | ApiResponse;
+}
+
+/** Declares a route, its handler typed by the `body` and `query` schemas. */
+export function defineRoute<B = unknown, Q = Readonly<Record<string, string | undefined>>>(route: TypedApiRoute<B, Q>): ApiRoute {
+  // The agent hands the handler what the schemas parsed.
+  return route as unknown as ApiRoute;
 }
 
 /**

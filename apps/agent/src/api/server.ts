@@ -1,9 +1,13 @@
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { AgentStatus, ApiError, ConfigView, PluginStatus } from '@cilia/api-client';
-import type { ApiRequestError, ApiRoute } from '@cilia/core';
+import type { ApiRoute } from '@cilia/core';
 import { fastify, type FastifyInstance } from 'fastify';
+import { isRequestError, parseRequest } from './request.js';
+
+/** Requests handled at once; more are answered 429 rather than queued without bound. */
+const MAX_IN_FLIGHT = 256;
 
 /** What the API serves; the agent supplies it. The answers are the wire types of `@cilia/api-client`. */
 export interface ApiHandlers {
@@ -12,14 +16,31 @@ export interface ApiHandlers {
   config(): ConfigView;
 }
 
-/** The agent's HTTP API on a unix socket (mode 0660). Later issues add routes here. */
+/** Options of {@link ApiServer}. */
+export interface ApiServerOptions {
+  /** Requests handled at once before new ones are answered 429 (default 256). */
+  readonly maxInFlight?: number;
+}
+
+/**
+ * The agent's HTTP API on a unix socket, created with mode 0660 (never more open, not even for an
+ * instant). Plugins add routes; a route's schemas check its requests before its handler runs.
+ */
 export class ApiServer {
   readonly #app: FastifyInstance;
   #socket?: string;
+  #inFlight = 0;
 
-  constructor(handlers: ApiHandlers) {
+  constructor(handlers: ApiHandlers, options: ApiServerOptions = {}) {
     // Policy imports carry whole policy sets (thousands of documents); fastify's 1 MiB default is too small.
     this.#app = fastify({ logger: false, bodyLimit: 32 * 1024 * 1024 });
+    const limit = options.maxInFlight ?? MAX_IN_FLIGHT;
+    this.#app.addHook('onRequest', async (_req, reply) => {
+      if (this.#inFlight >= limit) return reply.code(429).header('retry-after', '1').send({ error: `the agent is handling ${limit} requests already; try again` } satisfies ApiError);
+      this.#inFlight++;
+      reply.raw.once('close', () => this.#inFlight--);
+      return undefined;
+    });
     this.#app.get('/v1/status', async () => handlers.status());
     this.#app.get('/v1/plugins', async () => handlers.plugins());
     this.#app.get('/v1/config', async () => handlers.config());
@@ -44,19 +65,13 @@ export class ApiServer {
         url: route.path,
         handler: async (req, reply) => {
           if (!ready()) return reply.code(503).send({ error: 'the agent is starting or stopping; try again' } satisfies ApiError);
+          const parsed = parseRequest(route, req.query, req.body);
+          if ('error' in parsed) return reply.code(400).send(parsed satisfies ApiError);
           try {
-            const res = await route.handler({
-              params: (req.params ?? {}) as Record<string, string>,
-              query: (req.query ?? {}) as Record<string, string>,
-              body: req.body,
-            });
+            const res = await route.handler({ params: (req.params ?? {}) as Record<string, string>, query: parsed.query as Record<string, string>, body: parsed.body });
             return reply.code(res.status ?? 200).send(res.body);
           } catch (err) {
-            // Compared by name: a plugin may carry its own copy of @cilia/core.
-            if ((err as Error)?.name === 'ApiRequestError') {
-              const e = err as ApiRequestError;
-              return reply.code(e.status).send({ error: e.message, ...(e.path ? { path: e.path } : {}) } satisfies ApiError);
-            }
+            if (isRequestError(err)) return reply.code(err.status).send({ error: err.message, ...(err.path ? { path: err.path } : {}) } satisfies ApiError);
             throw err;
           }
         },
@@ -64,13 +79,24 @@ export class ApiServer {
     }
   }
 
-  /** Listens on `socket`, replacing a stale socket file but refusing one another agent serves. */
-  async listen(socket: string): Promise<void> {
+  /**
+   * Listens on `socket` — created with mode 0660 under a umask, owned by `group` when given —
+   * replacing a stale socket file but refusing one another agent serves, and anything at the path
+   * that is not a socket.
+   */
+  async listen(socket: string, group?: number): Promise<void> {
     mkdirSync(dirname(socket), { recursive: true });
-    if (await isServed(socket)) throw new Error(`another process is serving the API socket ${socket}`);
-    rmSync(socket, { force: true });
-    await this.#app.listen({ path: socket });
-    chmodSync(socket, 0o660);
+    const existing = lstatOrUndefined(socket);
+    if (existing && !existing.isSocket()) throw new Error(`agent.apiSocket: ${socket} exists and is not a socket; refusing to replace it`);
+    if (existing && (await isServed(socket))) throw new Error(`another process is serving the API socket ${socket}`);
+    if (existing) rmSync(socket);
+    const umask = process.umask(0o117);
+    try {
+      await this.#app.listen({ path: socket });
+    } finally {
+      process.umask(umask);
+    }
+    if (group !== undefined) chownSync(socket, -1, group);
     this.#socket = socket;
   }
 
@@ -78,6 +104,14 @@ export class ApiServer {
   async close(): Promise<void> {
     await this.#app.close();
     if (this.#socket) rmSync(this.#socket, { force: true });
+  }
+}
+
+function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
   }
 }
 

@@ -21,6 +21,11 @@ export const agentSection = z.strictObject({
     .min(1)
     .default('/var/run/cilia/cilia.sock')
     .describe('Unix socket of the agent API (mode 0660). `cilia --socket` and CILIA_SOCKET point the CLI at it.'),
+  apiSocketGroup: z
+    .string()
+    .regex(/^$|^[a-z_][a-z0-9_-]*\$?$|^\d+$/, 'expected a group name, a numeric gid, or "" for the agent\'s own group')
+    .default('')
+    .describe("Group owning the API socket, whose members may use the CLI without root (a name from /etc/group or a gid). Empty: the agent's own group."),
   metricsAddress: z
     .string()
     .regex(/^$|^[^\s:]*:\d{1,5}$/, 'expected host:port, :port, or "" to disable')

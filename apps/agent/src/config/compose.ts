@@ -13,7 +13,7 @@ import type { ConfigDocument } from './document.js';
 
 /** The validated whole config. */
 export interface EffectiveConfig {
-  readonly agent: AgentConfig & { readonly logFile: string };
+  readonly agent: AgentConfig & { readonly logFile: string; readonly apiSocketGroup: string };
   /** Plugin name → its validated section. */
   readonly sections: ReadonlyMap<string, unknown>;
   /** The whole document with defaults applied, as `cilia config view` shows it. */
