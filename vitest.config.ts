@@ -6,6 +6,7 @@ const WORKSPACE_TESTS = [
   'test/e2e/generator.test.ts',
   'test/e2e/module-boundaries.test.ts',
   'test/e2e/third-party-plugin.test.ts',
+  'test/e2e/plugin-sdk.test.ts',
   'test/e2e/bootstrap.test.ts',
 ];
 

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import type { AgentStatus, Endpoint, IpCacheEntry, PolicyRuleInfo } from '@cilia/core';
+import type { Endpoint, IpCacheEntry, PolicyRuleInfo } from '@cilia/core';
 import { BpfMap } from '@cilia/bpf';
 import { datapathMaps } from '@cilia/datapath';
-import { AGENT_MAIN, api, REPO, spawnInNetns, testPinRoot, type NetnsProcess } from '../support/agent.js';
+import { AGENT_MAIN, REPO, spawnInNetns, testPinRoot, waitHealthy, type NetnsProcess } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NODE_NS = `cilia-e2e-clipol-${RUN}`;
@@ -76,15 +76,7 @@ describe('cilia policy against a running agent', () => {
 
   async function startAgent(): Promise<void> {
     agent = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', configFile]);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.output()}`);
-      const status = await api<AgentStatus>(socket, 'GET', '/v1/status').catch(() => undefined);
-      if (status?.body.health === 'ok') return;
-      if (status && status.body.health !== 'starting') throw new Error(`agent health ${status.body.health}: ${status.body.problems.join('; ')}`);
-      if (Date.now() > deadline) throw new Error(`agent not ready: ${agent.output()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitHealthy(socket, agent);
   }
 
   async function stopAgent(): Promise<void> {

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { AgentStatus, Endpoint } from '@cilia/core';
-import { AGENT_MAIN, api, spawnInNetns, testPinRoot, type NetnsProcess } from '../support/agent.js';
+import type { Endpoint } from '@cilia/core';
+import { AGENT_MAIN, api, spawnInNetns, testPinRoot, waitHealthy, type NetnsProcess } from '../support/agent.js';
 
 const RUN = randomBytes(3).toString('hex');
 const NODE_NS = `cilia-e2e-met-${RUN}`;
@@ -69,14 +69,7 @@ describe('agent /metrics: datapath and policy collectors', () => {
     const file = join(dir, 'agent.yaml');
     writeFileSync(file, stringify(config));
     agent = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', file]);
-    for (const deadline = Date.now() + 30_000; ; ) {
-      if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.output()}`);
-      const status = await api<AgentStatus>(socket, 'GET', '/v1/status').catch(() => undefined);
-      if (status?.body.health === 'ok') break;
-      if (status && status.body.health !== 'starting') throw new Error(`agent health ${status.body.health}: ${status.body.problems.join('; ')}`);
-      if (Date.now() > deadline) throw new Error(`agent not ready: ${agent.output()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitHealthy(socket, agent);
     client = await createEndpoint('client', 'client');
     server = await createEndpoint('server', 'server');
   }, 90_000);

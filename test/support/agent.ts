@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,29 @@ export function spawnInNetns(ns: string, cmd: string, args: readonly string[]): 
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
   return { child, done, output: () => out };
+}
+
+/**
+ * Waits until the agent on `socket` (running as `agent`) reports health `ok`; throws with its
+ * output when it exits first, reports another health, or takes longer than `timeoutMs`.
+ */
+export async function waitHealthy(socket: string, agent: NetnsProcess, timeoutMs = 30_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; ; ) {
+    if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.output()}`);
+    const status = await api<AgentStatus>(socket, 'GET', '/v1/status').catch(() => undefined);
+    if (status?.body.health === 'ok') return;
+    if (status && status.body.health !== 'starting') throw new Error(`agent health ${status.body.health}: ${status.body.problems.join('; ')}`);
+    if (Date.now() > deadline) throw new Error(`agent not ready: ${agent.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Deletes the network namespaces of the pods of a Kubernetes namespace (`cilia_<namespace>_<pod>`). */
+export function deletePodNetns(namespace: string): void {
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+  for (const ns of list.split('\n').map((l) => l.split(' ')[0]!)) {
+    if (ns.startsWith(`cilia_${namespace}_`)) spawnSync('ip', ['netns', 'delete', ns]);
+  }
 }
 
 /** A pin root of its own for the agent of one test (under bpffs), named after its temp dir. */
