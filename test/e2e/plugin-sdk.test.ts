@@ -1,11 +1,11 @@
 // A datapath plugin made, built and tested outside this repository, then run by the agent:
 // @cilia/core and @cilia/plugin-sdk are packed (npm pack), the generator's output is written
-// to a temporary directory, its dependencies pointed at the tarballs and installed there; it
-// builds its .o with the SDK's cilia-bpf-build and passes its own tests there. Installed next
-// to an agent config (in a private "node" network namespace, two pods), its slot program drops
-// UDP to the configured port between the pods — until the plugin leaves the config and the
-// agent restarts — its config keys are validated, its counter is on /metrics and its route
-// answers on the API socket.
+// to a temporary directory, renamed to a third party's package, its dependencies pointed at the
+// tarballs and installed there; it builds its .o with the SDK's cilia-bpf-build and passes its
+// own tests there. Installed next to an agent config (the agent in a private "node" network
+// namespace, two pods), its slot program drops UDP to the configured port between the pods —
+// until the plugin leaves the config and the agent restarts — its config keys are validated,
+// its counter is on /metrics and its route answers on the API socket.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,8 @@ const NODE_NS = `cilia-e2e-sdk-${RUN}`;
 const K8S_NS = `sdk${RUN}`;
 const METRICS = '127.0.0.1:9962';
 const NAME = 'udp-drop';
-const PACKAGE = `@cilia/plugin-${NAME}`;
+// The generator names it @cilia/plugin-udp-drop; its third-party author renames the package.
+const PACKAGE = `@acme/cilia-plugin-${NAME}`;
 const PORT = 9999;
 
 async function run(cmd: string, args: string[], cwd: string) {
@@ -162,6 +163,7 @@ describe('a datapath plugin built outside the repository with @cilia/plugin-sdk'
     // The generator's output, copied out of the workspace, its dependencies on the tarballs.
     await run(process.execPath, ['--input-type=module', '-e', GENERATE, pathToFileURL(join(REPO, 'tools/generators/plugin/generator.js')).href, REPO, NAME, pluginDir], REPO);
     const manifest = JSON.parse(readFileSync(join(pluginDir, 'package.json'), 'utf8'));
+    manifest.name = PACKAGE;
     manifest.devDependencies['@cilia/core'] = `file:${coreTgz}`;
     manifest.devDependencies['@cilia/plugin-sdk'] = `file:${sdkTgz}`;
     writeFileSync(join(pluginDir, 'package.json'), JSON.stringify(manifest, null, 2));

@@ -54,7 +54,8 @@ describe('plugin generator', () => {
     expect(JSON.parse(tree.read('plugins/rate-limit/tsconfig.json', 'utf-8')!)).not.toHaveProperty('extends');
 
     const index = tree.read('plugins/rate-limit/src/index.ts', 'utf-8')!;
-    expect(index).toContain("name: '@cilia/plugin-rate-limit'");
+    // Name and version come from package.json: renaming the package renames the plugin.
+    expect(index).toContain("const { name, version } = createRequire(import.meta.url)('../package.json')");
     expect(index).toContain("apiVersion: '^1',");
     expect(index).toContain("new URL('../dist/bpf/rate-limit.o', import.meta.url)");
     expect(index).toContain("export const PROGRAM = 'rate_limit_drop_udp';");
