@@ -12,7 +12,7 @@
 //   --quiet     print only failures
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -42,6 +42,18 @@ export const DEBIAN_PACKAGES = Object.freeze({
    */
   test: ['etcd-server', 'iputils-ping', 'iperf3', 'tcpdump', 'tshark', 'openssl', 'ethtool'],
 });
+
+/**
+ * Debian packages unpacked (`dpkg-deb -x`) under {@link UNPACKED_DEBIAN_ROOT}`/<package>` instead
+ * of installed, because their files clash with packages these machines may carry already: Debian's
+ * kubectl (`kubernetes-client`, the real client the test Kubernetes API server is proven with)
+ * ships /usr/bin/kubectl, which Google Cloud SDK's `kubectl` package owns here, and dpkg refuses
+ * to overwrite it.
+ */
+export const UNPACKED_DEBIAN_PACKAGES = Object.freeze({ test: ['kubernetes-client'] });
+
+/** Where {@link UNPACKED_DEBIAN_PACKAGES} go: one directory per package, its files below it. */
+export const UNPACKED_DEBIAN_ROOT = '/var/cache/cilia/debian';
 
 /** Every package of {@link DEBIAN_PACKAGES}, flattened. */
 export const ALL_DEBIAN_PACKAGES = Object.freeze(Object.values(DEBIAN_PACKAGES).flat());
@@ -124,6 +136,49 @@ function ensureDebianPackages({ check, quiet }) {
   const still = missingDebianPackages(missing);
   if (still.length > 0) throw new BootstrapError(`apt-get reported success but these are not installed: ${still.join(' ')}`);
   return { status: 'done', detail: `installed ${missing.join(' ')}` };
+}
+
+/** The version recorded for an unpacked package, or undefined when it is not (completely) there. */
+function unpackedVersion(dir) {
+  return readStamp(join(dir, '.cilia-unpacked.json'))?.version;
+}
+
+function ensureUnpackedDebianPackages({ check, quiet }) {
+  const names = Object.values(UNPACKED_DEBIAN_PACKAGES).flat();
+  const missing = names.filter((name) => unpackedVersion(join(UNPACKED_DEBIAN_ROOT, name)) === undefined);
+  if (missing.length === 0) return { status: 'up-to-date', detail: `${names.join(' ')} in ${UNPACKED_DEBIAN_ROOT}` };
+  if (check) return { status: 'needed', detail: `would unpack ${missing.join(' ')} into ${UNPACKED_DEBIAN_ROOT}` };
+  if (!isRoot()) throw new BootstrapError(`${missing.join(' ')} not unpacked in ${UNPACKED_DEBIAN_ROOT}, and doing it needs root`);
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  mkdirSync(UNPACKED_DEBIAN_ROOT, { recursive: true });
+  const work = mkdtempSync(join(UNPACKED_DEBIAN_ROOT, '.download-'));
+  try {
+    // apt's sandbox user fetches into the directory; without this it warns and downloads as root.
+    chmodSync(work, 0o777);
+    let download = run('apt-get', ['download', '-q', ...missing], { cwd: work, env, quiet: true });
+    if (download.status !== 0) {
+      // Package lists never fetched (a fresh machine): once more after an update.
+      const update = run('apt-get', ['update', '-q'], { env, quiet });
+      if (update.status !== 0) throw new BootstrapError(`apt-get update failed (exit ${update.status})`, tail(update.output));
+      download = run('apt-get', ['download', '-q', ...missing], { cwd: work, env, quiet: true });
+    }
+    if (download.status !== 0) throw new BootstrapError(`apt-get download ${missing.join(' ')} failed (exit ${download.status})`, tail(download.output));
+    for (const name of missing) {
+      const deb = readdirSync(work).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
+      if (!deb) throw new BootstrapError(`apt-get download ${name} left no ${name}_*.deb`);
+      const dir = join(UNPACKED_DEBIAN_ROOT, name);
+      const staging = join(work, `${name}.unpacked`);
+      const unpack = run('dpkg-deb', ['-x', join(work, deb), staging], { quiet: true });
+      if (unpack.status !== 0) throw new BootstrapError(`dpkg-deb -x ${deb} failed (exit ${unpack.status})`, tail(unpack.output));
+      const version = run('dpkg-deb', ['-f', join(work, deb), 'Version'], { quiet: true }).output.trim();
+      writeFileSync(join(staging, '.cilia-unpacked.json'), `${JSON.stringify({ package: name, version, at: new Date().toISOString() }, null, 2)}\n`);
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(staging, dir);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return { status: 'done', detail: `unpacked ${missing.join(' ')} into ${UNPACKED_DEBIAN_ROOT}` };
 }
 
 /** Whether /proc/mounts lists a bpf filesystem mounted at `mountPoint`. */
@@ -265,6 +320,7 @@ export async function main(argv = process.argv.slice(2), root = join(dirname(fil
   const steps = [
     ['node', () => checkNode()],
     ['debian-packages', () => ensureDebianPackages(opts)],
+    ['debian-unpacked', () => ensureUnpackedDebianPackages(opts)],
     ['bpffs', () => ensureBpffs(opts)],
     ['npm-ci', () => ensureNodeModules(root, opts)],
     ['build', () => (opts.build ? build(root, opts) : { status: 'skipped', detail: '--no-build' })],

@@ -51,6 +51,7 @@ describe('tools/bootstrap.mjs on a machine that is already set up', () => {
     expect(Object.fromEntries(steps(res.stderr))).toEqual({
       node: 'up-to-date',
       'debian-packages': 'up-to-date',
+      'debian-unpacked': 'up-to-date',
       bpffs: 'up-to-date',
       'npm-ci': 'up-to-date',
       build: 'skipped',
@@ -73,6 +74,7 @@ describe('tools/bootstrap.mjs on a machine that is already set up', () => {
     const status = steps(res.stderr);
     expect(status.get('node')).toBe('up-to-date');
     expect(status.get('debian-packages')).toBe('up-to-date');
+    expect(status.get('debian-unpacked')).toBe('up-to-date');
     expect(status.get('bpffs')).toBe('up-to-date');
     expect(status.get('npm-ci')).toBe('up-to-date');
     // Tests that run before this one may touch project files, so the build may legitimately
