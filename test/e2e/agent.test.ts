@@ -69,6 +69,9 @@ describe('cilia-agent lifecycle', () => {
 
     const missing = await apiGet<{ error: string }>(agent.socket, '/v1/nope');
     expect(missing.status).toBe(404);
+    const openapi = await apiGet<{ openapi: string; paths: Record<string, unknown> }>(agent.socket, '/v1/openapi.json');
+    expect(openapi.body.openapi).toBe('3.1.0');
+    expect(Object.keys(openapi.body.paths)).toEqual(expect.arrayContaining(['/v1/status', '/v1/endpoints/{id}', '/v1/policy/trace']));
     expect(missing.body.error).toContain('/v1/nope');
 
     const socket = agent.socket;

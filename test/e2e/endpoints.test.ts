@@ -327,6 +327,15 @@ describe('endpoints on one node (real kernel, agent in a node netns)', () => {
     expect((await api<Endpoint[]>(socket, 'GET', '/v1/endpoints')).body).toHaveLength(2);
     const noNetns = await api<{ error: string; path: string }>(socket, 'POST', '/v1/endpoints', { name: 'x', namespace: K8S_NS, netns: '/run/netns/does-not-exist' });
     expect([noNetns.status, noNetns.body.path]).toEqual([400, 'netns']);
+    // The agent's own namespace (here the node's) is never an endpoint's, by whatever path. (So is
+    // the host's, pid 1's — not checked here: this sandbox cannot read /proc/1/ns.)
+    for (const netns of [`/run/netns/${NODE_NS}`, `/proc/${agent!.child.pid}/ns/net`]) {
+      const own = await api<{ error: string; path: string }>(socket, 'POST', '/v1/endpoints', { name: 'x', namespace: K8S_NS, netns });
+      expect([own.status, own.body.path, own.body.error], JSON.stringify(own.body)).toEqual([400, 'netns', expect.stringMatching(/is the agent's own network namespace; an endpoint needs one of its own/)]);
+    }
+    const repeated = await api<{ error: string; path: string }>(socket, 'GET', '/v1/endpoints?containerId=a&containerId=b');
+    expect([repeated.status, repeated.body.path]).toEqual([400, 'containerId']);
+    expect((await api<Endpoint[]>(socket, 'GET', '/v1/endpoints')).body).toHaveLength(2);
     const missing = await api<{ error: string }>(socket, 'GET', '/v1/endpoints/999');
     expect(missing.status).toBe(404);
   });

@@ -15,7 +15,8 @@ import {
 } from '@cilia/core';
 import { ensureBpffs, probeFeatures } from '@cilia/bpf';
 import pkg from '../package.json' with { type: 'json' };
-import { ApiServer } from './api/server.js';
+import type { RouteDescription } from './api/openapi.js';
+import { ApiServer, BUILTIN_ROUTES } from './api/server.js';
 import { defaultPlugins } from './builtin.js';
 import { pluginSpecifiers, validateConfig, type EffectiveConfig } from './config/compose.js';
 import { loadConfigDocument, type ConfigDocument } from './config/document.js';
@@ -56,6 +57,17 @@ export async function prepareAgent(configFile: string): Promise<PreparedAgent> {
 
 const HOST_TOKENS = [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle];
 
+/**
+ * Every route a prepared agent would serve — its own and its plugins' — without starting
+ * anything: the plugins register, and only their route lists are built (handlers reach their
+ * services lazily). For the API reference.
+ */
+export function describeApi(prepared: PreparedAgent): RouteDescription[] {
+  const quiet: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quiet };
+  const host = new PluginHost({ set: prepared.set, agent: prepared.config.agent, logger: quiet, sections: prepared.config.sections });
+  return [...BUILTIN_ROUTES, ...host.resolver().getAll(Tokens.ApiRoutes).flat()];
+}
+
 /** A running agent: plugins, API socket, metrics. */
 export class Agent {
   readonly #prepared: PreparedAgent;
@@ -81,11 +93,14 @@ export class Agent {
       logger: root.child({ subsys: 'metrics' }),
       collectors: () => this.#metricsCollectors(),
     });
-    this.#api = new ApiServer({
-      status: () => this.status(),
-      plugins: () => this.#host.status(),
-      config: () => ({ sources: prepared.document.sources, config: prepared.config.view }),
-    });
+    this.#api = new ApiServer(
+      {
+        status: () => this.status(),
+        plugins: () => this.#host.status(),
+        config: () => ({ sources: prepared.document.sources, config: prepared.config.view }),
+      },
+      { version: AGENT_VERSION },
+    );
   }
 
   get logger(): Logger {

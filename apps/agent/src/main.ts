@@ -1,7 +1,10 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, PluginSetError } from '@cilia/core';
-import { Agent, AGENT_VERSION, prepareAgent } from './agent.js';
+import { join } from 'node:path';
+import { Agent, AGENT_VERSION, describeApi, prepareAgent } from './agent.js';
+import { apiReferenceMarkdown } from './api/openapi.js';
 import { defaultPlugins } from './builtin.js';
+import { presetDirectory } from './config/document.js';
 import { renderConfigReference } from './config/reference.js';
 
 /** Exit codes: 0 clean stop, 1 failure while running, 2 refused input (usage, config, plugin set). */
@@ -9,6 +12,7 @@ const EXIT = { ok: 0, failure: 1, refused: 2 } as const;
 
 const USAGE = `usage: cilia-agent --config FILE
        cilia-agent --print-config-reference [--config FILE]
+       cilia-agent --print-api-reference [--config FILE]
        cilia-agent --version`;
 
 async function main(argv: string[]): Promise<number> {
@@ -19,6 +23,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' },
         'print-config-reference': { type: 'boolean' },
+        'print-api-reference': { type: 'boolean' },
         version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -40,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(renderConfigReference(defaultPlugins().map((c) => c.definition)));
     return EXIT.ok;
   }
+  // The API of the embedded defaults: the standalone preset.
+  if (args['print-api-reference'] && !args.config) args.config = join(presetDirectory(), 'standalone.yaml');
   if (!args.config) {
     process.stderr.write(`cilia-agent: --config FILE is required\n${USAGE}\n`);
     return EXIT.refused;
@@ -57,6 +64,10 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args['print-config-reference']) {
     process.stdout.write(renderConfigReference(prepared.set.order.map((c) => c.definition)));
+    return EXIT.ok;
+  }
+  if (args['print-api-reference']) {
+    process.stdout.write(apiReferenceMarkdown(describeApi(prepared)));
     return EXIT.ok;
   }
   return run(new Agent(prepared));

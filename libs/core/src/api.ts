@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { configProblems } from './config.js';
 import type { PluginStatus } from './host.js';
 import type { BpfFeatures } from './services/datapath.js';
 
@@ -105,4 +106,31 @@ export class ApiRequestError extends Error {
 export interface HealthReporter {
   readonly name: string;
   problems(): readonly string[];
+}
+
+/**
+ * Runs a route as the agent does: the query and body parsed by its schemas, then its handler. A
+ * request that does not fit is an {@link ApiRequestError} (400) naming the field; without a query
+ * schema every query key must come once.
+ */
+export async function invokeRoute(
+  route: ApiRoute,
+  request: { readonly params?: Readonly<Record<string, string>>; readonly query?: unknown; readonly body?: unknown },
+): Promise<ApiResponse> {
+  const query = parsePart(route.query, request.query ?? {}, 'query');
+  const body = route.body ? parsePart(route.body, request.body, 'body') : request.body;
+  return route.handler({ params: request.params ?? {}, query: query as Record<string, string>, body });
+}
+
+function parsePart(schema: z.ZodType | undefined, value: unknown, part: 'query' | 'body'): unknown {
+  if (!schema) {
+    const repeated = Object.entries(value as Record<string, unknown>).find(([, v]) => Array.isArray(v));
+    if (repeated) throw new ApiRequestError('given more than once', repeated[0]);
+    return value;
+  }
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const [first, ...rest] = configProblems(result.error);
+  const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : '';
+  throw new ApiRequestError(`${first!.reason}${more}`, first!.path || part);
 }

@@ -1,4 +1,4 @@
-import { ApiRequestError, type ApiRoute, type Endpoint, type EndpointManager } from '@cilia/core';
+import { ApiRequestError, invokeRoute, type ApiRoute, type Endpoint, type EndpointManager } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
 import { endpointRoutes } from './api.js';
 import { EndpointConflictError } from './manager.js';
@@ -50,7 +50,7 @@ function route(routes: ApiRoute[], method: string, path: string): ApiRoute {
 }
 
 async function call(r: ApiRoute, req: { params?: Record<string, string>; query?: Record<string, string>; body?: unknown }) {
-  return r.handler({ params: req.params ?? {}, query: req.query ?? {}, body: req.body });
+  return invokeRoute(r, req);
 }
 
 async function refusal(p: Promise<unknown> | unknown): Promise<ApiRequestError> {

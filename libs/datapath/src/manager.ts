@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { ReservedIdentity, type Endpoint, type EndpointCreateRequest, type EndpointManager, type IdentityAllocator, type Ipam, type IpamLease, type Labels, type Logger, type Unsubscribe } from '@cilia/core';
 import type { NetlinkHandle } from '@cilia/netlink';
 import { LEGACY_GSO_SIZE } from './big-tcp.js';
@@ -260,7 +260,7 @@ export class CoreEndpointManager implements EndpointManager {
         throw new EndpointConflictError(`${what} already has endpoint ${endpoint.id}`, req.containerId ? 'containerId' : 'name', endpoint);
       }
     }
-    if (req.netns && !existsSync(req.netns)) throw new EndpointRequestError(`no network namespace at ${req.netns}`, 'netns');
+    if (req.netns) refuseForeignNetns(req.netns);
     await this.#ensureNode();
     const node = await this.#deps.node();
     const host = await this.#deps.host();
@@ -503,3 +503,24 @@ export class CoreEndpointManager implements EndpointManager {
   }
 }
 
+
+/**
+ * An endpoint's namespace must be one of its own: the agent's (the node's) and the host's are
+ * refused — plumbing an endpoint there would put its address, routes and programs on the node itself.
+ */
+function refuseForeignNetns(path: string): void {
+  const target = statOrUndefined(path);
+  if (!target) throw new EndpointRequestError(`no network namespace at ${path}`, 'netns');
+  for (const [whose, ns] of [['the agent\'s own', '/proc/self/ns/net'], ['the host\'s', '/proc/1/ns/net']] as const) {
+    const taken = statOrUndefined(ns);
+    if (taken && taken.dev === target.dev && taken.ino === target.ino) throw new EndpointRequestError(`${path} is ${whose} network namespace; an endpoint needs one of its own`, 'netns');
+  }
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}

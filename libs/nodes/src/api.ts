@@ -11,6 +11,7 @@ export function nodeRoutes(registry: () => KvNodeRegistry, ipcache: () => IpCach
     {
       method: 'GET',
       path: '/v1/nodes',
+      summary: 'the nodes of the cluster as the registry knows them, this one marked local',
       handler: () => {
         const self = registry().local()?.name;
         return { body: registry().list().map((n): NodeListItem => ({ ...n, local: n.name === self })) };
@@ -19,6 +20,7 @@ export function nodeRoutes(registry: () => KvNodeRegistry, ipcache: () => IpCach
     {
       method: 'GET',
       path: '/v1/ipcache',
+      summary: 'the ipcache: every prefix with its identity, source and tunnel endpoint',
       handler: () => ({ body: [...ipcache().list()].sort(byPrefix) satisfies IpCacheEntry[] }),
     },
   ];

@@ -5,10 +5,9 @@ import type {
   PolicyImportResponse,
   PolicyListResponse,
   PolicyTraceProtocol,
-  PolicyTraceRequest,
   PolicyTraceResponse,
 } from '@cilia/api-client';
-import { ApiRequestError, type ApiRoute, type Labels } from '@cilia/core';
+import { ApiRequestError, defineRoute, z, type ApiRoute, type Labels } from '@cilia/core';
 import type { PolicyFieldError } from './model.js';
 import type { PolicySelector, PolicyService, PolicyTraceQuery } from './service.js';
 
@@ -22,11 +21,13 @@ const MORE_ERRORS_SHOWN = 4;
  */
 export function policyRoutes(service: () => PolicyService): ApiRoute[] {
   return [
-    {
+    defineRoute({
       method: 'POST',
       path: '/v1/policy',
+      summary: 'import policy documents (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy); all or nothing; answers the new revision',
+      body: importRequest,
       handler: async (req) => {
-        const documents = importBody(req.body);
+        const { documents } = req.body;
         try {
           return { body: { revision: await service().import(documents) } satisfies PolicyImportResponse };
         } catch (err) {
@@ -34,40 +35,81 @@ export function policyRoutes(service: () => PolicyService): ApiRoute[] {
           throw refusal((err as { errors?: readonly PolicyFieldError[] }).errors ?? [], (err as Error).message);
         }
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'DELETE',
       path: '/v1/policy',
+      summary: 'delete the policies a name (and namespace, kind) selects, or all of them; answers the new revision',
+      query: deleteQuery,
       handler: async (req) => {
         const selector = deleteSelector(req.query);
         const result = await service().delete(selector);
         if (!result) throw new ApiRequestError(`no policy matches ${describeSelector(selector)}`, 'name' in selector ? 'name' : 'all', 404);
         return { body: result satisfies PolicyDeleteResponse };
       },
-    },
+    }),
     {
       method: 'GET',
       path: '/v1/policy',
+      summary: 'the revision, the enforcement mode and every rule',
       handler: () => {
         const repository = service().repository;
         return { body: { revision: repository.revision(), enforcement: repository.enforcementMode, rules: repository.rules() } satisfies PolicyListResponse };
       },
     },
-    {
+    defineRoute({
       method: 'POST',
       path: '/v1/policy/trace',
-      handler: (req) => ({ body: service().repository.trace(traceQuery(req.body)) satisfies PolicyTraceResponse }),
-    },
+      summary: 'the verdict for traffic from one set of labels to another, and the rules that decide it',
+      body: traceRequest,
+      handler: (req) => ({ body: service().repository.trace(req.body) satisfies PolicyTraceResponse }),
+    }),
   ];
 }
 
-function importBody(body: unknown): unknown[] {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiRequestError('expected a JSON object { "documents": [...] }', '');
-  const { documents } = body as { [K in keyof PolicyImportRequest]?: unknown };
-  if (!Array.isArray(documents)) throw new ApiRequestError('expected a list of policy documents', 'documents');
-  if (documents.length === 0) throw new ApiRequestError('expected at least one policy document', 'documents');
-  return documents;
-}
+const importRequest = z.strictObject(
+  { documents: z.array(z.unknown(), { error: 'expected a list of policy documents' }).min(1, 'expected at least one policy document').describe('policy documents, each validated in full before any is applied') },
+  { error: 'expected a JSON object { "documents": [...] }' },
+) satisfies z.ZodType<PolicyImportRequest>;
+
+const nonEmpty = (what: string) => z.string().min(1, `${what} must not be empty when given`);
+const deleteQuery = z.strictObject({
+  name: nonEmpty('name').optional(),
+  namespace: nonEmpty('namespace').optional(),
+  kind: nonEmpty('kind').optional(),
+  all: z.literal('true', { error: (i) => `all must be "true", got ${JSON.stringify(i.input)}` }).optional(),
+}) satisfies z.ZodType<PolicyDeleteQuery>;
+
+const TRACE_PROTOCOLS: readonly PolicyTraceProtocol[] = ['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6', 'ANY'];
+
+const traceLabels = z
+  .record(z.string(), z.string({ error: (i) => `label values are strings, got ${JSON.stringify(i.input)}` }), { error: 'expected { "labels": { "source:key": "value", ... } }' })
+  .superRefine((labels, ctx) => {
+    for (const key of Object.keys(labels)) if (!key.includes(':')) ctx.addIssue({ code: 'custom', path: [key], message: `label keys carry their source, e.g. "k8s:${key}"` });
+  });
+const tracePeer = z.strictObject({ labels: traceLabels }, { error: 'expected { "labels": { "source:key": "value", ... } }' }).transform((peer): Labels => peer.labels);
+
+const traceRequest = z.strictObject(
+  {
+    src: tracePeer,
+    dst: tracePeer,
+    dport: z
+      .number({ error: (i) => `must be an integer from 0 (any) to 65535, got ${JSON.stringify(i.input)}` })
+      .int('must be an integer from 0 (any) to 65535')
+      .min(0, 'must be an integer from 0 (any) to 65535')
+      .max(65535, 'must be an integer from 0 (any) to 65535')
+      .default(0),
+    protocol: z
+      .string()
+      .default('TCP')
+      .transform((p, ctx) => {
+        const found = TRACE_PROTOCOLS.find((t) => t.toLowerCase() === p.toLowerCase());
+        if (!found) ctx.addIssue({ code: 'custom', message: `must be one of ${TRACE_PROTOCOLS.join(', ')}, got ${JSON.stringify(p)}` });
+        return found ?? 'ANY';
+      }),
+  },
+  { error: 'expected a JSON object { "src": { "labels": {...} }, "dst": { "labels": {...} }, "dport": N, "protocol": "TCP" }' },
+) satisfies z.ZodType<PolicyTraceQuery>;
 
 function refusal(errors: readonly PolicyFieldError[], fallback: string): ApiRequestError {
   const [first, ...rest] = errors;
@@ -81,13 +123,10 @@ function refusal(errors: readonly PolicyFieldError[], fallback: string): ApiRequ
 function deleteSelector(query: PolicyDeleteQuery): PolicySelector {
   const { name, namespace, kind, all } = query;
   if (all !== undefined) {
-    if (all !== 'true') throw new ApiRequestError(`all must be "true", got ${JSON.stringify(all)}`, 'all');
     if (name !== undefined || namespace !== undefined || kind !== undefined) throw new ApiRequestError('all=true deletes every policy; it takes no name, namespace or kind', 'all');
     return { all: true };
   }
   if (!name) throw new ApiRequestError('the name query parameter is required (or all=true)', 'name');
-  if (namespace === '') throw new ApiRequestError('namespace must not be empty when given', 'namespace');
-  if (kind === '') throw new ApiRequestError('kind must not be empty when given', 'kind');
   return { name, ...(namespace !== undefined ? { namespace } : {}), ...(kind !== undefined ? { kind } : {}) };
 }
 
@@ -95,33 +134,4 @@ function describeSelector(selector: PolicySelector): string {
   if ('all' in selector) return 'all=true (there are no policies)';
   const where = selector.namespace ? ` in namespace ${selector.namespace}` : '';
   return `${selector.kind ? `${selector.kind} ` : ''}${JSON.stringify(selector.name)}${where}`;
-}
-
-const TRACE_PROTOCOLS: readonly PolicyTraceProtocol[] = ['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6', 'ANY'];
-
-function traceQuery(body: unknown): PolicyTraceQuery {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ApiRequestError('expected a JSON object { "src": { "labels": {...} }, "dst": { "labels": {...} }, "dport": N, "protocol": "TCP" }', '');
-  }
-  const { src, dst, dport, protocol } = body as { [K in keyof PolicyTraceRequest]?: unknown };
-  const rawProtocol = protocol ?? 'TCP';
-  const proto = typeof rawProtocol === 'string' ? TRACE_PROTOCOLS.find((p) => p.toLowerCase() === rawProtocol.toLowerCase()) : undefined;
-  if (!proto) throw new ApiRequestError(`must be one of ${TRACE_PROTOCOLS.join(', ')}, got ${JSON.stringify(rawProtocol)}`, 'protocol');
-  const port = dport ?? 0;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ApiRequestError(`must be an integer from 0 (any) to 65535, got ${JSON.stringify(dport)}`, 'dport');
-  }
-  return { src: traceLabels(src, 'src'), dst: traceLabels(dst, 'dst'), dport: port, protocol: proto };
-}
-
-function traceLabels(peer: unknown, field: string): Labels {
-  const labels = (peer as { labels?: unknown } | null)?.labels;
-  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) {
-    throw new ApiRequestError('expected { "labels": { "source:key": "value", ... } }', `${field}.labels`);
-  }
-  for (const [key, value] of Object.entries(labels)) {
-    if (typeof value !== 'string') throw new ApiRequestError(`label values are strings, got ${JSON.stringify(value)}`, `${field}.labels.${key}`);
-    if (!key.includes(':')) throw new ApiRequestError(`label keys carry their source, e.g. "k8s:${key}"`, `${field}.labels.${key}`);
-  }
-  return labels as Labels;
 }

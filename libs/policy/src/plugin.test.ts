@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ApiRequestError,
+  invokeRoute,
   definePlugin,
   PluginHost,
   resolvePluginSet,
@@ -111,7 +112,7 @@ async function startAgent(policy: Record<string, unknown> = {}): Promise<Agent> 
       const route = routes().find((r) => r.method === method && r.path === path);
       if (!route) throw new Error(`no route ${method} ${path}`);
       try {
-        const res = await route.handler({ params: {}, query, body });
+        const res = await invokeRoute(route, { query, body });
         return { status: res.status ?? 200, body: res.body };
       } catch (err) {
         if (!(err instanceof ApiRequestError)) throw err;
@@ -187,7 +188,7 @@ describe('the policy plugin in the agent', () => {
     expect((await agent.call('POST', '/v1/policy/trace', { ...query(80, 'api'), dport: 70000 })).body).toMatchObject({ path: 'dport' });
     expect((await agent.call('POST', '/v1/policy/trace', { ...query(80, 'api'), protocol: 'GRE' })).body).toMatchObject({ path: 'protocol' });
     expect((await agent.call('POST', '/v1/policy/trace', { ...query(80, 'api'), src: { labels: { app: 'api' } } })).body).toMatchObject({ path: 'src.labels.app' });
-    expect((await agent.call('POST', '/v1/policy/trace', { ...query(80, 'api'), dst: 'web' })).body).toMatchObject({ path: 'dst.labels' });
+    expect((await agent.call('POST', '/v1/policy/trace', { ...query(80, 'api'), dst: 'web' })).body).toMatchObject({ path: 'dst', error: 'expected { "labels": { "source:key": "value", ... } }' });
   });
 
   it('persists API imports across a restart, and deletes from the file too', async () => {

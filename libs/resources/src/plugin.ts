@@ -40,7 +40,7 @@ export const manifestsPlugin = definePlugin({
   description: 'Standalone resources: Namespaces, Pods and policies from a watched directory of Kubernetes-shaped YAML',
   config: manifestsConfig,
   provides: [Tokens.ResourceSource, Tokens.ApiRoutes, Tokens.HealthReporters],
-  register(bind, { config, agent, logger }) {
+  register(bind, { config, agent, logger, resolver }) {
     const source = new ManifestDirectorySource({
       directory: resolve(config.directory),
       debounceMs: config.debounceMs,
@@ -49,22 +49,14 @@ export const manifestsPlugin = definePlugin({
       logger,
     });
     bind(Tokens.ResourceSource).toConstant(source);
-    const routes: ApiRoute[] = [{ method: 'GET', path: '/v1/manifests', handler: () => ({ body: source.report() }) }];
+    const routes: ApiRoute[] = [{ method: 'GET', path: '/v1/manifests', summary: 'what the manifest directory defines, and the files refused', handler: () => ({ body: source.report() }) }];
     bind(Tokens.ApiRoutes).toConstant(routes);
     bind(Tokens.HealthReporters).toConstant({
       name: 'manifests',
       problems: () => source.report().invalid.map((i) => `invalid file ${formatInvalid(i)}; nothing changed because of it`),
     });
-  },
-  async start({ resolver }) {
-    await sourceOf(resolver.get(Tokens.ResourceSource)).start();
-  },
-  async stop({ resolver }) {
-    await sourceOf(resolver.get(Tokens.ResourceSource)).stop();
+    // A plugin that took the ResourceSource over (Kubernetes, say) leaves the directory unwatched.
+    const inUse = () => resolver.get(Tokens.ResourceSource) === source;
+    return { start: async () => (inUse() ? source.start() : undefined), stop: () => source.stop() };
   },
 });
-
-function sourceOf(source: unknown): ManifestDirectorySource {
-  if (!(source instanceof ManifestDirectorySource)) throw new Error('the ResourceSource bound by @cilia/resources is not a ManifestDirectorySource');
-  return source;
-}

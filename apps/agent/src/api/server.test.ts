@@ -86,7 +86,8 @@ describe('ApiServer', () => {
     const bad = await call(socket, 'POST', '/v1/things', { items: [{ name: 'a' }, { name: '' }] });
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ path: 'items[1].name' });
-    expect(await call(socket, 'POST', '/v1/things', { items: [], extra: 1 })).toMatchObject({ status: 400, body: { path: 'body' } });
+    expect(await call(socket, 'POST', '/v1/things', { items: [], extra: 1 })).toMatchObject({ status: 400, body: { error: 'unknown key', path: 'extra' } });
+    expect(await call(socket, 'POST', '/v1/things', 'not an object')).toMatchObject({ status: 400, body: { path: 'body' } });
     expect(await call(socket, 'GET', '/v1/things?limit=5')).toMatchObject({ status: 200, body: { limit: 5 } });
     expect(await call(socket, 'GET', '/v1/things?limit=-1')).toMatchObject({ status: 400, body: { path: 'limit' } });
     expect(await call(socket, 'GET', '/v1/raw?a=1&a=2')).toMatchObject({ status: 400, body: { error: 'given more than once', path: 'a' } });

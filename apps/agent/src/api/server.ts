@@ -2,9 +2,9 @@ import { chownSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { AgentStatus, ApiError, ConfigView, PluginStatus } from '@cilia/api-client';
-import type { ApiRoute } from '@cilia/core';
+import { invokeRoute, type ApiRequestError, type ApiRoute } from '@cilia/core';
 import { fastify, type FastifyInstance } from 'fastify';
-import { isRequestError, parseRequest } from './request.js';
+import { openApiDocument, type RouteDescription } from './openapi.js';
 
 /** Requests handled at once; more are answered 429 rather than queued without bound. */
 const MAX_IN_FLIGHT = 256;
@@ -16,10 +16,20 @@ export interface ApiHandlers {
   config(): ConfigView;
 }
 
+/** The routes the agent serves itself, as the reference describes them. */
+export const BUILTIN_ROUTES: readonly RouteDescription[] = [
+  { method: 'GET', path: '/v1/status', summary: "the agent's health, problems, plugins and kernel BPF features" },
+  { method: 'GET', path: '/v1/plugins', summary: 'every plugin: origin, state, what it provides and requires, the datapath slots it fills' },
+  { method: 'GET', path: '/v1/config', summary: 'the effective config, defaults applied, and the files it came from' },
+  { method: 'GET', path: '/v1/openapi.json', summary: 'this API as an OpenAPI 3.1 document' },
+];
+
 /** Options of {@link ApiServer}. */
 export interface ApiServerOptions {
   /** Requests handled at once before new ones are answered 429 (default 256). */
   readonly maxInFlight?: number;
+  /** The agent's version, for the OpenAPI document. */
+  readonly version?: string;
 }
 
 /**
@@ -28,6 +38,7 @@ export interface ApiServerOptions {
  */
 export class ApiServer {
   readonly #app: FastifyInstance;
+  readonly #routes: RouteDescription[] = [...BUILTIN_ROUTES];
   #socket?: string;
   #inFlight = 0;
 
@@ -44,6 +55,7 @@ export class ApiServer {
     this.#app.get('/v1/status', async () => handlers.status());
     this.#app.get('/v1/plugins', async () => handlers.plugins());
     this.#app.get('/v1/config', async () => handlers.config());
+    this.#app.get('/v1/openapi.json', async () => openApiDocument(this.#routes, options.version ?? '0.0.0'));
     this.#app.setNotFoundHandler(async (req, reply) => {
       const body: ApiError = { error: `no such API route: ${req.method} ${req.url}` };
       return reply.code(404).send(body);
@@ -60,15 +72,14 @@ export class ApiServer {
    */
   addRoutes(routes: readonly ApiRoute[], ready: () => boolean): void {
     for (const route of routes) {
+      this.#routes.push(route);
       this.#app.route({
         method: route.method,
         url: route.path,
         handler: async (req, reply) => {
           if (!ready()) return reply.code(503).send({ error: 'the agent is starting or stopping; try again' } satisfies ApiError);
-          const parsed = parseRequest(route, req.query, req.body);
-          if ('error' in parsed) return reply.code(400).send(parsed satisfies ApiError);
           try {
-            const res = await route.handler({ params: (req.params ?? {}) as Record<string, string>, query: parsed.query as Record<string, string>, body: parsed.body });
+            const res = await invokeRoute(route, { params: (req.params ?? {}) as Record<string, string>, query: req.query, body: req.body });
             return reply.code(res.status ?? 200).send(res.body);
           } catch (err) {
             if (isRequestError(err)) return reply.code(err.status).send({ error: err.message, ...(err.path ? { path: err.path } : {}) } satisfies ApiError);
@@ -124,4 +135,9 @@ function isServed(socket: string): Promise<boolean> {
     });
     conn.once('error', () => resolve(false));
   });
+}
+
+/** Whether `err` is a route's refusal (compared by name: a plugin may carry its own copy of core). */
+function isRequestError(err: unknown): err is ApiRequestError {
+  return (err as Error)?.name === 'ApiRequestError';
 }

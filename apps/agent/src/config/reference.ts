@@ -50,17 +50,23 @@ export function renderConfigReference(plugins: readonly AnyPluginDefinition[]): 
 }
 
 function table(schema: z.ZodType, prefix: string): string[] {
+  return schemaRows(schema, prefix, 'key');
+}
+
+/** A Markdown table of an object schema's keys (nested ones as `a.b`): type, default, description. */
+export function schemaRows(schema: z.ZodType, prefix: string, what: string): string[] {
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
-  const rows = ['| key | type | default | description |', '|---|---|---|---|'];
+  const rows = [`| ${what} | type | default | description |`, '|---|---|---|---|'];
   walk(json, prefix, rows);
   return rows;
 }
 
 function walk(schema: JsonSchema, path: string, rows: string[]): void {
   for (const [key, prop] of Object.entries(schema.properties ?? {})) {
-    const full = `${path}.${key}`;
+    const full = path ? `${path}.${key}` : key;
     rows.push(`| \`${full}\` | ${typeName(prop)} | ${prop.default === undefined ? '—' : `\`${JSON.stringify(prop.default)}\``} | ${(prop.description ?? '').replace(/\|/g, '\\|')} |`);
     if (prop.properties) walk(prop, full, rows);
+    else if (prop.type === 'array' && prop.items?.properties) walk(prop.items, `${full}[]`, rows);
   }
 }
 
