@@ -38,6 +38,9 @@ enum cilia_drop_reason {
 	CILIA_DROP_ENCAP_FAILED = 14,
 	/* Overlay: a tunnel packet could not be decapsulated (malformed, unknown destination). */
 	CILIA_DROP_DECAP_FAILED = 15,
+	/* Load balancer: a connection to a service frontend with no backend to take it (answered
+	 * with ICMP port unreachable, or ECONNREFUSED at the socket). */
+	CILIA_DROP_NO_SERVICE = 16,
 	CILIA_DROP_REASON_MAX,
 };
 

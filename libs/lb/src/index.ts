@@ -6,3 +6,6 @@
 export * from './model.js';
 export * from './maglev.js';
 export * from './kubernetes.js';
+export * from './maps.js';
+export * from './balancer.js';
+export * from './controller.js';

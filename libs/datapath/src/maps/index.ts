@@ -9,6 +9,26 @@ export { IpcacheKey, IpcacheKeyLayout, IpcacheValue, IPCACHE_PREFIX_STATIC, type
 export { CtKey, CtValue, CtState, CtStatus, CT_FLAGS, gcExpired, type CtKeyValue, type CtEntry } from './conntrack.js';
 export { SnatKey, SnatValue, type SnatKeyValue, type SnatEntry } from './nat.js';
 export { Ipv4FragKey, Ipv4FragL4 } from './fragments.js';
+export {
+  Lb4Key,
+  Lb4Service,
+  Lb4Backend,
+  Lb4ReverseNat,
+  Lb4Flow,
+  LbAffinityKey,
+  LbAffinityValue,
+  LbAffinityMatch,
+  Lb4SkKey,
+  Lb4SkValue,
+  LbFrontendType,
+  LbAlgorithmCode,
+  LbBackendState,
+  LB_FLAGS,
+  LB_MAP_MAX,
+  type Lb4KeyValue,
+  type Lb4ServiceValue,
+  type Lb4BackendValue,
+} from './lb.js';
 export { EventHeader, EventType } from './events.js';
 export {
   DropReason,
@@ -66,4 +86,12 @@ export const MapName = {
   tcSlots: 'cilia_tc_slots',
   policy: 'cilia_policy',
   policyEndpoints: 'cilia_policy_endpoints',
+  lbServices: 'cilia_lb4_services',
+  lbBackends: 'cilia_lb4_backends',
+  lbReverseNat: 'cilia_lb4_reverse_nat',
+  lbFlows: 'cilia_lb4_flows',
+  lbAffinity: 'cilia_lb4_affinity',
+  lbAffinityMatch: 'cilia_lb_affinity_match',
+  lbMaglev: 'cilia_lb4_maglev',
+  lbSkReverse: 'cilia_lb4_sk_reverse',
 } as const;

@@ -21,6 +21,7 @@ export const DropReason = {
   noTunnelEndpoint: 13,
   encapFailed: 14,
   decapFailed: 15,
+  noService: 16,
 } as const;
 
 /** A drop reason in words, for `cilia monitor` and metrics labels. */
@@ -41,6 +42,7 @@ export const DROP_REASON_TEXT: Readonly<Record<number, string>> = {
   13: 'no tunnel endpoint for the destination',
   14: 'encapsulation failed',
   15: 'decapsulation failed',
+  16: 'no service backend',
 };
 
 /** `enum cilia_trace_point`. */

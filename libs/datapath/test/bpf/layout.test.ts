@@ -24,6 +24,19 @@ import {
   Ipv4FragL4,
   IpcacheKeyLayout,
   IpcacheValue,
+  Lb4Backend,
+  Lb4Flow,
+  Lb4Key,
+  Lb4ReverseNat,
+  Lb4Service,
+  Lb4SkKey,
+  Lb4SkValue,
+  LbAffinityKey,
+  LbAffinityMatch,
+  LbAffinityValue,
+  LbAlgorithmCode,
+  LbBackendState,
+  LbFrontendType,
   MetricsKey,
   MetricsValue,
   PacketContext,
@@ -66,9 +79,10 @@ const codecs: Array<[StructCodec<unknown>, string[]]> = [
   [PolicyEndpointValue, ['policy']],
   [PolicyVerdictEvent, ['policy']],
   [CtKey, ['policy']],
+  ...[Lb4Key, Lb4Service, Lb4Backend, Lb4ReverseNat, Lb4Flow, LbAffinityKey, LbAffinityValue, LbAffinityMatch, Lb4SkKey, Lb4SkValue, CtKey].map((c) => [c, ['lb_abi']]),
 ].map(([c, objs]) => [c as StructCodec<unknown>, objs as string[]]);
 
-const path = (name: string): string => objectPath(name, name === 'slot_filler');
+const path = (name: string): string => objectPath(name, name === 'slot_filler' || name === 'lb_abi');
 
 describe('the datapath ABI matches the BTF of the base objects', () => {
   it.each(codecs.flatMap(([codec, objs]) => objs.map((o) => [`struct ${codec.cName} in ${o}.o`, codec, o] as const)))(
@@ -121,6 +135,15 @@ describe('the datapath ABI matches the BTF of the base objects', () => {
     expect(btfEnum(policy, 'cilia_policy_mode')).toEqual(mirror('CILIA_POLICY_', PolicyModeCode));
     expect(btfEnum(policy, 'cilia_policy_match')).toEqual(mirror('CILIA_POLICY_MATCH_', PolicyMatch));
     expect(btfEnum(policy, 'cilia_policy_verdict')).toEqual(mirror('CILIA_POLICY_VERDICT_', PolicyVerdict));
+    const lb = path('lb_abi');
+    expect(btfEnum(lb, 'cilia_lb_frontend_type')).toEqual({
+      CILIA_LB_CLUSTER_IP: LbFrontendType.ClusterIP,
+      CILIA_LB_NODE_PORT: LbFrontendType.NodePort,
+      CILIA_LB_EXTERNAL_IP: LbFrontendType.ExternalIP,
+      CILIA_LB_LOAD_BALANCER: LbFrontendType.LoadBalancer,
+    });
+    expect(btfEnum(lb, 'cilia_lb_algorithm')).toEqual(mirror('CILIA_LB_', LbAlgorithmCode));
+    expect(btfEnum(lb, 'cilia_lb_backend_state')).toEqual(mirror('CILIA_LB_BACKEND_', LbBackendState));
   });
 
   it.each(['lxc', 'host', 'policy', 'slot_filler'])('slot, attach point and window numbers match the C enums of %s.o', (object) => {

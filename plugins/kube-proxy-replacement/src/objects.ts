@@ -1,0 +1,11 @@
+import type { ProgramPlacement } from '@cilia/core';
+
+/** The per-packet load balancer's object (bpf/lb.c). */
+export const LB_OBJECT = new URL('../dist/bpf/lb.o', import.meta.url);
+
+/** lb.o's programs and the service slots they fill. */
+export const LB_PROGRAMS = {
+  cil_lb_from_container: { attach: 'from-container', slot: 'service' },
+  cil_lb_to_container: { attach: 'to-container', slot: 'service' },
+  cil_lb_from_netdev: { attach: 'from-netdev', slot: 'service' },
+} as const satisfies Record<string, ProgramPlacement & { attach: 'from-container' | 'to-container' | 'from-netdev' }>;
