@@ -155,6 +155,7 @@ export class Agent {
       startedAt: this.#startedAt.toISOString(),
       health,
       problems,
+      ...this.#reportedNotes(),
       plugins: this.#host.status(),
       ...(this.#bpf ? { bpf: this.#bpf } : {}),
     };
@@ -167,6 +168,16 @@ export class Agent {
       .resolver()
       .getAll(Tokens.HealthReporters)
       .flatMap((r) => r.problems().map((p) => `${r.name}: ${p}`));
+  }
+
+  /** Notes the running plugins report, when there are any. */
+  #reportedNotes(): { notes?: string[] } {
+    if (this.#health !== 'ok' && this.#health !== 'degraded') return {};
+    const notes = this.#host
+      .resolver()
+      .getAll(Tokens.HealthReporters)
+      .flatMap((r) => (r.notes?.() ?? []).map((n) => `${r.name}: ${n}`));
+    return notes.length > 0 ? { notes } : {};
   }
 
   /** The plugins' metrics collectors once they have started: before, they may read nothing yet. */

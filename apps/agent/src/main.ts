@@ -101,9 +101,16 @@ async function run(agent: Agent): Promise<number> {
   } catch (err) {
     agent.logger.fatal({ err: (err as Error).message }, 'agent failed to start');
     process.stderr.write(`cilia-agent: ${(err as Error).message}\n`);
-    return EXIT.failure;
+    // A plugin that refused its config at start (what the kernel offers is known only then).
+    return refusedAtStart(err) ? EXIT.refused : EXIT.failure;
   }
   return stopped;
+}
+
+/** Whether a start failure is a ConfigError somewhere down its chain of causes. */
+function refusedAtStart(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) if (e instanceof ConfigError) return true;
+  return false;
 }
 
 main(process.argv.slice(2)).then(

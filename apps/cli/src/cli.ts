@@ -1,6 +1,7 @@
 import { AgentClientError } from '@cilia/api-client';
 import { Command, CommanderError, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
+import { registerBpfBandwidthCommands } from './commands/bpf.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerEndpointCommands } from './commands/endpoint.js';
 import { registerIdentityCommands } from './commands/identity.js';
@@ -64,6 +65,7 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerIpCacheCommands(program, ctx);
   registerNodeCommands(program, ctx);
   registerPolicyCommands(program, ctx);
+  registerBpfBandwidthCommands(program, ctx);
   return program;
 }
 

@@ -41,6 +41,10 @@ enum cilia_drop_reason {
 	/* Load balancer: a connection to a service frontend with no backend to take it (answered
 	 * with ICMP port unreachable, or ECONNREFUSED at the socket). */
 	CILIA_DROP_NO_SERVICE = 16,
+	/* Bandwidth manager, egress: the packet's EDT departure time lies beyond the horizon. */
+	CILIA_DROP_EDT_HORIZON = 17,
+	/* Bandwidth manager, ingress: the endpoint's ingress limit (rate and burst) is exceeded. */
+	CILIA_DROP_BANDWIDTH_LIMIT = 18,
 	CILIA_DROP_REASON_MAX,
 };
 

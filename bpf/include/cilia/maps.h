@@ -143,6 +143,30 @@ struct cilia_ipv4_frag_l4 {
 	__u8 pad[3];
 };
 
+/* --- cilia_bandwidth: HASH, {endpoint id, direction} → rate limit and its clock --------
+ * Written by the bandwidth manager (@cilia/plugin-bandwidth-manager) from the Pod annotations
+ * kubernetes.io/egress-bandwidth and kubernetes.io/ingress-bandwidth; read and advanced by its
+ * slot programs (bpf/lib/bandwidth.h). Egress is paced with EDT: each packet of the endpoint
+ * leaving the node gets a departure time t_last + wire length / rate in skb->tstamp (fq on the
+ * device holds it until then), a packet that would leave more than horizon_ns ahead is dropped.
+ * Ingress is policed on the same clock: a packet is let through while its departure time lies
+ * within horizon_ns (the burst at the rate) and dropped otherwise; nothing is delayed, so no
+ * qdisc is needed. No entry, or rate 0: no limit. */
+#define CILIA_BANDWIDTH_MAX 8192
+
+struct cilia_bandwidth_key {
+	__u32 endpoint_id;
+	__u8 direction; /* enum cilia_direction */
+	__u8 pad[3];
+};
+
+struct cilia_bandwidth_value {
+	__u64 rate;       /* bytes per second; 0 = unlimited */
+	__u64 horizon_ns; /* egress: drop horizon; ingress: burst tolerance (burst bytes at the rate) */
+	__u64 t_last;     /* CLOCK_MONOTONIC departure time of the last packet let through */
+	__u64 drops;      /* packets dropped for this limit */
+};
+
 /* --- cilia_metrics: PERCPU_HASH, {reason, direction} → counters ------------------------ */
 #define CILIA_METRICS_MAX 1024
 

@@ -2,6 +2,7 @@ import { request as httpRequest } from 'node:http';
 import { AgentApiError, AgentClientError, AgentResponseError, AgentTimeoutError, AgentUnreachableError, isApiError } from './errors.js';
 import type {
   AgentStatus,
+  BandwidthReport,
   ConfigView,
   Endpoint,
   EndpointAttachment,
@@ -127,6 +128,12 @@ export class AgentClient {
   readonly ipcache = {
     /** `GET /v1/ipcache`: every prefix → identity, tunnel endpoint and node, sorted by prefix. */
     list: (): Promise<IpCacheEntry[]> => this.request('GET', '/v1/ipcache'),
+  };
+
+  /** `/v1/bandwidth` (the bandwidth manager plugin). */
+  readonly bandwidth = {
+    /** `GET /v1/bandwidth`: the endpoints' egress and ingress limits as the datapath holds them. */
+    list: (): Promise<BandwidthReport> => this.request('GET', '/v1/bandwidth'),
   };
 
   /** `/v1/nodes`. */

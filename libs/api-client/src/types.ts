@@ -204,3 +204,44 @@ export interface PolicyTraceResponse {
   readonly egress: PolicyDirectionTrace;
   readonly ingress: PolicyDirectionTrace;
 }
+
+// ---- /v1/bandwidth ------------------------------------------------------------------------------
+
+/** One direction of an endpoint's limit, read back from the datapath's `cilia_bandwidth` map. */
+export interface BandwidthLimit {
+  readonly bitsPerSecond: number;
+  /** Packets dropped for it: beyond the EDT horizon (egress), above rate and burst (ingress). */
+  readonly drops: number;
+}
+
+/** An endpoint with a limit in at least one direction. */
+export interface BandwidthEndpoint {
+  readonly endpointId: number;
+  /** The endpoint's Pod, when the agent still has the endpoint. */
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly egress?: BandwidthLimit;
+  readonly ingress?: BandwidthLimit;
+}
+
+/** A Pod's bandwidth annotation that was refused (its endpoint keeps the limit it had). */
+export interface InvalidBandwidthAnnotation {
+  /** `namespace/name`. */
+  readonly pod: string;
+  /** e.g. `metadata.annotations["kubernetes.io/egress-bandwidth"]`. */
+  readonly path: string;
+  readonly reason: string;
+}
+
+/** Body of `GET /v1/bandwidth` (the bandwidth manager plugin). */
+export interface BandwidthReport {
+  /** Egress EDT: on only with the fq qdisc on the node devices; `reason` says why it is off. */
+  readonly egress: { readonly enabled: boolean; readonly reason?: string; readonly devices: readonly string[] };
+  /** The ingress limit (an eBPF token bucket, no qdisc). */
+  readonly ingress: { readonly enabled: boolean };
+  /** Pods' TCP set to BBR. */
+  readonly bbr: boolean;
+  /** What `cilia_bandwidth` holds, by endpoint id. */
+  readonly endpoints: readonly BandwidthEndpoint[];
+  readonly invalid: readonly InvalidBandwidthAnnotation[];
+}

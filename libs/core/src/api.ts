@@ -19,6 +19,8 @@ export interface AgentStatus {
   readonly health: Health;
   /** Why health is not `ok`, one line each. */
   readonly problems: readonly string[];
+  /** What the agent runs without, by choice or for want of a kernel feature, one line each (health stays `ok`). */
+  readonly notes?: readonly string[];
   readonly plugins: readonly PluginStatus[];
   /** Kernel BPF features, once the datapath library has probed them. */
   readonly bpf?: BpfFeatures;
@@ -106,6 +108,8 @@ export class ApiRequestError extends Error {
 export interface HealthReporter {
   readonly name: string;
   problems(): readonly string[];
+  /** Lines for the status's `notes` (prefixed with the name): worth saying, not a problem — a feature off for want of kernel support under `auto`, say. */
+  notes?(): readonly string[];
 }
 
 /**

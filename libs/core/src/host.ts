@@ -43,6 +43,8 @@ export class PluginHost {
   readonly #contexts = new Map<string, PluginContext<unknown>>();
   readonly #hooks = new Map<string, PluginHooks>();
   readonly #objects = new Map<string, Map<string, LoadedBpfObject>>();
+  /** Declared objects a plugin's `enabled` left out at its last start. */
+  readonly #skipped = new Map<string, ReadonlySet<string>>();
   #released: SlotAssignment[] = [];
 
   constructor(options: PluginHostOptions) {
@@ -108,7 +110,7 @@ export class PluginHost {
         state: s?.state ?? 'pending',
         provides: (d.provides ?? []).map((t) => t.name),
         requires: (d.requires ?? []).map((t) => t.name),
-        ...(d.bpf?.length ? { slots: declaredSlots(d) } : {}),
+        ...(d.bpf?.length ? { slots: declaredSlots(d, this.#skipped.get(d.name)) } : {}),
         ...(s?.error ? { error: s.error } : {}),
       };
     });
@@ -151,7 +153,12 @@ export class PluginHost {
     const datapath = this.#datapath();
     if (!datapath) throw new Error(`declares BPF objects but nothing provides ${Tokens.Datapath.name}`);
     const objects = [];
+    const skipped = new Set<string>();
     for (const spec of definition.bpf ?? []) {
+      if (spec.enabled && !(await spec.enabled(ctx))) {
+        skipped.add(bpfObjectName(spec));
+        continue;
+      }
       let constants;
       try {
         constants = (await spec.constants?.(ctx)) ?? {};
@@ -162,6 +169,7 @@ export class PluginHost {
     }
     const loaded = await datapath.installObjects(definition.name, objects);
     this.#objects.set(definition.name, new Map(loaded.map((o) => [o.name, o])));
+    this.#skipped.set(definition.name, skipped);
   }
 
   #datapath(): Datapath | undefined {
@@ -249,8 +257,8 @@ export class PluginHost {
   }
 }
 
-function declaredSlots(definition: AnyPluginDefinition): Array<Omit<SlotAssignment, 'owner'>> {
-  return (definition.bpf ?? []).flatMap((spec) =>
+function declaredSlots(definition: AnyPluginDefinition, skipped: ReadonlySet<string> = new Set()): Array<Omit<SlotAssignment, 'owner'>> {
+  return (definition.bpf ?? []).filter((spec) => !skipped.has(bpfObjectName(spec))).flatMap((spec) =>
     Object.entries(spec.programs ?? {}).map(([program, where]) => ({ attach: where.attach, slot: where.slot, object: bpfObjectName(spec), program })),
   );
 }

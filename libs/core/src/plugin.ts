@@ -172,6 +172,7 @@ function bpfProblems(bpf: unknown): string[] {
     if (names.has(name)) problems.push(`${at}: another object is also named ${JSON.stringify(name)}; give one a name`);
     names.add(name);
     if (spec.constants !== undefined && typeof spec.constants !== 'function') problems.push(`${at}.constants: must be a function of the plugin context`);
+    if (spec.enabled !== undefined && typeof spec.enabled !== 'function') problems.push(`${at}.enabled: must be a function of the plugin context`);
     const programs = spec.programs ?? {};
     if (typeof programs !== 'object' || programs === null) {
       problems.push(`${at}.programs: must map program names to { attach, slot }`);

@@ -23,7 +23,15 @@ export const RTM = {
   NEWNEIGH: 28,
   DELNEIGH: 29,
   GETNEIGH: 30,
+  NEWQDISC: 36,
+  DELQDISC: 37,
+  GETQDISC: 38,
 } as const;
+
+/** TCA_* attributes of a qdisc message (<linux/rtnetlink.h>). */
+export const TCA = { KIND: 1, OPTIONS: 2 } as const;
+/** The parent of a root qdisc (<linux/pkt_sched.h>). */
+export const TC_H_ROOT = 0xffffffff;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
@@ -39,6 +47,7 @@ export const IFLA = {
   LINKINFO: 18,
   NET_NS_FD: 28,
   EXT_MASK: 29,
+  NUM_TX_QUEUES: 31,
   LINK_NETNSID: 37,
   TSO_MAX_SIZE: 59,
   /** Largest GSO packet the stack builds for this device, IPv4 (BIG TCP above 65536; kernel ≥ 6.3). */

@@ -23,6 +23,7 @@ import {
   listNeighbours,
 } from './neighbours.js';
 import { type Route, type RouteSpec, addRoute, deleteRoute, listRoutes, replaceRoute } from './routes.js';
+import { type Qdisc, type QdiscSpec, addQdisc, deleteQdisc, listQdiscs } from './qdiscs.js';
 import { RouteSocket } from './socket.js';
 import { getSysctl, setSysctl } from './sysctl.js';
 
@@ -157,6 +158,25 @@ export class NetlinkHandle {
 
   listNeighbours(filter?: { dev?: LinkRef; family?: IpFamily }): Promise<Neighbour[]> {
     return listNeighbours(this.sock, filter);
+  }
+
+  // ---- qdiscs
+
+  /** Puts a qdisc (default options) on a link; ENOENT when the kernel lacks its kind. */
+  addQdisc(spec: QdiscSpec): Promise<void> {
+    return addQdisc(this.sock, spec);
+  }
+
+  replaceQdisc(spec: QdiscSpec): Promise<void> {
+    return addQdisc(this.sock, spec, true);
+  }
+
+  deleteQdisc(spec: QdiscSpec): Promise<void> {
+    return deleteQdisc(this.sock, spec);
+  }
+
+  listQdiscs(filter?: { dev?: LinkRef }): Promise<Qdisc[]> {
+    return listQdiscs(this.sock, filter);
   }
 
   // ---- sysctls of this namespace

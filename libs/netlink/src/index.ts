@@ -9,6 +9,7 @@ export type { NetlinkHandle } from './handle.js';
 export { type Link, type LinkChanges, type LinkRef, MAX_GSO_SIZE, type OperState, type VethSpec, type VxlanSpec } from './links.js';
 export type { Neighbour, NeighbourSpec, NeighbourState } from './neighbours.js';
 export { createNetns, deleteNetns, listNetns, netnsPath, openNetlink, openNetns } from './netns.js';
+export { type Qdisc, type QdiscSpec, tcHandle } from './qdiscs.js';
 export type { Route, RouteSpec, RouteType } from './routes.js';
 export type { Scope } from './scope.js';
 export { type SysctlOptions, getSysctl, setSysctl } from './sysctl.js';

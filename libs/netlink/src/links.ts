@@ -49,6 +49,8 @@ export interface Link {
   /** Largest IPv4 GSO packet the stack builds for it, and GRO assembles on it (undefined before 6.3). */
   gsoIpv4MaxSize: number | undefined;
   groIpv4MaxSize: number | undefined;
+  /** Transmit queues (IFLA_NUM_TX_QUEUES): above 1, the device's root qdisc is mq with one leaf per queue. */
+  numTxQueues?: number;
 }
 
 /** Changes applied to a link in one request. */
@@ -198,6 +200,7 @@ export function parseLink(msg: Message): Link {
     tsoMaxSize: attrU32(attrs, IFLA.TSO_MAX_SIZE),
     gsoIpv4MaxSize: attrU32(attrs, IFLA.GSO_IPV4_MAX_SIZE),
     groIpv4MaxSize: attrU32(attrs, IFLA.GRO_IPV4_MAX_SIZE),
+    numTxQueues: attrU32(attrs, IFLA.NUM_TX_QUEUES),
   };
 }
 

@@ -26,6 +26,7 @@ export function statusTable(status: AgentStatus): string {
     ['Health', status.health],
   ];
   if (status.problems.length) header.push(['Problems', status.problems]);
+  if (status.notes?.length) header.push(['Notes', status.notes]);
   const sections = [renderFields(header), 'Plugins:\n' + indent(pluginsTable(status.plugins))];
   if (status.bpf) sections.push('BPF:\n' + indent(bpfFields(status.bpf)));
   return sections.join('\n');

@@ -65,6 +65,12 @@ export interface BpfObjectSpec<C = unknown> {
    * not declare is refused, naming it.
    */
   readonly constants?: (context: PluginContext<C>) => BpfConstants | Promise<BpfConstants>;
+  /**
+   * Whether to install it at all, decided just before the plugin starts (from its config and what
+   * the kernel offers; it may do I/O, and may throw a `ConfigError` to refuse the config). An
+   * object left out fills no slot, and the slots it filled before are cleared. Default: installed.
+   */
+  readonly enabled?: (context: PluginContext<C>) => boolean | Promise<boolean>;
 }
 
 /** Raw access to one map of a loaded object: keys and values as the C structs' bytes. */

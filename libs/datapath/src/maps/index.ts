@@ -29,6 +29,7 @@ export {
   type Lb4ServiceValue,
   type Lb4BackendValue,
 } from './lb.js';
+export { BandwidthKey, BandwidthValue, type BandwidthKeyValue, type BandwidthEntry } from './bandwidth.js';
 export { EventHeader, EventType } from './events.js';
 export {
   DropReason,
@@ -94,4 +95,5 @@ export const MapName = {
   lbAffinityMatch: 'cilia_lb_affinity_match',
   lbMaglev: 'cilia_lb4_maglev',
   lbSkReverse: 'cilia_lb4_sk_reverse',
+  bandwidth: 'cilia_bandwidth',
 } as const;

@@ -22,6 +22,8 @@ export const DropReason = {
   encapFailed: 14,
   decapFailed: 15,
   noService: 16,
+  edtHorizon: 17,
+  bandwidthLimit: 18,
 } as const;
 
 /** A drop reason in words, for `cilia monitor` and metrics labels. */
@@ -43,6 +45,8 @@ export const DROP_REASON_TEXT: Readonly<Record<number, string>> = {
   14: 'encapsulation failed',
   15: 'decapsulation failed',
   16: 'no service backend',
+  17: 'EDT departure time beyond the horizon',
+  18: 'ingress bandwidth limit exceeded',
 };
 
 /** `enum cilia_trace_point`. */
