@@ -72,7 +72,8 @@ function pod(name, annotation) {
 }
 
 function startAgent(withPlugin) {
-  const plugins = withPlugin ? `plugins: ['@cilia/plugin-bandwidth-manager']\n` : '';
+  const burst = process.env.BW_BURST_MS ? `bandwidth: {ingressBurstMs: ${process.env.BW_BURST_MS}}\n` : '';
+  const plugins = withPlugin ? `plugins: ['@cilia/plugin-bandwidth-manager']\n${burst}` : '';
   writeFileSync(
     join(dir, 'agent.yaml'),
     `agent: {apiSocket: ${socket}, stateDir: ${join(dir, 'state')}, metricsAddress: '', bpfRoot: ${pins}, logLevel: warn}\nipam: {podCIDRs: [10.248.0.0/24]}\nmanifests: {directory: ${manifests}}\n${plugins}`,

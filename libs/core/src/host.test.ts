@@ -174,4 +174,41 @@ describe('PluginHost with BPF objects', () => {
     await expect(h.start()).rejects.toThrow('broken failed to start: bpf object tunnel: computing its constants failed: no device');
     expect(dp.calls).not.toContain('install broken');
   });
+
+  it('leaves out an object whose enabled says no (its slots not shown), and a refusal there installs nothing', async () => {
+    const dp = new RecordingDatapath();
+    const both = (egress: () => boolean) =>
+      definePlugin({
+        name: 'bw',
+        version: '1',
+        apiVersion: '^1',
+        bpf: [
+          { name: 'egress', object: '/plugins/e.o', programs: { e: { attach: 'to-netdev', slot: 'shaping' } }, enabled: egress },
+          { name: 'ingress', object: '/plugins/i.o', programs: { i: { attach: 'to-container', slot: 'shaping' } }, enabled: async () => true },
+        ],
+        register() {},
+      });
+    const hostOf = (plugin: ReturnType<typeof both>) =>
+      new PluginHost({
+        set: resolvePluginSet([{ definition: datapathPlugin(dp), origin: 'default' }, { definition: plugin, origin: 'configured' }], {
+          coreVersion: '1.2.0',
+          hostTokens: [Tokens.Logger, Tokens.AgentConfig, Tokens.Lifecycle],
+        }),
+        agent,
+        logger: silent,
+        sections: new Map(),
+      });
+    const h = hostOf(both(() => false));
+    await h.start();
+    expect(dp.installs.map((i) => i.objects.map((o) => o.spec.name))).toEqual([['ingress']]);
+    expect(h.status().find((p) => p.name === 'bw')?.slots).toEqual([{ attach: 'to-container', slot: 'shaping', object: 'ingress', program: 'i' }]);
+    await h.stop();
+    const refusing = hostOf(
+      both(() => {
+        throw new Error('bw.enabled: the kernel lacks it');
+      }),
+    );
+    await expect(refusing.start()).rejects.toThrow('bw failed to start: bw.enabled: the kernel lacks it');
+    expect(dp.installs).toHaveLength(1);
+  });
 });

@@ -20,8 +20,11 @@ export const bandwidthConfig = z.strictObject({
     .int()
     .min(1)
     .max(10_000)
-    .default(20)
-    .describe('Ingress: the burst a pod may receive above its rate, as time at that rate (never below ingressMinBurstBytes)'),
+    .default(300)
+    .describe(
+      'Ingress: the burst a pod may receive above its rate, as time at that rate (never below ingressMinBurstBytes). Keep it above TCP\'s minimum retransmission timeout (200 ms): ' +
+        'a policer has no queue to slow a sender down, so a sender that lost a burst waits out that timeout, and the tokens of the wait must still be there when it sends again',
+    ),
   ingressMinBurstBytes: z
     .int()
     .min(1500)

@@ -23,7 +23,7 @@ describe('@cilia/plugin-bandwidth-manager', () => {
   });
 
   it('defaults to auto with a 2 s horizon, and refuses bad values naming the key', () => {
-    expect(section({})).toEqual({ enabled: 'auto', devices: [], horizonMs: 2000, ingressBurstMs: 20, ingressMinBurstBytes: 262144, bbr: false });
+    expect(section({})).toEqual({ enabled: 'auto', devices: [], horizonMs: 2000, ingressBurstMs: 300, ingressMinBurstBytes: 262144, bbr: false });
     expect(section({ bandwidth: { enabled: true, bbr: true } })).toMatchObject({ enabled: true, bbr: true });
     expect(() => section({ bandwidth: { enabled: 'yes' } })).toThrow(/bandwidth\.enabled/);
     expect(() => section({ bandwidth: { horizonMs: 0 } })).toThrow(/bandwidth\.horizonMs/);
