@@ -97,7 +97,7 @@ describe('bandwidth manager (real agent, manifest Pods)', () => {
   it('auto: egress off for want of sch_fq (status and log say so), ingress limits from the annotations', async () => {
     writeFileSync(join(manifests, 'limited.yaml'), podYaml('limited', { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '5M' }));
     writeFileSync(join(manifests, 'free.yaml'), podYaml('free'));
-    writeFileSync(join(dir, 'auto.yaml'), config({}));
+    writeFileSync(join(dir, 'auto.yaml'), config({ bbr: true }));
     agent = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', join(dir, 'auto.yaml')]);
     const limited = await until('the limited pod', async () => {
       const e = await endpointOf('limited').catch(() => undefined);
@@ -113,6 +113,7 @@ describe('bandwidth manager (real agent, manifest Pods)', () => {
     expect(r.endpoints).toEqual([
       { endpointId: limited.id, namespace: K8S_NS, name: 'limited', ingress: { bitsPerSecond: 10e6, drops: 0 }, ...(fq ? { egress: { bitsPerSecond: 5e6, drops: 0 } } : {}) },
     ]);
+    expect(r.bbr).toBe(true);
     const s = await status();
     if (!fq) {
       expect(s.health).toBe('ok');
@@ -153,4 +154,17 @@ describe('bandwidth manager (real agent, manifest Pods)', () => {
     agent!.child.kill('SIGTERM');
     expect(await agent!.done).toBe(0);
   }, 40_000);
+
+  it("bbr: true gives the pods' TCP BBR in their own namespaces, also to pods adopted after a restart", async () => {
+    // A new namespace starts with the node's choice (BBR on this machine): set another first
+    // (reno: a namespace may take only what the node allows, tcp_allowed_congestion_control).
+    const cc = (netns: string) => tryRun('ip', ['netns', 'exec', netns, 'sysctl', '-n', 'net.ipv4.tcp_congestion_control']).stdout.trim();
+    const free = `cilia_${K8S_NS}_free`;
+    expect(tryRun('ip', ['netns', 'exec', free, 'sysctl', '-qw', 'net.ipv4.tcp_congestion_control=reno']).status).toBe(0);
+    expect(cc(free)).toBe('reno');
+    agent = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', join(dir, 'auto.yaml')]);
+    await until('BBR in the pod', async () => (cc(free) === 'bbr' ? true : undefined));
+    agent.child.kill('SIGTERM');
+    expect(await agent.done).toBe(0);
+  }, 30_000);
 });

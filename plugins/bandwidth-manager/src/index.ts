@@ -97,7 +97,9 @@ export default definePlugin<BandwidthConfig>({
       }));
     bind(Manager).toFactory(build);
     bind(Tokens.HealthReporters).toFactory(build);
-    const routes: ApiRoute[] = [{ method: 'GET', path: '/v1/bandwidth', handler: () => ({ body: build().report() }) }];
+    const routes: ApiRoute[] = [
+      { method: 'GET', path: '/v1/bandwidth', summary: "The endpoints' egress and ingress limits as cilia_bandwidth holds them, the modes, refused annotations", handler: () => ({ body: build().report() }) },
+    ];
     bind(Tokens.ApiRoutes).toConstant(routes);
     const active = (): boolean => !!manager && (manager.modes.egress || manager.modes.ingress);
     return {
