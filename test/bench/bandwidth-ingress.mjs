@@ -5,6 +5,8 @@
 // reports the median rate (as a share of the limit) of its runs and the p50/p99 of 200 pings
 // sent to the pod during a transfer. Then the unlimited pod beside the limited one, before and
 // after the agent restarts without the plugin (its slot cleared): the limiter costs it nothing.
+// Cilia is also measured from another pod (local delivery by bpf_redirect_peer, policed in the
+// to-container pipeline it enters at the sender's veth), which a qdisc on the host veth never sees.
 // Everything lives in a private "node" netns; pods come from a manifest directory with the
 // kubernetes.io/ingress-bandwidth annotation. Needs root, iperf3 and a build.
 // usage: node test/bench/bandwidth-ingress.mjs [seconds per run] [runs] [rates, e.g. 100M,1G]
@@ -98,15 +100,15 @@ function iperfServer(ns) {
 }
 
 /** One transfer from the node; with `ping`, 200 pings to the server meanwhile (their RTTs in ms). */
-async function transfer(ip, withPing) {
-  const iperf = spawn('ip', ['netns', 'exec', nodeNs, 'iperf3', '-c', ip, '-p', '5201', '-t', String(seconds), '-J'], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function transfer(ip, withPing, from = nodeNs) {
+  const iperf = spawn('ip', ['netns', 'exec', from, 'iperf3', '-c', ip, '-p', '5201', '-t', String(seconds), '-J'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   iperf.stdout.on('data', (d) => (out += d));
   let rtts = [];
   if (withPing) {
     await new Promise((r) => setTimeout(r, 500)); // the transfer under way
     const interval = Math.max(0.005, (seconds - 1) / 200).toFixed(3);
-    const p = spawnSync('ip', ['netns', 'exec', nodeNs, 'ping', '-c', '200', '-i', interval, '-n', '-W', '1', ip], { encoding: 'utf8' });
+    const p = spawnSync('ip', ['netns', 'exec', from, 'ping', '-c', '200', '-i', interval, '-n', '-W', '1', ip], { encoding: 'utf8' });
     rtts = pingRtts(p.stdout);
   }
   const code = await new Promise((r) => iperf.on('close', r));
@@ -152,13 +154,15 @@ async function main() {
   mkdirSync(manifests);
   pod('limited', rates[0]);
   pod('free');
+  pod('client');
   await startAgent(true);
   const eps = await waitFor(async () => {
     const list = (await api('GET', '/v1/endpoints')).body.filter((e) => e.namespace === k8sNs && e.state === 'ready');
-    return list.length === 2 ? list : undefined;
+    return list.length === 3 ? list : undefined;
   }, 'the pods');
   const ip = Object.fromEntries(eps.map((e) => [e.name, e.ipv4]));
-  for (const e of eps) iperfServer(e.netns.replace('/run/netns/', ''));
+  const clientNs = eps.find((e) => e.name === 'client').netns.replace('/run/netns/', '');
+  for (const e of eps) if (e.name !== 'client') iperfServer(e.netns.replace('/run/netns/', ''));
   await new Promise((r) => setTimeout(r, 500));
 
   console.log(`ingress limit, TCP from the node into a pod (iperf3, ${runs} runs × ${seconds} s per side; medians; ping during a transfer)`);
@@ -167,10 +171,11 @@ async function main() {
     await waitFor(async () => (await api('GET', '/v1/bandwidth')).body.endpoints.some((e) => e.name === 'limited' && e.ingress?.bitsPerSecond === bits(rate)), `the ${rate} limit`);
     // TBF as the CNI bandwidth plugin sets it: rate, a burst, and a queue of `latency`.
     inNode(['tc', 'qdisc', 'replace', 'dev', 'tbf0', 'root', 'tbf', 'rate', `${bits(rate)}bit`, 'burst', String(Math.max(256 * 1024, Math.round(bits(rate) / 8 / 50))), 'latency', '25ms']);
-    const r = { cilia: [], tbf: [], ciliaRtt: [], tbfRtt: [] };
+    const r = { cilia: [], tbf: [], pod: [], ciliaRtt: [], tbfRtt: [], podRtt: [] };
     for (let i = 0; i < runs; i++) {
-      for (const side of i % 2 === 0 ? ['cilia', 'tbf'] : ['tbf', 'cilia']) {
-        const t = await transfer(side === 'cilia' ? ip.limited : bareIp, i === 0);
+      for (const side of i % 2 === 0 ? ['cilia', 'tbf', 'pod'] : ['pod', 'tbf', 'cilia']) {
+        // pod: from another pod on the node (local delivery, which no qdisc of the host veth sees).
+        const t = await transfer(side === 'tbf' ? bareIp : ip.limited, i === 0, side === 'pod' ? clientNs : nodeNs);
         r[side].push(t.bps);
         r[`${side}Rtt`].push(...t.rtts);
       }
@@ -179,6 +184,7 @@ async function main() {
     const fmt = (bps) => `${(bps / 1e6).toFixed(1)} Mbit/s (${((100 * bps) / limit).toFixed(1)} %)`;
     const lat = (xs) => (xs.length ? `ping p50 ${pct(xs, 50).toFixed(3)} ms, p99 ${pct(xs, 99).toFixed(3)} ms (${xs.length} replies)` : 'no ping replies');
     console.log(`  ${rate}: Cilia eBPF token bucket ${fmt(median(r.cilia))} [${r.cilia.map((b) => ((100 * b) / limit).toFixed(0)).join(' ')} %]; ${lat(r.ciliaRtt)}`);
+    console.log(`  ${rate}: Cilia, from another pod on the node ${fmt(median(r.pod))} [${r.pod.map((b) => ((100 * b) / limit).toFixed(0)).join(' ')} %]; ${lat(r.podRtt)}`);
     console.log(`  ${rate}: TBF on the host veth (baseline) ${fmt(median(r.tbf))} [${r.tbf.map((b) => ((100 * b) / limit).toFixed(0)).join(' ')} %]; ${lat(r.tbfRtt)}`);
   }
 
