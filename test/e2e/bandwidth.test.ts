@@ -155,15 +155,25 @@ describe('bandwidth manager (real agent, manifest Pods)', () => {
     expect(await agent!.done).toBe(0);
   }, 40_000);
 
-  it("bbr: true gives the pods' TCP BBR in their own namespaces, also to pods adopted after a restart", async () => {
+  it("after a restart: BBR again in the pods' namespaces, and the entry of an endpoint gone meanwhile deleted", async () => {
     // A new namespace starts with the node's choice (BBR on this machine): set another first
     // (reno: a namespace may take only what the node allows, tcp_allowed_congestion_control).
     const cc = (netns: string) => tryRun('ip', ['netns', 'exec', netns, 'sysctl', '-n', 'net.ipv4.tcp_congestion_control']).stdout.trim();
     const free = `cilia_${K8S_NS}_free`;
     expect(tryRun('ip', ['netns', 'exec', free, 'sysctl', '-qw', 'net.ipv4.tcp_congestion_control=reno']).status).toBe(0);
     expect(cc(free)).toBe('reno');
+    // While the agent is away, an entry of an endpoint that no longer exists (id 999, ingress).
+    const map = join(bpfRoot, 'cilia_bandwidth');
+    const hex = (bytes: number[]) => bytes.map((b) => b.toString(16).padStart(2, '0'));
+    const key = hex([0xe7, 0x03, 0, 0, 0, 0, 0, 0]);
+    const value = hex([0xe8, 0x03, ...new Array(30).fill(0)]);
+    expect(tryRun('bpftool', ['map', 'update', 'pinned', map, 'key', 'hex', ...key, 'value', 'hex', ...value]).status).toBe(0);
+    const entries = () => (JSON.parse(tryRun('bpftool', ['-j', 'map', 'dump', 'pinned', map]).stdout || '[]') as unknown[]).length;
+    expect(entries()).toBe(1);
     agent = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', join(dir, 'auto.yaml')]);
     await until('BBR in the pod', async () => (cc(free) === 'bbr' ? true : undefined));
+    // Pruned once the Pods were listed: one delete, the map itself kept.
+    await until('the stale entry gone', async () => (entries() === 0 ? true : undefined));
     agent.child.kill('SIGTERM');
     expect(await agent.done).toBe(0);
   }, 30_000);
