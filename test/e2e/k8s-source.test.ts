@@ -131,6 +131,7 @@ describe('the Kubernetes ResourceSource', () => {
     const { source, events, names } = follow(kubeconfig, ['CiliumNetworkPolicy']);
     await until('synced', () => events.some((e) => e.type === 'synced'));
     const lists = source.status()[0]!.lists;
+    await until('the watch', () => server.watchCount === 1);
 
     await server.stop();
     // The store answers while nobody can reach it: a delete and a change made while the agent is cut off.
@@ -160,6 +161,8 @@ describe('the Kubernetes ResourceSource', () => {
     const { source, events, names } = follow(kubeconfig, ['CiliumNetworkPolicy']);
     await until('synced', () => events.some((e) => e.type === 'synced'));
     expect(source.status()[0]!.lists).toBe(1);
+    // Synced is reported as the watch is opened: wait until the server holds it.
+    await until('the watch', () => server.watchCount === 1);
 
     await server.stop();
     server.remove('cilium.io/v2', 'CiliumNetworkPolicy', 'doomed', 'default');
