@@ -1,6 +1,7 @@
 // The loader against the real kernel, with nothing attached anywhere: objects from the repo's
 // bpf/, a pin root of its own, and two BpfDatapath generations sharing it (an agent restart).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -105,6 +106,43 @@ describe('BpfDatapath (real kernel, nothing attached)', () => {
     } finally {
       datapath.close();
       rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('attaches an object\'s socket programs to cgroup hooks through links pinned per plugin, replaced in place, detached when it leaves the config', async () => {
+    const mount = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')![1]!;
+    const [cgA, cgB] = ['a', 'b'].map((x) => join(mount, `cilia-loader-test-${process.pid}-${x}`));
+    const sockets = compileBpf('cgroup', { srcDir: new URL('tests/', REPO_BPF), outDir: objDir });
+    const links = join(pinRoot, 'links', '_acme_sockets');
+    const attached = (cg: string) => (JSON.parse(execFileSync('bpftool', ['-j', 'cgroup', 'show', cg], { encoding: 'utf8' }).trim() || '[]') as { name: string }[]).map((p) => p.name);
+    const install = (datapath: BpfDatapath) => datapath.installObjects('@acme/sockets', [{ spec: { object: sockets }, constants: {} }]);
+    for (const cg of [cgA, cgB]) mkdirSync(cg!);
+    const datapath = new BpfDatapath({ pinRoot, config, ipcache: new LocalIpCache(silent), logger: silent, objectDir: pathToFileURL(`${objDir}/`), cgroupRoot: cgA! });
+    try {
+      const [obj] = await install(datapath);
+      obj!.attachCgroup!('sock_connect4', { hook: 'connect4' });
+      obj!.attachCgroup!('sock_sendmsg4', { hook: 'sendmsg4' });
+      expect(attached(cgA!).sort()).toEqual(['sock_connect4', 'sock_sendmsg4']);
+      expect(readdirSync(links)).toHaveLength(2);
+      // Again (a restarted agent): the pinned link is updated, not duplicated.
+      const [again] = await install(datapath);
+      again!.attachCgroup!('sock_connect4', { hook: 'connect4' });
+      expect(attached(cgA!).sort()).toEqual(['sock_connect4', 'sock_sendmsg4']);
+      // Another cgroup (the root changed): moved there.
+      again!.attachCgroup!('sock_connect4', { hook: 'connect4', cgroup: cgB! });
+      expect([attached(cgA!), attached(cgB!)]).toEqual([['sock_sendmsg4'], ['sock_connect4']]);
+      expect(again!.detachCgroup!('sock_connect4', { hook: 'connect4' })).toBe(true);
+      expect(again!.detachCgroup!('sock_connect4', { hook: 'connect4' })).toBe(false);
+      expect(attached(cgB!)).toEqual([]);
+      // The plugin leaves the config: its links go.
+      datapath.close();
+      await datapath.releaseSlots(['someone-else']);
+      expect(attached(cgA!)).toEqual([]);
+      expect(readdirSync(join(pinRoot, 'links'))).toEqual([]);
+    } finally {
+      datapath.close();
+      rmSync(join(pinRoot, 'links'), { recursive: true, force: true });
+      for (const cg of [cgA, cgB]) rmdirSync(cg!);
     }
   });
 

@@ -44,6 +44,8 @@ export interface BpfDatapathOptions {
   readonly objectDir?: URL;
   /** Where the record of which plugin fills which slot persists; none: in memory only. */
   readonly stateDir?: string;
+  /** The cgroup v2 directory plugins' socket hooks attach to by default (`agent.cgroupRoot`). */
+  readonly cgroupRoot?: string;
 }
 
 /**
@@ -69,7 +71,12 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     this.pinRoot = options.pinRoot;
     this.#opts = options;
     this.#log = options.logger;
-    this.#pluginObjects = new PluginObjects({ pinRoot: options.pinRoot, logger: options.logger.child({ component: 'plugin-objects' }), ...(options.stateDir ? { stateDir: options.stateDir } : {}) });
+    this.#pluginObjects = new PluginObjects({
+      pinRoot: options.pinRoot,
+      logger: options.logger.child({ component: 'plugin-objects' }),
+      ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+      ...(options.cgroupRoot ? { cgroupRoot: options.cgroupRoot } : {}),
+    });
   }
 
   async features(): Promise<BpfFeatures> {

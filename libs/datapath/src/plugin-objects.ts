@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { attachTc, BpfMap, BpfObject, codec, ensureBpffs, isPerCpuType, MAP_TYPES, ProgramArray, type PerCpuMap } from '@cilia/bpf';
-import { bpfObjectName, type AttachPoint, type BpfMapView, type LoadedBpfObject, type Logger, type ObjectInstall, type ProgramPlacement, type SlotAssignment } from '@cilia/core';
+import { attachCgroup, attachTc, BpfMap, BpfObject, codec, ensureBpffs, isPerCpuType, MAP_TYPES, ProgramArray, type PerCpuMap } from '@cilia/bpf';
+import { bpfObjectName, type AttachPoint, type BpfMapView, type CgroupTarget, type LoadedBpfObject, type Logger, type ObjectInstall, type ProgramPlacement, type SlotAssignment } from '@cilia/core';
 import { MapName, slotIndex, SLOTS_PER_ATTACH_POINT, type TcAttachPoint } from './maps/index.js';
 
 /** Slots the base objects fill themselves: a plugin placing a program there is refused. */
@@ -16,6 +17,8 @@ export interface PluginObjectsOptions {
   readonly pinRoot: string;
   /** Where the record of which plugin fills which slot persists (`<dir>/datapath-slots.json`); none: kept in memory. */
   readonly stateDir?: string;
+  /** The cgroup v2 directory plugins' socket hooks attach to by default (`agent.cgroupRoot`). */
+  readonly cgroupRoot?: string;
   readonly logger: Logger;
 }
 
@@ -81,11 +84,13 @@ export class PluginObjects {
     for (const old of this.#objects.get(owner) ?? []) old.close();
     this.#objects.set(owner, loaded.map((l) => l.obj));
     this.#log.info({ owner, objects: loaded.map((l) => l.name), slots: filled.map((f) => `${f.attach}/${f.slot}`), cleared: stale.map((r) => `${r.attach}/${r.slot}`) }, 'plugin objects installed');
-    return loaded.map((l) => new InstalledObject(l.name, l.file, l.obj));
+    const links = { dir: linkDir(this.#o.pinRoot, owner), cgroupRoot: this.#o.cgroupRoot, log: this.#log };
+    return loaded.map((l) => new InstalledObject(l.name, l.file, l.obj, links));
   }
 
-  /** Clears the slots recorded for owners not in `keep`. */
+  /** Clears the slots recorded for owners not in `keep`, and detaches their cgroup links. */
   release(keep: readonly string[]): SlotAssignment[] {
+    this.#releaseLinks(keep);
     const gone = this.#recordsOf(undefined).filter((r) => !keep.includes(r.owner));
     if (gone.length === 0) return [];
     const slots = this.#slots();
@@ -114,6 +119,19 @@ export class PluginObjects {
     for (const owner of [...this.#objects.keys()]) this.closeObjects(owner);
     this.#table?.map.close();
     this.#table = undefined;
+  }
+
+  /** Unpins (and so detaches) the cgroup links of owners not in `keep`. */
+  #releaseLinks(keep: readonly string[]): void {
+    const root = join(this.#o.pinRoot, LINKS_DIR);
+    if (!existsSync(root)) return;
+    const kept = new Set(keep.map((o) => linkDir(this.#o.pinRoot, o)));
+    for (const entry of readdirSync(root)) {
+      const dir = join(root, entry);
+      if (kept.has(dir)) continue;
+      rmSync(dir, { recursive: true, force: true });
+      this.#log.info({ links: dir }, 'cgroup links of a plugin that left the config detached');
+    }
   }
 
   /** The pinned slot table, created and pinned when no object has made it yet. */
@@ -195,13 +213,47 @@ function readRecords(file: string | undefined): SlotAssignment[] {
   return Array.isArray(parsed.slots) ? parsed.slots : [];
 }
 
+/** Where plugins' cgroup links are pinned: `<pinRoot>/links/<owner>/`. */
+const LINKS_DIR = 'links';
+
+function linkDir(pinRoot: string, owner: string): string {
+  return join(pinRoot, LINKS_DIR, owner.replace(/[^A-Za-z0-9_-]/g, '_'));
+}
+
 /** A plugin's loaded object, as `context.bpf.object()` hands it out. */
 class InstalledObject implements LoadedBpfObject {
   constructor(
     readonly name: string,
     readonly file: string,
     readonly obj: BpfObject,
+    readonly links: { readonly dir: string; readonly cgroupRoot: string | undefined; readonly log: Logger },
   ) {}
+
+  attachCgroup(program: string, target: CgroupTarget): void {
+    const { cgroup, pin, prefix } = this.#link(program, target);
+    mkdirSync(this.links.dir, { recursive: true });
+    // A link pinned for another cgroup (the root changed in the config) goes first.
+    for (const other of readdirSync(this.links.dir)) if (other.startsWith(prefix) && join(this.links.dir, other) !== pin) unlinkSync(join(this.links.dir, other));
+    const attached = attachCgroup(this.obj.program(program), { cgroup, hook: target.hook, pin });
+    this.links.log.info({ object: this.name, program, hook: target.hook, cgroup, replaced: attached.replaced }, 'cgroup socket hook attached');
+    attached.close(); // the pin holds it
+  }
+
+  detachCgroup(program: string, target: CgroupTarget): boolean {
+    const { prefix } = this.#link(program, target);
+    if (!existsSync(this.links.dir)) return false;
+    const pins = readdirSync(this.links.dir).filter((p) => p.startsWith(prefix));
+    for (const p of pins) unlinkSync(join(this.links.dir, p));
+    return pins.length > 0;
+  }
+
+  #link(program: string, target: CgroupTarget): { cgroup: string; pin: string; prefix: string } {
+    const cgroup = target.cgroup ?? this.links.cgroupRoot;
+    if (!cgroup) throw new Error(`bpf object ${this.name}: attachCgroup(${program}): no cgroup given and no agent.cgroupRoot`);
+    // bpffs refuses names with a dot.
+    const prefix = `${this.name}-${program}-${target.hook}-`;
+    return { cgroup, prefix, pin: join(this.links.dir, `${prefix}${createHash('sha256').update(cgroup).digest('hex').slice(0, 12)}`) };
+  }
 
   programId(program: string): number {
     return this.obj.program(program).id;

@@ -35,7 +35,7 @@ class Runtime {
     this.#encapsulation = encapsulation;
     this.#logger = logger;
     this.ipcache = ipcache;
-    this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, stateDir: agent.stateDir, config, ipcache, logger: logger.child({ component: 'datapath' }) });
+    this.datapath = new BpfDatapath({ pinRoot: agent.bpfRoot, stateDir: agent.stateDir, cgroupRoot: agent.cgroupRoot, config, ipcache, logger: logger.child({ component: 'datapath' }) });
     this.endpoints = new CoreEndpointManager({
       ipam,
       ipcache: this.ipcache,

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,9 +98,39 @@ Napi::Value DeleteNetns(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+// netnsCookie(netnsPath | null): Promise<number> — the kernel's cookie of a network namespace
+// (the caller's, or the one at netnsPath), as BPF programs see it (bpf_get_netns_cookie).
+// Cookies count up from 1 per boot, so a JS number holds them.
+Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
+  std::string netns = GetOptionalString(info[0], "netnsPath");
+  return RunAsync(info.Env(), [netns](Outcome& out) {
+    RunInNetns(netns, out, [](Outcome& o) {
+      int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        o.Fail(errno, "socket");
+        return;
+      }
+      uint64_t cookie = 0;
+      socklen_t len = sizeof(cookie);
+      if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) {
+        o.Fail(errno, "getsockopt(SO_NETNS_COOKIE)");
+      } else {
+        o.kind = Outcome::Kind::kNumber;
+        o.number = static_cast<int64_t>(cookie);
+      }
+      close(fd);
+    });
+  });
+}
+
 void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("createNetns", Napi::Function::New(env, CreateNetns, "createNetns"));
   exports.Set("deleteNetns", Napi::Function::New(env, DeleteNetns, "deleteNetns"));
+  exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
 }
 
 }  // namespace cilia_netlink

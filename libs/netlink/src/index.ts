@@ -8,7 +8,7 @@ export { NetlinkError, NetlinkInputError } from './errors.js';
 export type { NetlinkHandle } from './handle.js';
 export { type Link, type LinkChanges, type LinkRef, MAX_GSO_SIZE, type OperState, type VethSpec, type VxlanSpec } from './links.js';
 export type { Neighbour, NeighbourSpec, NeighbourState } from './neighbours.js';
-export { createNetns, deleteNetns, listNetns, netnsPath, openNetlink, openNetns } from './netns.js';
+export { createNetns, deleteNetns, listNetns, netnsCookie, netnsPath, openNetlink, openNetns } from './netns.js';
 export { type Qdisc, type QdiscSpec, tcHandle } from './qdiscs.js';
 export type { Route, RouteSpec, RouteType } from './routes.js';
 export type { Scope } from './scope.js';

@@ -8,6 +8,7 @@ export interface NativeAddon {
   transact(fd: number, request: Uint8Array, seq: number): Promise<Buffer>;
   createNetns(dir: string, name: string): Promise<string>;
   deleteNetns(path: string): Promise<void>;
+  netnsCookie(netnsPath: string | null): Promise<number>;
   readSysctl(path: string, netnsPath: string | null): Promise<string>;
   writeSysctl(path: string, value: string, netnsPath: string | null): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NetlinkError, NetlinkInputError } from './errors.js';
-import { createNetns, deleteNetns, listNetns, netnsPath, openNetns } from './netns.js';
+import { createNetns, deleteNetns, listNetns, netnsCookie, netnsPath, openNetns } from './netns.js';
 import { getSysctl, setSysctl, sysctlPath } from './sysctl.js';
 import { Scratch, uniqueName } from './test-support.js';
 
@@ -33,6 +33,21 @@ describe('network namespaces', () => {
     await deleteNetns(name);
     expect(await listNetns()).not.toContain(name);
     expect(ipNetnsList()).not.toContain(name);
+  });
+
+  it('reads a namespace\'s cookie: its own for each, the same each time', async () => {
+    const [a, b] = [uniqueName('cilia-test-ck-'), uniqueName('cilia-test-ck-')];
+    scratch.track(a);
+    scratch.track(b);
+    await createNetns(a);
+    await createNetns(b);
+    const self = await netnsCookie();
+    const [ca, cb] = [await netnsCookie(a), await netnsCookie(netnsPath(b))];
+    expect(new Set([self, ca, cb]).size).toBe(3);
+    expect(ca).toBeGreaterThan(0);
+    expect(await netnsCookie(a)).toBe(ca);
+    expect(await netnsCookie()).toBe(self);
+    await expect(netnsCookie('cilia-test-no-such-ns')).rejects.toThrow(/cilia-test-no-such-ns/);
   });
 
   it('sees namespaces made by ip netns add', async () => {

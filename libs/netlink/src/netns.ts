@@ -35,6 +35,19 @@ export async function deleteNetns(name: string): Promise<void> {
   }
 }
 
+/**
+ * The kernel's cookie of a network namespace — the caller's, or `nameOrPath`'s (a name under
+ * /run/netns, or a path like /proc/PID/ns/net) — as BPF programs see it (`bpf_get_netns_cookie`),
+ * e.g. to tell the host's own sockets from pods'.
+ */
+export async function netnsCookie(nameOrPath?: string): Promise<number> {
+  try {
+    return await native().netnsCookie(nameOrPath === undefined ? null : resolveNetnsPath(nameOrPath));
+  } catch (err) {
+    throw toNetlinkError(err, 'netns cookie', nameOrPath ?? 'self');
+  }
+}
+
 /** Names of the namespaces under /run/netns, sorted. */
 export async function listNetns(): Promise<string[]> {
   try {

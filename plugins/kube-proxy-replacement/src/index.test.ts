@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { BpfObject, ensureBpffs } from '@cilia/bpf';
 import { CORE_API_VERSION, composeConfigSchema, definePlugin, parseConfig, pluginConfigKey, resolvePluginSet, Tokens, z } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
-import plugin, { LB_OBJECT, type LbConfig } from './index.js';
+import plugin, { LB_OBJECT, SOCK_OBJECT, SOCK_PROGRAMS, type LbConfig } from './index.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const EM_BPF = 247;
@@ -40,7 +40,7 @@ describe('@cilia/plugin-kube-proxy-replacement', () => {
     expect(() => section({ lb: { socketLB: { hostNamespace: true } } })).toThrow(/lb\.socketLB\.hostNamespace: unknown key/);
   });
 
-  it('ships its BPF object with the service slot programs, and the verifier takes it', () => {
+  it('ships its BPF objects — the service slot programs, the socket hooks\' — and the verifier takes them', () => {
     execFileSync('node', ['../../tools/bpf-build.mjs', '.'], { cwd: packageDir, stdio: 'pipe' });
     const elf = readFileSync(LB_OBJECT);
     expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
@@ -50,14 +50,20 @@ describe('@cilia/plugin-kube-proxy-replacement', () => {
       ['cil_lb_to_container', { attach: 'to-container', slot: 'service' }],
       ['cil_lb_from_netdev', { attach: 'from-netdev', slot: 'service' }],
     ]);
+    expect(plugin.bpf?.map((b) => b.name)).toEqual(['lb', 'sock']);
+    expect(plugin.bpf?.[1]?.programs).toBeUndefined(); // attached to cgroup hooks at start
     const pinRoot = `/sys/fs/bpf/cilia-test-kpr-${process.pid}`;
     ensureBpffs(pinRoot);
-    const obj = BpfObject.open(fileURLToPath(LB_OBJECT), { pinRoot, constants: { LB_MAGLEV_TABLE_SIZE: 65521, SNAT_IPV4: 0x0a000001 } });
+    const lb = BpfObject.open(fileURLToPath(LB_OBJECT), { pinRoot, constants: { LB_MAGLEV_TABLE_SIZE: 65521, SNAT_IPV4: 0x0a000001 } });
+    const sock = BpfObject.open(fileURLToPath(SOCK_OBJECT), { pinRoot, constants: { LB_MAGLEV_TABLE_SIZE: 65521, SOCK_HOST_NETNS_ONLY: 1, HOST_NETNS_COOKIE: 7n } });
     try {
-      obj.load();
-      expect(Object.keys(plugin.bpf![0]!.programs!).map((p) => obj.program(p).id > 0)).toEqual([true, true, true]);
+      lb.load();
+      sock.load();
+      expect(Object.keys(plugin.bpf![0]!.programs!).map((p) => lb.program(p).id > 0)).toEqual([true, true, true]);
+      expect(Object.keys(SOCK_PROGRAMS).map((p) => sock.program(p).id > 0)).toEqual([true, true, true, true]);
     } finally {
-      obj.close();
+      lb.close();
+      sock.close();
       rmSync(pinRoot, { recursive: true, force: true });
     }
   });

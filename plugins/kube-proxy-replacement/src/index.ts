@@ -1,11 +1,12 @@
 import { createRequire } from 'node:module';
 import { definePlugin, Tokens } from '@cilia/core';
+import { netnsCookie } from '@cilia/netlink';
 import { lbConfig, type LbConfig } from './config.js';
-import { LB_OBJECT, LB_PROGRAMS } from './objects.js';
+import { LB_OBJECT, LB_PROGRAMS, SOCK_OBJECT } from './objects.js';
 import { KubeProxyReplacement } from './runtime.js';
 
 export { lbConfig, nodePortRange, type LbConfig } from './config.js';
-export { LB_OBJECT, LB_PROGRAMS } from './objects.js';
+export { LB_OBJECT, LB_PROGRAMS, SOCK_OBJECT, SOCK_PROGRAMS } from './objects.js';
 
 const { name, version } = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
 
@@ -18,8 +19,9 @@ function ipv4HostOrder(ip: string | undefined): number {
 /**
  * An eBPF load balancer replacing kube-proxy: provides `Tokens.ServiceManager`, programs the
  * Services and EndpointSlices of the resource source (and services given through the API) into
- * the LB maps, and ships the programs that translate connections to them — per packet in the
- * service slot of the from-container, to-container and from-netdev pipelines.
+ * the LB maps, and ships the programs that translate connections to them: at the socket, when
+ * it connects or sends (cgroup hooks at agent.cgroupRoot), and per packet in the service slot
+ * of the from-container, to-container and from-netdev pipelines for what no socket hook saw.
  */
 export default definePlugin<LbConfig>({
   name,
@@ -42,12 +44,25 @@ export default definePlugin<LbConfig>({
         SNAT_IPV4: ipv4HostOrder(resolver.get(Tokens.LocalNode).get().ipv4),
       }),
     },
+    {
+      // Its programs go to cgroup socket hooks, which the plugin attaches at start.
+      name: 'sock',
+      object: SOCK_OBJECT,
+      constants: async ({ config }) => ({
+        LB_MAGLEV_TABLE_SIZE: config.maglev.tableSize,
+        LB_MAGLEV_SEED: config.maglev.seed,
+        SOCK_HOST_NETNS_ONLY: config.socketLB.hostNamespaceOnly,
+        // The agent runs in the host's network namespace (a lab node's, in the lab).
+        HOST_NETNS_COOKIE: await netnsCookie(),
+      }),
+    },
   ],
-  register(bind, { config, agent, logger, resolver }) {
+  register(bind, { config, agent, logger, resolver, bpf }) {
     const kpr = new KubeProxyReplacement({
       config,
       agent,
       logger,
+      socketObject: () => bpf.object('sock'),
       node: () => resolver.get(Tokens.LocalNode).get(),
       resources: () => resolver.get(Tokens.ResourceSource),
     });

@@ -1,7 +1,8 @@
 import { datapathMaps as m } from '@cilia/datapath';
 import { frontendKey, LoadBalancer, openLbMaps, ServiceController, type LbMaps } from '@cilia/lb';
-import type { AgentConfig, Logger, NodeInfo, ResourceSource, Service, ServiceFrontend, ServiceManager, Unsubscribe } from '@cilia/core';
+import type { AgentConfig, LoadedBpfObject, Logger, NodeInfo, ResourceSource, Service, ServiceFrontend, ServiceManager, Unsubscribe } from '@cilia/core';
 import { nodePortRange, type LbConfig } from './config.js';
+import { SOCK_PROGRAMS } from './objects.js';
 
 /** The owner of services given through `ServiceManager` and the API. */
 const API_OWNER = 'api';
@@ -13,6 +14,8 @@ export interface KubeProxyReplacementOptions {
   readonly config: LbConfig;
   readonly agent: AgentConfig;
   readonly logger: Logger;
+  /** sock.o as the agent loaded it. */
+  readonly socketObject: () => LoadedBpfObject;
   readonly node: () => NodeInfo;
   readonly resources: () => ResourceSource;
 }
@@ -69,6 +72,17 @@ export class KubeProxyReplacement implements ServiceManager {
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), syncTimeoutMs).unref());
     if ((await Promise.race([synced, timeout])) === 'timeout') this.#log.warn({ syncTimeoutMs }, 'the resource source has not listed its services yet; they are programmed once it has');
     this.#gc = setInterval(() => this.#collect(), GC_INTERVAL_MS).unref();
+    this.#socketHooks();
+  }
+
+  /** Attaches the socket programs at agent.cgroupRoot (after the maps are programmed), or detaches them when the socket LB is off. */
+  #socketHooks(): void {
+    const sock = this.#o.socketObject();
+    if (!sock.attachCgroup || !sock.detachCgroup) throw new Error('this datapath cannot attach cgroup socket hooks (LoadedBpfObject.attachCgroup): turn lb.socketLB.enabled off');
+    for (const [program, hook] of Object.entries(SOCK_PROGRAMS)) {
+      if (this.#o.config.socketLB.enabled) sock.attachCgroup(program, { hook });
+      else if (sock.detachCgroup(program, { hook })) this.#log.info({ program, hook }, 'socket LB off: hook detached');
+    }
   }
 
   stop(): void {

@@ -3,13 +3,13 @@
 // tshark on the underlay bridge. Shared by the routing suites (vxlan, native, geneve).
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readPcap, type CapturedFrame } from '@cilia/bpf/testing';
 import type { Endpoint, IpCacheEntry } from '@cilia/core';
 import { openNetns } from '@cilia/netlink';
 import { api, REPO } from '../../support/agent.js';
+import { capturePcap, pcapFields } from '../../support/capture.js';
 import { PeerProcess, type ProbeResult } from '../netpol/peer-process.js';
 
 const LAB = join(REPO, 'tools/lab/lab.mjs');
@@ -216,12 +216,7 @@ export class RoutingLab {
    * returns tshark's fields of each (decoding UDP `decodePort` as `decodeAs`, e.g. vxlan).
    */
   async capture(filter: string, fields: readonly string[], traffic: () => Promise<void>, decode?: string): Promise<string[][]> {
-    return this.#record(filter, traffic, [], (pcap) => {
-      const args = ['-r', pcap, ...(decode ? ['-d', decode] : []), '-T', 'fields', '-E', 'separator=;', ...fields.flatMap((f) => ['-e', f])];
-      const out = spawnSync('tshark', args, { encoding: 'utf8' });
-      if (out.status !== 0) throw new Error(`tshark -r failed: ${out.stderr}`);
-      return out.stdout.split('\n').filter(Boolean).map((l) => l.split(';'));
-    });
+    return capturePcap(this.underlayNetns, this.bridge, filter, traffic, (pcap) => pcapFields(pcap, fields, decode));
   }
 
   /**
@@ -229,34 +224,6 @@ export class RoutingLab {
    * `traffic` runs: for frames tshark does not decode (BIG TCP's tunnel packets, outer lengths 0).
    */
   async captureFrames(filter: string, traffic: () => Promise<void>, snaplen = 128): Promise<CapturedFrame[]> {
-    return this.#record(filter, traffic, ['-F', 'pcap', '-s', String(snaplen)], readPcap);
-  }
-
-  async #record<T>(filter: string, traffic: () => Promise<void>, options: readonly string[], read: (pcap: string) => T): Promise<T> {
-    const pcap = `/tmp/cilia-${this.prefix}-${randomBytes(3).toString('hex')}.pcap`;
-    const child = spawn('ip', ['netns', 'exec', this.underlayNetns, 'tshark', '-q', '-i', this.bridge, '-f', filter, ...options, '-w', pcap, '-a', 'duration:60'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const closed = new Promise((r) => child.once('close', r));
-    try {
-      const deadline = Date.now() + 20_000;
-      while (!stderr.includes('Capturing on')) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`tshark did not start: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      // dumpcap says "Capturing on" a moment before its filter is attached.
-      await new Promise((r) => setTimeout(r, 1000));
-      await traffic();
-      // Give the last frames time to be written.
-      await new Promise((r) => setTimeout(r, 500));
-    } finally {
-      child.kill('SIGINT');
-      await closed;
-    }
-    try {
-      return read(pcap);
-    } finally {
-      rmSync(pcap, { force: true });
-    }
+    return capturePcap(this.underlayNetns, this.bridge, filter, traffic, readPcap, ['-F', 'pcap', '-s', String(snaplen)]);
   }
 }

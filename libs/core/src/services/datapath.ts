@@ -73,6 +73,16 @@ export interface BpfObjectSpec<C = unknown> {
   readonly enabled?: (context: PluginContext<C>) => boolean | Promise<boolean>;
 }
 
+/** cgroup v2 socket hooks a `cgroup/sock_addr` program (`SEC("cgroup/connect4")`, …) attaches to. */
+export type CgroupHook = 'connect4' | 'connect6' | 'sendmsg4' | 'sendmsg6' | 'recvmsg4' | 'recvmsg6' | 'getpeername4' | 'getpeername6';
+
+/** Where {@link LoadedBpfObject.attachCgroup} attaches a program. */
+export interface CgroupTarget {
+  readonly hook: CgroupHook;
+  /** A cgroup v2 directory; default the agent's `agent.cgroupRoot`. */
+  readonly cgroup?: string;
+}
+
 /** Raw access to one map of a loaded object: keys and values as the C structs' bytes. */
 export interface BpfMapView {
   readonly name: string;
@@ -105,6 +115,15 @@ export interface LoadedBpfObject {
   attachTc(program: string, target: { readonly ifindex: number; readonly direction: 'ingress' | 'egress' }): void;
   /** One of its maps (its own, or a pinned one it shares). */
   map(name: string): BpfMapView;
+  /**
+   * Attaches one of its programs to a cgroup v2 socket hook (socket-level load balancing, say)
+   * through a bpf_link pinned under the agent's pin root: it stays attached while the agent is
+   * away, attaching again (a restart) replaces the program in place, and the datapath detaches it
+   * once the plugin leaves the config. Optional: datapaths older than this interface lack it.
+   */
+  attachCgroup?(program: string, target: CgroupTarget): void;
+  /** Detaches what `attachCgroup` attached for `program` at `target`; false when nothing was. */
+  detachCgroup?(program: string, target: CgroupTarget): boolean;
 }
 
 /** Which plugin's program fills a slot. */
