@@ -92,6 +92,7 @@ export class Agent {
     this.#metrics = new AgentMetrics({ version: AGENT_VERSION, node: agent.nodeName }, () => this.#host.status(), {
       logger: root.child({ subsys: 'metrics' }),
       collectors: () => this.#metricsCollectors(),
+      health: () => this.status(),
     });
     this.#api = new ApiServer(
       {

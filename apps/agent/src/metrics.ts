@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { Logger, MetricFamily, MetricsCollector, PluginStatus } from '@cilia/core';
+import type { Health, Logger, MetricFamily, MetricsCollector, PluginStatus } from '@cilia/core';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { exposedValues, familyProblem, type ExposedValue } from './metric-families.js';
 
@@ -12,6 +12,8 @@ export interface AgentMetricsOptions {
   readonly collectors: () => readonly MetricsCollector[];
   /** Default {@link COLLECT_TIMEOUT_MS}. */
   readonly collectTimeoutMs?: number;
+  /** The agent's health for `/healthz` (as `GET /v1/status` has it); without it `/healthz` is 404. */
+  readonly health?: () => { health: Health; problems: readonly string[] };
 }
 
 /**
@@ -53,6 +55,7 @@ export class AgentMetrics {
   readonly #log: Logger;
   readonly #collectors: () => readonly MetricsCollector[];
   readonly #timeoutMs: number;
+  readonly #health: AgentMetricsOptions['health'];
   readonly #families = new Map<string, CollectedFamily>();
   readonly #collectorErrors: Counter<'collector'>;
   /** The problem last logged per collector, so a lasting failure is logged once, not every scrape. */
@@ -63,6 +66,7 @@ export class AgentMetrics {
     this.#log = options.logger;
     this.#collectors = options.collectors;
     this.#timeoutMs = options.collectTimeoutMs ?? COLLECT_TIMEOUT_MS;
+    this.#health = options.health;
     collectDefaultMetrics({ register: this.registry, prefix: 'cilia_agent_' });
     new Gauge({ name: 'cilia_agent_info', help: 'Agent version and node', labelNames: ['version', 'node'], registers: [this.registry] })
       .labels(info.version, info.node)
@@ -162,13 +166,22 @@ export class AgentMetrics {
     this.#log.error({ collector, problem }, `metrics collector ${collector}: ${problem}`);
   }
 
-  /** Serves `/metrics` on `host:port`. */
+  /**
+   * Serves `/metrics` and `/healthz` on `host:port`. `/healthz` is for probes: 200 when the
+   * agent's health is `ok`, 503 otherwise, with `{ health, problems }` as JSON either way.
+   */
   async listen(address: string): Promise<string> {
     const i = address.lastIndexOf(':');
     const host = address.slice(0, i) || '0.0.0.0';
     const port = Number(address.slice(i + 1));
     this.#server = createServer((req, res) => {
-      if (req.url !== '/metrics') {
+      const path = (req.url ?? '').split('?')[0];
+      if (path === '/healthz' && this.#health) {
+        const { health, problems } = this.#health();
+        res.writeHead(health === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ health, problems }) + '\n');
+        return;
+      }
+      if (path !== '/metrics') {
         res.writeHead(404).end();
         return;
       }

@@ -11,7 +11,7 @@ import { registerPluginCommands } from './commands/plugin.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerStatusCommand } from './commands/status.js';
 import { createContext, DEFAULT_SOCKET, NODE_SOCKET_ROOT, type CliIo } from './context.js';
-import { CliError, ExitCode, oneLine } from './errors.js';
+import { CliError, ExitCode, oneLine, QuietExit } from './errors.js';
 
 const HELP_FOOTER = `
 Agent socket:
@@ -103,6 +103,7 @@ function report(err: unknown, io: CliIo, commanderText: string): number {
         return ExitCode.Usage;
     }
   }
+  if (err instanceof QuietExit) return err.exitCode;
   // Ours, or the agent's: not reachable, too slow, or an API error (its message and the field at fault).
   if (err instanceof CliError || err instanceof AgentClientError) {
     io.stderr.write(`cilia: ${oneLine(err.message)}\n`);

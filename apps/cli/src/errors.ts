@@ -18,6 +18,14 @@ export class CliError extends Error {
   }
 }
 
+/** Ends the command with `exitCode` and no further output: the command has said what it had to (`status --brief`). */
+export class QuietExit extends CliError {
+  constructor(exitCode: number) {
+    super('', exitCode);
+    this.name = 'QuietExit';
+  }
+}
+
 /** A command-line mistake (bad flag value, unknown command): exit code 2. */
 export class UsageError extends CliError {
   constructor(message: string) {

@@ -30,7 +30,7 @@ export const agentSection = z.strictObject({
     .string()
     .regex(/^$|^[^\s:]*:\d{1,5}$/, 'expected host:port, :port, or "" to disable')
     .default('127.0.0.1:9962')
-    .describe('host:port serving Prometheus metrics at /metrics. Empty: disabled.'),
+    .describe('host:port serving Prometheus metrics at /metrics and the health probe at /healthz (200 when health is ok, 503 otherwise). Empty: disabled.'),
   cgroupRoot: z
     .string()
     .default('')

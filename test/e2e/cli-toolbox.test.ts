@@ -1,0 +1,106 @@
+// The operator's toolbox against one running agent: `cilia status --brief|--verbose` and the
+// agent's /healthz while a plugin fails and recovers, and after the agent is gone.
+import { spawn, spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO, startAgent, type RunningAgent } from '../support/agent.js';
+
+const CLI = join(REPO, 'node_modules/.bin/cilia');
+
+interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Several `cilia` runs in one Node process (the built @cilia/cli's `run`, as the bin calls it),
+ * so a test pays for one process start, not one per command; the bin itself is run below.
+ */
+async function ciliaRuns(runs: readonly (readonly string[])[]): Promise<CliResult[]> {
+  const script = `
+    const { run } = await import(${JSON.stringify(join(REPO, 'apps/cli/dist/index.js'))});
+    const results = [];
+    for (const argv of JSON.parse(process.argv[1])) {
+      const out = { stdout: '', stderr: '' };
+      const io = { stdout: { write: (t) => (out.stdout += t) }, stderr: { write: (t) => (out.stderr += t) }, env: {} };
+      results.push({ code: await run(argv, io), ...out });
+    }
+    process.stdout.write(JSON.stringify(results));`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(runs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  await new Promise((r) => child.on('close', r));
+  return JSON.parse(text) as CliResult[];
+}
+
+describe('cilia toolbox against a running agent', () => {
+  let agent: RunningAgent;
+  let failFile: string;
+  let healthz: string;
+  const cilia = async (...args: string[]) => (await ciliaRuns([[...args, '--socket', agent.socket]]))[0]!;
+  const probe = async () => {
+    const r = await fetch(healthz);
+    return { status: r.status, body: (await r.json()) as { health: string; problems: string[] } };
+  };
+
+  beforeAll(async () => {
+    failFile = join(REPO, `node_modules/.cilia-toolbox-fail-${process.pid}`);
+    agent = await startAgent({
+      config: {
+        extends: 'standalone',
+        plugins: [join(REPO, 'test/fixtures/plugins/fixture-faulty')],
+        agent: { nodeName: 'toolbox-e2e', metricsAddress: '127.0.0.1:0' },
+        'fixture-faulty': { failWhenExists: failFile },
+      },
+    });
+    const listening = agent
+      .output()
+      .split('\n')
+      .map((l) => (l.startsWith('{') ? (JSON.parse(l) as { msg?: string; metrics?: string }) : {}))
+      .find((l) => l.msg === 'agent API listening');
+    healthz = `http://${listening!.metrics}/healthz`;
+  });
+  afterAll(async () => {
+    rmSync(failFile, { force: true });
+    await agent?.stop();
+  });
+
+  it('status --brief and /healthz follow a plugin that fails and recovers', async () => {
+    expect(await cilia('status', '--brief')).toEqual({ code: 0, stdout: 'ok\n', stderr: '' });
+    expect(await probe()).toEqual({ status: 200, body: { health: 'ok', problems: [] } });
+
+    writeFileSync(failFile, '');
+    const [failed, json, verbose] = await ciliaRuns([['status', '--brief'], ['status', '--brief', '-o', 'json'], ['status', '--verbose']].map((a) => [...a, '--socket', agent.socket]));
+    expect(failed).toEqual({ code: 1, stdout: 'degraded\n', stderr: '' });
+    expect(json!.code).toBe(1);
+    expect(JSON.parse(json!.stdout)).toEqual({ health: 'degraded', problems: [`fixture-faulty: lost its backend (${failFile} exists)`] });
+    const down = await probe();
+    expect(down.status).toBe(503);
+    expect(down.body.health).toBe('degraded');
+    // --verbose puts the problem on its component's row.
+    expect(verbose!.code).toBe(0);
+    expect(verbose!.stdout).toMatch(/^Components:$/m);
+    expect(verbose!.stdout).toMatch(new RegExp(`^\\s*fixture-faulty\\s+0\\.0\\.1\\s+configured\\s+started\\s+cilia\\.HealthReporters\\s+<none>\\s+<none>\\s+lost its backend \\(${failFile.replace(/[.]/g, '\\.')} exists\\)\\s+<none>$`, 'm'));
+    expect(verbose!.stdout).toMatch(/^\s*@cilia\/datapath\s+\S+\s+default\s+started\s+cilia\.Datapath,cilia\.EndpointManager,\S+/m);
+    expect(verbose!.stdout).not.toMatch(/^Problems:/m);
+
+    rmSync(failFile);
+    const [healthy, both] = await ciliaRuns([['status', '--brief'], ['status', '--brief', '--verbose']].map((a) => [...a, '--socket', agent.socket]));
+    expect(healthy!.code).toBe(0);
+    expect(both!.code).toBe(2);
+    expect((await probe()).status).toBe(200);
+  });
+
+  // Last: it stops the agent.
+  it('status --brief (the bin) says unreachable and exits 1 once the agent is down', async () => {
+    const before = spawnSync(CLI, ['status', '--brief', '--socket', agent.socket], { encoding: 'utf8' });
+    expect([before.status, before.stdout]).toEqual([0, 'ok\n']);
+    const socket = agent.socket;
+    expect((await agent.stop()).code).toBe(0);
+    const r = spawnSync(CLI, ['status', '--brief', '--socket', socket], { encoding: 'utf8' });
+    expect([r.status, r.stdout]).toEqual([1, 'unreachable\n']);
+    expect(r.stderr).toBe(`cilia: cannot reach the agent at ${socket}: no such socket (is cilia-agent running?)\n`);
+  });
+});
