@@ -1,12 +1,14 @@
 // The agent in Kubernetes mode (@cilia/plugin-kubernetes) against the test API server, on real
 // packets: policies applied with kubectl are enforced between endpoints; while the API server
 // is away nothing leaves the datapath; when it comes back with its history compacted (410 Gone)
-// the agent re-lists and a policy deleted meanwhile is removed.
-import { execFileSync, spawn } from 'node:child_process';
+// the agent re-lists and a policy deleted meanwhile is removed. Pods created with kubectl and
+// attached by cilia-cni as a runtime attaches them (K8S_POD_* args) take their Pods' labels, and
+// a `kubectl label` changes their identity and the policy that selects them.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import type { AgentStatus, Endpoint } from '@cilia/core';
+import type { AgentStatus, Endpoint, Identity } from '@cilia/core';
 import type { PolicyListResponse } from '@cilia/api-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -18,6 +20,8 @@ const NAMESPACE = `k8s${tag}`;
 const NODE = `k8s-node-${tag}`;
 const POD_CIDR = `10.${100 + (parseInt(tag.slice(0, 2), 16) % 40)}.${parseInt(tag.slice(2, 4), 16)}.0/24`;
 const EGRESS = `k8seg${tag}`;
+const CNI = join(REPO, 'apps/cni/bin/cilia-cni.js');
+const runtimeNetns: string[] = [];
 
 let server: KubeApiServer;
 let kubeconfig: string;
@@ -41,6 +45,53 @@ async function endpoint(name: string, app: string): Promise<Endpoint> {
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   return r.body;
 }
+
+/** What a container runtime does for a Pod: a network namespace, then cilia-cni ADD with the Pod's K8S_POD_* args. */
+async function attach(pod: string): Promise<Endpoint> {
+  const netns = `k8s-cni-${tag}-${pod}`;
+  ip('netns', 'add', netns);
+  runtimeNetns.push(netns);
+  const r = await cni('ADD', pod, netns);
+  expect(r.code, r.stdout).toBe(0);
+  const endpoints = (await api<Endpoint[]>(agent.socket, 'GET', '/v1/endpoints')).body;
+  return endpoints.find((e) => e.containerId === `ctr-${tag}-${pod}`)!;
+}
+
+async function cni(command: 'ADD' | 'DEL', pod: string, netns: string): Promise<{ code: number | null; stdout: string }> {
+  const child = spawn(CNI, [], {
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: `ctr-${tag}-${pod}`,
+      CNI_NETNS: `/run/netns/${netns}`,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: '/opt/cni/bin',
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NAMESPACE};K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=ctr-${tag}-${pod}`,
+    },
+  });
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stdin.end(JSON.stringify({ cniVersion: '1.0.0', name: 'cilia', type: 'cilia-cni', socket: agent.socket }));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout };
+}
+
+async function endpointOf(pod: string): Promise<Endpoint> {
+  return (await api<Endpoint[]>(agent.socket, 'GET', '/v1/endpoints')).body.find((e) => e.containerId === `ctr-${tag}-${pod}`)!;
+}
+
+async function identityLabels(pod: string): Promise<Record<string, string>> {
+  const e = await endpointOf(pod);
+  const r = await api<Identity>(agent.socket, 'GET', `/v1/identities/${e.identity}`);
+  return r.status === 200 ? { ...r.body.labels } : {};
+}
+
+const kubePod = (name: string, labels: Record<string, string>) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: NAMESPACE, labels },
+  spec: { nodeName: NODE, containers: [{ name: 'c', image: 'busybox' }] },
+});
 
 async function policies(): Promise<string[]> {
   return (await api<PolicyListResponse>(agent.socket, 'GET', '/v1/policy')).body.rules.map((r) => `${r.kind}/${r.name}`);
@@ -73,10 +124,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (agent) {
+    for (const netns of runtimeNetns) await cni('DEL', netns.slice(`k8s-cni-${tag}-`.length), netns).catch(() => undefined);
     for (const e of (await api<Endpoint[]>(agent.socket, 'GET', '/v1/endpoints').catch(() => ({ body: [] as Endpoint[] }))).body) await api(agent.socket, 'DELETE', `/v1/endpoints/${e.id}`).catch(() => undefined);
     await agent.stop();
   }
   deletePodNetns(NAMESPACE);
+  for (const netns of runtimeNetns) spawnSync('ip', ['netns', 'del', netns]);
   try {
     ip('link', 'del', EGRESS);
   } catch {
@@ -86,6 +139,43 @@ afterAll(async () => {
 });
 
 describe('the agent in Kubernetes mode', () => {
+  it("gives a Pod attached by cilia-cni its Pod's labels; kubectl label changes its identity and the policy that selects it", async () => {
+    await apply(kubePod('srv', { app: 'srv' }), kubePod('cli', { app: 'cli', tier: 'blocked' }));
+    const srv = await attach('srv');
+    const cli = await attach('cli');
+    // The runtime's endpoints: the Pods' namespace and name, their Pods' labels (none in the CNI config).
+    expect([srv.namespace, srv.name, cli.name]).toEqual([NAMESPACE, 'srv', 'cli']);
+    await expect.poll(() => identityLabels('srv'), { timeout: 10_000 }).toMatchObject({ 'k8s:app': 'srv', 'k8s:io.kubernetes.pod.namespace': NAMESPACE, [`k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name`]: NAMESPACE });
+    await expect.poll(() => identityLabels('cli'), { timeout: 10_000 }).toMatchObject({ 'k8s:app': 'cli', 'k8s:tier': 'blocked' });
+    // The agent made no endpoints of its own for these Pods (the runtime attaches them).
+    expect((await api<Endpoint[]>(agent.socket, 'GET', '/v1/endpoints')).body.filter((e) => e.namespace === NAMESPACE).map((e) => e.containerId)).toEqual([`ctr-${tag}-srv`, `ctr-${tag}-cli`]);
+
+    // srv admits only tier=trusted.
+    await apply({
+      apiVersion: 'cilium.io/v2',
+      kind: 'CiliumNetworkPolicy',
+      metadata: { name: 'srv-from-trusted', namespace: NAMESPACE },
+      spec: { endpointSelector: { matchLabels: { app: 'srv' } }, ingress: [{ fromEndpoints: [{ matchLabels: { tier: 'trusted' } }] }] },
+    });
+    const [srvNow, cliNow] = [await endpointOf('srv'), await endpointOf('cli')];
+    await expect.poll(() => pings(cliNow, srvNow), { timeout: 10_000 }).toBe(false);
+    const before = cliNow.identity;
+
+    const relabelled = Date.now();
+    expect((await kubectl(kubeconfig, ['label', 'pod', 'cli', '-n', NAMESPACE, 'tier=trusted', '--overwrite'])).code).toBe(0);
+    await expect.poll(() => pings(cliNow, srvNow), { timeout: 10_000, interval: 50 }).toBe(true);
+    const tookMs = Date.now() - relabelled;
+    expect((await endpointOf('cli')).identity).not.toBe(before);
+    expect(await identityLabels('cli')).toMatchObject({ 'k8s:tier': 'trusted' });
+    console.log(`kubectl label → the relabelled pod admitted by policy in ${tookMs} ms`);
+
+    // And back: blocked again.
+    expect((await kubectl(kubeconfig, ['label', 'pod', 'cli', '-n', NAMESPACE, 'tier-'])).code).toBe(0);
+    await expect.poll(() => pings(cliNow, srvNow), { timeout: 10_000 }).toBe(false);
+    await kubectl(kubeconfig, ['delete', 'ciliumnetworkpolicies', 'srv-from-trusted', '-n', NAMESPACE]);
+    await expect.poll(() => policies(), { timeout: 10_000 }).toEqual([]);
+  }, 60_000);
+
   it('follows the API server: a kubectl-applied CiliumNetworkPolicy is enforced; through an outage and a 410 Gone nothing leaves the datapath, and a policy deleted meanwhile goes after', async () => {
     expect((await agent.status()).plugins).toContainEqual(expect.objectContaining({ name: '@cilia/plugin-kubernetes', state: 'started' }));
     const web = await endpoint('web', 'web');
@@ -110,7 +200,7 @@ describe('the agent in Kubernetes mode', () => {
     await expect.poll(() => problems(), { timeout: 10_000 }).toContainEqual(expect.stringMatching(/^kubernetes: CiliumNetworkPolicy: watch failing since /));
     // Cut off, the agent keeps what it has: endpoints, policy, verdicts.
     await new Promise((r) => setTimeout(r, 2000));
-    expect((await api<Endpoint[]>(agent.socket, 'GET', '/v1/endpoints')).body.map((e) => e.id).sort()).toEqual([web.id, db.id, other.id].sort());
+    expect((await api<Endpoint[]>(agent.socket, 'GET', '/v1/endpoints')).body.filter((e) => !e.containerId).map((e) => e.id).sort()).toEqual([web.id, db.id, other.id].sort());
     expect(await policies()).toEqual(['CiliumNetworkPolicy/db-from-web']);
     expect(await pings(web, db)).toBe(true);
     expect(await pings(other, db)).toBe(false);

@@ -43,6 +43,8 @@ interface Subscription {
  */
 export class KubernetesResourceSource implements ResourceSource {
   readonly name: string;
+  /** Pods are attached by the container runtime through cilia-cni; their endpoints take the Pods' labels. */
+  readonly podAttachment = 'cni';
   readonly #o: KubernetesResourceSourceOptions;
   readonly #log: Logger;
   readonly #informers = new Map<ResourceKind, Informer>();

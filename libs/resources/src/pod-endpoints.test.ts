@@ -11,6 +11,7 @@ const quiet: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}
 /** A source the test drives by hand. */
 class HandSource implements ResourceSource {
   readonly name = 'hand';
+  constructor(readonly podAttachment: 'agent' | 'cni' = 'agent') {}
   listener?: (event: ResourceEvent) => void;
   subscribe(_kinds: readonly ResourceKind[], listener: (event: ResourceEvent) => void) {
     this.listener = listener;
@@ -108,8 +109,16 @@ class FakeEndpoints implements EndpointManager {
   list() {
     return [...this.endpoints.values()];
   }
-  subscribe() {
-    return () => {};
+  readonly #listeners = new Set<(event: { type: 'upsert' | 'delete'; endpoint: Endpoint }) => void>();
+  subscribe(listener: (event: { type: 'upsert' | 'delete'; endpoint: Endpoint }) => void) {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  /** An endpoint cilia-cni made (container id, the CNI config's labels), announced as the manager does. */
+  attach(request: EndpointCreateRequest): Endpoint {
+    const e = this.add(request);
+    for (const l of this.#listeners) l({ type: 'upsert', endpoint: e });
+    return e;
   }
   labelsOf(namespace: string, name: string): Labels | undefined {
     return this.list().find((e) => e.namespace === namespace && e.name === name && !e.containerId)?.labels;
@@ -157,8 +166,8 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
     controller = undefined;
   });
 
-  function setup(endpoints = new FakeEndpoints(), owned = new OwnedPodsMemory()) {
-    const source = new HandSource();
+  function setup(endpoints = new FakeEndpoints(), owned = new OwnedPodsMemory(), attachment: 'agent' | 'cni' = 'agent') {
+    const source = new HandSource(attachment);
     controller = new PodEndpointController({ source, endpoints, owned, logger: quiet, retryInitialMs: 10, retryMaxMs: 40 });
     const started = controller.start();
     return { source, endpoints, started, controller, owned };
@@ -188,6 +197,34 @@ describe('PodEndpointController (logic, against an in-memory EndpointManager)', 
     expect(endpoints.list()).toEqual([]);
     expect(owned.pods).toEqual(new Set());
     expect(endpoints.calls).toEqual(['create default/web', 'update default/web', 'delete default/web']);
+  });
+
+  it('with Pods the runtime attaches (cni): creates nothing, gives the CNI endpoint its Pod\'s k8s: labels whichever comes first, keeps its own', async () => {
+    const { source, endpoints, started, controller } = setup(new FakeEndpoints(), new OwnedPodsMemory(), 'cni');
+    await subscribed(source);
+    // Attached before the Pod is known: nothing happens to it yet.
+    const early = endpoints.attach({ name: 'early', namespace: 'shop', labels: { 'cni:net': 'a' }, containerId: 'c1' });
+    source.pod('early', { app: 'early' }, 'shop');
+    source.pod('late', { app: 'late' }, 'shop');
+    source.pod('unrelated', { app: 'x' }, 'shop');
+    source.synced();
+    await started;
+    await controller.idle();
+    expect(endpoints.get(early.id)!.labels).toEqual({ 'cni:net': 'a', 'k8s:app': 'early', ...nsLabels('shop') });
+    // Attached after: labelled as it appears.
+    const late = endpoints.attach({ name: 'late', namespace: 'shop', labels: {}, containerId: 'c2' });
+    await controller.idle();
+    expect(endpoints.get(late.id)!.labels).toEqual({ 'k8s:app': 'late', ...nsLabels('shop') });
+    // The Pod's and its Namespace's labels change: so do the endpoint's.
+    source.pod('late', { app: 'late', tier: 'db' }, 'shop');
+    source.namespace('shop', { team: 'blue' });
+    await controller.idle();
+    expect(endpoints.get(late.id)!.labels).toEqual({ 'k8s:app': 'late', 'k8s:tier': 'db', ...nsLabels('shop', { team: 'blue' }) });
+    // A Pod deleted: its endpoint is the runtime's to delete (CNI DEL).
+    source.gone('late', 'shop');
+    await controller.idle();
+    expect(endpoints.list().map((e) => e.name)).toEqual(['early', 'late']);
+    expect(endpoints.calls.filter((c) => !c.startsWith('update'))).toEqual([]);
   });
 
   it("creates endpoints with the Pod's named ports and its Namespace's labels, and relabels them when the Namespace's labels change", async () => {

@@ -81,7 +81,13 @@ interface PodWork {
  *
  * It finds a Pod's endpoint by namespace and name among the endpoints without a container id
  * (CNI's have one), and records the pods it manages (see {@link OwnedPods}) before it creates
- * anything. Operations are serialized per pod, coalesced (only the latest wanted state is
+ * anything.
+ *
+ * Where the source's Pods are attached by a container runtime (`podAttachment: 'cni'`,
+ * Kubernetes), it creates and deletes nothing: the endpoint cilia-cni made for a Pod (its
+ * `K8S_POD_NAMESPACE`/`K8S_POD_NAME` as the endpoint's namespace and name, a container id) takes
+ * the Pod's `k8s:` labels — when it appears, when the Pod is listed, and whenever the Pod's or
+ * its Namespace's labels change — and keeps the labels of its own CNI config. Operations are serialized per pod, coalesced (only the latest wanted state is
  * applied) and retried with backoff. Recorded endpoints no Pod backs any more are deleted only
  * once the source has delivered its full listing (`synced`), so a restart never loses one, and
  * endpoints made through the CLI or the API are never touched.
@@ -95,6 +101,7 @@ export class PodEndpointController {
   #owned = new Set<string>();
   #saving: Promise<void> = Promise.resolve();
   #unsubscribe?: Unsubscribe;
+  #unsubscribeEndpoints?: Unsubscribe;
   #stopped = false;
   #synced = false;
 
@@ -103,9 +110,22 @@ export class PodEndpointController {
     this.#log = options.logger;
   }
 
+  /** Whether the runtime attaches Pods (cilia-cni) and this controller only labels their endpoints. */
+  get #cni(): boolean {
+    return this.#options.source.podAttachment === 'cni';
+  }
+
   /** Subscribes to Pods and Namespaces; resolves once the source's initial listing has been taken in. */
   async start(): Promise<void> {
     this.#owned = new Set(await this.#options.owned.load());
+    if (this.#cni) {
+      // A CNI endpoint appearing (or relabelled by someone else) for a Pod we know: its labels again.
+      this.#unsubscribeEndpoints = this.#options.endpoints.subscribe(({ type, endpoint }) => {
+        if (this.#stopped || type !== 'upsert' || endpoint.containerId === undefined) return;
+        const work = this.#work.get(podKey(endpoint.namespace, endpoint.name));
+        if (work?.desired && !sameK8sLabels(endpoint, work.desired.labels)) this.#want(work.namespace, work.name, work.desired);
+      });
+    }
     await new Promise<void>((resolve) => {
       this.#unsubscribe = this.#options.source.subscribe(['Namespace', 'Pod'], (event) => {
         this.#onEvent(event);
@@ -118,6 +138,7 @@ export class PodEndpointController {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unsubscribe?.();
+    this.#unsubscribeEndpoints?.();
     for (const w of this.#work.values()) w.wake?.();
     await Promise.allSettled([...this.#work.values()].map((w) => w.running));
   }
@@ -242,6 +263,7 @@ export class PodEndpointController {
   }
 
   async #apply(work: PodWork): Promise<void> {
+    if (this.#cni) return this.#labelAttached(work);
     const { endpoints } = this.#options;
     const key = podKey(work.namespace, work.name);
     const desired = work.desired;
@@ -269,6 +291,19 @@ export class PodEndpointController {
     if (!sameK8sLabels(current, desired.labels)) {
       await endpoints.updateLabels(current.id, desired.labels);
       this.#log.info({ pod: key, endpoint: current.id, labels: desired.labels }, 'endpoint labels updated');
+    }
+  }
+
+  /** The endpoints cilia-cni attached for this Pod take its `k8s:` labels; their other labels stay. */
+  async #labelAttached(work: PodWork): Promise<void> {
+    const desired = work.desired;
+    if (!desired) return; // a deleted Pod's endpoint goes with the runtime's CNI DEL
+    const { endpoints } = this.#options;
+    for (const e of endpoints.list()) {
+      if (e.containerId === undefined || e.namespace !== work.namespace || e.name !== work.name || sameK8sLabels(e, desired.labels)) continue;
+      const own = Object.fromEntries(Object.entries(e.labels).filter(([k]) => !k.startsWith(K8S)));
+      const updated = await endpoints.updateLabels(e.id, { ...own, ...desired.labels });
+      this.#log.info({ pod: podKey(work.namespace, work.name), endpoint: e.id, containerId: e.containerId, identity: updated.identity }, 'endpoint attached by CNI takes its Pod\'s labels');
     }
   }
 }

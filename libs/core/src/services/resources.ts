@@ -46,6 +46,13 @@ export type ResourceEvent =
 export interface ResourceSource {
   /** e.g. `manifests:/etc/cilia/manifests` or `kubernetes`. */
   readonly name: string;
+  /**
+   * Who attaches the Pods it lists: `agent` (the default) — the agent gives each Pod a network
+   * namespace and an endpoint of its own (the manifest directory); `cni` — a container runtime
+   * attaches each Pod through cilia-cni (`K8S_POD_NAMESPACE`/`K8S_POD_NAME`), and the agent only
+   * gives that endpoint its Pod's labels (Kubernetes).
+   */
+  readonly podAttachment?: 'agent' | 'cni';
   /** Delivers the current objects of `kinds` as upserts, then `synced`, then changes. */
   subscribe(kinds: readonly ResourceKind[], listener: (event: ResourceEvent) => void): Unsubscribe;
 }
