@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdServer } from '@cilia/plugin-kvstore-etcd/testing';
-import { apiGet, startAgent, type RunningAgent } from '../support/agent.js';
+import { apiGet, REPO, startAgent, type RunningAgent } from '../support/agent.js';
 
 describe('agent with @cilia/plugin-kvstore-etcd', () => {
   let etcd: EtcdServer;
@@ -30,6 +31,35 @@ describe('agent with @cilia/plugin-kvstore-etcd', () => {
       expect(existsSync(join(agent.dir, 'state', 'kvstore'))).toBe(false);
     } finally {
       await agent?.stop();
+    }
+  });
+
+  it('never shows an inline password: /v1/config, cilia config view and the log say [redacted]', async () => {
+    const password = `pw-${process.pid}-${Date.now()}`;
+    const secured = await EtcdServer.start();
+    let agent: RunningAgent | undefined;
+    try {
+      await secured.enableAuth(password);
+      agent = await startAgent({
+        config: {
+          plugins: ['@cilia/plugin-kvstore-etcd'],
+          agent: { logLevel: 'debug' },
+          'kvstore-etcd': { endpoints: [secured.endpoint], keyPrefix: '/secret-test', auth: { username: 'root', password } },
+        },
+      });
+      // Connected with it: the password did reach etcd.
+      expect(agent.output()).toContain('connected to etcd');
+      const cfg = await apiGet<{ config: Record<string, { auth?: unknown }> }>(agent.socket, '/v1/config');
+      expect(cfg.body.config['kvstore-etcd']!.auth).toEqual({ username: 'root', password: '[redacted]' });
+      const view = spawnSync(join(REPO, 'node_modules/.bin/cilia'), ['config', 'view', '-o', 'json'], { encoding: 'utf8', env: { ...process.env, CILIA_SOCKET: agent.socket } });
+      expect(view.status, view.stderr).toBe(0);
+      expect(view.stdout).toContain('[redacted]');
+      expect(view.stdout).not.toContain(password);
+      expect(agent.output()).toContain('effective config (secrets redacted)');
+      expect(agent.output()).not.toContain(password);
+    } finally {
+      await agent?.stop();
+      await secured.stop();
     }
   });
 

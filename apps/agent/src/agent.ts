@@ -85,7 +85,7 @@ export class Agent {
   constructor(prepared: PreparedAgent) {
     this.#prepared = prepared;
     const { agent } = prepared.config;
-    const root = createLogger(agent.logLevel, agent.logFile);
+    const root = createLogger(agent.logLevel, agent.logFile, prepared.config.secrets);
     this.#log = root.child({ subsys: 'agent' }) as Logger & { flush(): void };
     this.#bpfLog = root.child({ subsys: 'bpf' });
     this.#host = new PluginHost({ set: prepared.set, agent, logger: root, sections: prepared.config.sections });
@@ -119,6 +119,7 @@ export class Agent {
       { socket: agent.apiSocket, metrics, node: agent.nodeName, config: this.#prepared.document.sources },
       'agent API listening',
     );
+    this.#log.debug({ effective: this.#prepared.config.view }, 'effective config (secrets redacted)');
     try {
       await this.#host.start();
     } catch (err) {

@@ -52,7 +52,13 @@ const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._z
  */
 export function strictDeep<T extends z.ZodType>(schema: T): T {
   const def = defOf(schema);
-  const clone = (patch: Record<string, unknown>) => (schema as unknown as { clone(d: unknown): T }).clone({ ...def, ...patch });
+  const clone = (patch: Record<string, unknown>) => {
+    const copy = (schema as unknown as { clone(d: unknown): T }).clone({ ...def, ...patch });
+    // A clone from a new def drops the registry's metadata (description, the secret mark): keep it.
+    const meta = z.globalRegistry.get(schema);
+    if (meta) z.globalRegistry.add(copy, meta);
+    return copy;
+  };
   switch (def.type) {
     case 'object': {
       const shape = def.shape as Record<string, z.ZodType>;

@@ -12,6 +12,7 @@ export * from './resolve.js';
 export * from './lifecycle.js';
 export * from './host.js';
 export * from './config.js';
+export * from './secrets.js';
 export * from './api.js';
 export type * from './services/logger.js';
 export type * from './services/config.js';

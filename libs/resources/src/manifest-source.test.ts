@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,13 +74,14 @@ describe('ManifestDirectorySource', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function open(options: { kinds?: ResourceKind[]; resyncIntervalMs?: number; directory?: string; stateFile?: string } = {}) {
+  async function open(options: { kinds?: ResourceKind[]; resyncIntervalMs?: number; directory?: string; stateFile?: string; maxFileBytes?: number } = {}) {
     source = new ManifestDirectorySource({
       directory: options.directory ?? dir,
       debounceMs: 50,
       resyncIntervalMs: options.resyncIntervalMs ?? 0,
       logger: memoryLogger(log),
       ...(options.stateFile ? { stateFile: options.stateFile } : {}),
+      ...(options.maxFileBytes ? { maxFileBytes: options.maxFileBytes } : {}),
     });
     const events: string[] = [];
     const raw: ResourceEvent[] = [];
@@ -219,6 +220,48 @@ describe('ManifestDirectorySource', () => {
     expect(await next(events, 1)).toEqual(['upsert Pod default/web {"app":"web3"}']);
     rmSync(join(dir, 'team'), { recursive: true });
     expect(await next(events, 1)).toEqual(['delete Pod default/web']);
+  });
+
+  it('refuses a file over maxFileBytes without reading it, keeping what it defined before', async () => {
+    const file = join(dir, 'web.yaml');
+    writeFileSync(file, pod('web', { app: 'web' }));
+    const { events } = await open({ maxFileBytes: 1024 });
+    expect(events).toEqual(['upsert Pod default/web {"app":"web"}', 'synced']);
+    // Valid YAML, only too long: a comment pads it past the limit.
+    writeFileSync(file, `${pod('web', { app: 'big' })}# ${'x'.repeat(2000)}\n`);
+    expect(await next(events, 1)).toEqual(['invalid web.yaml ']);
+    expect(source!.report()).toMatchObject({
+      objects: [{ kind: 'Pod', name: 'web', file: 'web.yaml' }],
+      invalid: [{ file: 'web.yaml', path: '', reason: 'file is larger than manifests.maxFileBytes (1024 bytes); not read' }],
+    });
+    writeFileSync(file, pod('web', { app: 'small' }));
+    expect(await next(events, 1)).toEqual(['upsert Pod default/web {"app":"small"}']);
+    expect(source!.report().invalid).toEqual([]);
+  });
+
+  it('refuses symlinks leading out of the directory and reads those that stay inside (a ConfigMap mount)', async () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), 'cilia-elsewhere-'));
+    try {
+      writeFileSync(join(elsewhere, 'secret.yaml'), pod('stolen', { app: 'x' }));
+      // A mounted ConfigMap: the visible name links into ..data, itself a link to a dated directory.
+      mkdirSync(join(dir, '..2026_12_06'));
+      writeFileSync(join(dir, '..2026_12_06', 'web.yaml'), pod('web', { app: 'web' }));
+      symlinkSync('..2026_12_06', join(dir, '..data'));
+      symlinkSync('..data/web.yaml', join(dir, 'web.yaml'));
+      symlinkSync(join(elsewhere, 'secret.yaml'), join(dir, 'outside.yaml'));
+      symlinkSync('../' + join(elsewhere.split('/').pop()!, 'secret.yaml'), join(dir, 'relative.yaml'));
+      const { events } = await open();
+      expect(events.sort()).toEqual(['invalid outside.yaml ', 'invalid relative.yaml ', 'synced', 'upsert Pod default/web {"app":"web"}']);
+      expect(source!.report().invalid).toEqual([
+        { file: 'outside.yaml', path: '', reason: `a symlink leading outside the manifest directory (to ${join(elsewhere, 'secret.yaml')}); not read` },
+        { file: 'relative.yaml', path: '', reason: `a symlink leading outside the manifest directory (to ${join(elsewhere, 'secret.yaml')}); not read` },
+      ]);
+      unlinkSync(join(dir, 'outside.yaml'));
+      unlinkSync(join(dir, 'relative.yaml'));
+      await until('report cleared', () => source!.report().invalid.length === 0);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 
   it('starts on a missing directory with nothing, and reads it once it appears', async () => {

@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { InvalidManifest, ManifestObjectRef, ManifestsReport } from '@cilia/api-client';
 import type { KubeObject, Logger, ResourceEvent, ResourceKind, ResourceRef, ResourceSource, Unsubscribe } from '@cilia/core';
 import { AcceptedStateFile, type CachedObject } from './accepted-cache.js';
@@ -18,6 +18,8 @@ export interface ManifestSourceOptions {
   readonly debounceMs: number;
   /** Full rescan period in ms, a safety net for missed events and for a directory that appears later; 0 = never. */
   readonly resyncIntervalMs: number;
+  /** Files larger than this are refused (reported) rather than read; default 4 MiB. */
+  readonly maxFileBytes?: number;
   /**
    * Where the last accepted content of every file is kept (in the agent's state directory), so
    * that a file broken while the agent was down still contributes what it did before. Without
@@ -56,8 +58,8 @@ interface Subscriber {
 
 /** Longest a stream of changes may hold back a read, however busy the writer. */
 const MAX_DEBOUNCE_MS = 1000;
-/** Files larger than this are refused rather than parsed. */
-const MAX_FILE_BYTES = 4 * 1024 * 1024;
+/** Default of {@link ManifestSourceOptions.maxFileBytes}. */
+export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /**
  * The standalone `ResourceSource`: Kubernetes-shaped YAML files in a directory, watched.
@@ -251,20 +253,28 @@ export class ManifestDirectorySource implements ResourceSource {
     const problemsBefore = new Map([...this.#files].map(([file, f]) => [file, f.problem]));
 
     for (const file of [...this.#files.keys()]) {
-      if (!listing.files.has(file)) this.#remove(file);
+      if (!listing.files.has(file) && !listing.outside.has(file)) this.#remove(file);
     }
-    for (const [file, { absolute, key }] of [...listing.files].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [file, target] of listing.outside) {
+      this.#refuse(file, `outside:${target}`, '', { path: '', reason: `a symlink leading outside the manifest directory (to ${target}); not read` });
+    }
+    const limit = this.#options.maxFileBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
+    for (const [file, { absolute, key, size }] of [...listing.files].sort(([a], [b]) => a.localeCompare(b))) {
       const state = this.#files.get(file);
       if (state?.key === key) continue;
+      if (size > limit) {
+        this.#refuse(file, key, '', tooLarge(limit));
+        continue;
+      }
       let text: string;
       try {
-        text = await readLimited(absolute);
+        text = await readLimited(absolute, limit, size);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
           this.#remove(file); // gone between the scan and the read: the next event reads again
           continue;
         }
-        this.#refuse(file, key, '', { path: '', reason: (err as Error).message });
+        this.#refuse(file, key, '', err instanceof FileTooLarge ? tooLarge(limit) : { path: '', reason: (err as Error).message });
         continue;
       }
       if (this.#stopped) return;
@@ -408,8 +418,27 @@ function byRef(a: ResourceRef, b: ResourceRef): number {
   return a.kind.localeCompare(b.kind) || (a.namespace ?? '').localeCompare(b.namespace ?? '') || a.name.localeCompare(b.name);
 }
 
-async function readLimited(path: string): Promise<string> {
-  const data = await readFile(path);
-  if (data.length > MAX_FILE_BYTES) throw new Error(`file is larger than ${MAX_FILE_BYTES} bytes`);
-  return data.toString('utf8');
+class FileTooLarge extends Error {}
+
+function tooLarge(limit: number): FileProblem {
+  return { path: '', reason: `file is larger than manifests.maxFileBytes (${limit} bytes); not read` };
+}
+
+/** Reads at most `limit` bytes: a file that grew after the scan is refused, never read whole. */
+async function readLimited(path: string, limit: number, sizeHint: number): Promise<string> {
+  const handle = await open(path, 'r');
+  try {
+    let buffer = Buffer.allocUnsafe(Math.min(limit, sizeHint) + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > limit) throw new FileTooLarge();
+      if (length === buffer.length) buffer = Buffer.concat([buffer], Math.min(limit + 1, buffer.length * 2));
+    }
+    return buffer.subarray(0, length).toString('utf8');
+  } finally {
+    await handle.close();
+  }
 }

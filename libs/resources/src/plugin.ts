@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import { definePlugin, Tokens, z, type ApiRoute } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
-import { formatInvalid, ManifestDirectorySource } from './manifest-source.js';
+import { DEFAULT_MAX_MANIFEST_BYTES, formatInvalid, ManifestDirectorySource } from './manifest-source.js';
 
 /** Settings of the manifest directory (the `manifests:` section). */
 export const manifestsConfig = z.strictObject({
@@ -26,6 +26,13 @@ export const manifestsConfig = z.strictObject({
     .max(3_600_000)
     .default(10_000)
     .describe('Period of a full rescan that catches missed events and a directory created later; 0 turns it off.'),
+  maxFileBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(DEFAULT_MAX_MANIFEST_BYTES)
+    .describe('Largest manifest file read; a larger one is refused and reported (`GET /v1/manifests`, the log), changing nothing. Symlinks leading outside the directory are refused the same way.'),
 });
 
 /**
@@ -45,6 +52,7 @@ export const manifestsPlugin = definePlugin({
       directory: resolve(config.directory),
       debounceMs: config.debounceMs,
       resyncIntervalMs: config.resyncIntervalMs,
+      maxFileBytes: config.maxFileBytes,
       stateFile: join(agent.stateDir, 'resources', 'manifests.json'),
       logger,
     });

@@ -1,12 +1,14 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 
 /** What a directory scan found. */
 export interface DirectoryListing {
   /** False when the directory itself does not exist (yet). */
   readonly exists: boolean;
-  /** Manifest files by path relative to the root (`/`-separated), with a change key. */
-  readonly files: ReadonlyMap<string, { readonly absolute: string; readonly key: string }>;
+  /** Manifest files by path relative to the root (`/`-separated), with a change key and size. */
+  readonly files: ReadonlyMap<string, { readonly absolute: string; readonly key: string; readonly size: number }>;
+  /** Symlinked manifest files that lead outside the directory (not read): file → where they lead. */
+  readonly outside: ReadonlyMap<string, string>;
   /** Absolute paths of the root and every subdirectory scanned (to watch). */
   readonly directories: readonly string[];
 }
@@ -16,12 +18,16 @@ const MANIFEST = /\.ya?ml$/;
 /**
  * Lists `*.yaml` / `*.yml` files under `root`, recursively. Hidden entries (a leading `.`:
  * editor swap files, the `..data` links of a mounted ConfigMap) are skipped; a symlink to a
- * file counts as that file, a symlink to a directory is not followed (no loops).
+ * file inside the directory counts as that file (a mounted ConfigMap's `name.yaml → ..data/…`),
+ * one leading out of it is listed in `outside` and never read (the directory is the boundary of
+ * what the agent takes as configuration), a symlink to a directory is not followed (no loops).
  * The change key (inode, size, mtime) tells a rewritten or replaced file from an untouched one.
  */
 export async function scanManifestDirectory(root: string): Promise<DirectoryListing> {
-  const files = new Map<string, { absolute: string; key: string }>();
+  const files = new Map<string, { absolute: string; key: string; size: number }>();
+  const outside = new Map<string, string>();
   const directories: string[] = [];
+  let realRoot: string | undefined;
   const walk = async (dir: string): Promise<boolean> => {
     let entries;
     try {
@@ -42,7 +48,16 @@ export async function scanManifestDirectory(root: string): Promise<DirectoryList
       try {
         const s = await stat(absolute);
         if (!s.isFile()) continue;
-        files.set(relative(root, absolute).split(sep).join('/'), { absolute, key: `${s.ino}:${s.size}:${s.mtimeMs}` });
+        const file = relative(root, absolute).split(sep).join('/');
+        if (entry.isSymbolicLink()) {
+          realRoot ??= await realpath(root);
+          const target = await realpath(absolute);
+          if (!isWithin(realRoot, target)) {
+            outside.set(file, target);
+            continue;
+          }
+        }
+        files.set(file, { absolute, key: `${s.ino}:${s.size}:${s.mtimeMs}`, size: s.size });
       } catch (err) {
         if (!isGone(err)) throw err;
       }
@@ -50,7 +65,12 @@ export async function scanManifestDirectory(root: string): Promise<DirectoryList
     return true;
   };
   const exists = await walk(root);
-  return { exists, files, directories };
+  return { exists, files, outside, directories };
+}
+
+function isWithin(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !rel.startsWith(sep);
 }
 
 function isGone(err: unknown): boolean {

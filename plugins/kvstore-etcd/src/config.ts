@@ -1,4 +1,4 @@
-import { z } from '@cilia/core';
+import { secret, z } from '@cilia/core';
 
 const endpoint = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL of an etcd client endpoint' });
 
@@ -30,7 +30,7 @@ export const etcdKvStoreConfig = z.strictObject({
   auth: z
     .strictObject({
       username: z.string().min(1),
-      password: z.string().optional().describe('The password inline; prefer passwordFile.'),
+      password: secret(z.string().optional().describe('The password inline; prefer passwordFile. Shown as [redacted] by the API, the CLI and the logs.')),
       passwordFile: z.string().min(1).optional().describe('A file holding the password (trailing newline ignored).'),
     })
     .refine((a) => (a.password === undefined) !== (a.passwordFile === undefined), { message: 'give exactly one of password and passwordFile', path: ['password'] })

@@ -4,9 +4,12 @@ import {
   composeConfigSchema,
   parseConfig,
   pluginConfigKey,
+  redactSecrets,
+  secretPaths,
   z,
   type AgentConfig,
   type AnyPluginDefinition,
+  type SecretPath,
 } from '@cilia/core';
 import { agentSection } from './agent-section.js';
 import type { ConfigDocument } from './document.js';
@@ -16,8 +19,10 @@ export interface EffectiveConfig {
   readonly agent: AgentConfig & { readonly logFile: string; readonly apiSocketGroup: string };
   /** Plugin name → its validated section. */
   readonly sections: ReadonlyMap<string, unknown>;
-  /** The whole document with defaults applied, as `cilia config view` shows it. */
+  /** The whole document with defaults applied and secrets redacted, as `cilia config view` shows it. */
   readonly view: Record<string, unknown>;
+  /** Where the fields marked secret are (`agent`, a section key, then keys; `*` for any element). */
+  readonly secrets: readonly SecretPath[];
 }
 
 const pluginList = z.strictObject({ plugins: z.array(z.string().min(1)).default([]) }).catchall(z.unknown());
@@ -38,7 +43,8 @@ export function validateConfig(config: ConfigDocument, plugins: readonly AnyPlug
     cgroupRoot: agent.cgroupRoot || firstCgroup2Mount(),
   };
   const sections = new Map(plugins.map((p) => [p.name, parsed[pluginConfigKey(p)]]));
-  return { agent: filled, sections, view: { ...parsed, agent: filled } };
+  const secrets = secretPaths(schema);
+  return { agent: filled, sections, view: redactSecrets({ ...parsed, agent: filled }, secrets), secrets };
 }
 
 function firstCgroup2Mount(): string {

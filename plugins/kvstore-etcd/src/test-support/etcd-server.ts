@@ -51,6 +51,22 @@ export class EtcdServer {
     return this.#log;
   }
 
+  /**
+   * Turns etcd's authentication on with one `root` user (what `etcdctl user add root; etcdctl
+   * auth enable` does), through etcd's JSON gateway. Plain http endpoints only.
+   */
+  async enableAuth(password: string): Promise<void> {
+    for (const [path, body] of [
+      ['role/add', { name: 'root' }],
+      ['user/add', { name: 'root', password }],
+      ['user/grant', { user: 'root', role: 'root' }],
+      ['enable', {}],
+    ] as const) {
+      const res = await fetch(`${this.endpoint}/v3/auth/${path}`, { method: 'POST', body: JSON.stringify(body) });
+      if (res.status !== 200) throw new Error(`etcd auth ${path}: ${res.status} ${await res.text()}`);
+    }
+  }
+
   /** Starts etcd (again, on the same data dir and ports) and waits until it serves. */
   async restart(): Promise<void> {
     const peer = `http://127.0.0.1:${this.peerPort}`;
