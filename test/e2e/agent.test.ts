@@ -210,7 +210,7 @@ describe('cilia-agent refuses bad config with exit code 2, naming the key and re
 describe('cilia-agent refuses a bad plugin set with exit code 2, naming plugins and tokens', () => {
   it.each([
     ['a plugin that does not resolve', ['cilia-plugin-does-not-exist'], ['cilia-plugin-does-not-exist', 'does not resolve']],
-    ['an apiVersion mismatch', [fx('fixture-api-v2')], ['fixture-api-v2', 'apiVersion ^2', '@cilia/core 1.2.0']],
+    ['an apiVersion mismatch', [fx('fixture-api-v2')], ['fixture-api-v2', 'apiVersion ^2', '@cilia/core 1.3.0']],
     ['a required token with no provider', [fx('fixture-needs-missing')], ['fixture-needs-missing', 'requires fixture.Missing', 'no plugin']],
     ['two providers of a single-provider token', [fx('fixture-greeter'), fx('fixture-greeter-2')], ['fixture.Greeter', 'fixture-greeter and fixture-greeter-2']],
     ['a dependency cycle', [fx('fixture-cycle-x'), fx('fixture-cycle-y')], ['dependency cycle', 'fixture-cycle-x needs fixture.Y from fixture-cycle-y', 'fixture-cycle-y needs fixture.X from fixture-cycle-x']],

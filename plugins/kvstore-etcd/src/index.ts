@@ -17,7 +17,7 @@ const { version } = createRequire(import.meta.url)('../package.json') as { versi
 export default definePlugin<EtcdKvStoreConfig>({
   name: '@cilia/plugin-kvstore-etcd',
   version,
-  apiVersion: '^1',
+  apiVersion: '^1.3',
   description: 'KvStore on etcd v3 (multi-node): TLS, auth, reconnect with backoff, watches resumed without gaps',
   config: etcdKvStoreConfig,
   provides: [Tokens.KvStore],
