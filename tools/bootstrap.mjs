@@ -38,9 +38,10 @@ export const DEBIAN_PACKAGES = Object.freeze({
   runtime: ['iproute2'],
   /**
    * Tests and benchmarks: the etcd KvStore backend, ping across namespaces, throughput, captures,
-   * certificates for etcd over TLS, device offloads (segmentation) switched off.
+   * certificates for etcd over TLS, device offloads (segmentation) switched off, the KvStore's
+   * syncs traced.
    */
-  test: ['etcd-server', 'iputils-ping', 'iperf3', 'tcpdump', 'tshark', 'openssl', 'ethtool'],
+  test: ['etcd-server', 'iputils-ping', 'iperf3', 'tcpdump', 'tshark', 'openssl', 'ethtool', 'strace'],
 });
 
 /**
