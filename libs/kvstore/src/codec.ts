@@ -50,7 +50,7 @@ export function frame(record: unknown): Buffer {
  * Decodes the records of a log image. Stops at the first torn or corrupt record and reports
  * the offset where the valid prefix ends, so the caller can cut the tail off.
  */
-export function unframeAll<T>(image: Buffer): { records: T[]; validLength: number; problem?: string } {
+export function unframeAll<T>(image: Buffer, accept: (record: unknown) => boolean = () => true): { records: T[]; validLength: number; problem?: string } {
   const records: T[] = [];
   let offset = 0;
   while (offset < image.length) {
@@ -62,11 +62,15 @@ export function unframeAll<T>(image: Buffer): { records: T[]; validLength: numbe
     if (end > image.length) return { records, validLength: offset, problem: 'torn record payload' };
     const payload = image.subarray(offset + FRAME_HEADER, end);
     if (crc32(payload) !== checksum) return { records, validLength: offset, problem: 'checksum mismatch' };
+    let record: unknown;
     try {
-      records.push(decodeCbor<T>(payload));
+      record = decodeCbor<T>(payload);
     } catch (err) {
       return { records, validLength: offset, problem: `undecodable record: ${(err as Error).message}` };
     }
+    // A checksummed record of the wrong shape was not written by this code: stop there too.
+    if (!accept(record)) return { records, validLength: offset, problem: 'a record of unexpected content' };
+    records.push(record as T);
     offset = end;
   }
   return { records, validLength: offset };

@@ -37,6 +37,28 @@ type LogRecord =
   | { seq: number; op: 'grant'; id: number; ttl: number }
   | { seq: number; op: 'revoke'; id: number; rev: number; keys: string[] };
 
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isKeys = (v: unknown): v is string[] => Array.isArray(v) && v.every((k) => typeof k === 'string');
+
+/** Whether a decoded log record has the shape this code writes (replay trusts its fields). */
+function isLogRecord(r: unknown): r is LogRecord {
+  if (typeof r !== 'object' || r === null) return false;
+  const x = r as Record<string, unknown>;
+  if (!isInt(x.seq)) return false;
+  switch (x.op) {
+    case 'put':
+      return isInt(x.rev) && typeof x.key === 'string' && x.value instanceof Uint8Array && (x.lease === undefined || isInt(x.lease));
+    case 'del':
+      return isInt(x.rev) && isKeys(x.keys);
+    case 'grant':
+      return isInt(x.id) && isInt(x.ttl);
+    case 'revoke':
+      return isInt(x.id) && isInt(x.rev) && isKeys(x.keys);
+    default:
+      return false;
+  }
+}
+
 interface Snapshot {
   format: 1;
   seq: number;
@@ -411,7 +433,7 @@ export class EmbeddedKvStore implements KvStore {
     const events: KvEvent[] = [];
     if (existsSync(logPath)) {
       const image = readFileSync(logPath);
-      const { records, validLength, problem } = unframeAll<LogRecord>(image);
+      const { records, validLength, problem } = unframeAll<LogRecord>(image, isLogRecord);
       if (problem) {
         this.#logger?.warn({ problem, validLength, length: image.length }, 'KvStore log ends in a torn or corrupt record; cutting it off');
         const fd = openSync(logPath, 'r+');

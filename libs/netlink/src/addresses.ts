@@ -1,10 +1,10 @@
-import { type IpFamily, addressFamily, formatIp, parseCidr } from './addr.js';
+import { type IpFamily, addressFamily, parseCidr } from './addr.js';
 import { AF_INET, AF_INET6, AF_UNSPEC, IFA, IFA_F, NLM_F, RTM } from './constants.js';
 import { NetlinkInputError } from './errors.js';
 import { type LinkRef, linkIndex } from './links.js';
 import { type Scope, parseScope, scopeName } from './scope.js';
 import type { RouteSocket } from './socket.js';
-import { type Message, MessageWriter, attrString, parseAttrs } from './wire.js';
+import { type Message, MessageWriter, attrIp, attrString, familyHeader, parseAttrs } from './wire.js';
 
 /** An address assigned to a link. */
 export interface Address {
@@ -72,15 +72,14 @@ export async function deleteAddress(sock: RouteSocket, spec: AddressSpec): Promi
   await sock.request(addressMessage(RTM.DELADDR, NLM_F.REQUEST | NLM_F.ACK, spec, index), 'address delete', `${spec.address} dev ${spec.dev}`);
 }
 
-function parseAddress(msg: Message): Address | undefined {
-  const p = msg.payload;
+export function parseAddress(msg: Message): Address | undefined {
+  const p = familyHeader(msg, IFADDRMSG_SIZE, 'address');
   const family = p.readUInt8(0);
   if (family !== AF_INET && family !== AF_INET6) return undefined;
   const prefixLength = p.readUInt8(1);
   const attrs = parseAttrs(p, IFADDRMSG_SIZE);
-  const bytes = attrs.get(IFA.LOCAL) ?? attrs.get(IFA.ADDRESS);
-  if (!bytes) return undefined;
-  const address = formatIp(bytes);
+  const address = attrIp(attrs, IFA.LOCAL, 'address') ?? attrIp(attrs, IFA.ADDRESS, 'address');
+  if (!address) return undefined;
   return {
     ifindex: p.readUInt32LE(4),
     family: family === AF_INET ? 4 : 6,

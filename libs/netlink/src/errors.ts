@@ -35,6 +35,21 @@ export class NetlinkError extends Error {
   }
 }
 
+/**
+ * A reply message that does not have the shape its type promises (shorter than its family
+ * header, an address attribute of the wrong length). The kernel does not send such messages; a
+ * parser meeting one says so instead of reading past the end.
+ */
+export class NetlinkParseError extends Error {
+  constructor(
+    readonly messageKind: string,
+    reason: string,
+  ) {
+    super(`malformed netlink ${messageKind} message: ${reason}`);
+    this.name = 'NetlinkParseError';
+  }
+}
+
 /** Bad input, caught before anything reached the kernel; `field` names the offending argument. */
 export class NetlinkInputError extends TypeError {
   readonly field: string;

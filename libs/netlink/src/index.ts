@@ -4,7 +4,7 @@
  */
 export type { IpFamily } from './addr.js';
 export type { Address, AddressSpec } from './addresses.js';
-export { NetlinkError, NetlinkInputError } from './errors.js';
+export { NetlinkError, NetlinkInputError, NetlinkParseError } from './errors.js';
 export type { NetlinkHandle } from './handle.js';
 export { type Link, type LinkChanges, type LinkRef, MAX_GSO_SIZE, type OperState, type VethSpec, type VxlanSpec } from './links.js';
 export type { Neighbour, NeighbourSpec, NeighbourState } from './neighbours.js';

@@ -14,7 +14,7 @@ import {
 import { NetlinkError, NetlinkInputError } from './errors.js';
 import { resolveNetnsPath, withNetnsFd } from './paths.js';
 import type { RouteSocket } from './socket.js';
-import { type Message, MessageWriter, attrI32, attrString, attrU32, attrU8, parseAttrs } from './wire.js';
+import { type Message, MessageWriter, attrI32, familyHeader, attrString, attrU32, attrU8, parseAttrs } from './wire.js';
 
 /** A link by name ("lxc1234") or by ifindex. */
 export type LinkRef = string | number;
@@ -173,7 +173,7 @@ function newLinkMessage(name: string, kind: string, o: { iff: number; mtu: numbe
 }
 
 export function parseLink(msg: Message): Link {
-  const p = msg.payload;
+  const p = familyHeader(msg, IFINFOMSG_SIZE, 'link');
   const flags = p.readUInt32LE(8);
   const attrs = parseAttrs(p, IFINFOMSG_SIZE);
   const index = p.readInt32LE(4);

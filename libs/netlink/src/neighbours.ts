@@ -1,9 +1,9 @@
-import { type IpFamily, addressFamily, formatIp, formatMac, parseIp, parseMac } from './addr.js';
+import { type IpFamily, addressFamily, formatMac, parseIp, parseMac } from './addr.js';
 import { AF_INET, AF_INET6, AF_UNSPEC, NDA, NLM_F, NUD, RTM } from './constants.js';
 import { NetlinkInputError } from './errors.js';
 import { type LinkRef, linkIndex } from './links.js';
 import type { RouteSocket } from './socket.js';
-import { type Message, MessageWriter, parseAttrs } from './wire.js';
+import { type Message, MessageWriter, attrIp, familyHeader, parseAttrs } from './wire.js';
 
 /** Neighbour (ARP / NDP) entry states, NUD_* in the kernel. */
 export type NeighbourState =
@@ -91,18 +91,18 @@ function stateName(state: number): NeighbourState {
   return found ?? 'none';
 }
 
-function parseNeighbour(msg: Message): Neighbour | undefined {
-  const p = msg.payload;
+export function parseNeighbour(msg: Message): Neighbour | undefined {
+  const p = familyHeader(msg, NDMSG_SIZE, 'neighbour');
   const af = p.readUInt8(0);
   if (af !== AF_INET && af !== AF_INET6) return undefined;
   const attrs = parseAttrs(p, NDMSG_SIZE);
-  const dst = attrs.get(NDA.DST);
+  const dst = attrIp(attrs, NDA.DST, 'neighbour');
   if (!dst) return undefined;
   const mac = attrs.get(NDA.LLADDR);
   return {
     ifindex: p.readInt32LE(4),
     family: af === AF_INET ? 4 : 6,
-    address: formatIp(dst),
+    address: dst,
     mac: mac && mac.length > 0 ? formatMac(mac) : undefined,
     state: stateName(p.readUInt16LE(8)),
   };

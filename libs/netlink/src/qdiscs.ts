@@ -2,7 +2,7 @@ import { AF_UNSPEC, NLM_F, RTM, TCA, TC_H_ROOT } from './constants.js';
 import { NetlinkInputError } from './errors.js';
 import { type LinkRef, linkIndex } from './links.js';
 import type { RouteSocket } from './socket.js';
-import { type Message, MessageWriter, attrString, parseAttrs } from './wire.js';
+import { type Message, MessageWriter, attrString, familyHeader, parseAttrs } from './wire.js';
 
 /** A qdisc handle or parent as tc writes it, `major:minor` (hex), packed as the kernel packs it. */
 export function tcHandle(major: number, minor = 0): number {
@@ -71,8 +71,8 @@ export async function deleteQdisc(sock: RouteSocket, spec: QdiscSpec): Promise<v
   await sock.request(qdiscMessage(RTM.DELQDISC, NLM_F.REQUEST | NLM_F.ACK, index, spec), 'qdisc delete', describe(spec));
 }
 
-function parseQdisc(msg: Message): Qdisc {
-  const p = msg.payload;
+export function parseQdisc(msg: Message): Qdisc {
+  const p = familyHeader(msg, TCMSG_SIZE, 'qdisc');
   return {
     ifindex: p.readInt32LE(4),
     handle: p.readUInt32LE(8),

@@ -1,4 +1,4 @@
-import { type IpFamily, type ParsedIp, addressFamily, formatIp, parseCidr, parseIp } from './addr.js';
+import { type IpFamily, type ParsedIp, addressFamily, parseCidr, parseIp } from './addr.js';
 import {
   AF_INET,
   AF_INET6,
@@ -17,7 +17,7 @@ import { NetlinkInputError } from './errors.js';
 import { type LinkRef, linkIndex, validateMtu } from './links.js';
 import { type Scope, parseScope, scopeName } from './scope.js';
 import type { RouteSocket } from './socket.js';
-import { type Message, MessageWriter, attrU32, parseAttrs } from './wire.js';
+import { type Message, MessageWriter, attrIp, attrU32, familyHeader, parseAttrs } from './wire.js';
 
 /** Route types this API speaks; others are reported by number. */
 export type RouteType = 'unicast' | 'local' | 'broadcast' | 'anycast' | 'multicast' | 'blackhole' | 'unreachable' | 'prohibit';
@@ -176,25 +176,25 @@ function typeName(type: number): RouteType | number {
   return found ?? type;
 }
 
-function parseRoute(msg: Message): Route | undefined {
-  const p = msg.payload;
+export function parseRoute(msg: Message): Route | undefined {
+  const p = familyHeader(msg, RTMSG_SIZE, 'route');
   const af = p.readUInt8(0);
   if (af !== AF_INET && af !== AF_INET6) return undefined;
   const flags = p.readUInt32LE(8);
   if (flags & RTM_F_CLONED) return undefined;
   const attrs = parseAttrs(p, RTMSG_SIZE);
   const dstLen = p.readUInt8(1);
-  const dst = attrs.get(RTA.DST);
-  const gateway = attrs.get(RTA.GATEWAY);
-  const src = attrs.get(RTA.PREFSRC);
+  const dst = attrIp(attrs, RTA.DST, 'route');
+  const gateway = attrIp(attrs, RTA.GATEWAY, 'route');
+  const src = attrIp(attrs, RTA.PREFSRC, 'route');
   const metrics = attrs.get(RTA.METRICS);
   return {
     family: af === AF_INET ? 4 : 6,
-    dst: dstLen === 0 || !dst ? 'default' : `${formatIp(dst)}/${dstLen}`,
-    gateway: gateway ? formatIp(gateway) : undefined,
+    dst: dstLen === 0 || !dst ? 'default' : `${dst}/${dstLen}`,
+    gateway,
     ifindex: attrU32(attrs, RTA.OIF),
     scope: scopeName(p.readUInt8(6)),
-    src: src ? formatIp(src) : undefined,
+    src,
     table: attrU32(attrs, RTA.TABLE) ?? p.readUInt8(4),
     protocol: p.readUInt8(5),
     type: typeName(p.readUInt8(7)),

@@ -2,6 +2,9 @@
 // then type-length-value attributes padded to 4 bytes, possibly nested. Host byte order
 // throughout (little-endian on every platform this agent targets).
 
+import { formatIp } from './addr.js';
+import { NetlinkParseError } from './errors.js';
+
 const NLMSG_HDRLEN = 16;
 const NLA_HDRLEN = 4;
 /** Attribute type bits; the top two are the nested / network-byte-order flags. */
@@ -105,6 +108,20 @@ export function splitMessages(data: Buffer): Message[] {
     off += align4(len);
   }
   return out;
+}
+
+/** The payload of a `kind` message, checked to hold its `size`-byte family header. */
+export function familyHeader(msg: Message, size: number, kind: string): Buffer {
+  if (msg.payload.length < size) throw new NetlinkParseError(kind, `${msg.payload.length} bytes, shorter than its ${size}-byte header`);
+  return msg.payload;
+}
+
+/** An address attribute of a `kind` message as text; 4 or 16 bytes, or a parse error. */
+export function attrIp(attrs: Attrs, type: number, kind: string): string | undefined {
+  const v = attrs.get(type);
+  if (!v) return undefined;
+  if (v.length !== 4 && v.length !== 16) throw new NetlinkParseError(kind, `attribute ${type} has ${v.length} bytes, not an IPv4 or IPv6 address`);
+  return formatIp(v);
 }
 
 /** Attributes by type (the last one wins on repeats, which rtnetlink does not send). */

@@ -34,7 +34,13 @@ export function parseManifestFile(text: string): { readonly objects: readonly Pa
       const line = syntax.linePos?.[0].line;
       return { problem: { path: documentPath, reason: `YAML syntax: ${firstLine(syntax.message)}`, ...(line ? { line } : {}) } };
     }
-    const value: unknown = document.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // Parsed, yet not a value: an alias to no anchor, or aliases expanding past the limit.
+      return { problem: { path: documentPath, reason: `YAML: ${firstLine((err as Error).message)}` } };
+    }
     if (value === null || value === undefined) continue; // an empty or comment-only document
     const result = validateObject(value);
     if ('problems' in result) {
