@@ -21,6 +21,7 @@
 #include "lib/identity.h"
 #include "lib/ipcache.h"
 #include "lib/monitor.h"
+#include "lib/proxy.h"
 #include "lib/redirect.h"
 #include "lib/slots.h"
 #include "lib/tuple.h"
@@ -170,6 +171,9 @@ int cil_to_container(struct __sk_buff *skb)
 	ctx.flags |= CILIA_CTX_F_LOCAL_DST;
 	src = cilia_endpoint_lookup4(t.saddr);
 	ctx.src_identity = src ? src->identity : cilia_identity4(t.saddr);
+	/* The L7 proxy's upstream connection carries its original source's identity. */
+	if (cilia_mark_from_proxy(skb))
+		ctx.src_identity = cilia_mark_proxy_identity(skb);
 
 	r = cilia_ct_process4(&t, skb->len, ctx.src_identity, &ctx.ct_status);
 	if (r)

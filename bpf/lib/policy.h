@@ -21,6 +21,7 @@
 #define CILIA_EVENTS_PIN
 #include "lib/events.h"
 #include "lib/conntrack.h"
+#include "lib/proxy.h"
 #include "lib/tuple.h"
 
 #ifndef IPPROTO_SCTP
@@ -201,6 +202,10 @@ static __always_inline __u8 cilia_policy_check(struct __sk_buff *skb, const stru
 		if (res.reason)
 			cilia_policy_forget_connection(&t);
 	}
+	/* Allowed on the condition that the L7 proxy judges it: every packet of the connection
+	 * (established ones too) is marked for the l7-redirect slot. */
+	if (!res.reason && t.proto == IPPROTO_TCP)
+		cilia_mark_to_proxy(skb, res.proxy_port);
 	return res.reason;
 }
 

@@ -8,7 +8,8 @@
         "native/thread.cc",
         "native/socket.cc",
         "native/netns.cc",
-        "native/sysctl.cc"
+        "native/sysctl.cc",
+        "native/tcp.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -192,3 +192,30 @@ export async function startAgent(options: StartAgentOptions = {}): Promise<Runni
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Polls `probe` every 50 ms until it returns a value; throws naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * A private "node" network namespace for an agent: loopback up and an `ext0` device with
+ * `<prefix>.1/24` and a default route via `<prefix>.2` (the node's egress device). Throws when
+ * the namespace cannot be made; delete it with `ip netns delete`.
+ */
+export function createNodeNetns(name: string, prefix: string): void {
+  const run = (args: string[]) => spawnSync('ip', args, { encoding: 'utf8' });
+  const add = run(['netns', 'add', name]);
+  if (add.status !== 0) throw new Error(add.stderr);
+  run(['-n', name, 'link', 'set', 'lo', 'up']);
+  run(['-n', name, 'link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'ext1']);
+  run(['-n', name, 'addr', 'add', `${prefix}.1/24`, 'dev', 'ext0']);
+  run(['-n', name, 'link', 'set', 'ext0', 'up']);
+  run(['-n', name, 'route', 'add', 'default', 'via', `${prefix}.2`]);
+}

@@ -58,6 +58,8 @@ enum cilia_trace_point {
 	CILIA_TRACE_TO_NETWORK = 2,
 	/* Reply from outside, reverse-translated. */
 	CILIA_TRACE_FROM_NETWORK = 3,
+	/* Assigned to the L7 proxy's socket (bpf_sk_assign) and handed to the host stack. */
+	CILIA_TRACE_TO_PROXY = 4,
 };
 
 /* Traffic direction of a metrics key, seen from the endpoint or the node. */

@@ -54,5 +54,6 @@ void RunInNetns(const std::string& netns_path, Outcome& out, const std::function
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitSysctl(Napi::Env env, Napi::Object exports);
+void InitTcp(Napi::Env env, Napi::Object exports);
 
 }  // namespace cilia_netlink

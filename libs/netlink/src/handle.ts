@@ -24,6 +24,7 @@ import {
 } from './neighbours.js';
 import { type Route, type RouteSpec, addRoute, deleteRoute, listRoutes, replaceRoute } from './routes.js';
 import { type Qdisc, type QdiscSpec, addQdisc, deleteQdisc, listQdiscs } from './qdiscs.js';
+import { type FwmarkRule, type FwmarkRuleSpec, deleteFwmarkRule, ensureFwmarkRule, listFwmarkRules } from './rules.js';
 import { RouteSocket } from './socket.js';
 import { getSysctl, setSysctl } from './sysctl.js';
 
@@ -139,6 +140,21 @@ export class NetlinkHandle {
   /** Routes of one family (default IPv4) in one table (default main, or 'all'). */
   listRoutes(filter?: { family?: IpFamily; table?: number | 'all'; dev?: LinkRef }): Promise<Route[]> {
     return listRoutes(this.sock, filter);
+  }
+
+  // ---- policy routing rules
+
+  /** Adds an IPv4 fwmark rule unless the same rule is there already. */
+  ensureFwmarkRule(spec: FwmarkRuleSpec): Promise<void> {
+    return ensureFwmarkRule(this.sock, spec);
+  }
+
+  deleteFwmarkRule(spec: FwmarkRuleSpec): Promise<void> {
+    return deleteFwmarkRule(this.sock, spec);
+  }
+
+  listFwmarkRules(): Promise<FwmarkRule[]> {
+    return listFwmarkRules(this.sock);
   }
 
   // ---- neighbours

@@ -11,5 +11,7 @@ export type { Neighbour, NeighbourSpec, NeighbourState } from './neighbours.js';
 export { createNetns, deleteNetns, listNetns, netnsCookie, netnsPath, openNetlink, openNetns } from './netns.js';
 export { type Qdisc, type QdiscSpec, tcHandle } from './qdiscs.js';
 export type { Route, RouteSpec, RouteType } from './routes.js';
+export type { FwmarkRule, FwmarkRuleSpec } from './rules.js';
+export { openTcpSocket, type TcpSocketOptions } from './tcp.js';
 export type { Scope } from './scope.js';
 export { type SysctlOptions, getSysctl, setSysctl } from './sysctl.js';

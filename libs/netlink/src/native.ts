@@ -11,6 +11,7 @@ export interface NativeAddon {
   netnsCookie(netnsPath: string | null): Promise<number>;
   readSysctl(path: string, netnsPath: string | null): Promise<string>;
   writeSysctl(path: string, value: string, netnsPath: string | null): Promise<void>;
+  openTcpSocket(transparent: boolean, mark: number, listenAddress: string | null, listenPort: number, backlog: number): number;
 }
 
 let cached: NativeAddon | undefined;

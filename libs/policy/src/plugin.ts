@@ -1,8 +1,9 @@
 import { join, resolve } from 'node:path';
-import { definePlugin, Tokens, z, type Resolver } from '@cilia/core';
+import { definePlugin, Tokens, z, type Logger, type Resolver } from '@cilia/core';
 import pkg from '../package.json' with { type: 'json' };
 import { policyRoutes } from './api.js';
 import { PolicyEngine } from './engine/index.js';
+import type { L7Enforcement } from './engine/l7.js';
 import { policyMetricsCollector } from './metrics.js';
 import { PolicyService } from './service.js';
 import { PolicyStateFile } from './store.js';
@@ -33,6 +34,21 @@ export const policyConfig = z.strictObject({
     .describe('How long start waits for the resource source to list its policies before endpoints are adopted without them (a warning is logged).'),
 });
 
+/** The L7 proxy and its parsers as the engine uses them, when a proxy is configured. */
+function l7Enforcement(r: Resolver, log: Logger): { l7?: L7Enforcement } {
+  const proxy = r.getOptional(Tokens.L7Proxy);
+  if (!proxy) return {};
+  const parsers = r.getAll(Tokens.L7Parser);
+  return {
+    l7: {
+      redirectPort: (parser, direction) => (parsers.some((p) => p.name === parser) ? proxy.redirectPort(parser, direction) : undefined),
+      validate: (parser, rules, path) => (parsers.find((p) => p.name === parser)?.validate(rules) ?? []).map((e) => ({ path: `${path}${e.path}`, reason: e.reason })),
+      publish: (set) => void proxy.upsertRules(set).catch((err: unknown) => log.error({ err, endpointId: set.endpointId, port: set.port }, 'L7 rules not handed to the proxy')),
+      withdraw: (endpointId, direction, port) => void proxy.removeRules(endpointId, direction, port).catch((err: unknown) => log.error({ err, endpointId, port }, 'L7 rules not withdrawn from the proxy')),
+    },
+  };
+}
+
 /** The parsed `policy:` section. */
 export type PolicyConfig = z.infer<typeof policyConfig>;
 
@@ -52,7 +68,7 @@ export const policyPlugin = definePlugin<PolicyConfig>({
   config: policyConfig,
   provides: [Tokens.PolicyRepository, Tokens.ApiRoutes, Tokens.HealthReporters, Tokens.MetricsCollectors],
   requires: [Tokens.IdentityAllocator, Tokens.IpCache],
-  optional: [Tokens.ResourceSource],
+  optional: [Tokens.ResourceSource, Tokens.L7Proxy, Tokens.L7Parser],
   register(bind, { config, agent, logger, resolver }) {
     let built: { engine: PolicyEngine; service: PolicyService } | undefined;
     const build = (r: Resolver) => {
@@ -63,6 +79,7 @@ export const policyPlugin = definePlugin<PolicyConfig>({
         enforcement: config.enforcement,
         allowLocalhost: config.allowLocalhost,
         logger: logger.child({ component: 'policy-engine' }),
+        ...l7Enforcement(r, logger.child({ component: 'policy-l7' })),
       });
       const store = new PolicyStateFile(config.stateFile ? resolve(config.stateFile) : join(agent.stateDir, 'policies.json'));
       return (built = { engine, service: new PolicyService({ repository: engine, store, logger: logger.child({ component: 'policy-service' }) }) });

@@ -22,6 +22,8 @@ export interface PolicyEntry {
   readonly verdict: 'allow' | 'deny';
   /** Redirect to this L7 proxy port; 0 for none. */
   readonly proxyPort: number;
+  /** With a proxy port: the L7 rules the proxy applies to this key's connections. */
+  readonly l7?: { readonly parser: string; readonly rules: readonly unknown[] };
   /** Names of the rules that produced this entry, for trace and `endpoint get`. */
   readonly derivedFrom: readonly string[];
 }

@@ -72,6 +72,8 @@ export {
   SLOT_PRE,
   SLOT_MAIN,
   BASE_PROGRAMS,
+  ProxyMark,
+  fromProxyMark,
   type TcAttachPoint,
 } from './slots.js';
 

@@ -50,7 +50,7 @@ export const DROP_REASON_TEXT: Readonly<Record<number, string>> = {
 };
 
 /** `enum cilia_trace_point`. */
-export const TracePoint = { toEndpoint: 0, toStack: 1, toNetwork: 2, fromNetwork: 3 } as const;
+export const TracePoint = { toEndpoint: 0, toStack: 1, toNetwork: 2, fromNetwork: 3, toProxy: 4 } as const;
 
 /** `enum cilia_direction`. */
 export const Direction = { ingress: 0, egress: 1 } as const;

@@ -70,3 +70,24 @@ export const BASE_PROGRAMS = {
   string,
   Partial<Record<TcAttachPoint, { program: string; resume: string; main?: string; tc: 'ingress' | 'egress' }>>
 >;
+
+/**
+ * `enum cilia_mark` (bpf/include/cilia/mark.h): skb->mark as the policy slot, the l7-redirect
+ * slot and the L7 proxy use it. `toProxy` carries the proxy port in bits 16-31; `fromProxy`
+ * (the proxy's upstream sockets, SO_MARK) the original source's identity, see `fromProxyMark`.
+ * TO_PROXY packets are delivered locally by an fwmark rule (`toProxy/magicMask` → table
+ * `proxyRouteTable`, `local default dev lo`) at priority `proxyRulePriority`.
+ */
+export const ProxyMark = {
+  magicMask: 0x0f00,
+  toProxy: 0x0200,
+  fromProxy: 0x0b00,
+  proxyRouteTable: 2004,
+  proxyRulePriority: 9,
+} as const;
+
+/** The SO_MARK of a proxy upstream socket carrying `identity` (24 bits: low 16 in bits 16-31, high 8 in bits 0-7). */
+export function fromProxyMark(identity: number): number {
+  if (!Number.isInteger(identity) || identity < 0 || identity > 0xffffff) throw new RangeError(`identity ${identity} does not fit a proxy mark (24 bits)`);
+  return (((identity & 0xffff) << 16) | ProxyMark.fromProxy | (identity >>> 16)) >>> 0;
+}

@@ -48,6 +48,7 @@ import {
   PolicyModeCode,
   PolicyVerdict,
   PolicyVerdictEvent,
+  ProxyMark,
   SLOT_COUNT,
   SLOTS_PER_ATTACH_POINT,
   SlotIndex,
@@ -135,6 +136,8 @@ describe('the datapath ABI matches the BTF of the base objects', () => {
     expect(btfEnum(policy, 'cilia_policy_mode')).toEqual(mirror('CILIA_POLICY_', PolicyModeCode));
     expect(btfEnum(policy, 'cilia_policy_match')).toEqual(mirror('CILIA_POLICY_MATCH_', PolicyMatch));
     expect(btfEnum(policy, 'cilia_policy_verdict')).toEqual(mirror('CILIA_POLICY_VERDICT_', PolicyVerdict));
+    expect(btfEnum(policy, 'cilia_mark')).toEqual(mirror('CILIA_MARK_', ProxyMark));
+    expect(btfEnum(lxc, 'cilia_mark')).toEqual(mirror('CILIA_MARK_', ProxyMark));
     const lb = path('lb_abi');
     expect(btfEnum(lb, 'cilia_lb_frontend_type')).toEqual({
       CILIA_LB_CLUSTER_IP: LbFrontendType.ClusterIP,

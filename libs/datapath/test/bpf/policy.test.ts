@@ -3,7 +3,7 @@
 // verdict, the context left in skb->cb, conntrack and the policy verdict records out.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, codec, RingBufferConsumer, type BpfProgram } from '@cilia/bpf';
-import { packet, TCP_FLAGS, TC_ACT } from '@cilia/bpf/testing';
+import { packet, skbContext, TCP_FLAGS, TC_ACT } from '@cilia/bpf/testing';
 import type { Logger, PolicyEntry, PolicyKey } from '@cilia/core';
 import {
   AttachPointIndex,
@@ -16,6 +16,8 @@ import {
   PolicyMatch,
   PolicyVerdict,
   PolicyVerdictEvent,
+  ProxyMark,
+  fromProxyMark,
   slotIndex,
   type PolicyVerdictRecord,
 } from '../../src/maps/index.js';
@@ -125,6 +127,24 @@ describe('policy slot (POLICY_DEFAULT_DENY = 0)', () => {
     expect(r.context).toMatchObject({ dropReason: DropReason.policyDenied, attachPoint: AttachPointIndex['to-container'], endpointId: b.info.endpointId });
     expect(run(fromContainer, tcp(c.ip, b.ip, 42002, 80), c.info.hostIfindex).retval).toBe(TC_ACT.SHOT);
     expect(metricPackets(maps.metrics, DropReason.policyDenied, Direction.ingress)).toBe(denied + 2);
+  });
+
+  it('an allow with a proxy port marks every TCP packet of the connection TO_PROXY with the port; the proxy\'s own upstream (FROM_PROXY) is judged as its original source and never marked', () => {
+    const proxied: PolicyEntry = { verdict: 'allow', proxyPort: 15001, derivedFrom: ['l7-rule'] };
+    writer.sync(b.info.endpointId, [[key({ identity: a.info.identity, port: 8080 }), proxied]], ingressOnly, 1);
+    const markOf = (r: { ctx: Buffer | undefined }) => r.ctx!.readUInt32LE(8);
+    const toProxy = ((15001 << 16) | ProxyMark.toProxy) >>> 0;
+    const syn = fromA(b, 42100, 8080);
+    expect(syn.retval).toBe(TC_ACT.REDIRECT); // no l7-redirect program in this test: delivered, marked
+    expect(markOf(syn)).toBe(toProxy);
+    expect(markOf(fromA(b, 42100, 8080, TCP_FLAGS.ACK))).toBe(toProxy);
+    // The proxy's upstream from the node: allowed as a's (its mark), its mark kept.
+    const upstream = (mark: number) => toContainer.testRun({ data: tcp(WORLD_IP, b.ip, 42101, 8080), ctx: skbContext({ ifindex: b.info.hostIfindex, mark }) });
+    const fromProxy = fromProxyMark(a.info.identity);
+    const up = upstream(fromProxy);
+    expect(up.retval).toBe(TC_ACT.OK);
+    expect(markOf(up)).toBe(fromProxy);
+    expect(upstream(0).retval).toBe(TC_ACT.SHOT); // the same packet as world's is denied
   });
 
   it('identity 0 (L4-only) matches every peer, local or from outside', () => {

@@ -17,8 +17,10 @@ import type {
   PolicySubject,
   Unsubscribe,
 } from '@cilia/core';
-import type { PolicyRule } from '../model.js';
+import type { PolicyFieldError, PolicyRule } from '../model.js';
 import { parsePolicyDocument, PolicyValidationError } from '../parse/index.js';
+import { l7AtL4Note } from '../parse/ports.js';
+import { l7Part, l7RuleSets, type L7Enforcement } from './l7.js';
 import { SelectorCache } from './selector-cache.js';
 import { selectorMatches } from './selectors.js';
 import { SubjectState, type ResolveContext, type SelectionSource } from './subject-state.js';
@@ -32,6 +34,8 @@ export interface PolicyEngineOptions {
   /** Cilium's allow-localhost: the host may always reach an endpoint whose ingress is enforced. */
   readonly allowLocalhost: boolean;
   readonly logger: Logger;
+  /** The L7 proxy, when one is configured; else L7 rules are enforced at L4. */
+  readonly l7?: L7Enforcement;
 }
 
 /** One imported document (a policy): every rule it produced. */
@@ -47,6 +51,8 @@ interface StoredPolicy {
 interface Watcher {
   readonly state: SubjectState;
   readonly listener: (delta: PolicyDelta) => void;
+  /** The L7 rule sets handed to the proxy, by `direction/port` (their JSON, to send changes only). */
+  readonly l7: Map<string, string>;
 }
 
 type DeleteSelector = { name: string; namespace?: string; kind?: string } | { all: true };
@@ -105,6 +111,7 @@ export class PolicyEngine implements PolicyRepository {
   #queue: Promise<unknown> = Promise.resolve();
   readonly #unwatchIdentities: Unsubscribe;
   readonly #cached: SelectionSource;
+  readonly #l7: L7Enforcement | undefined;
 
   constructor(options: PolicyEngineOptions) {
     this.enforcementMode = options.enforcement;
@@ -112,6 +119,7 @@ export class PolicyEngine implements PolicyRepository {
     this.#ipcache = options.ipcache;
     this.#allowLocalhost = options.allowLocalhost;
     this.#log = options.logger;
+    this.#l7 = options.l7;
     this.#cached = { acquire: (m) => this.#cache.acquire(m), release: (k) => this.#cache.release(k) };
     this.#unwatchIdentities = this.#identities.watch((e) => this.#onIdentity(e), { replay: true });
   }
@@ -145,9 +153,10 @@ export class PolicyEngine implements PolicyRepository {
     return this.#countFailure(this.#exclusive(async () => {
       const results = documents.map((doc, i) => parsePolicyDocument(doc, { path: `documents[${i}]` }));
       const errors = results.flatMap((r) => (r.ok ? [] : r.errors));
+      results.forEach((r, i) => r.ok && errors.push(...this.#checkL7(r.rules, `documents[${i}]`)));
       if (errors.length > 0) throw new PolicyValidationError(errors);
       const policies = results.map((r, i) => {
-        const rules = r.ok ? r.rules : [];
+        const rules = r.ok ? r.rules.map((rule) => this.#withoutL7Notes(rule)) : [];
         const origin = rules[0]?.origin ?? documentOrigin(documents[i]);
         return { kind: origin.kind, ...(origin.namespace !== undefined ? { namespace: origin.namespace } : {}), name: origin.name, spec: documents[i], rules };
       });
@@ -203,6 +212,60 @@ export class PolicyEngine implements PolicyRepository {
     });
   }
 
+  /** Field errors of the L7 rules of parsers the proxy enforces (an invalid regex, an unknown Kafka role, …). */
+  #checkL7(rules: readonly PolicyRule[], document: string): PolicyFieldError[] {
+    const l7 = this.#l7;
+    if (!l7) return [];
+    const errors: PolicyFieldError[] = [];
+    for (const rule of rules) {
+      for (const [section, direction] of [['ingress', 'ingress'], ['egress', 'egress']] as const) {
+        for (const pr of rule[section]) {
+          for (const entry of (pr.l7 ?? []) as Array<{ rules: unknown; path: string }>) {
+            const part = l7Part(entry.rules);
+            if (part && l7.redirectPort(part.parser, direction) !== undefined) errors.push(...l7.validate(part.parser, part.rules, `${document}.${entry.path}.${part.field}`));
+          }
+        }
+      }
+    }
+    return errors;
+  }
+
+  /** A rule without the "enforced at L4" notes of L7 rules the proxy enforces. */
+  #withoutL7Notes(rule: PolicyRule): PolicyRule {
+    const l7 = this.#l7;
+    if (!l7) return rule;
+    const enforced = new Set<string>();
+    for (const [section, direction] of [['ingress', 'ingress'], ['egress', 'egress']] as const) {
+      for (const pr of rule[section]) {
+        for (const entry of (pr.l7 ?? []) as Array<{ rules: unknown; path: string }>) {
+          const part = l7Part(entry.rules);
+          if (part && l7.redirectPort(part.parser, direction) !== undefined) enforced.add(l7AtL4Note(entry.path));
+        }
+      }
+    }
+    return enforced.size === 0 ? rule : { ...rule, notes: rule.notes.filter((n) => !enforced.has(n)) };
+  }
+
+  /** Hands the proxy the L7 rule sets of a watched endpoint that changed. */
+  #publishL7(w: Watcher): void {
+    const l7 = this.#l7;
+    if (!l7) return;
+    const endpointId = w.state.subject.endpointId;
+    const sets = l7RuleSets(endpointId, w.state.entries());
+    for (const [id, set] of sets) {
+      const json = JSON.stringify(set);
+      if (w.l7.get(id) === json) continue;
+      w.l7.set(id, json);
+      l7.publish(set);
+    }
+    for (const id of [...w.l7.keys()]) {
+      if (sets.has(id)) continue;
+      w.l7.delete(id);
+      const [direction, port] = id.split('/') as ['ingress' | 'egress', string];
+      l7.withdraw(endpointId, direction, Number(port));
+    }
+  }
+
   rules(): readonly PolicyRuleInfo[] {
     return [...this.#policies.values()]
       .sort((a, b) => (policyKeyOf(a) < policyKeyOf(b) ? -1 : 1))
@@ -230,15 +293,20 @@ export class PolicyEngine implements PolicyRepository {
   }
 
   watch(subject: PolicySubject, listener: (delta: PolicyDelta) => void): Unsubscribe {
-    const watcher: Watcher = { state: new SubjectState(subject, this.#context(this.#cached)), listener };
+    const watcher: Watcher = { state: new SubjectState(subject, this.#context(this.#cached)), listener, l7: new Map() };
     this.#watchers.add(watcher);
     const portsChanged = this.#updateEgressNamedPorts();
     watcher.state.load(this.#rulesSelecting(subject));
     watcher.state.flush();
+    this.#publishL7(watcher);
     if (portsChanged) this.#rebuildNamedPortUsers(watcher);
     return () => {
       if (!this.#watchers.delete(watcher)) return;
       watcher.state.dispose();
+      for (const id of watcher.l7.keys()) {
+        const [direction, port] = id.split('/') as ['ingress' | 'egress', string];
+        this.#l7?.withdraw(subject.endpointId, direction, Number(port));
+      }
       if (this.#updateEgressNamedPorts()) this.#rebuildNamedPortUsers();
     };
   }
@@ -309,6 +377,7 @@ export class PolicyEngine implements PolicyRepository {
       selections,
       mode: this.enforcementMode,
       allowLocalhost: this.#allowLocalhost,
+      ...(this.#l7 ? { l7: this.#l7 } : {}),
       egressNamedPorts: (name) => {
         const known = this.#egressNamedPorts.get(name) ?? [];
         const mine = Object.hasOwn(own, name) ? own[name]! : undefined;
@@ -327,6 +396,7 @@ export class PolicyEngine implements PolicyRepository {
       const change = w.state.flush();
       const empty = change.upserts.length === 0 && change.deletes.length === 0 && change.enforcement === undefined;
       if (!empty) affected++;
+      if (!empty) this.#publishL7(w);
       if (empty && onlyChanged) continue;
       try {
         w.listener({ revision, ...change, ...(issuedAt !== undefined ? { issuedAt } : {}) });

@@ -1,5 +1,6 @@
 import type { Direction, NamedPort, PolicyEnforcement, PolicyEnforcementMode, PolicyEntry, PolicyKey, PolicySubject } from '@cilia/core';
 import type { EndpointSelector, PeerRule, PolicyRule } from '../model.js';
+import { ALLOW_ALL_L7, l7Part, type L7Enforcement, type L7Part } from './l7.js';
 import { entityMatcher, peerMatcher, type PeerMatcher } from './peers.js';
 import { parsePolicyKey, portKeys, type NamedPortLookup, type PortKey } from './ports.js';
 import type { SelectionChanges } from './selector-cache.js';
@@ -17,6 +18,8 @@ export interface ResolveContext {
   readonly allowLocalhost: boolean;
   /** Egress named ports resolve on every watched endpoint (the destination may be any pod). */
   readonly egressNamedPorts: NamedPortLookup;
+  /** The L7 proxy, when one is configured: keys with L7 rules get its port and their rules. */
+  readonly l7?: L7Enforcement;
 }
 
 /** The id Cilium's allow-localhost entry is derived from. */
@@ -51,7 +54,13 @@ interface Contribution {
   /** Live selections of `matchers`, index for index. */
   readonly sets: ReadonlyArray<ReadonlySet<number>>;
   readonly ports: readonly PortKey[];
+  /** L7 rules by port key (`protocol/port/endPort`), for the parsers the proxy enforces. */
+  readonly l7?: ReadonlyMap<string, L7Part>;
 }
+
+const TCP = 6;
+/** Keys the proxy can take: one TCP port (the datapath redirects TCP; L7 rules name single ports). */
+const l7Capable = (port: PortKey): boolean => port.protocol === TCP && port.port > 0 && port.port === port.endPort;
 
 /** One rule's contributions to a key (a rule may contribute the same key several times). */
 interface Contributor {
@@ -129,6 +138,8 @@ export class SubjectState {
   readonly #dirty = new Set<string>();
   /** Equal entries are one object: most keys of an endpoint share a handful of verdicts. */
   readonly #interned = new Map<string, PolicyEntry>();
+  /** With a proxy: the allow contributions of each L7-capable key (by contribution id) and their L7 rules (null: L4 only). */
+  readonly #l7 = new Map<string, Map<string, L7Part | null>>();
   #enforcement: PolicyEnforcement = { ingress: false, egress: false };
   #realizedEnforcement: PolicyEnforcement = { ingress: false, egress: false };
   #requires = { ingress: '', egress: '' };
@@ -202,7 +213,7 @@ export class SubjectState {
     for (const k of this.#dirty) {
       const tally = this.#tallies.get(k);
       if (!tally) continue;
-      const entry = this.#entryOf(tally);
+      const entry = this.#entryOf(tally, k);
       if (!entry) {
         this.#tallies.delete(k);
         if (tally.realized) deletes.push(parsePolicyKey(k));
@@ -226,13 +237,39 @@ export class SubjectState {
   }
 
   /** The merged entry of a key (deny contributors win), interned; undefined when none contributes. */
-  #entryOf(t: Tally): PolicyEntry | undefined {
+  #entryOf(t: Tally, key: string): PolicyEntry | undefined {
     if (isEmpty(t)) return undefined;
-    if (!t.more?.length) return this.#intern(t.deny, [t.ruleId!]);
-    const all = contributorsOf(t);
-    const deny = all.some((c) => c.deny);
-    // Contributors are unique per (rule, verdict), so the winners' rule ids are unique too.
-    return this.#intern(deny, all.filter((c) => c.deny === deny).map((c) => c.ruleId).sort(byString));
+    let entry: PolicyEntry;
+    if (!t.more?.length) entry = this.#intern(t.deny, [t.ruleId!]);
+    else {
+      const all = contributorsOf(t);
+      const deny = all.some((c) => c.deny);
+      // Contributors are unique per (rule, verdict), so the winners' rule ids are unique too.
+      entry = this.#intern(deny, all.filter((c) => c.deny === deny).map((c) => c.ruleId).sort(byString));
+    }
+    return entry.verdict === 'allow' ? this.#withL7(entry, key) : entry;
+  }
+
+  /**
+   * An allowed key some contribution gives L7 rules: redirected to the proxy with the union of
+   * its contributions' rules (an L4-only contribution allows every request, as in Cilium). The
+   * first parser named wins when contributions disagree.
+   */
+  #withL7(entry: PolicyEntry, key: string): PolicyEntry {
+    const parts = this.#l7.get(key);
+    const l7 = this.ctx.l7;
+    if (!parts || !l7) return entry;
+    const named = [...parts.values()].filter((p): p is L7Part => p !== null);
+    if (named.length === 0) return entry;
+    const parser = named[0]!.parser;
+    const proxyPort = l7.redirectPort(parser, key.split('/')[1] === 'i' ? 'ingress' : 'egress');
+    if (proxyPort === undefined) return entry;
+    const rules: unknown[] = [];
+    for (const p of parts.values()) {
+      if (p === null) rules.push(ALLOW_ALL_L7);
+      else if (p.parser === parser) rules.push(...p.rules);
+    }
+    return { ...entry, proxyPort, l7: { parser, rules } };
   }
 
   #intern(deny: boolean, derivedFrom: string[]): PolicyEntry {
@@ -287,10 +324,29 @@ export class SubjectState {
         else wildcard = true;
       }
     }
-    const ports = portKeys(pr.ports, direction === 'ingress' ? this.#ingressNamedPorts : this.ctx.egressNamedPorts);
+    const lookup = direction === 'ingress' ? this.#ingressNamedPorts : this.ctx.egressNamedPorts;
+    const ports = portKeys(pr.ports, lookup);
     if ((!wildcard && matchers.length === 0) || ports.length === 0) return false;
-    this.#addContribution({ id, ruleId, direction, verdict, wildcard, matchers, sets: matchers.map((m) => this.ctx.selections.acquire(m)), ports });
+    const l7 = verdict === 'allow' && this.ctx.l7 ? this.#l7Of(pr, lookup, direction) : undefined;
+    this.#addContribution({ id, ruleId, direction, verdict, wildcard, matchers, sets: matchers.map((m) => this.ctx.selections.acquire(m)), ports, ...(l7 ? { l7 } : {}) });
     return true;
+  }
+
+  /** A peer rule's L7 rules by port key, for parsers the proxy enforces in `direction`. */
+  #l7Of(pr: PeerRule, lookup: NamedPortLookup, direction: Direction): Map<string, L7Part> | undefined {
+    if (!Array.isArray(pr.l7) || pr.l7.length === 0) return undefined;
+    const out = new Map<string, L7Part>();
+    for (const entry of pr.l7 as Array<{ ports: PeerRule['ports']; rules: unknown }>) {
+      const part = l7Part(entry.rules);
+      if (!part || this.ctx.l7!.redirectPort(part.parser, direction) === undefined) continue;
+      for (const port of portKeys(entry.ports, lookup)) {
+        if (!l7Capable(port)) continue;
+        const k = `${port.protocol}/${port.port}/${port.endPort}`;
+        const had = out.get(k);
+        out.set(k, had && had.parser === part.parser ? { parser: part.parser, rules: [...had.rules, ...part.rules] } : (had ?? { parser: part.parser, rules: part.rules }));
+      }
+    }
+    return out.size > 0 ? out : undefined;
   }
 
   #addContribution(c: Contribution): void {
@@ -329,11 +385,23 @@ export class SubjectState {
       for (const port of c.ports) {
         // policyKeyString's form; keys are kept as strings only (parsePolicyKey undoes it).
         const k = `${identity}/${dir}/${port.protocol}/${port.port}/${port.endPort}`;
+        if (!deny && this.ctx.l7 && l7Capable(port)) this.#tallyL7(k, c, `${port.protocol}/${port.port}/${port.endPort}`, delta);
         const t = this.#tallies.get(k);
         if (t) count(t, c.ruleId, deny, delta);
         else if (delta > 0) this.#tallies.set(k, { ruleId: c.ruleId, deny, count: delta });
         this.#dirty.add(k);
       }
+    }
+  }
+
+  #tallyL7(key: string, c: Contribution, portKey: string, delta: 1 | -1): void {
+    let parts = this.#l7.get(key);
+    if (delta > 0) {
+      if (!parts) this.#l7.set(key, (parts = new Map()));
+      parts.set(c.id, c.l7?.get(portKey) ?? null);
+    } else if (parts) {
+      parts.delete(c.id);
+      if (parts.size === 0) this.#l7.delete(key);
     }
   }
 

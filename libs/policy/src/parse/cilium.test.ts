@@ -193,7 +193,7 @@ describe('CiliumNetworkPolicy', () => {
       ingress: [{ fromEndpoints: [{}], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }], rules: http }] }],
       egress: [{ toPorts: [{ ports: [{ port: '53', protocol: 'ANY' }], rules: { dns: [{ matchPattern: '*' }] } }] }],
     }));
-    expect(rule.ingress[0]!.l7).toEqual([{ ports: [{ protocol: 'TCP', port: 80 }], rules: http }]);
+    expect(rule.ingress[0]!.l7).toEqual([{ ports: [{ protocol: 'TCP', port: 80 }], rules: http, path: 'spec.ingress[0].toPorts[0].rules' }]);
     expect(rule.ingress[0]!.ports).toEqual([{ protocol: 'TCP', port: 80 }]);
     expect(rule.notes).toEqual([
       'spec.ingress[0].toPorts[0].rules: L7 rules are enforced at L4 until the L7 proxy is available',

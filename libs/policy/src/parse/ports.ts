@@ -14,7 +14,12 @@ const K8S_PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
 export interface L7PortRules {
   readonly ports: readonly PortRule[];
   readonly rules: unknown;
+  /** Field path of the rules, e.g. `spec.ingress[0].toPorts[0].rules`. */
+  readonly path: string;
 }
+
+/** The note of L7 rules no proxy enforces (the engine drops it where the proxy takes them). */
+export const l7AtL4Note = (rulesPath: string): string => `${rulesPath}: L7 rules are enforced at L4 until the L7 proxy is available`;
 
 /** A port given as a number or a string: a number, or a named port. */
 function parsePortValue(raw: unknown, at: string, issues: Issues, dialect: Dialect): { port: number } | { name: string } | undefined {
@@ -165,8 +170,8 @@ export function parseCiliumToPorts(value: readonly unknown[], path: string, issu
       if (deny) issues.error(rulesPath, 'deny rules cannot carry L7 rules');
       else if (checkL7Rules(rules, rulesPath, issues) && ports) {
         if (ports.length === 0) issues.error(field(at, 'ports'), 'L7 rules need at least one port');
-        result.l7.push({ ports, rules });
-        result.notes.push(`${rulesPath}: L7 rules are enforced at L4 until the L7 proxy is available`);
+        result.l7.push({ ports, rules, path: rulesPath });
+        result.notes.push(l7AtL4Note(rulesPath));
       }
     }
     if (ports) result.ports.push(...(ports.length === 0 ? [{ protocol: 'ANY' as const, port: 0 }] : ports));
