@@ -6,7 +6,9 @@
  *   cil_from_netdev   tc ingress: first the pre hook (cilia_tc_slots, PRE: e.g. a tunnel's
  *                     receive program), then reverse-translates replies to masqueraded flows,
  *                     and hands packets for local endpoints to their to-container pipeline
- *                     (lxc.o's resume program), which delivers them straight to the pod
+ *                     (lxc.o's resume program), which delivers them straight to the pod; a
+ *                     packet for anything else (the host, or routed on) is offered to the
+ *                     service slot alone (NodePort, ExternalIP, LoadBalancer frontends)
  *   cil_from_netdev_main  the same without the pre hook (cilia_tc_slots, MAIN): where a
  *                     pre program hands back what it does not take
  *   *_resume          where slot programs hand packets back (cilia_tc_slots, RESUME)
@@ -127,6 +129,8 @@ static __always_inline int from_netdev_forward(struct __sk_buff *skb, struct cil
 	ep = cilia_endpoint_lookup4(t.daddr);
 	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
 		return TC_ACT_OK;
+	/* The destination may be a service's backend the service slot chose. */
+	ctx->endpoint_id = ep->endpoint_id;
 	cilia_trace(skb, ctx, &t, (ctx->flags & CILIA_CTX_F_SNATED) ? CILIA_TRACE_FROM_NETWORK : CILIA_TRACE_TO_ENDPOINT,
 		    CILIA_AP_FROM_NETDEV);
 	return cilia_from_netdev_deliver(skb, ctx, &t, ep);
@@ -150,9 +154,15 @@ static __always_inline int from_netdev(struct __sk_buff *skb)
 			ctx.flags |= CILIA_CTX_F_SNATED;
 	}
 	ep = cilia_endpoint_lookup4(t.daddr);
-	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST))
-		return TC_ACT_OK; /* for the host */
 	ctx.src_identity = cilia_identity4(t.saddr);
+	if (!ep || (ep->flags & CILIA_ENDPOINT_F_HOST)) {
+		/* For the host, or routed on: only the service slot sees it, which may translate a
+		 * frontend (a NodePort on this node's address, an ExternalIP, a LoadBalancer IP). */
+		ctx.flags |= CILIA_CTX_F_SERVICE_ONLY;
+		ctx.attach_point = CILIA_AP_FROM_NETDEV;
+		CILIA_TRY_SLOT(skb, &ctx, CILIA_AP_FROM_NETDEV, CILIA_SLOT_SERVICE);
+		return TC_ACT_OK;
+	}
 	r = cilia_from_netdev_track(skb, &ctx, &t, ep);
 	if (r)
 		return cilia_drop(skb, &ctx, &t, r, CILIA_AP_FROM_NETDEV, CILIA_DIR_INGRESS);
@@ -181,6 +191,10 @@ int cil_from_netdev_resume(struct __sk_buff *skb)
 	struct cilia_ctx ctx;
 
 	cilia_ctx_load(skb, &ctx);
+	/* Offered to the service slot alone: the other slots see it once it is for an endpoint. */
+	if ((ctx.flags & CILIA_CTX_F_SERVICE_ONLY) && !(ctx.flags & CILIA_CTX_F_LOCAL_DST))
+		return from_netdev_forward(skb, &ctx);
+	ctx.flags &= ~CILIA_CTX_F_SERVICE_ONLY;
 	if (!ctx.drop_reason)
 		cilia_run_slots(skb, &ctx, CILIA_AP_FROM_NETDEV);
 	return from_netdev_forward(skb, &ctx);

@@ -2,20 +2,29 @@
 // replacement in a node network namespace, Services and EndpointSlices as manifest files, pods
 // made through the API, and real clients (svc-tool.mjs: node's net and dgram) in pod and node
 // namespaces — in the node's own cgroup, where the plugin's socket hooks sit.
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BpfMap, PerCpuMap } from '@cilia/bpf';
 import type { Endpoint } from '@cilia/core';
 import { datapathMaps as m } from '@cilia/datapath';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { podNs, ServiceNode, type ToolResult } from './services/node.js';
+import { api, REPO } from '../support/agent.js';
+import { podNs, ServiceNode, sh, type ToolResult } from './services/node.js';
 
-const node = new ServiceNode('172.31.251.1', '172.31.251.2', '10.244.9.0/24');
+const CLI_MAIN = join(REPO, 'apps/cli/dist/main.js');
+
+const node = new ServiceNode('172.31.251.1', '172.31.251.2', '10.244.9.0/24', '172.31.251.3');
 const R = Number.parseInt(node.run.slice(0, 2), 16);
 const VIP = `10.96.${R}.10`;
 const EMPTY_VIP = `10.96.${R}.11`;
+const EXTERNAL_IP = `198.51.100.${R}`;
+const LB_IP = `203.0.113.${R}`;
 
 const service = (name: string, clusterIP: string, ports: object[]) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: node.k8sNamespace }, spec: { clusterIP, ports } });
-const slice = (name: string, svc: string, pods: readonly Endpoint[], conditions: Record<string, object> = {}) => ({
+/** A backend address and the node it runs on: a pod of this node, or the far host ("another node"). */
+type Member = Pick<Endpoint, 'name' | 'ipv4'> & { readonly nodeName?: string };
+const FAR: Member = { name: 'far', ipv4: node.farIp, nodeName: 'node-elsewhere' };
+const slice = (name: string, svc: string, pods: readonly Member[], conditions: Record<string, object> = {}) => ({
   apiVersion: 'discovery.k8s.io/v1',
   kind: 'EndpointSlice',
   metadata: { name, namespace: node.k8sNamespace, labels: { 'kubernetes.io/service-name': svc } },
@@ -24,7 +33,24 @@ const slice = (name: string, svc: string, pods: readonly Endpoint[], conditions:
     { name: 'http', port: 8080, protocol: 'TCP' },
     { name: 'dns', port: 5353, protocol: 'UDP' },
   ],
-  endpoints: pods.map((p) => ({ addresses: [p.ipv4], nodeName: `svc-${node.run}`, ...(conditions[p.name] ? { conditions: conditions[p.name] } : {}) })),
+  endpoints: pods.map((p) => ({ addresses: [p.ipv4], nodeName: p.nodeName ?? `svc-${node.run}`, ...(conditions[p.name] ? { conditions: conditions[p.name] } : {}) })),
+});
+/** A Service reached from outside: type NodePort (or LoadBalancer with `lbIp`), node ports from 30080 + `n`. */
+const external = (name: string, n: number, extra: { externalTrafficPolicy?: string; externalIPs?: string[]; lbIp?: string } = {}) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: node.k8sNamespace },
+  spec: {
+    type: extra.lbIp ? 'LoadBalancer' : 'NodePort',
+    clusterIP: `10.96.${R}.${20 + n}`,
+    ports: [
+      { name: 'http', port: 80, targetPort: 8080, nodePort: 30080 + n },
+      { name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353, nodePort: 30080 + n },
+    ],
+    ...(extra.externalTrafficPolicy ? { externalTrafficPolicy: extra.externalTrafficPolicy } : {}),
+    ...(extra.externalIPs ? { externalIPs: extra.externalIPs } : {}),
+  },
+  ...(extra.lbIp ? { status: { loadBalancer: { ingress: [{ ip: extra.lbIp }] } } } : {}),
 });
 const WEB_PORTS = [
   { name: 'http', port: 80, targetPort: 8080 },
@@ -58,10 +84,23 @@ beforeAll(async () => {
     client = await node.pod('client');
     backends = [await node.pod('b1'), await node.pod('b2'), await node.pod('b3')];
     for (const b of backends) await node.serve(b);
+    await node.serve({ name: 'far', ns: node.far });
     node.manifest('web.yaml', service('web', VIP, WEB_PORTS), slice('web-1', 'web', backends));
     node.manifest('empty.yaml', service('empty', EMPTY_VIP, WEB_PORTS));
+    // From outside: every backend (two pods here, one on "another node"); Local with a local
+    // backend and a remote one; Local with only a remote one.
+    node.manifest('np.yaml', external('np', 0, { externalIPs: [EXTERNAL_IP] }), slice('np-1', 'np', [backends[0]!, backends[1]!, FAR]));
+    node.manifest('np-local.yaml', external('np-local', 1, { externalTrafficPolicy: 'Local' }), slice('np-local-1', 'np-local', [backends[2]!, FAR]));
+    node.manifest('np-none.yaml', external('np-none', 2, { externalTrafficPolicy: 'Local' }), slice('np-none-1', 'np-none', [FAR]));
+    node.manifest('lb.yaml', external('lb', 3, { lbIp: LB_IP }), slice('lb-1', 'lb', [backends[0]!, FAR]));
+    // The client outside reaches the ExternalIP and the LoadBalancer IP through the node.
+    for (const ip of [EXTERNAL_IP, LB_IP]) sh('ip', ['-n', node.outside, 'route', 'add', `${ip}/32`, 'via', node.nodeIp]);
     await programmed(VIP, 80, 6, 3);
     await programmed(EMPTY_VIP, 80, 6, 0);
+    await programmed(node.nodeIp, 30080, 6, 3);
+    await programmed(node.nodeIp, 30081, 6, 1);
+    await programmed(node.nodeIp, 30082, 6, 0);
+    await programmed(LB_IP, 80, 6, 2);
   } catch (err) {
     await node.down();
     throw err;
@@ -136,12 +175,95 @@ describe('socket-level load balancing (cgroup connect/sendmsg/recvmsg/getpeernam
   }, 30_000);
 });
 
+describe('from outside the cluster through the node (per packet, in the from-netdev service slot)', () => {
+  /** A client in the outside namespace: no socket hook sees it. */
+  const outside = (args: readonly string[]) => node.client(node.outside, args, { cgroup: false });
+
+  it('balances NodePort connections to the node address over local backends and one on another node (SNAT to the node, replies translated back)', async () => {
+    const r = await outside(['tcp', node.nodeIp, '30080', '150']);
+    balanced(r, 150, ['b1', 'b2', 'far']);
+    expect(r.peers).toEqual([node.nodeIp]);
+    const udp = await outside(['udp', node.nodeIp, '30080', '30']);
+    expect(udp.errors).toEqual({});
+    expect(udp.from).toEqual([`${node.nodeIp}:30080`]);
+  }, 30_000);
+
+  it('serves ExternalIPs and LoadBalancer ingress IPs likewise', async () => {
+    balanced(await outside(['tcp', EXTERNAL_IP, '80', '90']), 90, ['b1', 'b2', 'far']);
+    const lb = await outside(['tcp', LB_IP, '80', '60']);
+    balanced(lb, 60, ['b1', 'far']);
+    expect(lb.peers).toEqual([LB_IP]);
+  }, 30_000);
+
+  it('serves externalTrafficPolicy: Local from this node\'s backends only, and does not answer without one', async () => {
+    expect((await outside(['tcp', node.nodeIp, '30081', '30'])).answers).toEqual({ b3: 30 });
+    const none = await outside(['tcp', node.nodeIp, '30082', '2', '2']);
+    expect(none).toMatchObject({ answers: {}, errors: { TIMEOUT: 2 } });
+  }, 30_000);
+});
+
+const API_VIP = `10.97.${R}.10`;
+let apiServiceId = 0;
+
+/** The real CLI against the node's agent. */
+function cilia(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI_MAIN, '--socket', node.socket, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('services through the API and the CLI (cilia service, cilia bpf lb list)', () => {
+  it('creates a service with cilia service create: programmed, balanced, listed with its backends as the maps hold them', async () => {
+    const created = cilia('service', 'create', '--frontend', `${API_VIP}:80/TCP`, '--backend', `${backends[0]!.ipv4}:8080,${backends[1]!.ipv4}:8080`, '--name', 'by-hand', '-o', 'json');
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    apiServiceId = (JSON.parse(created.stdout) as { id: number }).id;
+    expect(apiServiceId).toBeGreaterThan(0);
+    balanced(await node.client(podNs(client), ['tcp', API_VIP, '80', '60']), 60, ['b1', 'b2']);
+    const list = cilia('service', 'list');
+    expect(list.code).toBe(0);
+    const mine = list.stdout.split('\n').filter((l) => l.includes(`${API_VIP}:80/TCP`));
+    expect(mine).toHaveLength(2);
+    for (const l of mine) expect(l).toMatch(new RegExp(`^${apiServiceId} +${API_VIP.replace(/\./g, '\\.')}:80/TCP +ClusterIP +api +\\d+ => 10\\.244\\.9\\.\\d+:8080 \\(active\\)$`));
+    // The ClusterIP of a Service from a manifest is listed with its owner.
+    expect(list.stdout).toMatch(new RegExp(`ClusterIP +Service ${node.k8sNamespace}/web `));
+    const maps = JSON.parse(cilia('bpf', 'lb', 'list', '-o', 'json').stdout) as import('@cilia/api-client').LbMapsReport;
+    const slots = maps.services.filter((e) => e.frontend === `${API_VIP}:80/TCP`);
+    expect(slots.map((e) => e.slot).sort()).toEqual([0, 1, 2]);
+    expect(slots.find((e) => e.slot === 0)).toMatchObject({ revNatIndex: apiServiceId, count: 2, type: 'ClusterIP', algorithm: 'random' });
+    const ids = new Set(slots.filter((e) => e.slot > 0).map((e) => e.backendId));
+    expect(maps.backends.filter((b) => ids.has(b.id)).map((b) => b.address).sort()).toEqual([backends[0]!.ipv4, backends[1]!.ipv4].sort());
+    expect(cilia('bpf', 'lb', 'list').stdout).toMatch(new RegExp(`^${API_VIP.replace(/\./g, '\\.')}:80/TCP +0 +${apiServiceId} +2 backends +ClusterIP, random$`, 'm'));
+  }, 30_000);
+
+  it('refuses a bad service naming the field, and a frontend a Service owns, changing nothing', async () => {
+    const before = cilia('bpf', 'lb', 'list', '-o', 'json').stdout;
+    const bad = await api<{ error: string; path: string }>(node.socket, 'PUT', '/v1/services', { frontend: { address: API_VIP, port: 80 }, backends: [{ address: '10.0.0.300', port: 8080 }] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.path).toBe('backends[0].address');
+    const taken = cilia('service', 'create', '--frontend', `${VIP}:80/TCP`, '--backend', `${backends[2]!.ipv4}:8080`);
+    expect(taken.code).not.toBe(0);
+    expect(taken.stderr).toContain(`is served by Service ${node.k8sNamespace}/web`);
+    expect(cilia('service', 'delete', `${VIP}:80/TCP`).code).not.toBe(0);
+    expect(cilia('bpf', 'lb', 'list', '-o', 'json').stdout).toBe(before);
+  }, 30_000);
+});
+
 describe('per-packet load balancing (lb.socketLB.hostNamespaceOnly: pods are translated in the datapath)', () => {
   beforeAll(async () => {
     await node.kill();
     node.writeConfig({ socketLB: { hostNamespaceOnly: true } });
     await node.start();
   }, 60_000);
+
+  it('keeps the API\'s service across the restart with its id, and deletes it with cilia service delete', async () => {
+    const got = JSON.parse(cilia('service', 'get', String(apiServiceId), '-o', 'json').stdout) as { frontend: { address: string }; owner: string };
+    expect(got).toMatchObject({ frontend: { address: API_VIP }, owner: 'api' });
+    const deleted = cilia('service', 'delete', `${API_VIP}:80`);
+    expect(deleted.code).toBe(0);
+    expect(deleted.stdout).toBe(`Service ${apiServiceId} deleted: ${API_VIP}:80/TCP\n`);
+    expect(services.lookup({ address: API_VIP, dport: 80, backendSlot: 0, proto: 6 })).toBeUndefined();
+    expect(cilia('service', 'get', String(apiServiceId)).code).not.toBe(0);
+  }, 30_000);
 
   it('balances a pod\'s connections in the service slot: the SYN on its veth goes to the ClusterIP, the replies come from it; a UDP flow stays on one backend', async () => {
     let result: ToolResult | undefined;

@@ -9,6 +9,7 @@ import { registerIpCacheCommands } from './commands/ipcache.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerPluginCommands } from './commands/plugin.js';
 import { registerPolicyCommands } from './commands/policy.js';
+import { registerServiceCommands } from './commands/service.js';
 import { registerStatusCommand } from './commands/status.js';
 import { createContext, DEFAULT_SOCKET, NODE_SOCKET_ROOT, type CliIo } from './context.js';
 import { CliError, ExitCode, oneLine, QuietExit } from './errors.js';
@@ -66,6 +67,7 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerNodeCommands(program, ctx);
   registerPolicyCommands(program, ctx);
   registerBpfBandwidthCommands(program, ctx);
+  registerServiceCommands(program, ctx);
   return program;
 }
 

@@ -27,6 +27,9 @@ enum cilia_ct_status {
 #define CILIA_CTX_F_LOCAL_DST (1 << 1)  /* destination is a local endpoint */
 #define CILIA_CTX_F_HOST_DST (1 << 2)   /* destination is the node itself */
 #define CILIA_CTX_F_SNATED (1 << 3)     /* masquerading rewrote the source */
+#define CILIA_CTX_F_SERVICE_ONLY (1 << 4) /* from-netdev: not for a local endpoint, offered to the
+					    * service slot alone (a frontend on a node address, an
+					    * ExternalIP or a LoadBalancer IP becomes one) */
 
 struct cilia_ctx {
 	__u32 src_identity;   /* security identity of the source (ipcache / endpoint) */

@@ -3,6 +3,12 @@ import { AgentApiError, AgentClientError, AgentResponseError, AgentTimeoutError,
 import type {
   AgentStatus,
   BandwidthReport,
+  LbMapsReport,
+  ServiceChangeResponse,
+  ServiceDeleteQuery,
+  ServiceInfo,
+  ServiceListResponse,
+  ServiceUpsertRequest,
   ConfigView,
   Endpoint,
   EndpointAttachment,
@@ -134,6 +140,24 @@ export class AgentClient {
   readonly bandwidth = {
     /** `GET /v1/bandwidth`: the endpoints' egress and ingress limits as the datapath holds them. */
     list: (): Promise<BandwidthReport> => this.request('GET', '/v1/bandwidth'),
+  };
+
+  /** `/v1/services` (the kube-proxy replacement plugin). */
+  readonly services = {
+    /** `GET /v1/services`: every frontend with its id, owner and backends, refused and skipped Services. */
+    list: (): Promise<ServiceListResponse> => this.request('GET', '/v1/services'),
+    /** `GET /v1/services/:id`. */
+    get: (id: number): Promise<ServiceInfo> => this.request('GET', `/v1/services/${id}`),
+    /** `PUT /v1/services`: adds or replaces a service of the `api` owner by its frontend; a refusal is a 400 naming the field. */
+    upsert: (service: ServiceUpsertRequest): Promise<ServiceChangeResponse> => this.request('PUT', '/v1/services', { body: service }),
+    /** `DELETE /v1/services?frontend=ADDRESS:PORT/PROTOCOL`: a service of the `api` owner; 404 when there is none. */
+    delete: (frontend: string): Promise<ServiceChangeResponse> => this.request('DELETE', '/v1/services', { query: { frontend } satisfies ServiceDeleteQuery }),
+  };
+
+  /** `/v1/lb` (the kube-proxy replacement plugin). */
+  readonly lb = {
+    /** `GET /v1/lb`: the LB maps as written (`cilia bpf lb list`). */
+    maps: (): Promise<LbMapsReport> => this.request('GET', '/v1/lb'),
   };
 
   /** `/v1/nodes`. */

@@ -22,9 +22,11 @@ import type {
   PolicyRevision,
   PolicyRuleInfo,
   ResourceRef,
+  ServiceBackend,
+  ServiceFrontend,
 } from '@cilia/core';
 
-export type { AgentStatus, ApiError, Endpoint, EndpointCreateRequest, Health, Identity, IpCacheEntry, Labels, PluginStatus, PolicyRuleInfo };
+export type { AgentStatus, ApiError, Endpoint, EndpointCreateRequest, Health, Identity, IpCacheEntry, Labels, PluginStatus, PolicyRuleInfo, ServiceBackend, ServiceFrontend };
 
 // ---- /v1/status, /v1/plugins, /v1/config ------------------------------------------------
 
@@ -244,4 +246,88 @@ export interface BandwidthReport {
   /** What `cilia_bandwidth` holds, by endpoint id. */
   readonly endpoints: readonly BandwidthEndpoint[];
   readonly invalid: readonly InvalidBandwidthAnnotation[];
+}
+
+// ---- /v1/services, /v1/lb (the kube-proxy replacement plugin) ------------------------------
+
+/** A backend of a frontend, with its id in `cilia_lb4_backends`. */
+export interface ServiceBackendInfo extends ServiceBackend {
+  readonly id: number;
+  /** Whether new connections choose it (it is in the frontend's slots); others keep the connections they have. */
+  readonly selectable: boolean;
+}
+
+/** One frontend (`GET /v1/services`, `/v1/services/:id`), as `cilium-dbg service list` shows it. */
+export interface ServiceInfo {
+  /** Its id (`rev_nat_index`), stable across agent restarts. */
+  readonly id: number;
+  readonly frontend: ServiceFrontend;
+  /** Who asked for it: `Service NAMESPACE/NAME`, `api`, or `restored` (found in the maps, not claimed yet). */
+  readonly owner: string;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly algorithm?: 'random' | 'maglev';
+  readonly sessionAffinitySeconds?: number;
+  readonly externalTrafficPolicy?: 'Cluster' | 'Local';
+  readonly internalTrafficPolicy?: 'Cluster' | 'Local';
+  readonly backends: readonly ServiceBackendInfo[];
+}
+
+/** Body of `GET /v1/services`. */
+export interface ServiceListResponse {
+  readonly services: readonly ServiceInfo[];
+  /** Services and EndpointSlices refused (the field path and the reason), and frontends claimed twice. */
+  readonly problems: readonly string[];
+  /** Services left alone on purpose (`NAMESPACE/NAME`: why): ExternalName, headless, another proxy's. */
+  readonly skipped: Readonly<Record<string, string>>;
+}
+
+/** Body of `PUT /v1/services`: a service of the `api` owner, by frontend (defaults: TCP, ClusterIP, weight 1, active). */
+export interface ServiceUpsertRequest {
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly frontend: { readonly address: string; readonly port: number; readonly protocol?: 'TCP' | 'UDP'; readonly type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalIP' };
+  readonly backends?: ReadonlyArray<{ readonly address: string; readonly port: number; readonly weight?: number; readonly state?: ServiceBackend['state']; readonly nodeName?: string; readonly zone?: string }>;
+  readonly externalTrafficPolicy?: 'Cluster' | 'Local';
+  readonly internalTrafficPolicy?: 'Cluster' | 'Local';
+  readonly sessionAffinitySeconds?: number;
+  readonly algorithm?: 'random' | 'maglev';
+}
+
+/** Query of `DELETE /v1/services`: the frontend `ADDRESS:PORT[/PROTOCOL]` of a service of the `api` owner. */
+export interface ServiceDeleteQuery {
+  readonly frontend: string;
+}
+
+/** Answer of `PUT` and `DELETE /v1/services`. */
+export interface ServiceChangeResponse {
+  /** The frontend's id: the one it has now (PUT), or had (DELETE). */
+  readonly id: number;
+  readonly frontend: ServiceFrontend;
+}
+
+/** An entry of `cilia_lb4_services`: a frontend's slot 0 (its count, flags) or one of its backend slots. */
+export interface LbServiceEntry {
+  /** `ADDRESS:PORT/PROTOCOL`. */
+  readonly frontend: string;
+  readonly slot: number;
+  /** Slot 0: the frontend's id; other slots: the same (the frontend they belong to). */
+  readonly revNatIndex: number;
+  /** Slots ≥ 1: the backend in it. */
+  readonly backendId: number;
+  /** Slot 0: backends new connections choose from. */
+  readonly count: number;
+  readonly type: string;
+  readonly algorithm: string;
+  readonly affinityTimeout: number;
+  readonly localOnly: boolean;
+}
+
+/** Body of `GET /v1/lb`: the LB maps as written. */
+export interface LbMapsReport {
+  readonly services: readonly LbServiceEntry[];
+  readonly backends: ReadonlyArray<{ readonly id: number; readonly address: string; readonly port: number; readonly protocol: string; readonly state: string }>;
+  readonly reverseNat: ReadonlyArray<{ readonly id: number; readonly address: string; readonly port: number }>;
+  /** Frontend ids with a Maglev table. */
+  readonly maglev: readonly number[];
 }

@@ -11,8 +11,13 @@
  *   cil_lb_to_container    to-container service slot: replies delivered to a local client
  *                          (from a backend on this node or across an overlay) get the frontend
  *                          back as their source
- *   cil_lb_from_netdev     from-netdev service slot: the same for replies routed back to a local
- *                          client natively
+ *   cil_lb_from_netdev     from-netdev service slot: NodePort, ExternalIP and LoadBalancer
+ *                          traffic arriving on a node device (host.o offers it every packet
+ *                          that is not for a local endpoint) gets its backend — a local one is
+ *                          delivered, one on another node is reached from this node's address
+ *                          (SNAT) through the FIB — and replies coming back are translated to
+ *                          the frontend and routed to the client; also replies routed back to a
+ *                          local client natively
  *
  * A frontend with no backend answers ICMP port unreachable (a TCP client sees ECONNREFUSED at
  * once) and counts a drop NO_SERVICE. Translations never flush or rewrite a map: the backend of
@@ -30,6 +35,8 @@
 #include "lib/ipcache.h"
 #include "lib/lb.h"
 #include "lib/monitor.h"
+#include "lib/nat.h"
+#include "lib/redirect.h"
 #include "lib/slots.h"
 #include "lib/tuple.h"
 
@@ -65,6 +72,40 @@ static __always_inline int no_backend(struct __sk_buff *skb, struct cilia_ctx *c
 	return ap == CILIA_AP_FROM_CONTAINER ? bpf_redirect_peer(skb->ifindex, 0) : bpf_redirect(skb->ifindex, 0);
 }
 
+/* Sends a translated packet out through the FIB (the stack would take one from a node address
+ * arriving on a node device for a martian); the stack gets it when the FIB cannot say. */
+static __always_inline int route_out(struct __sk_buff *skb, struct cilia_ctx *ctx, const struct cilia_tuple *t, __u32 ap, __u8 dir)
+{
+	__u8 reason = 0;
+	int r = cilia_route_out4(skb, t->saddr, t->daddr, &reason);
+
+	if (r == 0)
+		return cilia_drop(skb, ctx, t, reason, ap, dir);
+	if (r < 0) {
+		cilia_slot_next(skb, ctx);
+		return TC_ACT_OK;
+	}
+	cilia_forwarded(skb, ctx, t, CILIA_TRACE_TO_NETWORK, ap, dir);
+	return r;
+}
+
+/* A connection from outside translated to a backend on another node: masqueraded to this node's
+ * address (SNAT_IPV4, a port of cilia_snat) and routed there. Its replies come back to this node,
+ * where host.o reverses the SNAT and the service slot the DNAT. */
+static __always_inline int snat_out(struct __sk_buff *skb, struct cilia_ctx *ctx, struct cilia_tuple *t, __u32 ap, __u8 dir)
+{
+	int created, r;
+
+	if (!SNAT_IPV4)
+		return route_out(skb, ctx, t, ap, dir);
+	r = cilia_snat4(skb, t, &created);
+	if (r)
+		return cilia_drop(skb, ctx, t, r, ap, dir);
+	ctx->flags |= CILIA_CTX_F_SNATED;
+	t->saddr = bpf_htonl(SNAT_IPV4);
+	return route_out(skb, ctx, t, ap, dir);
+}
+
 /* Hands the packet back to the pipeline; TC_ACT_OK (the stack) if it has no resume program. */
 static __always_inline int next(struct __sk_buff *skb, struct cilia_ctx *ctx)
 {
@@ -90,16 +131,11 @@ static __always_inline int lb_service(struct __sk_buff *skb, __u32 ap, __u8 dir)
 		return cilia_drop(skb, &ctx, &t, -r, ap, dir);
 	if (r > 0) {
 		/* From a node address now (a NodePort reply to a client elsewhere): the stack would
-		 * take it for a martian, so it leaves through the FIB from here. */
-		if (!(ctx.flags & CILIA_CTX_F_LOCAL_DST) && cilia_identity4(t.saddr) == CILIA_IDENTITY_HOST) {
-			r = cilia_route_out4(skb, t.saddr, t.daddr, &reason);
-			if (r == 0)
-				return cilia_drop(skb, &ctx, &t, reason, ap, dir);
-			if (r > 0) {
-				cilia_forwarded(skb, &ctx, &t, CILIA_TRACE_TO_NETWORK, ap, dir);
-				return r;
-			}
-		}
+		 * take it for a martian, so it leaves through the FIB from here; so does a reply that
+		 * came back from another node's backend to a client outside. */
+		if (!(ctx.flags & CILIA_CTX_F_LOCAL_DST) &&
+		    (ap == CILIA_AP_FROM_NETDEV || cilia_identity4(t.saddr) == CILIA_IDENTITY_HOST))
+			return route_out(skb, &ctx, &t, ap, dir);
 		return next(skb, &ctx);
 	}
 	/* Connections are translated where they enter: to-container only sees what was. */
@@ -111,8 +147,13 @@ static __always_inline int lb_service(struct __sk_buff *skb, __u32 ap, __u8 dir)
 		return cilia_drop(skb, &ctx, &t, -r, ap, dir);
 	if (r == CILIA_LB_NO_BACKEND && svc)
 		return no_backend(skb, &ctx, &t, ap, dir, svc);
-	if (r == CILIA_LB_TRANSLATED)
+	if (r == CILIA_LB_TRANSLATED) {
 		retarget(&ctx, t.daddr);
+		/* From outside to a backend on another node: it leaves from this node's address, so
+		 * the reply comes back here to be translated. */
+		if (ap == CILIA_AP_FROM_NETDEV && !(ctx.flags & CILIA_CTX_F_LOCAL_DST))
+			return snat_out(skb, &ctx, &t, ap, dir);
+	}
 	return next(skb, &ctx);
 }
 

@@ -218,6 +218,41 @@ describe('per-packet load balancing in the service slot', () => {
     }
   });
 
+  it('translates a NodePort connection arriving on the node device to a local backend, leaves the host\'s own traffic alone, and drops a Local-only frontend without a local backend silently', () => {
+    const CLIENT = `172.16.${x}.9`;
+    node.lb.apply(
+      [
+        { ...service([backend(b1.ip)]), frontend: { address: NODE_IP, port: 30080, protocol: 'TCP', type: 'NodePort' } },
+        { ...service([{ ...backend(REMOTE_BACKEND), nodeName: 'node-2' }]), frontend: { address: NODE_IP, port: 30081, protocol: 'TCP', type: 'NodePort' }, externalTrafficPolicy: 'Local' },
+      ],
+      [],
+    );
+    const id = node.lb.frontendId({ address: NODE_IP, port: 30080, protocol: 'TCP' })!;
+    const p = sport++;
+    const syn = packet().eth().ipv4({ src: CLIENT, dst: NODE_IP }).tcp({ sport: p, dport: 30080, flags: TCP_FLAGS.SYN }).build();
+    const r = send(node.fromNetdev, syn, a.link.ifindex);
+    expect(r.retval).toBe(TC_ACT.REDIRECT);
+    expect(r.out.ipv4).toMatchObject({ src: CLIENT, dst: b1.ip, checksumOk: true });
+    expect(r.out.tcp).toMatchObject({ sport: p, dport: 8080, checksumOk: true });
+    expect(r.out.eth).toMatchObject({ dst: b1.info.mac });
+    expect(node.ct.lookup({ saddr: CLIENT, daddr: b1.ip, sport: p, dport: 8080, proto: 6, flags: 0 })).toMatchObject({ revNatIndex: id });
+    // The backend's reply leaves from the node address and port again.
+    const reply = packet().eth({ src: b1.info.mac, dst: b1.info.hostMac }).ipv4({ src: b1.ip, dst: CLIENT }).tcp({ sport: 8080, dport: p, flags: TCP_FLAGS.SYN | TCP_FLAGS.ACK }).build();
+    const back = send(node.fromContainer, reply, b1.link.ifindex);
+    expect(back.out.ipv4).toMatchObject({ src: NODE_IP, dst: CLIENT, checksumOk: true });
+    expect(back.out.tcp).toMatchObject({ sport: 30080, dport: p, checksumOk: true });
+    // The host's own traffic to its address passes as it came.
+    const ssh = packet().eth().ipv4({ src: CLIENT, dst: NODE_IP }).tcp({ sport: p, dport: 22, flags: TCP_FLAGS.SYN }).build();
+    const host = send(node.fromNetdev, ssh, a.link.ifindex);
+    expect(host.retval).toBe(TC_ACT.OK);
+    expect(Buffer.compare(host.data, ssh)).toBe(0);
+    // externalTrafficPolicy Local, no backend here: no answer at all, counted NO_SERVICE.
+    const before = dropped(node, m.DropReason.noService, m.Direction.ingress);
+    const local = send(node.fromNetdev, packet().eth().ipv4({ src: CLIENT, dst: NODE_IP }).tcp({ sport: p, dport: 30081, flags: TCP_FLAGS.SYN }).build(), a.link.ifindex);
+    expect(local.retval).toBe(TC_ACT.SHOT);
+    expect(dropped(node, m.DropReason.noService, m.Direction.ingress)).toBe(before + 1);
+  });
+
   it('spreads new connections over the backends at random: 300 connections, each of 3 backends ≥ 15 %', () => {
     const b3 = REMOTE_BACKEND;
     node.lb.apply([service([backend(b1.ip), backend(b2.ip), { ...backend(b3), nodeName: 'node-2' }], { port: 85 })], []);

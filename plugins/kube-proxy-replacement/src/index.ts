@@ -1,12 +1,14 @@
 import { createRequire } from 'node:module';
 import { definePlugin, Tokens } from '@cilia/core';
 import { netnsCookie } from '@cilia/netlink';
+import { serviceRoutes } from './api.js';
 import { lbConfig, type LbConfig } from './config.js';
 import { LB_OBJECT, LB_PROGRAMS, SOCK_OBJECT } from './objects.js';
 import { KubeProxyReplacement } from './runtime.js';
 
 export { lbConfig, nodePortRange, type LbConfig } from './config.js';
 export { LB_OBJECT, LB_PROGRAMS, SOCK_OBJECT, SOCK_PROGRAMS } from './objects.js';
+export { API_SERVICES_FILE } from './runtime.js';
 
 const { name, version } = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
 
@@ -30,7 +32,7 @@ export default definePlugin<LbConfig>({
   configKey: 'lb',
   description: 'eBPF load balancer replacing kube-proxy: ClusterIP, NodePort, LoadBalancer, ExternalIP; random or Maglev; session affinity',
   config: lbConfig,
-  provides: [Tokens.ServiceManager, Tokens.HealthReporters],
+  provides: [Tokens.ServiceManager, Tokens.HealthReporters, Tokens.ApiRoutes],
   requires: [Tokens.LocalNode, Tokens.ResourceSource],
   bpf: [
     {
@@ -68,6 +70,7 @@ export default definePlugin<LbConfig>({
     });
     bind(Tokens.ServiceManager).toConstant(kpr);
     bind(Tokens.HealthReporters).toConstant({ name, problems: () => kpr.problems() });
+    bind(Tokens.ApiRoutes).toConstant(serviceRoutes(() => kpr));
     // Handles only: the maps and the programs in their slots stay, and keep balancing.
     return { start: () => kpr.start(), stop: () => kpr.stop() };
   },

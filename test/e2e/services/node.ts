@@ -42,6 +42,8 @@ export class ServiceNode {
   readonly run = randomBytes(3).toString('hex');
   readonly netns = `cilia-e2e-svc-${this.run}`;
   readonly outside = `cilia-e2e-out-${this.run}`;
+  /** A host beside the node on its link, no node of the cluster: where a backend "on another node" runs. */
+  readonly far = `cilia-e2e-far-${this.run}`;
   readonly k8sNamespace = `svc${this.run}`;
   readonly dir = mkdtempSync(join(tmpdir(), 'cilia-svc-e2e-'));
   readonly socket = join(this.dir, 'cilia.sock');
@@ -58,18 +60,30 @@ export class ServiceNode {
     readonly nodeIp: string,
     readonly outsideIp: string,
     readonly podCidr: string,
+    readonly farIp = '',
   ) {}
 
-  /** Makes the namespaces (node ↔ outside over a veth), the cgroup and the config; starts the agent. */
+  /**
+   * Makes the namespaces, the cgroup and the config; starts the agent. The node's `ext0` and the
+   * far host's `eth0` are ports of a bridge in the outside namespace, which has the outside address
+   * (a client outside the cluster) and is the node's default gateway.
+   */
   async up(lb: Record<string, unknown> = {}): Promise<void> {
     mkdirSync(this.manifests, { recursive: true });
     mkdirSync(this.cgroup);
     sh('ip', ['netns', 'add', this.netns]);
     sh('ip', ['netns', 'add', this.outside]);
-    sh('ip', ['-n', this.netns, 'link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'ext0', 'netns', this.outside]);
-    for (const [ns, addr] of [[this.netns, this.nodeIp], [this.outside, this.outsideIp]] as const) {
-      sh('ip', ['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'ext0']);
-      sh('ip', ['-n', ns, 'link', 'set', 'ext0', 'up']);
+    sh('ip', ['netns', 'add', this.far]);
+    sh('ip', ['-n', this.outside, 'link', 'add', 'br0', 'type', 'bridge']);
+    sh('ip', ['-n', this.netns, 'link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'p-node', 'netns', this.outside]);
+    sh('ip', ['-n', this.far, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'p-far', 'netns', this.outside]);
+    for (const port of ['p-node', 'p-far']) {
+      sh('ip', ['-n', this.outside, 'link', 'set', port, 'master', 'br0']);
+      sh('ip', ['-n', this.outside, 'link', 'set', port, 'up']);
+    }
+    for (const [ns, dev, addr] of [[this.netns, 'ext0', this.nodeIp], [this.outside, 'br0', this.outsideIp], [this.far, 'eth0', this.farIp]] as const) {
+      if (addr) sh('ip', ['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev]);
+      sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
       sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     }
     sh('ip', ['-n', this.netns, 'route', 'add', 'default', 'via', this.outsideIp]);
@@ -118,9 +132,9 @@ export class ServiceNode {
     return child;
   }
 
-  /** Starts a server answering NAME on TCP 8080 and UDP 5353 in a pod; resolves once it listens. */
-  async serve(pod: Endpoint): Promise<ChildProcess> {
-    const child = this.spawnTool(podNs(pod), ['serve', pod.name, '8080', '5353']);
+  /** Starts a server answering NAME on TCP 8080 and UDP 5353 in a pod (or NAME in namespace `ns`); resolves once it listens. */
+  async serve(pod: Endpoint | { readonly name: string; readonly ns: string }): Promise<ChildProcess> {
+    const child = 'ns' in pod ? this.spawnTool(pod.ns, ['serve', pod.name, '8080', '5353'], { cgroup: false }) : this.spawnTool(podNs(pod), ['serve', pod.name, '8080', '5353']);
     await new Promise<void>((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
@@ -164,6 +178,7 @@ export class ServiceNode {
     }
     tryRun('ip', ['netns', 'delete', this.netns]);
     tryRun('ip', ['netns', 'delete', this.outside]);
+    tryRun('ip', ['netns', 'delete', this.far]);
     rmSync(this.bpfRoot, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
     // The cgroup goes once its last process has: they were killed above.

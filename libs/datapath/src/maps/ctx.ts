@@ -26,7 +26,7 @@ export type PacketContextValue = ReturnType<typeof PacketContext.decode>;
 export const SLOT_NONE = 0xff;
 
 /** `CILIA_CTX_F_*`. */
-export const CTX_FLAGS = { redirected: 1, localDst: 2, hostDst: 4, snated: 8 } as const;
+export const CTX_FLAGS = { redirected: 1, localDst: 2, hostDst: 4, snated: 8, serviceOnly: 16 } as const;
 
 /** Offset of `cb[0]` in `struct __sk_buff`. */
 const SKB_CB_OFFSET = 48;
