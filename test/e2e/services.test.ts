@@ -4,7 +4,8 @@
 // namespaces — in the node's own cgroup, where the plugin's socket hooks sit.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { BpfMap, PerCpuMap } from '@cilia/bpf';
+import { BpfMap, codec, PerCpuMap } from '@cilia/bpf';
+import type { LbMapsReport, ServiceListResponse } from '@cilia/api-client';
 import type { Endpoint } from '@cilia/core';
 import { datapathMaps as m } from '@cilia/datapath';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ const VIP = `10.96.${R}.10`;
 const EMPTY_VIP = `10.96.${R}.11`;
 const EXTERNAL_IP = `198.51.100.${R}`;
 const LB_IP = `203.0.113.${R}`;
+const STICKY_VIP = `10.96.${R}.12`;
 
 const service = (name: string, clusterIP: string, ports: object[]) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: node.k8sNamespace }, spec: { clusterIP, ports } });
 /** A backend address and the node it runs on: a pod of this node, or the far host ("another node"). */
@@ -93,6 +95,8 @@ beforeAll(async () => {
     node.manifest('np-local.yaml', external('np-local', 1, { externalTrafficPolicy: 'Local' }), slice('np-local-1', 'np-local', [backends[2]!, FAR]));
     node.manifest('np-none.yaml', external('np-none', 2, { externalTrafficPolicy: 'Local' }), slice('np-none-1', 'np-none', [FAR]));
     node.manifest('lb.yaml', external('lb', 3, { lbIp: LB_IP }), slice('lb-1', 'lb', [backends[0]!, FAR]));
+    node.manifest('sticky.yaml', { ...service('sticky', STICKY_VIP, WEB_PORTS), spec: { clusterIP: STICKY_VIP, ports: WEB_PORTS, sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } } }, slice('sticky-1', 'sticky', backends));
+    node.manifest('churn.yaml', external('churn', 4), slice('churn-1', 'churn', [backends[0]!]));
     // The client outside reaches the ExternalIP and the LoadBalancer IP through the node.
     for (const ip of [EXTERNAL_IP, LB_IP]) sh('ip', ['-n', node.outside, 'route', 'add', `${ip}/32`, 'via', node.nodeIp]);
     await programmed(VIP, 80, 6, 3);
@@ -101,11 +105,13 @@ beforeAll(async () => {
     await programmed(node.nodeIp, 30081, 6, 1);
     await programmed(node.nodeIp, 30082, 6, 0);
     await programmed(LB_IP, 80, 6, 2);
+    await programmed(STICKY_VIP, 80, 6, 3);
+    await programmed(node.nodeIp, 30084, 6, 1);
   } catch (err) {
     await node.down();
     throw err;
   }
-}, 90_000);
+}, 150_000);
 
 afterAll(async () => {
   services?.close();
@@ -175,6 +181,48 @@ describe('socket-level load balancing (cgroup connect/sendmsg/recvmsg/getpeernam
   }, 30_000);
 });
 
+/** Connections to frontend `address:port` the per-packet path has translated to `backend` (cilia_lb4_flows entries). */
+function flowsTo(address: string, port: number, backend: string): number {
+  const frontend = services.lookup({ address, dport: port, backendSlot: 0, proto: 6 })?.revNatIndex;
+  const flows = BpfMap.openPinned(join(node.bpfRoot, m.MapName.lbFlows), { key: m.CtKey, value: m.Lb4Flow });
+  const backendMap = BpfMap.openPinned(join(node.bpfRoot, m.MapName.lbBackends), { key: codec.u32, value: m.Lb4Backend });
+  try {
+    const ids = new Set([...backendMap.entries()].filter(([, v]) => v.address === backend).map(([id]) => id));
+    return [...flows.entries()].filter(([, v]) => v.revNatIndex === frontend && ids.has(v.backendId)).length;
+  } finally {
+    flows.close();
+    backendMap.close();
+  }
+}
+
+/** A frontend's backends as the agent has written them (`GET /v1/services`): "ADDRESS STATE", selectable ones first. */
+async function backendStates(frontend: string): Promise<string[]> {
+  const r = await api<ServiceListResponse>(node.socket, 'GET', '/v1/services');
+  const f = r.body.services.find((s) => `${s.frontend.address}:${s.frontend.port}/${s.frontend.protocol}` === frontend);
+  return (f?.backends ?? []).map((b) => `${b.address} ${b.state}`);
+}
+
+describe('session affinity (ClientIP, at the socket: by the client\'s network namespace)', () => {
+  it('sends 50 connections of one client to one backend, and chooses again once the affinity has timed out', async () => {
+    const first = await node.client(podNs(client), ['tcp', STICKY_VIP, '80', '50']);
+    expect(first.errors).toEqual({});
+    expect(Object.values(first.answers)).toEqual([50]);
+    // Age the client's affinity past its timeout (60 s) before each new connection.
+    const id = services.lookup({ address: STICKY_VIP, dport: 80, backendSlot: 0, proto: 6 })!.revNatIndex;
+    const affinity = BpfMap.openPinned(join(node.bpfRoot, m.MapName.lbAffinity), { key: m.LbAffinityKey, value: m.LbAffinityValue });
+    const chosen = new Set(Object.keys(first.answers));
+    try {
+      for (let i = 0; i < 8 && chosen.size < 2; i++) {
+        for (const [k, v] of affinity.entries()) if (k.revNatIndex === id) affinity.update(k, { ...v, lastUsedNs: process.hrtime.bigint() - 61_000_000_000n });
+        for (const name of Object.keys((await node.client(podNs(client), ['tcp', STICKY_VIP, '80', '1'])).answers)) chosen.add(name);
+      }
+    } finally {
+      affinity.close();
+    }
+    expect(chosen.size).toBeGreaterThan(1);
+  }, 30_000);
+});
+
 describe('from outside the cluster through the node (per packet, in the from-netdev service slot)', () => {
   /** A client in the outside namespace: no socket hook sees it. */
   const outside = (args: readonly string[]) => node.client(node.outside, args, { cgroup: false });
@@ -194,6 +242,28 @@ describe('from outside the cluster through the node (per packet, in the from-net
     balanced(lb, 60, ['b1', 'far']);
     expect(lb.peers).toEqual([LB_IP]);
   }, 30_000);
+
+  it('backend churn under a client\'s loop: a terminating backend finishes its long transfer and takes no new connection, a deleted one gets none once realized, no connection fails', async () => {
+    const port = '30084';
+    // A long transfer on b1, the only backend, and new connections every 20 ms.
+    const stream = node.client(node.outside, ['stream', node.nodeIp, port, '3000'], { cgroup: false });
+    const loop = node.loop(node.outside, [node.nodeIp, port], { cgroup: false });
+    // The transfer and the loop's first connections are on b1.
+    await expect.poll(() => flowsTo(node.nodeIp, 30084, backends[0]!.ipv4!), { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+    // b1 terminates, b2 is ready: new connections go to b2, b1 keeps its transfer.
+    node.manifest('churn.yaml', external('churn', 4), slice('churn-1', 'churn', [backends[0]!, backends[1]!], { b1: { ready: false, serving: true, terminating: true } }));
+    await expect.poll(() => backendStates(`${node.nodeIp}:30084/TCP`), { timeout: 10_000 }).toEqual([`${backends[1]!.ipv4} active`, `${backends[0]!.ipv4} terminating`]);
+    expect(await stream).toMatchObject({ error: null });
+    expect((await stream).bytes).toBeGreaterThan(1_000_000);
+    // b1's endpoint is deleted.
+    node.manifest('churn.yaml', external('churn', 4), slice('churn-1', 'churn', [backends[1]!]));
+    await expect.poll(() => backendStates(`${node.nodeIp}:30084/TCP`), { timeout: 10_000 }).toEqual([`${backends[1]!.ipv4} active`]);
+    const during = await loop.stop();
+    expect(during.errors).toEqual({});
+    expect(during.answers.b1 ?? 0).toBeGreaterThan(0);
+    expect(during.answers.b2 ?? 0).toBeGreaterThan(0);
+    expect((await node.client(node.outside, ['tcp', node.nodeIp, port, '40'], { cgroup: false })).answers).toEqual({ b2: 40 });
+  }, 60_000);
 
   it('serves externalTrafficPolicy: Local from this node\'s backends only, and does not answer without one', async () => {
     expect((await outside(['tcp', node.nodeIp, '30081', '30'])).answers).toEqual({ b3: 30 });
@@ -226,7 +296,7 @@ describe('services through the API and the CLI (cilia service, cilia bpf lb list
     for (const l of mine) expect(l).toMatch(new RegExp(`^${apiServiceId} +${API_VIP.replace(/\./g, '\\.')}:80/TCP +ClusterIP +api +\\d+ => 10\\.244\\.9\\.\\d+:8080 \\(active\\)$`));
     // The ClusterIP of a Service from a manifest is listed with its owner.
     expect(list.stdout).toMatch(new RegExp(`ClusterIP +Service ${node.k8sNamespace}/web `));
-    const maps = JSON.parse(cilia('bpf', 'lb', 'list', '-o', 'json').stdout) as import('@cilia/api-client').LbMapsReport;
+    const maps = JSON.parse(cilia('bpf', 'lb', 'list', '-o', 'json').stdout) as LbMapsReport;
     const slots = maps.services.filter((e) => e.frontend === `${API_VIP}:80/TCP`);
     expect(slots.map((e) => e.slot).sort()).toEqual([0, 1, 2]);
     expect(slots.find((e) => e.slot === 0)).toMatchObject({ revNatIndex: apiServiceId, count: 2, type: 'ClusterIP', algorithm: 'random' });
@@ -249,11 +319,28 @@ describe('services through the API and the CLI (cilia service, cilia bpf lb list
 });
 
 describe('per-packet load balancing (lb.socketLB.hostNamespaceOnly: pods are translated in the datapath)', () => {
-  beforeAll(async () => {
+  it('an agent SIGKILLed under load: streams through a ClusterIP and a NodePort go on without a reset, new connections keep being balanced while it is down, ids unchanged after the restart', async () => {
+    const ids = () => new Map([...services.entries()].filter(([k]) => k.backendSlot === 0).map(([k, v]) => [`${k.address}:${k.dport}/${k.proto}`, v.revNatIndex]));
+    const before = ids();
+    const streams = [node.client(podNs(client), ['stream', VIP, '80', '4000']), node.client(node.outside, ['stream', node.nodeIp, '30080', '4000'], { cgroup: false })];
+    const loops = [node.loop(podNs(client), [VIP, '80']), node.loop(node.outside, [node.nodeIp, '30080'], { cgroup: false })];
     await node.kill();
+    // Down: the loops go on for a while with nobody to program anything.
+    const down = await node.client(node.outside, ['tcp', node.nodeIp, '30080', '60'], { cgroup: false });
+    balanced(down, 60, ['b1', 'b2', 'far'], 0.1);
     node.writeConfig({ socketLB: { hostNamespaceOnly: true } });
     await node.start();
-  }, 60_000);
+    const looped = await Promise.all(loops.map((l) => l.stop()));
+    for (const r of await Promise.all(streams)) {
+      expect(r).toMatchObject({ error: null });
+      expect(r.bytes).toBeGreaterThan(1_000_000);
+    }
+    for (const r of looped) {
+      expect(r.errors).toEqual({});
+      expect(Object.keys(r.answers).length).toBeGreaterThan(1);
+    }
+    expect(ids()).toEqual(before);
+  }, 150_000);
 
   it('keeps the API\'s service across the restart with its id, and deletes it with cilia service delete', async () => {
     const got = JSON.parse(cilia('service', 'get', String(apiServiceId), '-o', 'json').stdout) as { frontend: { address: string }; owner: string };

@@ -33,6 +33,9 @@ export interface ToolResult {
   peers?: string[];
   from?: string[];
   ms?: number;
+  /** stream: bytes read, and why it ended early (null: it did not). */
+  bytes?: number;
+  error?: string | null;
 }
 
 export const sh = (cmd: string, args: readonly string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -107,7 +110,22 @@ export class ServiceNode {
   async start(): Promise<void> {
     this.agent = spawnInNetns(this.netns, process.execPath, [AGENT_MAIN, '--config', this.configFile]);
     this.children.push(this.agent.child);
-    await waitHealthy(this.socket, this.agent);
+    // Generous: on a loaded 2-core machine an agent start can take half a minute.
+    await waitHealthy(this.socket, this.agent, 90_000);
+  }
+
+  /** Starts a svc-tool `loop` in `ns`; `stop()` closes its stdin and resolves with its JSON line. */
+  loop(ns: string, args: readonly string[], options: { cgroup?: boolean } = {}): { stop: () => Promise<ToolResult> } {
+    const child = this.spawnTool(ns, ['loop', ...args], options);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const closed = new Promise<ToolResult>((resolve) => child.on('close', (code) => resolve(out.trim() ? (JSON.parse(out) as ToolResult) : { answers: {}, errors: { [`exit ${code}`]: 1 } })));
+    return {
+      stop: () => {
+        child.stdin!.end();
+        return closed;
+      },
+    };
   }
 
   async kill(): Promise<void> {
