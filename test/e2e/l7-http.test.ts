@@ -4,12 +4,14 @@
 // connection to the transparent proxy (bpf_sk_assign), which judges each request of a keep-alive
 // connection and forwards the allowed ones to the original destination over a connection marked
 // with the client's identity.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { AgentStatus, Endpoint } from '@cilia/core';
+import type { ProxyProcessStatus } from '@cilia/plugin-l7-proxy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { AGENT_MAIN, api, createNodeNetns, spawnInNetns, testPinRoot, until, type NetnsProcess } from '../support/agent.js';
@@ -81,6 +83,31 @@ describe('L7 HTTP policy (real agent, transparent proxy, curl between pods)', ()
   let url = '';
 
   const endpoints = async () => (await api<Endpoint[]>(socket, 'GET', '/v1/endpoints')).body;
+  const proxyStatus = async () => (await api<{ process: ProxyProcessStatus }>(socket, 'GET', '/v1/l7proxy')).body.process;
+
+  /** A Node client in the client pod keeping one keep-alive connection: `get(path)` answers its status and local port. */
+  function keepAliveSession() {
+    const script = `const http = require('http'); const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      require('readline').createInterface({ input: process.stdin }).on('line', (path) => {
+        const req = http.get({ host: '${serverIp}', port: ${PORT}, path, agent }, (res) => {
+          res.resume();
+          res.on('end', () => console.log(JSON.stringify({ path, status: res.statusCode, port: req.socket.localPort })));
+        });
+        req.on('error', (e) => console.log(JSON.stringify({ path, error: e.message })));
+      });`;
+    const child = spawn('nsenter', [`--net=/run/netns/${podNetns('client')}`, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const waiting: Array<(answer: unknown) => void> = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => waiting.shift()?.(JSON.parse(line)));
+    return {
+      get: (path: string) =>
+        new Promise<unknown>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no answer for ${path}`)), 10_000);
+          waiting.push((a) => (clearTimeout(timer), resolve(a)));
+          child.stdin!.write(`${path}\n`);
+        }) as Promise<{ path: string; status: number; port: number }>,
+      close: () => child.kill('SIGKILL'),
+    };
+  }
 
   beforeAll(async () => {
     mkdirSync(manifests);
@@ -117,6 +144,12 @@ describe('L7 HTTP policy (real agent, transparent proxy, curl between pods)', ()
   afterAll(async () => {
     for (const p of [server, agent]) if (p && p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
     await Promise.all([server?.done, agent?.done]);
+    // The proxy process outlives an agent killed like this one, by design.
+    try {
+      process.kill(Number(readFileSync(join(dir, 'state', 'l7-proxy.pid'), 'utf8')), 'SIGKILL');
+    } catch {
+      // gone already
+    }
     for (const name of ['server', 'client', 'other']) tryRun('ip', ['netns', 'delete', podNetns(name)]);
     tryRun('ip', ['netns', 'delete', NODE_NS]);
     rmSync(bpfRoot, { recursive: true, force: true });
@@ -159,7 +192,46 @@ describe('L7 HTTP policy (real agent, transparent proxy, curl between pods)', ()
   it('cilia status shows the proxy, its ports and the redirected connections', async () => {
     const s = (await api<AgentStatus>(socket, 'GET', '/v1/status')).body;
     const note = (s.notes ?? []).find((n) => n.startsWith('l7-proxy') || n.includes('L7 proxy'));
-    expect(note).toMatch(/http ingress 15001, http egress 15002; (\d+) connections redirected/);
+    expect(note).toMatch(/^l7-proxy: L7 proxy process pid \d+ on 127\.0\.0\.1: http ingress 15001, http egress 15002; (\d+) connections redirected/);
     expect(Number(/; (\d+) connections redirected/.exec(note!)![1])).toBeGreaterThanOrEqual(5);
   });
+
+  it('an agent SIGKILL leaves the proxy process serving and judging a keep-alive session; the restarted agent adopts it', async () => {
+    const before = await proxyStatus();
+    expect(before.running).toBe(true);
+    const session = keepAliveSession();
+    try {
+      const first = await session.get('/public/a');
+      expect(first.status).toBe(200);
+      agent!.child.kill('SIGKILL');
+      await agent!.done;
+      // The agent is gone: the same connection is still served and judged.
+      expect(await session.get('/public/b')).toEqual({ path: '/public/b', status: 200, port: first.port });
+      expect(await session.get('/private')).toEqual({ path: '/private', status: 403, port: first.port });
+      agent = spawnInNetns(NODE_NS, process.execPath, [AGENT_MAIN, '--config', join(dir, 'agent.yaml')]);
+      await until('the agent back with its endpoints', async () => {
+        const eps = await endpoints().catch(() => []);
+        return eps.length === 3 && eps.every((e) => e.state === 'ready') ? true : undefined;
+      }, 40_000);
+      const after = await proxyStatus();
+      expect(after).toMatchObject({ running: true, adopted: true, pid: before.pid, restarts: 0 });
+      expect(await session.get('/public/c')).toEqual({ path: '/public/c', status: 200, port: first.port });
+      expect(await session.get('/private')).toEqual({ path: '/private', status: 403, port: first.port });
+    } finally {
+      session.close();
+    }
+  }, 60_000);
+
+  it("the proxy process's own crash is restarted and reported in cilia status; the new one has the rules", async () => {
+    const before = await proxyStatus();
+    process.kill(before.pid!, 'SIGKILL');
+    const after = await until('a new proxy process', async () => {
+      const s = await proxyStatus().catch(() => undefined);
+      return s?.running && s.pid !== before.pid ? s : undefined;
+    });
+    expect(after.restarts).toBe(1);
+    const note = ((await api<AgentStatus>(socket, 'GET', '/v1/status')).body.notes ?? []).find((n) => n.includes('L7 proxy process'));
+    expect(note).toMatch(new RegExp(`L7 proxy process pid ${after.pid}, restarted 1 time \\(last: `));
+    expect(curl('client', [`${url}/public/x`], [`${url}/private`]).responses.map((x) => x.status)).toEqual([200, 403]);
+  }, 30_000);
 });

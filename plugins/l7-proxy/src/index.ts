@@ -1,12 +1,13 @@
 import { createRequire } from 'node:module';
-import { definePlugin, defineToken, Tokens, type ApiRoute, type L7Parser } from '@cilia/core';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { definePlugin, Tokens, type ApiRoute, type L7Parser } from '@cilia/core';
 import { datapathMaps } from '@cilia/datapath';
 import { openNetlink } from '@cilia/netlink';
 import { l7ProxyConfig, type L7ProxyConfig } from './config.js';
-import { HttpHandler } from './http.js';
 import { validateHttpRules } from './http-rules.js';
-import { PinnedIdentities } from './identities.js';
-import { L7ProxyServer, type ProxyListener } from './server.js';
+import { ProxySupervisor } from './process/supervisor.js';
+import type { ProxyListener } from './server.js';
 
 export { l7ProxyConfig, type L7ProxyConfig } from './config.js';
 export { compileHttpRules, judgeHttp, validateHttpRules, type HttpDecision, type HttpRequestView, type HttpRule } from './http-rules.js';
@@ -14,13 +15,13 @@ export { L7ProxyServer, type L7ProxyServerOptions, type ProxyCounters, type Prox
 export type { ProtocolHandler, ProxiedConnection, ProxyPeer } from './connection.js';
 export { HttpHandler } from './http.js';
 export { PinnedIdentities, type IdentityLookup, type LocalEndpoint } from './identities.js';
+export { ProxySupervisor, type ProxyProcessStatus, type ProxySupervisorOptions } from './process/supervisor.js';
 
 const { name, version } = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
-/** This plugin's own handle on its proxy server. */
-const Server = defineToken<L7ProxyServer>(`${name}.Server`);
-
 /** `bpf/l7_redirect.c` → `dist/bpf/l7_redirect.o`; `../` is the package root from src/ and from dist/. */
 export const L7_REDIRECT_OBJECT = new URL('../dist/bpf/l7_redirect.o', import.meta.url);
+/** The proxy process's entry, built to `dist/process/main.js`. */
+export const L7_PROXY_PROCESS = fileURLToPath(new URL('../dist/process/main.js', import.meta.url));
 
 const ipv4ToU32 = (ip: string): number => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
 
@@ -51,7 +52,7 @@ export default definePlugin<L7ProxyConfig>({
   description: 'L7 policy: a transparent proxy enforcing CiliumNetworkPolicy HTTP rules',
   configKey: 'l7Proxy',
   config: l7ProxyConfig,
-  provides: [Server, Tokens.L7Proxy, Tokens.L7Parser, Tokens.ApiRoutes, Tokens.HealthReporters],
+  provides: [Tokens.L7Proxy, Tokens.L7Parser, Tokens.ApiRoutes, Tokens.HealthReporters],
   bpf: [
     {
       name: 'l7_redirect',
@@ -68,16 +69,25 @@ export default definePlugin<L7ProxyConfig>({
       { parser, direction: 'ingress' as const, port: p.ingress },
       { parser, direction: 'egress' as const, port: p.egress },
     ]);
-    const identities = new PinnedIdentities(agent.bpfRoot);
-    const server = new L7ProxyServer({ listeners, handlers: [new HttpHandler()], identities, logger: logger.child({ component: 'l7-proxy' }), address: config.address });
+    const proxy = new ProxySupervisor({
+      config: { bpfRoot: agent.bpfRoot, socket: join(agent.stateDir, 'l7-proxy.sock'), pidFile: join(agent.stateDir, 'l7-proxy.pid'), address: config.address, listeners },
+      entry: L7_PROXY_PROCESS,
+      logFile: join(agent.stateDir, 'l7-proxy.log'),
+      logger: logger.child({ component: 'l7-proxy' }),
+    });
+    const redirectPort = (parser: string, direction: 'ingress' | 'egress') => listeners.find((l) => l.parser === parser && l.direction === direction)?.port;
     const accessLog = logger.child({ component: 'l7-access' });
-    server.onAccessLog((r) => accessLog.info({ verdict: r.verdict, parser: r.parser, src: `${r.source.ip}:${r.source.port}`, dst: `${r.destination.ip}:${r.destination.port}`, ...r.fields }, 'l7 request'));
-    bind(Server).toConstant(server);
+    proxy.onAccessLog((r) => accessLog.info({ verdict: r.verdict, parser: r.parser, src: `${r.source.ip}:${r.source.port}`, dst: `${r.destination.ip}:${r.destination.port}`, ...r.fields }, 'l7 request'));
     bind(Tokens.L7Proxy).toConstant({
-      redirectPort: (parser, direction) => server.redirectPort(parser, direction),
-      upsertRules: async (set) => server.upsertRules(set),
-      removeRules: async (endpointId, direction, port) => server.removeRules(endpointId, direction, port),
-      onAccessLog: (listener) => server.onAccessLog(listener),
+      redirectPort,
+      upsertRules: async (set) => {
+        const port = redirectPort(set.parser, set.direction);
+        if (port === undefined) throw new Error(`rules.${set.parser}: no ${set.direction} listener for parser ${set.parser}`);
+        proxy.upsert(set);
+        return port;
+      },
+      removeRules: async (endpointId, direction, port) => proxy.remove(endpointId, direction, port),
+      onAccessLog: (listener) => proxy.onAccessLog(listener),
     });
     const http: L7Parser = { name: 'http', validate: (rules) => validateHttpRules(rules) };
     bind(Tokens.L7Parser).toConstant(http);
@@ -86,30 +96,30 @@ export default definePlugin<L7ProxyConfig>({
         method: 'GET',
         path: '/v1/l7proxy',
         summary: "The L7 proxy's listeners, rule sets and counters",
-        handler: () => ({ body: { mode: 'in-process', listeners: server.listeners, ruleSets: server.ruleSets(), counters: server.counters() } }),
+        handler: () => ({ body: { listeners, process: proxy.status(), ruleSets: proxy.ruleSets() } }),
       },
     ];
     bind(Tokens.ApiRoutes).toConstant(routes);
     bind(Tokens.HealthReporters).toConstant({
-      name,
-      problems: () => [],
+      name: 'l7-proxy',
+      problems: () => (proxy.status().running ? [] : [`L7 proxy process not running${proxy.status().lastExit ? ` (${proxy.status().lastExit})` : ''}: restarting it`]),
       notes: () => {
-        const c = server.counters();
+        const s = proxy.status();
+        const c = s.counters;
         const ports = listeners.map((l) => `${l.parser} ${l.direction} ${l.port}`).join(', ');
-        const redirected = Object.values(c.redirected).reduce((a, b) => a + b, 0);
-        return [`L7 proxy (in the agent's process) on ${config.address}: ${ports}; ${redirected} connections redirected, requests ${c.requests.forwarded} forwarded / ${c.requests.denied} denied / ${c.requests.error} failed`];
+        const redirected = c ? Object.values(c.redirected).reduce((a, b) => a + b, 0) : 0;
+        const restarts = s.restarts > 0 ? `, restarted ${s.restarts} time${s.restarts === 1 ? '' : 's'}${s.lastExit ? ` (last: ${s.lastExit})` : ''}` : '';
+        const requests = c ? `requests ${c.requests.forwarded} forwarded / ${c.requests.denied} denied / ${c.requests.error} failed` : 'no requests yet';
+        return [`L7 proxy process pid ${s.pid ?? '-'}${s.adopted ? ' (adopted)' : ''}${restarts} on ${config.address}: ${ports}; ${redirected} connections redirected, ${requests}`];
       },
     });
     return {
       async start() {
         await ensureProxyRouting();
-        await server.start();
-        logger.info({ listeners }, 'L7 proxy listening');
+        await proxy.start();
       },
-      async stop() {
-        await server.stop();
-        identities.close();
-      },
+      // A graceful stop ends the proxy; an agent that dies leaves it serving, and the next adopts it.
+      stop: () => proxy.stop(),
     };
   },
 });
