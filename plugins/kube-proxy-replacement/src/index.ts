@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { definePlugin, Tokens } from '@cilia/core';
 import { netnsCookie } from '@cilia/netlink';
 import { serviceRoutes } from './api.js';
+import { lbMetricsCollector } from './metrics.js';
 import { lbConfig, type LbConfig } from './config.js';
 import { LB_OBJECT, LB_PROGRAMS, SOCK_OBJECT } from './objects.js';
 import { KubeProxyReplacement } from './runtime.js';
@@ -32,7 +33,7 @@ export default definePlugin<LbConfig>({
   configKey: 'lb',
   description: 'eBPF load balancer replacing kube-proxy: ClusterIP, NodePort, LoadBalancer, ExternalIP; random or Maglev; session affinity',
   config: lbConfig,
-  provides: [Tokens.ServiceManager, Tokens.HealthReporters, Tokens.ApiRoutes],
+  provides: [Tokens.ServiceManager, Tokens.HealthReporters, Tokens.ApiRoutes, Tokens.MetricsCollectors],
   requires: [Tokens.LocalNode, Tokens.ResourceSource],
   bpf: [
     {
@@ -71,6 +72,7 @@ export default definePlugin<LbConfig>({
     bind(Tokens.ServiceManager).toConstant(kpr);
     bind(Tokens.HealthReporters).toConstant({ name, problems: () => kpr.problems() });
     bind(Tokens.ApiRoutes).toConstant(serviceRoutes(() => kpr));
+    bind(Tokens.MetricsCollectors).toConstant(lbMetricsCollector(name, () => kpr.report()));
     // Handles only: the maps and the programs in their slots stay, and keep balancing.
     return { start: () => kpr.start(), stop: () => kpr.stop() };
   },
