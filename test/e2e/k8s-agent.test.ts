@@ -34,8 +34,8 @@ const apply = async (...objects: object[]) => {
 };
 
 /** Whether one ping from `from` reaches `to` and comes back. */
-async function pings(from: Endpoint, to: Endpoint): Promise<boolean> {
-  const child = spawn('ip', ['netns', 'exec', from.netns.replace('/run/netns/', ''), 'ping', '-c', '1', '-W', '1', to.ipv4!], { stdio: 'ignore' });
+async function pings(from: Endpoint, to: Endpoint, waitSeconds = 1): Promise<boolean> {
+  const child = spawn('ip', ['netns', 'exec', from.netns.replace('/run/netns/', ''), 'ping', '-c', '1', '-W', String(waitSeconds), to.ipv4!], { stdio: 'ignore' });
   const [code] = (await once(child, 'close')) as [number | null];
   return code === 0;
 }
@@ -114,6 +114,8 @@ beforeAll(async () => {
     config: {
       plugins: ['@cilia/plugin-kubernetes'],
       kubernetes: { kubeconfig, retry: { initialMs: 200, maxMs: 1000 } },
+      // Identities as CiliumIdentity objects: no etcd, no embedded KvStore in the way.
+      identity: { mode: 'crd' },
       agent: { nodeName: NODE },
       ipam: { podCIDRs: [POD_CIDR] },
       datapath: { egressDevice: EGRESS, masquerade: false },
@@ -147,6 +149,10 @@ describe('the agent in Kubernetes mode', () => {
     expect([srv.namespace, srv.name, cli.name]).toEqual([NAMESPACE, 'srv', 'cli']);
     await expect.poll(() => identityLabels('srv'), { timeout: 10_000 }).toMatchObject({ 'k8s:app': 'srv', 'k8s:io.kubernetes.pod.namespace': NAMESPACE, [`k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name`]: NAMESPACE });
     await expect.poll(() => identityLabels('cli'), { timeout: 10_000 }).toMatchObject({ 'k8s:app': 'cli', 'k8s:tier': 'blocked' });
+    // identity.mode: crd — the identity is a CiliumIdentity object carrying the Pod's labels.
+    const srvId = (await endpointOf('srv')).identity;
+    const srvIdentity = server.objects('cilium.io/v2', 'CiliumIdentity').find((o) => o.metadata.name === String(srvId));
+    expect(srvIdentity?.['security-labels']).toMatchObject({ 'k8s:app': 'srv', 'k8s:io.kubernetes.pod.namespace': NAMESPACE });
     // The agent made no endpoints of its own for these Pods (the runtime attaches them).
     expect((await api<Endpoint[]>(agent.socket, 'GET', '/v1/endpoints')).body.filter((e) => e.namespace === NAMESPACE).map((e) => e.containerId)).toEqual([`ctr-${tag}-srv`, `ctr-${tag}-cli`]);
 
@@ -163,11 +169,14 @@ describe('the agent in Kubernetes mode', () => {
 
     const relabelled = Date.now();
     expect((await kubectl(kubeconfig, ['label', 'pod', 'cli', '-n', NAMESPACE, 'tier=trusted', '--overwrite'])).code).toBe(0);
-    await expect.poll(() => pings(cliNow, srvNow), { timeout: 10_000, interval: 50 }).toBe(true);
-    const tookMs = Date.now() - relabelled;
-    expect((await endpointOf('cli')).identity).not.toBe(before);
+    const labelledMs = Date.now() - relabelled;
+    await expect.poll(async () => (await endpointOf('cli')).identity, { timeout: 10_000, interval: 20 }).not.toBe(before);
+    const identityMs = Date.now() - relabelled;
+    await expect.poll(() => pings(cliNow, srvNow, 0.2), { timeout: 10_000, interval: 20 }).toBe(true);
+    const allowedMs = Date.now() - relabelled;
+    expect(server.objects('cilium.io/v2', 'CiliumIdentity').find((o) => o.metadata.name === String(before))?.['security-labels']).toMatchObject({ 'k8s:tier': 'blocked' });
     expect(await identityLabels('cli')).toMatchObject({ 'k8s:tier': 'trusted' });
-    console.log(`kubectl label → the relabelled pod admitted by policy in ${tookMs} ms`);
+    console.log(`kubectl label (returned after ${labelledMs} ms) → new identity after ${identityMs} ms, admitted by policy after ${allowedMs} ms`);
 
     // And back: blocked again.
     expect((await kubectl(kubeconfig, ['label', 'pod', 'cli', '-n', NAMESPACE, 'tier-'])).code).toBe(0);

@@ -1,7 +1,8 @@
-import { IdentityRange, type Cidr, type Identity, type IdentityAllocator, type IdentityEvent, type KvLease, type KvStore, type Labels, type Logger, type NumericIdentity, type Unsubscribe } from '@cilia/core';
+import { IdentityRange, type Identity, type KvLease, type KvStore, type Labels, type Logger, type NumericIdentity, type Unsubscribe } from '@cilia/core';
+import { IdentityRegistry } from './base.js';
 import { IdentityKeys } from './keys.js';
-import { checkEncodable, labelFilter, labelsKey, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, NAMESPACE_NAME_LABEL, parseLabelsKey, type LabelFilter } from './labels.js';
-import { INIT_IDENTITY, RESERVED_IDENTITIES, reservedFor } from './reserved.js';
+import { labelsKey, parseLabelsKey, type LabelFilter } from './labels.js';
+import { INIT_IDENTITY } from './reserved.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -50,48 +51,37 @@ interface Held {
  * period. CIDR identities are node-local. When the store cannot be reached, `allocate`
  * answers the reserved `init` identity (and the caller tries again later).
  */
-export class KvIdentityAllocator implements IdentityAllocator {
+export class KvIdentityAllocator extends IdentityRegistry {
   readonly #kv: KvStore;
   readonly #keys: IdentityKeys;
   readonly #node: string;
-  readonly #log: Logger;
-  readonly #filter: LabelFilter;
   readonly #gcGraceMs: number;
   readonly #gcIntervalMs: number;
   readonly #leaseTtl: number;
   readonly #timeoutMs: number;
   readonly #syncIntervalMs: number;
-  /** Every identity known: reserved, cluster (from the store), local. */
-  readonly #byId = new Map<number, Identity>();
-  readonly #byKey = new Map<string, number>();
   /** Label sets this node references, by labels key. */
   readonly #held = new Map<string, Held>();
   readonly #inflight = new Map<string, Promise<number>>();
-  readonly #localRefs = new Map<number, number>();
-  readonly #listeners = new Set<(event: IdentityEvent) => void>();
   readonly #unusedSince = new Map<number, number>();
-  readonly #namespaceLabels = new Map<string, Labels>();
   #lease?: KvLease;
   #leasePromise?: Promise<KvLease>;
   #unwatch?: Unsubscribe;
   #timers: NodeJS.Timeout[] = [];
-  #nextLocal: number = IdentityRange.localMin;
   #stopped = false;
   #syncing = false;
 
   constructor(options: KvIdentityAllocatorOptions) {
+    super(options.logger, options.filter);
     this.#kv = options.kv;
     this.#keys = new IdentityKeys(options.prefix ?? 'cilium/state/identities/v1/');
     if (!/^[^/\s]+$/.test(options.node)) throw new TypeError(`node: must be a non-empty name without "/" or spaces, got ${JSON.stringify(options.node)}`);
     this.#node = options.node;
-    this.#log = options.logger;
-    this.#filter = options.filter ?? labelFilter();
     this.#gcGraceMs = options.gcGraceMs ?? 15 * 60_000;
     this.#gcIntervalMs = options.gcIntervalMs ?? 60_000;
     this.#leaseTtl = options.leaseTtlSeconds ?? 30;
     this.#timeoutMs = options.kvTimeoutMs ?? 5_000;
     this.#syncIntervalMs = options.syncIntervalMs ?? 5_000;
-    for (const r of RESERVED_IDENTITIES) this.#remember(r);
   }
 
   /**
@@ -102,10 +92,10 @@ export class KvIdentityAllocator implements IdentityAllocator {
     try {
       await this.#loadAndWatch();
     } catch (err) {
-      this.#log.warn({ err }, 'KvStore unreachable at start; identities will be loaded when it answers');
+      this.log.warn({ err }, 'KvStore unreachable at start; identities will be loaded when it answers');
     }
     this.#timers.push(setInterval(() => void this.#sync(), this.#syncIntervalMs).unref());
-    this.#timers.push(setInterval(() => void this.collectGarbage().catch((err: unknown) => this.#log.warn({ err }, 'identity garbage collection failed')), this.#gcIntervalMs).unref());
+    this.#timers.push(setInterval(() => void this.collectGarbage().catch((err: unknown) => this.log.warn({ err }, 'identity garbage collection failed')), this.#gcIntervalMs).unref());
   }
 
   /** Stops watching and timers. References stay in the store until the lease lapses. */
@@ -117,53 +107,33 @@ export class KvIdentityAllocator implements IdentityAllocator {
     this.#unwatch = undefined;
   }
 
-  /** Sets the labels of a namespace; pods in it get them as `k8s:io.cilium.k8s.namespace.labels.*`. */
-  setNamespaceLabels(namespace: string, labels: Labels | undefined): void {
-    if (labels) this.#namespaceLabels.set(namespace, { ...labels });
-    else this.#namespaceLabels.delete(namespace);
-  }
-
-  /** The identity-relevant labels of `labels`: namespace labels added, then the filter. */
-  identityLabels(labels: Labels): Labels {
-    const ns = labels[NAMESPACE_LABEL];
-    const nsLabels = ns === undefined ? undefined : this.#namespaceLabels.get(ns);
-    const all: Record<string, string> = { ...labels };
-    for (const [k, v] of Object.entries(nsLabels ?? {})) all[`${NAMESPACE_LABELS_PREFIX}${k}`] ??= v;
-    // Kubernetes gives every namespace this label; carrying it whatever the source of the
-    // endpoint (manifest, API, CNI) keeps equal label sets on one identity.
-    if (ns !== undefined) all[`${NAMESPACE_LABELS_PREFIX}${NAMESPACE_NAME_LABEL}`] ??= ns;
-    return this.#filter.apply(all);
-  }
-
   async allocate(labels: Labels): Promise<{ identity: Identity; isNew: boolean }> {
-    const relevant = this.identityLabels(labels);
-    checkEncodable(relevant);
-    const reserved = reservedFor(relevant);
-    if (reserved) return { identity: reserved, isNew: false };
-    const key = labelsKey(relevant);
+    const prepared = this.prepare(labels);
+    if ('reserved' in prepared) return { identity: prepared.reserved, isNew: false };
+    const { relevant, key } = prepared;
     const held = this.#held.get(key);
-    if (held && this.#byId.has(held.id)) {
+    if (held && this.lookup(held.id) !== undefined) {
       held.refs++;
-      return { identity: this.#byId.get(held.id)!, isNew: false };
+      return { identity: this.lookup(held.id)!, isNew: false };
     }
-    const known = this.#byKey.has(key);
+    const known = this.idOf(key) !== undefined;
     let id: number;
     try {
       id = await this.#acquire(key);
     } catch (err) {
-      this.#log.warn({ err: String(err), labels: key }, 'cannot allocate an identity now; answering init');
+      this.log.warn({ err: String(err), labels: key }, 'cannot allocate an identity now; answering init');
       return { identity: INIT_IDENTITY, isNew: false };
     }
     const h = this.#held.get(key);
     if (h) h.refs++;
     else this.#held.set(key, { id, labelsKey: key, refs: 1 });
-    const identity = this.#byId.get(id) ?? this.#remember({ id, labels: relevant, scope: 'cluster' });
+    const identity = this.lookup(id) ?? this.remember({ id, labels: relevant, scope: 'cluster' });
     return { identity, isNew: !known };
   }
 
   async release(id: NumericIdentity): Promise<boolean> {
     if (id < IdentityRange.clusterMin) return false;
-    if (id >= IdentityRange.localMin) return this.#releaseLocal(id);
+    if (id >= IdentityRange.localMin) return this.releaseLocal(id);
     const held = [...this.#held.values()].find((h) => h.id === id);
     if (!held) return false;
     if (--held.refs > 0) return false;
@@ -172,51 +142,15 @@ export class KvIdentityAllocator implements IdentityAllocator {
       await this.#timed('delete', this.#kv.delete(this.#keys.value(held.labelsKey, this.#node)));
     } catch (err) {
       // The reference lapses with the lease anyway; the next check removes it sooner.
-      this.#log.warn({ err: String(err), id }, 'cannot drop the node reference now; will retry');
+      this.log.warn({ err: String(err), id }, 'cannot drop the node reference now; will retry');
     }
     return true;
   }
 
-  async allocateCidr(cidr: Cidr): Promise<Identity> {
-    if (!/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(cidr)) throw new TypeError(`cidr: expected a prefix like 10.0.0.0/8, got ${JSON.stringify(cidr)}`);
-    const labels = { [`cidr:${cidr}`]: '', 'reserved:world': '' };
-    const key = labelsKey(labels);
-    let id = this.#byKey.get(key);
-    if (id === undefined) {
-      while (this.#byId.has(this.#nextLocal)) this.#nextLocal++;
-      id = this.#nextLocal++;
-      this.#remember({ id, labels, scope: 'local' });
-    }
-    this.#localRefs.set(id, (this.#localRefs.get(id) ?? 0) + 1);
-    return this.#byId.get(id)!;
-  }
-
-  lookup(id: NumericIdentity): Identity | undefined {
-    return this.#byId.get(id);
-  }
-
-  lookupByLabels(labels: Labels): Identity | undefined {
-    const relevant = this.identityLabels(labels);
-    const reserved = reservedFor(relevant);
-    if (reserved) return reserved;
-    const id = this.#byKey.get(labelsKey(relevant));
-    return id === undefined ? undefined : this.#byId.get(id);
-  }
-
-  list(): readonly Identity[] {
-    return [...this.#byId.values()].sort((a, b) => a.id - b.id);
-  }
-
   /** Local references to `id` (0 when this node does not use it). */
   references(id: NumericIdentity): number {
-    if (id >= IdentityRange.localMin) return this.#localRefs.get(id) ?? 0;
+    if (id >= IdentityRange.localMin) return this.localReferences(id);
     return [...this.#held.values()].find((h) => h.id === id)?.refs ?? 0;
-  }
-
-  watch(listener: (event: IdentityEvent) => void, options: { replay?: boolean } = {}): Unsubscribe {
-    if (options.replay) for (const identity of this.list()) listener({ type: 'upsert', identity });
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
   }
 
   /**
@@ -249,7 +183,7 @@ export class KvIdentityAllocator implements IdentityAllocator {
         const still = await this.#timed('list', this.#kv.list(this.#keys.valuesOf(key)));
         if (still.entries.length === 0 && (await this.#kv.delete(this.#keys.id(id)))) {
           collected.push(id);
-          this.#forget(id);
+          this.forget(id);
         }
       } finally {
         await unlock();
@@ -257,7 +191,7 @@ export class KvIdentityAllocator implements IdentityAllocator {
       this.#unusedSince.delete(id);
     }
     for (const id of this.#unusedSince.keys()) if (!present.has(id)) this.#unusedSince.delete(id);
-    if (collected.length > 0) this.#log.info({ ids: collected }, 'collected unused identities');
+    if (collected.length > 0) this.log.info({ ids: collected }, 'collected unused identities');
     return collected;
   }
 
@@ -271,7 +205,7 @@ export class KvIdentityAllocator implements IdentityAllocator {
         if (event.type === 'put') this.#learn(event.entry.key, event.entry.value);
         else {
           const id = this.#keys.parseId(event.key);
-          if (id !== undefined && ![...this.#held.values()].some((h) => h.id === id)) this.#forget(id);
+          if (id !== undefined && ![...this.#held.values()].some((h) => h.id === id)) this.forget(id);
         }
       },
       { fromRevision: revision },
@@ -316,7 +250,7 @@ export class KvIdentityAllocator implements IdentityAllocator {
 
   /** An `id/<id>` left for this label set (every reference lapsed, not yet collected). */
   async #existingMaster(key: string): Promise<number | undefined> {
-    const cached = this.#byKey.get(key);
+    const cached = this.idOf(key);
     if (cached === undefined) return undefined;
     const entry = await this.#kv.get(this.#keys.id(cached));
     return entry && decoder.decode(entry.value) === key ? cached : undefined;
@@ -328,7 +262,7 @@ export class KvIdentityAllocator implements IdentityAllocator {
     const start = IdentityRange.clusterMin + Math.floor(Math.random() * span);
     for (let i = 0; i < span; i++) {
       const id = IdentityRange.clusterMin + ((start - IdentityRange.clusterMin + i) % span);
-      if (this.#byId.has(id)) continue;
+      if (this.lookup(id) !== undefined) continue;
       if (await this.#kv.create(this.#keys.id(id), encoder.encode(key))) {
         this.#learn(this.#keys.id(id), encoder.encode(key));
         return id;
@@ -379,17 +313,17 @@ export class KvIdentityAllocator implements IdentityAllocator {
         if (!own.has(held.labelsKey) && !(await this.#timed('get', this.#kv.get(this.#keys.id(held.id))))) {
           // Collected while this node could not hold it: claim it back if still free.
           const ok = await this.#timed('create', this.#kv.create(this.#keys.id(held.id), encoder.encode(held.labelsKey)));
-          if (!ok) this.#log.error({ id: held.id, labels: held.labelsKey }, 'identity was collected and reused while the store was unreachable');
+          if (!ok) this.log.error({ id: held.id, labels: held.labelsKey }, 'identity was collected and reused while the store was unreachable');
         }
         await this.#timed('put', this.#putReference(held.labelsKey, held.id, await this.#ensureLease()));
-        this.#log.info({ id: held.id }, 'node reference to identity restored');
+        this.log.info({ id: held.id }, 'node reference to identity restored');
       }
       for (const key of own.keys()) {
         if (this.#held.has(key) || this.#inflight.has(key)) continue;
         await this.#dropStale(key);
       }
     } catch (err) {
-      this.#log.debug({ err: String(err) }, 'identity sync: KvStore not reachable');
+      this.log.debug({ err: String(err) }, 'identity sync: KvStore not reachable');
     } finally {
       this.#syncing = false;
     }
@@ -402,7 +336,7 @@ export class KvIdentityAllocator implements IdentityAllocator {
       // An allocation that started meanwhile waits for this lock: leave its reference alone.
       if (this.#held.has(key) || this.#inflight.has(key)) return;
       await this.#timed('delete', this.#kv.delete(this.#keys.value(key, this.#node)));
-      this.#log.info({ labels: key }, 'dropped a node reference no local user holds');
+      this.log.info({ labels: key }, 'dropped a node reference no local user holds');
     } finally {
       await unlock();
     }
@@ -414,51 +348,12 @@ export class KvIdentityAllocator implements IdentityAllocator {
     const text = decoder.decode(value);
     const labels = parseLabelsKey(text);
     if (!labels) {
-      this.#log.warn({ key }, 'ignoring an identity whose labels cannot be parsed');
+      this.log.warn({ key }, 'ignoring an identity whose labels cannot be parsed');
       return;
     }
-    const existing = this.#byId.get(id);
+    const existing = this.lookup(id);
     if (existing && labelsKey(existing.labels) === text) return;
-    this.#remember({ id, labels, scope: 'cluster' });
-  }
-
-  #remember(identity: Identity): Identity {
-    this.#byId.set(identity.id, identity);
-    this.#byKey.set(labelsKey(identity.labels), identity.id);
-    this.#emit({ type: 'upsert', identity });
-    return identity;
-  }
-
-  #forget(id: number): void {
-    const identity = this.#byId.get(id);
-    if (!identity || identity.scope === 'reserved') return;
-    this.#byId.delete(id);
-    const key = labelsKey(identity.labels);
-    if (this.#byKey.get(key) === id) this.#byKey.delete(key);
-    this.#emit({ type: 'delete', identity });
-  }
-
-  #releaseLocal(id: number): boolean {
-    const refs = this.#localRefs.get(id);
-    if (refs === undefined) return false;
-    if (refs > 1) {
-      this.#localRefs.set(id, refs - 1);
-      return false;
-    }
-    this.#localRefs.delete(id);
-    this.#forget(id);
-    if (id < this.#nextLocal) this.#nextLocal = id;
-    return true;
-  }
-
-  #emit(event: IdentityEvent): void {
-    for (const l of this.#listeners) {
-      try {
-        l(event);
-      } catch (err) {
-        this.#log.error({ err }, 'identity listener failed');
-      }
-    }
+    this.remember({ id, labels, scope: 'cluster' });
   }
 
   #timed<T>(what: string, p: Promise<T>): Promise<T> {

@@ -6,3 +6,5 @@ export { KvIdentityAllocator, type KvIdentityAllocatorOptions } from './allocato
 export { labelFilter, labelsKey, DEFAULT_EXCLUDE, DEFAULT_INCLUDE, IdentityLabelError, type LabelFilter } from './labels.js';
 export { RESERVED_IDENTITIES } from './reserved.js';
 export { identityAllocatorPlugin, identityConfig, type IdentityConfig } from './plugin.js';
+export { CiliumIdentities, CrdIdentityAllocator, type CiliumIdentityStore, type CrdIdentityAllocatorOptions, type IdentityObject } from './crd.js';
+export { IdentityRegistry } from './base.js';

@@ -2,6 +2,7 @@ import { definePlugin, Tokens, z, type KubeObject, type Resolver } from '@cilia/
 import pkg from '../package.json' with { type: 'json' };
 import { KvIdentityAllocator } from './allocator.js';
 import { identityRoutes } from './api.js';
+import { CiliumIdentities, CrdIdentityAllocator } from './crd.js';
 import { DEFAULT_EXCLUDE, DEFAULT_INCLUDE, labelFilter } from './labels.js';
 
 const pattern = z.string().superRefine((value, ctx) => {
@@ -14,6 +15,12 @@ const pattern = z.string().superRefine((value, ctx) => {
 
 /** Settings of the identity allocator (the `identity:` section). */
 export const identityConfig = z.strictObject({
+  mode: z
+    .enum(['kvstore', 'crd'])
+    .default('kvstore')
+    .describe(
+      'Where cluster identities live: `kvstore` — the KvStore (embedded, or etcd shared by the nodes), Cilium key layout; `crd` — CiliumIdentity objects in the Kubernetes API (needs @cilia/plugin-kubernetes), no etcd',
+    ),
   prefix: z
     .string()
     .regex(/^[^\s]+\/$/, 'must be a key prefix ending with "/"')
@@ -43,16 +50,21 @@ export const identityAllocatorPlugin = definePlugin<IdentityConfig>({
   version: pkg.version,
   apiVersion: '^1',
   configKey: 'identity',
-  description: 'Identity allocator: labels to security identities, shared through the KvStore (Cilium key layout)',
+  description: 'Identity allocator: labels to security identities, shared through the KvStore (Cilium key layout) or as CiliumIdentity objects',
   config: identityConfig,
   provides: [Tokens.IdentityAllocator, Tokens.ApiRoutes],
   requires: [Tokens.KvStore],
-  optional: [Tokens.ResourceSource],
+  optional: [Tokens.ResourceSource, CiliumIdentities],
   register(bind, { config, agent, logger, resolver }) {
-    let allocator: KvIdentityAllocator | undefined;
+    let allocator: KvIdentityAllocator | CrdIdentityAllocator | undefined;
     let unsubscribe: (() => void) | undefined;
+    const crd = (r: Resolver) => {
+      const store = r.getOptional(CiliumIdentities);
+      if (!store) throw new Error('identity.mode: crd keeps identities as CiliumIdentity objects in the Kubernetes API: add @cilia/plugin-kubernetes to plugins');
+      return new CrdIdentityAllocator({ store, logger, filter: labelFilter(config.labels) });
+    };
     const build = (r: Resolver) =>
-      (allocator ??= new KvIdentityAllocator({
+      (allocator ??= config.mode === 'crd' ? crd(r) : new KvIdentityAllocator({
         kv: r.get(Tokens.KvStore),
         node: agent.nodeName,
         logger,
@@ -86,9 +98,9 @@ export const identityAllocatorPlugin = definePlugin<IdentityConfig>({
         }
         await identities.start();
       },
-      stop() {
+      async stop() {
         unsubscribe?.();
-        allocator?.stop();
+        await allocator?.stop();
       },
     };
   },

@@ -6,3 +6,4 @@
 export { KubeApiError, KubeClient, loadKubeConfig, resourcePath, type KubeConnection, type KubeList, type Query } from './client.js';
 export { Informer, type InformerHandlers, type InformerOptions, type InformerStatus } from './informer.js';
 export { KUBERNETES_KINDS, KubernetesResourceSource, type KubernetesResourceSourceOptions } from './source.js';
+export { KubeCiliumIdentityStore, type KubeCiliumIdentityStoreOptions } from './identities.js';

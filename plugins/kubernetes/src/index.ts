@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { definePlugin, Tokens, z } from '@cilia/core';
-import { KubeClient, KubernetesResourceSource, loadKubeConfig } from '@cilia/k8s';
+import { CiliumIdentities } from '@cilia/identity';
+import { KubeCiliumIdentityStore, KubeClient, KubernetesResourceSource, loadKubeConfig } from '@cilia/k8s';
 
 const { name, version } = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
 
@@ -44,14 +45,16 @@ export default definePlugin<KubernetesConfig>({
   configKey: 'kubernetes',
   description: 'Kubernetes mode: Pods, Namespaces, Services, EndpointSlices, Nodes and policies from the API server instead of a manifest directory',
   config: kubernetesConfig,
-  provides: [Tokens.ResourceSource, Tokens.HealthReporters],
+  provides: [Tokens.ResourceSource, Tokens.HealthReporters, CiliumIdentities],
   replaces: [Tokens.ResourceSource],
   register(bind, { config, agent, logger }) {
     let source: KubernetesResourceSource | undefined;
+    let client: KubeClient | undefined;
     // Built when first resolved (the kubeconfig is read then, not while registering).
+    const connect = () => (client ??= new KubeClient(loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context })));
     const build = () =>
       (source ??= new KubernetesResourceSource({
-        client: new KubeClient(loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context })),
+        client: connect(),
         nodeName: agent.nodeName,
         logger: logger.child({ component: 'kubernetes' }),
         retryInitialMs: config.retry.initialMs,
@@ -59,6 +62,17 @@ export default definePlugin<KubernetesConfig>({
         watchTimeoutSeconds: config.watchTimeoutSeconds,
       }));
     bind(Tokens.ResourceSource).toFactory(build);
+    // For identity.mode: crd (the identity allocator follows and creates them; it stops them).
+    bind(CiliumIdentities).toFactory(
+      () =>
+        new KubeCiliumIdentityStore({
+          client: connect(),
+          logger: logger.child({ component: 'kubernetes' }),
+          retryInitialMs: config.retry.initialMs,
+          retryMaxMs: config.retry.maxMs,
+          watchTimeoutSeconds: config.watchTimeoutSeconds,
+        }),
+    );
     bind(Tokens.HealthReporters).toConstant({ name: 'kubernetes', problems: () => source?.problems() ?? [] });
     return {
       start: () => {

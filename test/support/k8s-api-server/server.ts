@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { jsonPatch, mergePatch, PatchError, strategicMerge } from './patch.js';
-import { apiVersionOf, builtinResources, DefinitionError, resourcesOfDefinition, type ResourceType } from './resources.js';
+import { apiVersionOf, builtinResources, DefinitionError, resourcesOfDefinition, type JsonSchema, type ResourceType } from './resources.js';
 import { validateAndPrune, type FieldError } from './schema.js';
 import { parseFieldSelector, parseLabelSelector, SelectorError, type FieldMatcher, type Matcher } from './selectors.js';
 import { ObjectStore, storageKey, type Change, type KubeJson } from './store.js';
@@ -442,7 +442,10 @@ export class KubeApiServer {
     let object: KubeJson = { ...body, apiVersion: apiVersionOf(type), kind: type.kind, metadata };
     if (type.schema) {
       const { apiVersion, kind, metadata: meta, ...rest } = object;
-      const checked = validateAndPrune({ ...type.schema, properties: { ...type.schema.properties, metadata: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }, rest, '', errors);
+      // apiVersion, kind and metadata are the server's (a root `required: [metadata]`, as in Cilium's CRDs, always holds).
+      const required = type.schema.required?.filter((f) => !['apiVersion', 'kind', 'metadata'].includes(f));
+      const root: JsonSchema = { ...type.schema, ...(required ? { required } : {}), properties: { ...type.schema.properties, metadata: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } };
+      const checked = validateAndPrune(root, rest, '', errors);
       object = { apiVersion, kind, metadata: meta, ...(checked.value as Record<string, unknown>) };
     }
     if (type.kind === 'CustomResourceDefinition') {
