@@ -11,7 +11,8 @@
         "native/ringbuf.cc",
         "native/testrun.cc",
         "native/btf.cc",
-        "native/features.cc"
+        "native/features.cc",
+        "native/prog.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

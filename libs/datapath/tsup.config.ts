@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
+  entry: { index: 'src/index.ts', cleanup: 'src/cleanup.ts', 'testing/index': 'src/testing/index.ts' },
   format: ['esm'],
   dts: true,
   // build-bpf runs first and writes dist/bpf/*.o (the base objects); cleaning must leave them alone.

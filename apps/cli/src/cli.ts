@@ -2,6 +2,7 @@ import { AgentClientError } from '@cilia/api-client';
 import { Command, CommanderError, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
 import { registerBpfBandwidthCommands } from './commands/bpf.js';
+import { registerCleanupCommand } from './commands/cleanup.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerEndpointCommands } from './commands/endpoint.js';
 import { registerIdentityCommands } from './commands/identity.js';
@@ -68,6 +69,7 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerPolicyCommands(program, ctx);
   registerBpfBandwidthCommands(program, ctx);
   registerServiceCommands(program, ctx);
+  registerCleanupCommand(program, ctx);
   return program;
 }
 

@@ -12,6 +12,8 @@ export interface CliIo {
   readonly stdout: TextSink;
   readonly stderr: TextSink;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** Asks the person at the terminal a yes/no question; absent when there is nobody to ask (stdin not a terminal). */
+  readonly confirm?: (question: string) => Promise<boolean>;
 }
 
 /** What every command action gets: the I/O of this run and a client for the chosen agent. */

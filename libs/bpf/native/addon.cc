@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cilia::InitTestRun(env, exports);
   cilia::InitBtf(env, exports);
   cilia::InitFeatures(env, exports);
+  cilia::InitProg(env, exports);
   return exports;
 }
 

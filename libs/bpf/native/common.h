@@ -57,5 +57,6 @@ void InitRingBuffer(Napi::Env env, Napi::Object exports);
 void InitTestRun(Napi::Env env, Napi::Object exports);
 void InitBtf(Napi::Env env, Napi::Object exports);
 void InitFeatures(Napi::Env env, Napi::Object exports);
+void InitProg(Napi::Env env, Napi::Object exports);
 
 }  // namespace cilia

@@ -31,4 +31,5 @@ export {
 export { RingBufferConsumer, type RecordBatch, type RingBufferOptions, type RingBufferStats } from './ringbuf.js';
 export { testRun, testRunAsync, type TestRunOptions, type TestRunResult } from './testrun.js';
 export { ensureBpffs, isBpffs, probeFeatures, libbpfVersion } from './features.js';
+export { listPrograms, bpfStatsEnabled, type ProgramInfo } from './prog.js';
 export { btfEnum, btfStructLayout, compareLayout, type StructLayout } from './btf.js';

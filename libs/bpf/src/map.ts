@@ -190,6 +190,15 @@ export class BpfMap<K = Buffer, V = Buffer> {
     return this.fdValue;
   }
 
+  /** The kernel's id of this map (what a program's `mapIds` list). */
+  get id(): number {
+    try {
+      return native().mapInfo(this.fd).id;
+    } catch (err) {
+      throw toBpfError(err);
+    }
+  }
+
   protected fail(err: unknown, op: string): never {
     const e = toBpfError(err, `map '${this.info.name}'`);
     if (e instanceof BpfError && e.code === 'E2BIG' && op === 'update') {

@@ -23,6 +23,19 @@ export interface NativeProgramInfo {
   fd: number;
 }
 
+export interface NativeProgramEntry {
+  id: number;
+  name: string;
+  type: number;
+  tag: string;
+  runCount: number;
+  runTimeNs: number;
+  recursionMisses: number;
+  loadTimeNs: number;
+  jitedBytes: number;
+  mapIds: number[];
+}
+
 export interface NativeGlobal {
   name: string;
   section: string;
@@ -110,6 +123,7 @@ export interface NativeAddon {
   objPin(fd: number, path: string): void;
   closeFd(fd: number): void;
   numPossibleCpus(): number;
+  programs(): NativeProgramEntry[];
   ifNameToIndex(name: string): number;
   tcAttach(
     ifindex: number,

@@ -13,3 +13,4 @@ export { agentNetnsName, hostInterfaceName } from './naming.js';
 /** Codecs and names of the pinned datapath maps and records (bpf/include/cilia/). */
 export * as datapathMaps from './maps/index.js';
 export { PolicyRealizer, type EndpointPolicyView, type PolicyTarget } from './policy/realizer.js';
+export { cleanupNode, type CleanupItem, type CleanupOptions, type CleanupReport } from './cleanup.js';
