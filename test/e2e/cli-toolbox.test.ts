@@ -1,39 +1,14 @@
-// The operator's toolbox against one running agent: `cilia status --brief|--verbose` and the
-// agent's /healthz while a plugin fails and recovers, and after the agent is gone.
-import { spawn, spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+// The operator's toolbox against one running agent: `cilia version`, `cilia status
+// --brief|--verbose` and the agent's /healthz while a plugin fails and recovers, and after the
+// agent is gone.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, startAgent, type RunningAgent } from '../support/agent.js';
+import { ciliaRuns } from '../support/cli.js';
 
 const CLI = join(REPO, 'node_modules/.bin/cilia');
-
-interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/**
- * Several `cilia` runs in one Node process (the built @cilia/cli's `run`, as the bin calls it),
- * so a test pays for one process start, not one per command; the bin itself is run below.
- */
-async function ciliaRuns(runs: readonly (readonly string[])[]): Promise<CliResult[]> {
-  const script = `
-    const { run } = await import(${JSON.stringify(join(REPO, 'apps/cli/dist/index.js'))});
-    const results = [];
-    for (const argv of JSON.parse(process.argv[1])) {
-      const out = { stdout: '', stderr: '' };
-      const io = { stdout: { write: (t) => (out.stdout += t) }, stderr: { write: (t) => (out.stderr += t) }, env: {} };
-      results.push({ code: await run(argv, io), ...out });
-    }
-    process.stdout.write(JSON.stringify(results));`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(runs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let text = '';
-  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-  await new Promise((r) => child.on('close', r));
-  return JSON.parse(text) as CliResult[];
-}
 
 describe('cilia toolbox against a running agent', () => {
   let agent: RunningAgent;
@@ -68,7 +43,13 @@ describe('cilia toolbox against a running agent', () => {
   });
 
   it('status --brief and /healthz follow a plugin that fails and recovers', async () => {
-    expect(await cilia('status', '--brief')).toEqual({ code: 0, stdout: 'ok\n', stderr: '' });
+    const [brief, version] = await ciliaRuns([['status', '--brief'], ['version', '-o', 'json']].map((a) => [...a, '--socket', agent.socket]));
+    expect(brief).toEqual({ code: 0, stdout: 'ok\n', stderr: '' });
+    const status = await agent.status();
+    expect(JSON.parse(version!.stdout)).toEqual({
+      client: { version: JSON.parse(readFileSync(join(REPO, 'apps/cli/package.json'), 'utf8')).version },
+      agent: { version: status.version, apiVersion: status.apiVersion, node: 'toolbox-e2e', kernel: status.bpf!.kernel },
+    });
     expect(await probe()).toEqual({ status: 200, body: { health: 'ok', problems: [] } });
 
     writeFileSync(failFile, '');

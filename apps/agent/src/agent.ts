@@ -22,6 +22,7 @@ import { pluginSpecifiers, validateConfig, type EffectiveConfig } from './config
 import { loadConfigDocument, type ConfigDocument } from './config/document.js';
 import { createLogger } from './logging.js';
 import { AgentMetrics } from './metrics.js';
+import { serviceMetricsCollector } from './service-metrics.js';
 import { loadPlugins } from './plugin-loader.js';
 
 /** The agent's version (its package version). */
@@ -99,6 +100,7 @@ export class Agent {
         status: () => this.status(),
         plugins: () => this.#host.status(),
         config: () => ({ sources: prepared.document.sources, config: prepared.config.view }),
+        metrics: () => this.#metrics.families(),
       },
       { version: AGENT_VERSION },
     );
@@ -185,7 +187,7 @@ export class Agent {
   /** The plugins' metrics collectors once they have started: before, they may read nothing yet. */
   #metricsCollectors(): readonly MetricsCollector[] {
     if (this.#health !== 'ok' && this.#health !== 'degraded') return [];
-    return (this.#collectors ??= this.#host.resolver().getAll(Tokens.MetricsCollectors));
+    return (this.#collectors ??= [...this.#host.resolver().getAll(Tokens.MetricsCollectors), serviceMetricsCollector(this.#host.resolver())]);
   }
 
   /** bpffs mounted and the pin root on it, or no start at all: every datapath pin lives there. */

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { MetricFamilyView } from '@cilia/api-client';
 import type { Health, Logger, MetricFamily, MetricsCollector, PluginStatus } from '@cilia/core';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { exposedValues, familyProblem, type ExposedValue } from './metric-families.js';
@@ -91,10 +92,26 @@ export class AgentMetrics {
 
   /** Every metric in the exposition format, the collectors' families collected first. */
   async metrics(): Promise<string> {
-    // Scrapes arriving together share one collection.
-    this.#collecting ??= this.#collect().finally(() => (this.#collecting = undefined));
-    await this.#collecting;
+    await this.#collectShared();
     return this.registry.metrics();
+  }
+
+  /** The same metrics as JSON, for `GET /v1/metrics` (`cilia metrics list`). */
+  async families(): Promise<MetricFamilyView[]> {
+    await this.#collectShared();
+    const metrics = await this.registry.getMetricsAsJSON();
+    return metrics.map((m) => ({
+      name: m.name,
+      help: m.help,
+      type: String(m.type),
+      samples: m.values.map((v) => ({ name: (v as { metricName?: string }).metricName ?? m.name, labels: { ...v.labels } as Record<string, string | number>, value: v.value })),
+    }));
+  }
+
+  /** Scrapes arriving together share one collection. */
+  #collectShared(): Promise<void> {
+    this.#collecting ??= this.#collect().finally(() => (this.#collecting = undefined));
+    return this.#collecting;
   }
 
   async #collect(): Promise<void> {

@@ -2,7 +2,9 @@ import { AgentClientError } from '@cilia/api-client';
 import { Command, CommanderError, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
 import { registerBpfBandwidthCommands } from './commands/bpf.js';
+import { registerInspectionCommands } from './commands/bpf-maps.js';
 import { registerCleanupCommand } from './commands/cleanup.js';
+import { registerCompletionCommand } from './commands/completion.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerEndpointCommands } from './commands/endpoint.js';
 import { registerIdentityCommands } from './commands/identity.js';
@@ -12,6 +14,7 @@ import { registerPluginCommands } from './commands/plugin.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerServiceCommands } from './commands/service.js';
 import { registerStatusCommand } from './commands/status.js';
+import { registerVersionCommand } from './commands/version.js';
 import { createContext, DEFAULT_SOCKET, NODE_SOCKET_ROOT, type CliIo } from './context.js';
 import { CliError, ExitCode, oneLine, QuietExit } from './errors.js';
 
@@ -69,7 +72,10 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerPolicyCommands(program, ctx);
   registerBpfBandwidthCommands(program, ctx);
   registerServiceCommands(program, ctx);
+  registerInspectionCommands(program, ctx);
   registerCleanupCommand(program, ctx);
+  registerVersionCommand(program, ctx);
+  registerCompletionCommand(program, ctx);
   return program;
 }
 

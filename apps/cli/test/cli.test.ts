@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -248,6 +249,16 @@ describe('errors', () => {
     expect(r).toEqual({
       code: 1,
       stdout: '',
+      stderr: `cilia: cannot reach the agent at ${missing}: no such socket (is cilia-agent running?)\n`,
+    });
+  });
+
+  it('version prints its own version and says the agent is unreachable, exit 1', async () => {
+    const missing = join(dir, 'absent.sock');
+    const r = await cilia(['version'], { CILIA_SOCKET: missing });
+    expect(r).toEqual({
+      code: 1,
+      stdout: `Client:  ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\nAgent:   unreachable\n`,
       stderr: `cilia: cannot reach the agent at ${missing}: no such socket (is cilia-agent running?)\n`,
     });
   });

@@ -9,6 +9,12 @@ import type {
   ServiceInfo,
   ServiceListResponse,
   ServiceUpsertRequest,
+  BpfCtEntry,
+  BpfEndpointEntry,
+  BpfIpCacheEntry,
+  BpfMapSummary,
+  BpfNatEntry,
+  BpfProgramList,
   ConfigView,
   Endpoint,
   EndpointAttachment,
@@ -21,6 +27,7 @@ import type {
   Identity,
   IpCacheEntry,
   ManifestsReport,
+  MetricFamilyView,
   NodeListItem,
   PluginStatus,
   PolicyDeleteQuery,
@@ -159,6 +166,30 @@ export class AgentClient {
     /** `GET /v1/lb`: the LB maps as written (`cilia bpf lb list`). */
     maps: (): Promise<LbMapsReport> => this.request('GET', '/v1/lb'),
   };
+
+  /** `/v1/bpf/*`: what the datapath's maps and the kernel hold, entry by entry. */
+  readonly bpf = {
+    /** `GET /v1/bpf/ct`: the connection tracking entries (`cilia_ct`). */
+    ct: (): Promise<BpfCtEntry[]> => this.request('GET', '/v1/bpf/ct'),
+    /** `GET /v1/bpf/nat`: the source NAT entries (`cilia_snat`). */
+    nat: (): Promise<BpfNatEntry[]> => this.request('GET', '/v1/bpf/nat'),
+    /** `GET /v1/bpf/ipcache`: the ipcache as the datapath's LPM map holds it. */
+    ipcache: (): Promise<BpfIpCacheEntry[]> => this.request('GET', '/v1/bpf/ipcache'),
+    /** `GET /v1/bpf/endpoints`: the endpoints map (`cilia_endpoints`). */
+    endpoints: (): Promise<BpfEndpointEntry[]> => this.request('GET', '/v1/bpf/endpoints'),
+    /** `GET /v1/bpf/progs`: this agent's programs, with run counts when the kernel counts them. */
+    progs: (): Promise<BpfProgramList> => this.request('GET', '/v1/bpf/progs'),
+  };
+
+  /** `GET /v1/maps`: every map pinned under the agent's pin root, with its entries, capacity and pressure. */
+  maps(): Promise<BpfMapSummary[]> {
+    return this.request('GET', '/v1/maps');
+  }
+
+  /** `GET /v1/metrics`: every metric the agent exposes on `/metrics`, as JSON. */
+  metrics(): Promise<MetricFamilyView[]> {
+    return this.request('GET', '/v1/metrics');
+  }
 
   /** `/v1/nodes`. */
   readonly nodes = {

@@ -331,3 +331,114 @@ export interface LbMapsReport {
   /** Frontend ids with a Maglev table. */
   readonly maglev: readonly number[];
 }
+
+// ---- /v1/bpf/*, /v1/maps, /v1/metrics: what the datapath's maps and the kernel hold --------------
+
+/** One `cilia_ct` entry (`GET /v1/bpf/ct`): a connection in its original direction. */
+export interface BpfCtEntry {
+  readonly source: string;
+  readonly destination: string;
+  readonly sourcePort: number;
+  readonly destinationPort: number;
+  /** `TCP`, `UDP`, `ICMP`, or the protocol number. */
+  readonly protocol: string;
+  /** `established`, `syn-sent`, … */
+  readonly state: string;
+  /** Seconds until it expires unless traffic refreshes it (negative: expired, not yet collected). */
+  readonly expiresInSeconds: number;
+  readonly packetsOriginal: number;
+  readonly bytesOriginal: number;
+  readonly packetsReply: number;
+  readonly bytesReply: number;
+  readonly sourceIdentity: number;
+  /** `fin-original`, `fin-reply`, `snat`. */
+  readonly flags: readonly string[];
+}
+
+/** One `cilia_snat` entry (`GET /v1/bpf/nat`). */
+export interface BpfNatEntry {
+  /** `egress`: a pod's tuple → the node's address and port; `ingress`: the reply's tuple → the pod's. */
+  readonly direction: 'egress' | 'ingress';
+  readonly source: string;
+  readonly destination: string;
+  readonly sourcePort: number;
+  readonly destinationPort: number;
+  readonly protocol: string;
+  /** The address and port it translates to. */
+  readonly translatedAddress: string;
+  readonly translatedPort: number;
+  readonly expiresInSeconds: number;
+}
+
+/** One `cilia_ipcache` entry (`GET /v1/bpf/ipcache`), as the datapath holds it. */
+export interface BpfIpCacheEntry {
+  readonly prefix: string;
+  readonly identity: number;
+  /** The node to tunnel to (`0.0.0.0`: none). */
+  readonly tunnelEndpoint: string;
+  readonly flags: number;
+}
+
+/** One `cilia_endpoints` entry (`GET /v1/bpf/endpoints`). */
+export interface BpfEndpointEntry {
+  readonly address: string;
+  readonly endpointId: number;
+  readonly identity: number;
+  /** Ifindex of the pod-side interface (in the pod's namespace). */
+  readonly ifindex: number;
+  /** Ifindex of the host-side veth. */
+  readonly hostIfindex: number;
+  readonly mac: string;
+  readonly hostMac: string;
+  /** The entry is the host's own (ENDPOINT_F_HOST). */
+  readonly host: boolean;
+}
+
+/** A map pinned under the agent's `agent.bpfRoot` (`GET /v1/maps`). */
+export interface BpfMapSummary {
+  /** Its path under the pin root, e.g. `cilia_ct`. */
+  readonly name: string;
+  /** `hash`, `lru_hash`, `lpm_trie`, `array`, … */
+  readonly type: string;
+  /** Entries present now; absent for arrays and ring buffers, whose slots always exist. */
+  readonly entries?: number;
+  readonly maxEntries: number;
+  /** entries / maxEntries, 0..1, for the maps that fill up (hash, LRU, LPM): what Cilium's `cilium_bpf_map_pressure` reports. */
+  readonly pressure?: number;
+}
+
+/** A program of this agent (`GET /v1/bpf/progs`): one using a map pinned under its pin root. */
+export interface BpfProgramSummary {
+  readonly id: number;
+  readonly name: string;
+  readonly type: string;
+  readonly tag: string;
+  /** Runs counted while `kernel.bpf_stats_enabled` was 1. */
+  readonly runCount: number;
+  readonly runTimeNs: number;
+  /** runTimeNs / runCount (0 when it has not run). */
+  readonly averageRunTimeNs: number;
+}
+
+/** Body of `GET /v1/bpf/progs`. */
+export interface BpfProgramList {
+  /** Whether the kernel counts runs now (`sysctl kernel.bpf_stats_enabled=1` turns it on). */
+  readonly statsEnabled: boolean;
+  readonly programs: readonly BpfProgramSummary[];
+}
+
+/** One sample of a metric (`GET /v1/metrics`); histograms give `_bucket`, `_sum` and `_count` samples. */
+export interface MetricSampleView {
+  /** The sample's name (a histogram's `…_bucket`, `…_sum`, `…_count`). */
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string | number>>;
+  readonly value: number;
+}
+
+/** One metric family as `/metrics` exposes it (`GET /v1/metrics`). */
+export interface MetricFamilyView {
+  readonly name: string;
+  readonly help: string;
+  readonly type: string;
+  readonly samples: readonly MetricSampleView[];
+}

@@ -36,7 +36,8 @@ describe('listPrograms', () => {
     expect(bpfStatsEnabled()).toBe(false);
     prog.testRun({ data: frame, repeat: 5 });
     expect(listPrograms().find((p) => p.id === prog.id)?.runCount).toBe(5);
+    const id = prog.id;
     obj.close();
-    expect(listPrograms().some((p) => p.id === prog.id)).toBe(false);
+    expect(listPrograms().some((p) => p.id === id)).toBe(false);
   });
 });

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { BpfError, PerCpuMap } from '@cilia/bpf';
 import type { EndpointState, HistogramRecorder, MetricFamily, MetricSample, MetricsCollector } from '@cilia/core';
 import { Direction, DROP_REASON_TEXT, DropReason, MapName, MetricsKey, MetricsValue } from './maps/index.js';
+import { mapPressureFamily } from './inspect.js';
 
 /** Packets and bytes of one (reason, direction) of `cilia_metrics`, summed over CPUs. */
 export interface TrafficCount {
@@ -61,7 +62,7 @@ export function readTrafficCounts(pinRoot: string): TrafficCount[] {
 /**
  * Cilium's datapath metrics from the kernel's own counters: drops per reason and direction,
  * forwarded traffic per direction (reason 0 of the same map), endpoints per state, endpoints
- * failed closed, and how long policy changes take to reach the maps.
+ * failed closed, how long policy changes take to reach the maps, and each pinned map's pressure.
  */
 export function datapathMetricsCollector(name: string, source: DatapathMetricsSource): MetricsCollector {
   return {
@@ -78,6 +79,7 @@ export function datapathMetricsCollector(name: string, source: DatapathMetricsSo
         { name: 'cilia_forward_count_total', help: 'Packets forwarded by the datapath, by direction', type: 'counter', samples: forwards.map((c) => ({ labels: forwardLabels(c), value: c.packets })) },
         { name: 'cilia_forward_bytes_total', help: 'Bytes forwarded by the datapath, by direction', type: 'counter', samples: forwards.map((c) => ({ labels: forwardLabels(c), value: c.bytes })) },
         ...endpointFamilies(source),
+        mapPressureFamily(source.pinRoot),
       ];
       const delay = source.implementationDelay();
       if (delay) {

@@ -2,6 +2,7 @@ import { definePlugin, defineToken, HistogramRecorder, LATENCY_BUCKETS_SECONDS, 
 import { openNetlink, type NetlinkHandle } from '@cilia/netlink';
 import pkg from '../package.json' with { type: 'json' };
 import { endpointRoutes } from './api.js';
+import { inspectRoutes } from './inspect.js';
 import { datapathConfig, type DatapathConfig } from './config.js';
 import { LocalIpCache } from './ipcache.js';
 import { BpfDatapath } from './loader.js';
@@ -141,7 +142,7 @@ export const coreDatapathPlugin = definePlugin<DatapathConfig>({
       (runtime ??= new Runtime(config, agent, r.get(IpCacheTable), r.get(Tokens.Ipam), r.getOptional(Tokens.IdentityAllocator), logger, r.getOptional(Tokens.Encapsulation)));
     bind(Tokens.EndpointManager).toFactory((r) => get(r).endpoints);
     bind(Tokens.Datapath).toFactory((r) => get(r).datapath);
-    bind(Tokens.ApiRoutes).toFactory((r) => endpointRoutes(() => get(r).endpoints, () => get(r).policy));
+    bind(Tokens.ApiRoutes).toFactory((r) => [...endpointRoutes(() => get(r).endpoints, () => get(r).policy), ...inspectRoutes(agent.bpfRoot)]);
     // Names endpoints whose policy cannot be written (their traffic is dropped).
     bind(Tokens.HealthReporters).toFactory((r) => ({ name: pkg.name, problems: () => get(r).policy?.problems() ?? [] }));
     bind(Tokens.MetricsCollectors).toFactory((r) => {

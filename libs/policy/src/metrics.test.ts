@@ -23,15 +23,15 @@ function setup() {
 }
 
 describe('policy metrics', () => {
-  it('report rules loaded, the highest revision and refused imports as the engine changes', async () => {
+  it('report rules loaded, the highest revision, refused imports and imports by outcome as the engine changes', async () => {
     const { engine, values } = setup();
-    expect(await values()).toEqual({ cilia_policy: [0], cilia_policy_max_revision: [0], cilia_policy_import_errors_total: [0] });
+    expect(await values()).toEqual({ cilia_policy: [0], cilia_policy_max_revision: [0], cilia_policy_import_errors_total: [0], cilia_policy_change_total: [0, 0] });
     const revision = await engine.import([toA, toB]);
-    expect(await values()).toEqual({ cilia_policy: [2], cilia_policy_max_revision: [revision], cilia_policy_import_errors_total: [0] });
+    expect(await values()).toEqual({ cilia_policy: [2], cilia_policy_max_revision: [revision], cilia_policy_import_errors_total: [0], cilia_policy_change_total: [1, 0] });
     await expect(engine.import([cnp('broken', { endpointSelector: 'not an object' })])).rejects.toThrow();
-    expect(await values()).toMatchObject({ cilia_policy: [2], cilia_policy_max_revision: [revision], cilia_policy_import_errors_total: [1] });
+    expect(await values()).toMatchObject({ cilia_policy: [2], cilia_policy_max_revision: [revision], cilia_policy_import_errors_total: [1], cilia_policy_change_total: [1, 1] });
     const after = await engine.delete({ name: 'to-a', namespace: 'x' });
-    expect(await values()).toEqual({ cilia_policy: [1], cilia_policy_max_revision: [after], cilia_policy_import_errors_total: [1] });
+    expect(await values()).toEqual({ cilia_policy: [1], cilia_policy_max_revision: [after], cilia_policy_import_errors_total: [1], cilia_policy_change_total: [1, 1] });
   });
 
   it('stamps the deltas of an import or delete with when it was requested, not those of identity changes', async () => {

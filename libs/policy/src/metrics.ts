@@ -5,11 +5,12 @@ export interface PolicyMetricsSource {
   revision(): PolicyRevision;
   readonly ruleCount: number;
   readonly importErrors: number;
+  readonly imports: number;
 }
 
 /**
- * The repository's state as Cilium exposes it: rules loaded, the highest revision, and failed
- * imports. How long a revision takes to reach the datapath is the datapath's to measure
+ * The repository's state as Cilium exposes it: rules loaded, the highest revision, failed
+ * imports, and imports by outcome. How long a revision takes to reach the datapath is the datapath's to measure
  * (`cilia_policy_implementation_delay_seconds`): only it knows when a map write is done.
  */
 export function policyMetricsCollector(name: string, source: PolicyMetricsSource): MetricsCollector {
@@ -23,6 +24,15 @@ export function policyMetricsCollector(name: string, source: PolicyMetricsSource
         help: 'Policy imports refused (invalid) or failed; nothing of such an import is stored',
         type: 'counter',
         samples: [{ value: source.importErrors }],
+      },
+      {
+        name: 'cilia_policy_change_total',
+        help: 'Policy imports by outcome (Cilium: cilium_policy_change_total)',
+        type: 'counter',
+        samples: [
+          { labels: { outcome: 'success' }, value: source.imports },
+          { labels: { outcome: 'failure' }, value: source.importErrors },
+        ],
       },
     ],
   };

@@ -6,7 +6,7 @@ import { defineRoute, z } from '@cilia/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiServer } from './server.js';
 
-const handlers = { status: () => ({}) as never, plugins: () => [], config: () => ({ sources: [], config: {} }) };
+const handlers = { status: () => ({}) as never, plugins: () => [], config: () => ({ sources: [], config: {} }), metrics: async () => [] };
 
 function call(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; headers: Record<string, unknown>; body: unknown }> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { chownSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import type { AgentStatus, ApiError, ConfigView, PluginStatus } from '@cilia/api-client';
+import type { AgentStatus, ApiError, ConfigView, MetricFamilyView, PluginStatus } from '@cilia/api-client';
 import { invokeRoute, type ApiRequestError, type ApiRoute } from '@cilia/core';
 import { fastify, type FastifyInstance } from 'fastify';
 import { openApiDocument, type RouteDescription } from './openapi.js';
@@ -14,6 +14,7 @@ export interface ApiHandlers {
   status(): AgentStatus;
   plugins(): readonly PluginStatus[];
   config(): ConfigView;
+  metrics(): Promise<readonly MetricFamilyView[]>;
 }
 
 /** The routes the agent serves itself, as the reference describes them. */
@@ -21,6 +22,7 @@ export const BUILTIN_ROUTES: readonly RouteDescription[] = [
   { method: 'GET', path: '/v1/status', summary: "the agent's health, problems, plugins and kernel BPF features" },
   { method: 'GET', path: '/v1/plugins', summary: 'every plugin: origin, state, what it provides and requires, the datapath slots it fills' },
   { method: 'GET', path: '/v1/config', summary: 'the effective config, defaults applied, and the files it came from' },
+  { method: 'GET', path: '/v1/metrics', summary: 'every metric of /metrics as JSON: each family with its samples (histograms as _bucket, _sum, _count)' },
   { method: 'GET', path: '/v1/openapi.json', summary: 'this API as an OpenAPI 3.1 document' },
 ];
 
@@ -55,6 +57,7 @@ export class ApiServer {
     this.#app.get('/v1/status', async () => handlers.status());
     this.#app.get('/v1/plugins', async () => handlers.plugins());
     this.#app.get('/v1/config', async () => handlers.config());
+    this.#app.get('/v1/metrics', async () => handlers.metrics());
     this.#app.get('/v1/openapi.json', async () => openApiDocument(this.#routes, options.version ?? '0.0.0'));
     this.#app.setNotFoundHandler(async (req, reply) => {
       const body: ApiError = { error: `no such API route: ${req.method} ${req.url}` };

@@ -108,6 +108,7 @@ export class PolicyEngine implements PolicyRepository {
   #egressNamedPortsKey = '';
   #revision: PolicyRevision = 0;
   #importErrors = 0;
+  #imports = 0;
   #queue: Promise<unknown> = Promise.resolve();
   readonly #unwatchIdentities: Unsubscribe;
   readonly #cached: SelectionSource;
@@ -141,6 +142,11 @@ export class PolicyEngine implements PolicyRepository {
   /** Normalized rules stored (Cilium's `cilium_policy`). */
   get ruleCount(): number {
     return this.#rules.size;
+  }
+
+  /** Imports stored since the engine was built. */
+  get imports(): number {
+    return this.#imports;
   }
 
   /** Imports refused or failed since the engine was built; nothing of such an import was stored. */
@@ -483,7 +489,10 @@ export class PolicyEngine implements PolicyRepository {
   }
 
   #countFailure<T>(run: Promise<T>): Promise<T> {
-    run.catch(() => this.#importErrors++);
+    run.then(
+      () => this.#imports++,
+      () => this.#importErrors++,
+    );
     return run;
   }
 
