@@ -206,9 +206,9 @@ describe('tools/bootstrap.mjs deciding when to run npm ci', () => {
   });
 });
 
-describe('nx release (independent versions of libs/* and plugins/*)', () => {
+describe('nx release (independent versions of libs/*, plugins/* and apps/*)', () => {
   it('a dry run versions, changelogs and packs every publishable package and changes nothing', async () => {
-    const projects = ['libs', 'plugins'].flatMap((group) =>
+    const projects = ['libs', 'plugins', 'apps'].flatMap((group) =>
       existsSync(join(REPO, group))
         ? readdirSync(join(REPO, group))
             .map((name) => join(REPO, group, name, 'package.json'))
@@ -237,8 +237,9 @@ describe('nx release (independent versions of libs/* and plugins/*)', () => {
     }
     expect(output).toContain('Would publish to');
     expect(output).toContain('NOTE: The "dryRun" flag means no changes were made.');
-    // The packages ship their build: @cilia/core's tarball lists dist/index.js.
+    // The packages ship their build and their SBOM: @cilia/core's tarball lists dist/index.js and dist/sbom.spdx.json.
     expect(output).toMatch(/dist\/index\.js\b/);
+    expect(output).toMatch(/dist\/sbom\.spdx\.json\b/);
     expect(readFileSync(lockfile, 'utf8') === lockBefore, 'package-lock.json untouched').toBe(true);
     for (const [path, text] of manifests) {
       expect(readFileSync(path, 'utf8'), path).toBe(text);
