@@ -315,3 +315,90 @@ describe('policy enforcement `default`', () => {
     expect((await agent.policyOf(big.id)).failClosed).toBeUndefined();
   }, 60_000);
 });
+
+// A TCP server on 8100 that echoes, and writes "pushed" to every connection when its stdin says
+// "push" (the server speaking first, as a push or a keep-alive probe does).
+const PUSH_SERVER = `const c=[];require('net').createServer(s=>{c.push(s);s.on('error',()=>{});s.on('data',d=>s.write(d))}).listen(8100,()=>console.log('ready'));
+process.stdin.on('data',d=>{if(d.toString().includes('push'))for(const s of c)s.write('pushed\\n')})`;
+// One connection to HOST:8100; stdin lines are sent on it, every chunk received is printed.
+const LINE_CLIENT = `const s=require('net').connect(+process.argv[2],process.argv[1],()=>console.log('ready'));s.on('error',e=>console.log('error '+e.message));
+s.on('data',d=>console.log('got '+d.toString().trim().replace(/\\n/g,' ')));process.stdin.on('data',d=>s.write(d))`;
+// COUNT UDP datagrams to HOST:PORT, each from its own socket (so its own source port: a new flow).
+const FLOOD = `const d=require('dgram');const [h,p,n]=process.argv.slice(1);let left=+n,done=0;
+for(let i=0;i<+n;i++){const u=d.createSocket('udp4');u.send('x',+p,h,()=>{u.close();if(++done===+n){console.log('sent '+done);process.exit(0)}})}`;
+
+describe('a full conntrack table (datapath.conntrack.maxEntries: 256)', () => {
+  const agent = new NodeAgent();
+  let client: Endpoint;
+  let server: Endpoint;
+  let flooder: Endpoint;
+
+  beforeAll(async () => {
+    await agent.start('10.244.34.0/24', { policy: { enforcement: 'default' }, datapath: { masquerade: false, conntrack: { maxEntries: 256 } } });
+    client = await agent.createEndpoint('ct-client', 'client');
+    server = await agent.createEndpoint('ct-server', 'server');
+    flooder = await agent.createEndpoint('ct-flood', 'flood');
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent.stop();
+    agent.cleanup();
+  });
+
+  it('a flood of new flows from one pod recycles its own entries: another pod\'s idle connection keeps its entry and its policy', async () => {
+    await agent.waitRevision(
+      await agent.importPolicy(
+        cnp('server-in', { endpointSelector: { matchLabels: { app: 'server' } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }, { matchLabels: { app: 'flood' } }] }] }),
+        // The client takes nothing new from anyone: the server reaches it only as replies, so a
+        // lost entry would show as the server's push being dropped.
+        cnp('client-in', { endpointSelector: { matchLabels: { app: 'client' } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'nobody' } }] }] }),
+      ),
+    );
+    const ct = BpfMap.openPinned(join(agent.bpfRoot, 'cilia_ct'), { key: datapathMaps.CtKey, value: datapathMaps.CtValue });
+    try {
+      expect(ct.info.maxEntries).toBe(256);
+      const srv = await startIn(podNs(server), PUSH_SERVER, []);
+      const cli = await startIn(podNs(client), LINE_CLIENT, [server.ipv4!, '8100']);
+      const said = (text: string) => expect.poll(() => cli.output(), { timeout: 10_000 }).toContain(text);
+      cli.child.stdin!.write('hello\n');
+      await said('got hello');
+      const connection = (k: { saddr: string; daddr: string; dport: number; proto: number }) => k.saddr === client.ipv4 && k.daddr === server.ipv4 && k.dport === 8100 && k.proto === 6;
+      expect([...ct.keys()].some(connection)).toBe(true);
+      const createFailed = () => drops(agent.bpfRoot, datapathMaps.DropReason.ctCreateFailed, datapathMaps.Direction.egress) + drops(agent.bpfRoot, datapathMaps.DropReason.ctCreateFailed, datapathMaps.Direction.ingress);
+      const failedBefore = createFailed();
+
+      // 8000 new flows from the flooder, a sender on each CPU: 31 times the table.
+      for (let wave = 0; wave < 2; wave++) {
+        const floods = await Promise.all(
+          [0, 1].map(
+            (cpu) =>
+              new Promise<string>((resolve) => {
+                const p = spawn('ip', ['netns', 'exec', podNs(flooder), 'taskset', '-c', String(cpu), process.execPath, '-e', FLOOD, server.ipv4!, '9000', '2000'], { stdio: ['ignore', 'pipe', 'ignore'] });
+                let out = '';
+                p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+                p.on('close', () => resolve(out));
+              }),
+          ),
+        );
+        for (const out of floods) expect(out).toContain('sent 2000');
+      }
+      const keys = [...ct.keys()];
+      const flood = keys.filter((k) => k.saddr === flooder.ipv4).length;
+      console.log(`conntrack: 8000 new flows through 256 entries: ${keys.length} entries now (${flood} of the flooder, so ≥ ${8000 - flood} evicted), the idle connection's kept`);
+      expect(keys.length).toBeLessThanOrEqual(256);
+      expect(flood).toBeGreaterThan(0);
+      // Every flow got its entry: nothing failed to be created, eviction made the room.
+      expect(createFailed()).toBe(failedBefore);
+      expect(keys.some(connection)).toBe(true);
+
+      // The server speaks first and is still a reply: the client's policy lets it in.
+      srv.child.stdin!.write('push\n');
+      await said('pushed');
+      cli.child.stdin!.write('again\n');
+      await said('got again');
+      expect(cli.output()).not.toContain('error');
+    } finally {
+      ct.close();
+    }
+  }, 60_000);
+});

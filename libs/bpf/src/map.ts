@@ -135,6 +135,22 @@ export class BpfMap<K = Buffer, V = Buffer> {
     this.batchCursorNext = Buffer.alloc(Math.max(info.keySize, 8));
   }
 
+  /** The description of the map pinned at `path` (any type, per-CPU included), without keeping it open. */
+  static pinnedInfo(path: string): MapInfo {
+    const n = native();
+    let fd: number;
+    try {
+      fd = n.objGet(path);
+    } catch (err) {
+      throw toBpfError(err);
+    }
+    try {
+      return mapInfoFrom({ ...n.mapInfo(fd), internal: false, pinPath: path, fd });
+    } finally {
+      n.closeFd(fd);
+    }
+  }
+
   /** Opens a map pinned in bpffs (e.g. `/sys/fs/bpf/cilia/ipcache`). Close it when done. */
   static openPinned<K = Buffer, V = Buffer>(path: string, codecs: { key?: Codec<K>; value?: Codec<V> } = {}): BpfMap<K, V> {
     const n = native();

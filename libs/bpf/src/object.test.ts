@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BpfError } from './errors.js';
+import { BpfMap } from './map.js';
 import { BpfObject } from './object.js';
 import { u32, u64n } from './codec.js';
 import { compileBpf, makePinRoot, removePinRoot, skbContext, packet } from './testing/index.js';
@@ -158,14 +159,31 @@ describe('BpfObject', () => {
     );
   });
 
+  it('reuses a pinned map with its own size, entries kept, when the object asks for another', () => {
+    const pinRoot = tempPinRoot();
+    const first = open('counter', { pinRoot, constants: { version: 1, udp_port: 53 } });
+    first.load();
+    first.program('cls_count').testRun({ data: udpTo(53) });
+    const size = first.map('version_hits').info.maxEntries;
+    first.close();
+    const resized = open('counter', { pinRoot, constants: { version: 1, udp_port: 53 } });
+    resized.setMaxEntries('version_hits', size * 2);
+    resized.load();
+    const hits = resized.map('version_hits', { key: u32, value: u64n });
+    expect(hits.info.maxEntries).toBe(size);
+    expect(hits.lookup(1)).toBe(1);
+  });
+
   it('refuses to reuse a pinned map whose definition changed, naming it', () => {
     const pinRoot = tempPinRoot();
-    open('counter', { pinRoot }).load();
-    const changed = open('counter', { pinRoot });
-    changed.setMaxEntries('version_hits', 8);
+    const obj = open('counter', { pinRoot });
+    // Another program's map under the same name: same size, other value size.
+    const other = BpfMap.create({ type: 'array', name: 'version_hits', keySize: 4, valueSize: 16, maxEntries: 4 });
+    cleanups.push(() => other.close());
+    other.pin(`${pinRoot}/version_hits`);
     let error: unknown;
     try {
-      changed.load();
+      obj.load();
     } catch (err) {
       error = err;
     }

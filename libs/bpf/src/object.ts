@@ -201,10 +201,25 @@ export class BpfObject {
     }
   }
 
+  /**
+   * A pinned map is reused as it is, entries and size: an object built (or configured) with
+   * another max_entries takes the pinned one, where libbpf would refuse the reuse. A size change
+   * so waits for the pin to go (a reboot, `cilia cleanup`) instead of failing or flushing it.
+   */
+  private adoptPinnedSizes(): void {
+    const handle = this.assertOpen();
+    for (const m of handle.maps()) {
+      if (m.pinPath === null || !existsSync(m.pinPath)) continue;
+      const pinned = BpfMap.pinnedInfo(m.pinPath);
+      if (pinned.maxEntries !== m.maxEntries) wrap(() => handle.setMapMaxEntries(m.name, pinned.maxEntries), this.path);
+    }
+  }
+
   /** Loads maps and programs into the kernel; a verifier rejection throws a BpfError. */
   load(): void {
     const handle = this.assertOpen();
     this.checkPinRoot();
+    this.adoptPinnedSizes();
     try {
       handle.load();
     } catch (err) {
@@ -217,6 +232,7 @@ export class BpfObject {
   async loadAsync(): Promise<void> {
     const handle = this.assertOpen();
     this.checkPinRoot();
+    this.adoptPinnedSizes();
     try {
       await handle.loadAsync();
     } catch (err) {

@@ -41,6 +41,20 @@ export const datapathConfig = z.strictObject({
     })
     .prefault({})
     .describe('Policy enforcement in the datapath (used when a policy repository is present)'),
+  conntrack: z
+    .strictObject({
+      maxEntries: z
+        .number()
+        .int()
+        .min(256)
+        .max(16_777_216)
+        .default(65_536)
+        .describe(
+          'Capacity of the connection tracking table (cilia_ct, an LRU hash shared by every endpoint and the node device). A full table evicts an entry to make room rather than failing; a connection that loses its entry has its next packet judged by policy as a new one (the datapath README says which entries go). Fixed once the map is pinned: a different value waits for the pin to be removed',
+        ),
+    })
+    .prefault({})
+    .describe('Connection tracking in the datapath'),
 });
 
 /** The validated `datapath:` section, defaults applied. */

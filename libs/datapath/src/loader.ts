@@ -11,6 +11,8 @@ import { SnatKey, SnatValue } from './maps/nat.js';
 import { PolicyEndpointValue, PolicyMapKey, PolicyMapValue } from './maps/policy.js';
 import { PolicyMap } from './policy/map.js';
 import { BASE_PROGRAMS, slotIndex, type TcAttachPoint } from './maps/slots.js';
+import { MapName } from './maps/index.js';
+import { applyMapSizes } from './map-sizes.js';
 import type { DatapathConfig } from './config.js';
 import type { IpCacheMapWriter, LocalIpCache } from './ipcache.js';
 import type { NodeInfo } from './node.js';
@@ -76,7 +78,12 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
       logger: options.logger.child({ component: 'plugin-objects' }),
       ...(options.stateDir ? { stateDir: options.stateDir } : {}),
       ...(options.cgroupRoot ? { cgroupRoot: options.cgroupRoot } : {}),
+      mapSizes: this.#mapSizes(),
     });
+  }
+
+  #mapSizes(): Record<string, number> {
+    return { [MapName.conntrack]: this.#opts.config.conntrack.maxEntries };
   }
 
   async features(): Promise<BpfFeatures> {
@@ -187,6 +194,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
       throw new Error(`cannot open the policy datapath object ${path} (is @cilia/datapath built? npx nx run @cilia/datapath:build): ${(err as Error).message}`);
     }
     try {
+      applyMapSizes(obj, this.#mapSizes());
       const size = this.#policyMapSize(options.maxEntries);
       if (size !== undefined) obj.setMaxEntries('cilia_policy', size);
       obj.load();
@@ -285,6 +293,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
     }
     const known = new Set(obj.globals().map((g) => g.name));
     for (const [name, value] of Object.entries(constants)) if (known.has(name)) obj.setConstant(name, value);
+    applyMapSizes(obj, this.#mapSizes());
     await obj.loadAsync();
     return obj;
   }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { attachCgroup, attachTc, BpfMap, BpfObject, codec, ensureBpffs, isPerCpuType, MAP_TYPES, ProgramArray, type PerCpuMap } from '@cilia/bpf';
 import { bpfObjectName, type AttachPoint, type BpfMapView, type CgroupTarget, type LoadedBpfObject, type Logger, type ObjectInstall, type ProgramPlacement, type SlotAssignment } from '@cilia/core';
 import { MapName, slotIndex, SLOTS_PER_ATTACH_POINT, type TcAttachPoint } from './maps/index.js';
+import { applyMapSizes } from './map-sizes.js';
 
 /** Slots the base objects fill themselves: a plugin placing a program there is refused. */
 const BASE_SLOTS: ReadonlyMap<string, string> = new Map([
@@ -19,6 +20,8 @@ export interface PluginObjectsOptions {
   readonly stateDir?: string;
   /** The cgroup v2 directory plugins' socket hooks attach to by default (`agent.cgroupRoot`). */
   readonly cgroupRoot?: string;
+  /** Capacities of shared maps an object may be the first to create (see applyMapSizes). */
+  readonly mapSizes?: Readonly<Record<string, number>>;
   readonly logger: Logger;
 }
 
@@ -59,6 +62,7 @@ export class PluginObjects {
         const obj = openObject(name, file, this.#o.pinRoot, constants);
         loaded.push({ name, file, obj, targets });
         try {
+          applyMapSizes(obj, this.#o.mapSizes ?? {});
           await obj.loadAsync();
           for (const t of targets) obj.program(t.program);
         } catch (err) {
