@@ -76,7 +76,7 @@ static __always_inline int to_netdev_forward(struct __sk_buff *skb, struct cilia
 	ctx->flags |= CILIA_CTX_F_SNATED;
 	cilia_ctx_store(skb, ctx);
 	/* Counted as forwarded in from-container already; traced once per masqueraded flow. */
-	if (created || TRACE_EVERY_PACKET)
+	if (created || cilia_trace_wanted(ctx, &t, CILIA_TRACE_TO_NETWORK))
 		cilia_emit(skb, ctx, &t, CILIA_EVENT_TRACE, CILIA_TRACE_TO_NETWORK, CILIA_AP_TO_NETDEV);
 	return TC_ACT_OK;
 }

@@ -39,9 +39,10 @@ export const DEBIAN_PACKAGES = Object.freeze({
   /**
    * Tests and benchmarks: the etcd KvStore backend, ping across namespaces, throughput, captures,
    * certificates for etcd over TLS, device offloads (segmentation) switched off, the KvStore's
-   * syncs traced.
+   * syncs traced, Prometheus scraping an agent and promtool checking the alerting rules, headless
+   * Chromium drawing the service map, curl for plain HTTP requests inside a namespace.
    */
-  test: ['etcd-server', 'iputils-ping', 'iperf3', 'tcpdump', 'tshark', 'openssl', 'ethtool', 'strace'],
+  test: ['etcd-server', 'iputils-ping', 'iperf3', 'tcpdump', 'tshark', 'openssl', 'ethtool', 'strace', 'prometheus', 'chromium', 'curl'],
 });
 
 /**

@@ -27,10 +27,29 @@ CILIA_BTF_ENUM_ANCHOR(cilia_event_type);
 CILIA_BTF_ENUM_ANCHOR(cilia_drop_reason);
 CILIA_BTF_ENUM_ANCHOR(cilia_trace_point);
 CILIA_BTF_ENUM_ANCHOR(cilia_direction);
+CILIA_BTF_ENUM_ANCHOR(cilia_monitor_aggregation);
 
-/* 1: a trace event for every forwarded packet; 0: only for a connection's first packet
- * (per-packet events would cost the ring buffer more than the forwarding itself). */
-CILIA_CONST(__u8, TRACE_EVERY_PACKET, 0);
+/* enum cilia_monitor_aggregation: which forwarded packets are traced. Per-packet events would
+ * cost the ring buffer more than the forwarding itself, so the default reports a connection's
+ * first packet and its TCP flag changes (SYN, FIN, RST) only: the record rate stays bounded by
+ * the connection rate, not the packet rate. */
+CILIA_CONST(__u8, MONITOR_AGGREGATION, CILIA_MONITOR_AGG_MEDIUM);
+
+#define CILIA_TRACE_TCP_FLAGS 0x07 /* FIN, SYN, RST */
+
+/* Whether a forwarded packet is traced at `point`, by MONITOR_AGGREGATION. */
+static __always_inline int cilia_trace_wanted(const struct cilia_ctx *ctx, const struct cilia_tuple *t, __u8 point)
+{
+	if (ctx->ct_status == CILIA_CT_NEW)
+		return 1;
+	if (MONITOR_AGGREGATION >= CILIA_MONITOR_AGG_MAXIMUM)
+		return 0;
+	if (MONITOR_AGGREGATION >= CILIA_MONITOR_AGG_MEDIUM)
+		return t && t->proto == IPPROTO_TCP && (t->tcp_flags & CILIA_TRACE_TCP_FLAGS);
+	if (MONITOR_AGGREGATION >= CILIA_MONITOR_AGG_LOWEST)
+		return point != CILIA_TRACE_FROM_NETWORK;
+	return 1;
+}
 
 static __always_inline void cilia_metrics_count(__u8 reason, __u8 dir, __u32 len)
 {
@@ -68,6 +87,9 @@ static __always_inline void cilia_emit(struct __sk_buff *skb, const struct cilia
 	ev->dst_identity = ctx->dst_identity;
 	ev->len = skb->len;
 	ev->target_ifindex = ctx->target_ifindex;
+	ev->tcp_flags = t ? t->tcp_flags : 0;
+	ev->icmp_type = t ? t->icmp_type : 0;
+	ev->pad = 0;
 	cilia_event_submit(ev);
 }
 
@@ -80,11 +102,11 @@ static __always_inline int cilia_drop(struct __sk_buff *skb, const struct cilia_
 	return TC_ACT_SHOT;
 }
 
-/* Traces a packet when it opens a connection (or always, see TRACE_EVERY_PACKET). */
+/* Traces a packet as MONITOR_AGGREGATION says (a connection's first packet at the least). */
 static __always_inline void cilia_trace(struct __sk_buff *skb, const struct cilia_ctx *ctx,
 					const struct cilia_tuple *t, __u8 point, __u16 ap)
 {
-	if (TRACE_EVERY_PACKET || ctx->ct_status == CILIA_CT_NEW)
+	if (cilia_trace_wanted(ctx, t, point))
 		cilia_emit(skb, ctx, t, CILIA_EVENT_TRACE, point, ap);
 }
 

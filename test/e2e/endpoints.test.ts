@@ -51,7 +51,7 @@ s.on('data',d=>{const n=Date.now();maxGap=Math.max(maxGap,n-last);last=n;bytes+=
 
 // A third-party-style plugin with no imports (tokens match by name): through the Datapath it
 // fills the from-container shaping slot with the slot_filler test object's deny program (which
-// drops with "policy denied" from any slot), and empties it.
+// drops with "Policy denied" from any slot), and empties it.
 const SLOT_PLUGIN = (objectPath: string) => `const t = (name, multiple = false) => ({ id: Symbol.for(name), name, multiple });
 const DATAPATH = t('cilia.Datapath'), ROUTES = t('cilia.ApiRoutes', true);
 export default Object.freeze({

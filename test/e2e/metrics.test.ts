@@ -1,7 +1,7 @@
 // The agent's /metrics with the datapath's and policy's collectors, for real: the agent runs in
 // a private "node" network namespace (its metrics port is private to it), two pods behind
 // veths, enforcement `always`. A ping the policy denies shows up as
-// cilia_drop_count_total{reason="policy denied"}; an import shows up as its revision, its rule
+// cilia_drop_count_total{reason="Policy denied"}; an import shows up as its revision, its rule
 // count, and the time the endpoints took to realize it.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -85,14 +85,14 @@ describe('agent /metrics: datapath and policy collectors', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('counts a packet the policy denies under cilia_drop_count_total{reason="policy denied"}, with its bytes', async () => {
+  it('counts a packet the policy denies under cilia_drop_count_total{reason="Policy denied"}, with its bytes', async () => {
     const before = scrape();
     expect(sample(before, 'cilia_endpoint_state', { state: 'ready' })).toBe(2);
     expect(sample(before, 'cilia_policy_endpoints_fail_closed')).toBe(0);
     expect(ping(client, server)).toBe(false);
     // Under `always` with no policy, the client's own egress is where the ping stops.
-    await expect.poll(() => sample(scrape(), 'cilia_drop_count_total', { reason: 'policy denied', direction: 'egress' }) ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
-    expect(sample(scrape(), 'cilia_drop_bytes_total', { reason: 'policy denied', direction: 'egress' })).toBeGreaterThan(0);
+    await expect.poll(() => sample(scrape(), 'cilia_drop_count_total', { reason: 'Policy denied', direction: 'EGRESS' }) ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(sample(scrape(), 'cilia_drop_bytes_total', { reason: 'Policy denied', direction: 'EGRESS' })).toBeGreaterThan(0);
   }, 60_000);
 
   it('reports an import: its revision, the rules loaded, the endpoints\' implementation delay; the traffic it allows is forwarded', async () => {
@@ -111,9 +111,9 @@ describe('agent /metrics: datapath and policy collectors', () => {
     // Both endpoints changed with this revision: one observation each at least.
     expect(sample(text, 'cilia_policy_implementation_delay_seconds_count')).toBeGreaterThanOrEqual(2);
     expect(sample(text, 'cilia_policy_implementation_delay_seconds_bucket', { le: '+Inf' })).toBe(sample(text, 'cilia_policy_implementation_delay_seconds_count'));
-    const forwardedBefore = sample(text, 'cilia_forward_count_total', { direction: 'ingress' }) ?? 0;
+    const forwardedBefore = sample(text, 'cilia_forward_count_total', { direction: 'INGRESS' }) ?? 0;
     expect(ping(client, server)).toBe(true);
-    await expect.poll(() => sample(scrape(), 'cilia_forward_count_total', { direction: 'ingress' }) ?? 0, { timeout: 10_000 }).toBeGreaterThan(forwardedBefore);
+    await expect.poll(() => sample(scrape(), 'cilia_forward_count_total', { direction: 'INGRESS' }) ?? 0, { timeout: 10_000 }).toBeGreaterThan(forwardedBefore);
   }, 60_000);
 
   it('counts a refused import, and serves no collector error', async () => {

@@ -90,7 +90,7 @@ describe('network policy e2e (upstream netpol model, real agent and datapath)', 
 
   // ---- Kubernetes NetworkPolicy ----------------------------------------------------------
 
-  it('default deny ingress: nothing reaches namespace x but its own loopback and the host (drops counted as "policy denied")', async () => {
+  it('default deny ingress: nothing reaches namespace x but its own loopback and the host (drops counted as "Policy denied")', async () => {
     const before = cluster.dropCount('policyDenied');
     await policyCase([netpol('deny-ingress', 'x', { podSelector: {}, policyTypes: ['Ingress'] })], { from: [...pods(), host()], ports: [TCP80, UDP81] });
     expect(cluster.dropCount('policyDenied')).toBeGreaterThan(before);

@@ -94,6 +94,7 @@ export class Agent {
       logger: root.child({ subsys: 'metrics' }),
       collectors: () => this.#metricsCollectors(),
       health: () => this.status(),
+      pages: () => (this.#health === 'ok' || this.#health === 'degraded' ? this.#host.resolver().getAll(Tokens.WebPages) : undefined),
     });
     this.#api = new ApiServer(
       {

@@ -1,5 +1,6 @@
 import type { PluginCandidate } from '@cilia/core';
 import { coreDatapathPlugin, ipcachePlugin } from '@cilia/datapath';
+import { flowPlugin } from '@cilia/flow';
 import { identityAllocatorPlugin } from '@cilia/identity';
 import { hostScopeIpamPlugin } from '@cilia/ipam';
 import { embeddedKvStorePlugin } from '@cilia/kvstore';
@@ -14,7 +15,8 @@ import { manifestsPlugin, podEndpointsPlugin } from '@cilia/resources';
  * comes to: the ipcache before policy (its CIDR identities) and the node registry (this node's
  * addresses, for an overlay's constants); policy and the encapsulation before the datapath
  * (endpoints adopted with their full policy and the overlay's MTU); the node sync after it (the
- * ipcache entries it publishes for this node are complete from the first).
+ * ipcache entries it publishes for this node are complete from the first); flow visibility after
+ * the datapath that pins its ring buffer.
  */
 export function defaultPlugins(): PluginCandidate[] {
   return [
@@ -28,6 +30,7 @@ export function defaultPlugins(): PluginCandidate[] {
     nodeSyncPlugin,
     manifestsPlugin,
     podEndpointsPlugin,
+    flowPlugin,
   ].map((definition) => ({
     definition,
     origin: 'default' as const,

@@ -1,7 +1,7 @@
 import type { MetricFamily, MetricLabels } from '@cilia/core';
 
-/** Names collectors may use: `cilia_`, but not the agent's own `cilia_agent_`. */
-const FAMILY_NAME = /^cilia_[a-zA-Z0-9_]+$/;
+/** Names collectors may use: `cilia_` (not the agent's own `cilia_agent_`), and Hubble's `hubble_` for flow metrics. */
+const FAMILY_NAME = /^(?:cilia|hubble)_[a-zA-Z0-9_]+$/;
 const RESERVED_PREFIX = 'cilia_agent_';
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPES = new Set(['counter', 'gauge', 'histogram']);
@@ -13,7 +13,7 @@ const TYPES = new Set(['counter', 'gauge', 'histogram']);
  */
 export function familyProblem(family: MetricFamily, path: string): string | undefined {
   const f = family as Partial<MetricFamily> & Record<string, unknown>;
-  if (typeof f.name !== 'string' || !FAMILY_NAME.test(f.name)) return `${path}.name: ${JSON.stringify(f.name)} is not a metric name starting with "cilia_" ([a-zA-Z0-9_])`;
+  if (typeof f.name !== 'string' || !FAMILY_NAME.test(f.name)) return `${path}.name: ${JSON.stringify(f.name)} is not a metric name starting with "cilia_" or "hubble_" ([a-zA-Z0-9_])`;
   if (f.name.startsWith(RESERVED_PREFIX)) return `${path}.name: ${f.name}: the prefix "${RESERVED_PREFIX}" is the agent's own`;
   if (typeof f.help !== 'string' || f.help === '') return `${path}.help: a non-empty string is required`;
   if (typeof f.type !== 'string' || !TYPES.has(f.type)) return `${path}.type: ${JSON.stringify(f.type)} is not counter, gauge or histogram`;

@@ -1,4 +1,4 @@
-import { HistogramRecorder, type Logger, type MetricFamily, type MetricsCollector } from '@cilia/core';
+import { ApiRequestError, HistogramRecorder, type Logger, type MetricFamily, type MetricsCollector, type WebPage } from '@cilia/core';
 import { describe, expect, it } from 'vitest';
 import { AgentMetrics } from './metrics.js';
 
@@ -36,14 +36,14 @@ describe('AgentMetrics with plugin collectors', () => {
     for (const v of [0.005, 0.05, 0.05, 3]) delay.observe(v);
     const { metrics, errors } = setup([
       fixed('a', [
-        { name: 'cilia_drop_count_total', help: 'Packets dropped', type: 'counter', samples: [{ labels: { reason: 'policy denied', direction: 'ingress' }, value: 7 }] },
+        { name: 'cilia_drop_count_total', help: 'Packets dropped', type: 'counter', samples: [{ labels: { reason: 'Policy denied', direction: 'INGRESS' }, value: 7 }] },
         gauge('cilia_endpoint', 2),
       ]),
       { name: 'b', collect: async () => [{ name: 'cilia_policy_implementation_delay_seconds', help: 'Delay', type: 'histogram', samples: [delay.sample()] }] },
     ]);
     const text = await metrics.metrics();
     expect(text).toContain('# TYPE cilia_drop_count_total counter');
-    expect(text).toContain('cilia_drop_count_total{reason="policy denied",direction="ingress"} 7');
+    expect(text).toContain('cilia_drop_count_total{reason="Policy denied",direction="INGRESS"} 7');
     expect(text).toContain('# HELP cilia_endpoint help of cilia_endpoint');
     expect(text).toContain('cilia_endpoint 2');
     expect(text).toContain('# TYPE cilia_policy_implementation_delay_seconds histogram');
@@ -94,7 +94,7 @@ describe('AgentMetrics with plugin collectors', () => {
 
   it('leaves out invalid families, naming the field and the reason, and keeps the valid ones of the same collector', async () => {
     const bad: [MetricFamily, string][] = [
-      [gauge('node_load', 1), 'families[0].name: "node_load" is not a metric name starting with "cilia_"'],
+      [gauge('node_load', 1), 'families[0].name: "node_load" is not a metric name starting with "cilia_" or "hubble_"'],
       [gauge('cilia_agent_extra', 1), 'families[1].name: cilia_agent_extra: the prefix "cilia_agent_" is the agent\'s own'],
       [{ name: 'cilia_drops', help: 'x', type: 'counter', samples: [{ value: 1 }] }, 'families[2].name: cilia_drops: a counter\'s name ends in "_total"'],
       [{ name: 'cilia_neg_total', help: 'x', type: 'counter', samples: [{ value: -1 }] }, 'families[3].samples[0].value: -1: a counter is finite and not negative'],
@@ -129,5 +129,40 @@ describe('AgentMetrics with plugin collectors', () => {
     report = false;
     // The second collector's family is now the only one of that name.
     expect(await metrics.metrics()).toMatch(/^cilia_shared 2$/m);
+  });
+});
+
+describe('AgentMetrics serving plugin pages beside /metrics', () => {
+  it('renders a page with its query and content type; 404 for no page, 503 before the plugins started, a refused query its status', async () => {
+    let pages: WebPage[] | undefined;
+    const metrics = new AgentMetrics({ version: '0.0.0', node: 'n1' }, () => [], {
+      logger: recordingLogger([]),
+      collectors: () => [],
+      pages: () => pages,
+    });
+    const address = await metrics.listen('127.0.0.1:0');
+    try {
+      const get = async (path: string) => {
+        const r = await fetch(`http://${address}${path}`);
+        return { status: r.status, type: r.headers.get('content-type'), body: await r.text() };
+      };
+      expect((await get('/map')).status).toBe(503);
+      pages = [
+        {
+          path: '/map',
+          contentType: 'text/html; charset=utf-8',
+          render: (q) => {
+            if (q['n'] === 'x') throw new ApiRequestError('not a number', 'n');
+            return `<p>${q['n'] ?? 'all'}</p>`;
+          },
+        },
+      ];
+      expect(await get('/map?n=3')).toEqual({ status: 200, type: 'text/html; charset=utf-8', body: '<p>3</p>' });
+      expect(await get('/map?n=x')).toMatchObject({ status: 400, body: 'n: not a number\n' });
+      expect(await get('/elsewhere')).toMatchObject({ status: 404, body: 'no such page: /elsewhere\n' });
+      expect((await get('/metrics')).body).toContain('cilia_agent_info');
+    } finally {
+      await metrics.close();
+    }
   });
 });

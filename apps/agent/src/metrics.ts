@@ -1,6 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { MetricFamilyView } from '@cilia/api-client';
-import type { Health, Logger, MetricFamily, MetricsCollector, PluginStatus } from '@cilia/core';
+import type { Health, Logger, MetricFamily, MetricsCollector, PluginStatus, WebPage } from '@cilia/core';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { exposedValues, familyProblem, type ExposedValue } from './metric-families.js';
 
@@ -15,6 +15,8 @@ export interface AgentMetricsOptions {
   readonly collectTimeoutMs?: number;
   /** The agent's health for `/healthz` (as `GET /v1/status` has it); without it `/healthz` is 404. */
   readonly health?: () => { health: Health; problems: readonly string[] };
+  /** The plugins' pages (`Tokens.WebPages`); undefined until they have started (503). */
+  readonly pages?: () => readonly WebPage[] | undefined;
 }
 
 /**
@@ -57,6 +59,7 @@ export class AgentMetrics {
   readonly #collectors: () => readonly MetricsCollector[];
   readonly #timeoutMs: number;
   readonly #health: AgentMetricsOptions['health'];
+  readonly #pages: () => readonly WebPage[] | undefined;
   readonly #families = new Map<string, CollectedFamily>();
   readonly #collectorErrors: Counter<'collector'>;
   /** The problem last logged per collector, so a lasting failure is logged once, not every scrape. */
@@ -68,6 +71,7 @@ export class AgentMetrics {
     this.#collectors = options.collectors;
     this.#timeoutMs = options.collectTimeoutMs ?? COLLECT_TIMEOUT_MS;
     this.#health = options.health;
+    this.#pages = options.pages ?? (() => []);
     collectDefaultMetrics({ register: this.registry, prefix: 'cilia_agent_' });
     new Gauge({ name: 'cilia_agent_info', help: 'Agent version and node', labelNames: ['version', 'node'], registers: [this.registry] })
       .labels(info.version, info.node)
@@ -192,14 +196,14 @@ export class AgentMetrics {
     const host = address.slice(0, i) || '0.0.0.0';
     const port = Number(address.slice(i + 1));
     this.#server = createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (path === '/healthz' && this.#health) {
+      const url = new URL(req.url ?? '/', 'http://agent');
+      if (url.pathname === '/healthz' && this.#health) {
         const { health, problems } = this.#health();
         res.writeHead(health === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ health, problems }) + '\n');
         return;
       }
-      if (path !== '/metrics') {
-        res.writeHead(404).end();
+      if (url.pathname !== '/metrics') {
+        this.#page(url, res);
         return;
       }
       this.metrics().then(
@@ -212,6 +216,30 @@ export class AgentMetrics {
     });
     const bound = this.#server.address();
     return typeof bound === 'object' && bound ? `${host}:${bound.port}` : address;
+  }
+
+  /** A plugin's page (`Tokens.WebPages`), or 404. */
+  #page(url: URL, res: ServerResponse): void {
+    const pages = this.#pages();
+    if (pages === undefined) {
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('the agent is starting or stopping; try again\n');
+      return;
+    }
+    const page = pages.find((p) => p.path === url.pathname);
+    if (!page) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`no such page: ${url.pathname}\n`);
+      return;
+    }
+    Promise.resolve()
+      .then(() => page.render(Object.fromEntries(url.searchParams)))
+      .then(
+        (body) => res.writeHead(200, { 'content-type': page.contentType }).end(body),
+        (err: Error & { status?: number; path?: string }) => {
+          // Compared by name: a plugin may carry its own copy of @cilia/core.
+          const status = err?.name === 'ApiRequestError' ? (err.status ?? 400) : 500;
+          res.writeHead(status, { 'content-type': 'text/plain' }).end(`${err.path ? `${err.path}: ` : ''}${err.message}\n`);
+        },
+      );
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@ import { registerCleanupCommand } from './commands/cleanup.js';
 import { registerCompletionCommand } from './commands/completion.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerEndpointCommands } from './commands/endpoint.js';
+import { registerFlowCommands } from './commands/flows.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerIpCacheCommands } from './commands/ipcache.js';
 import { registerNodeCommands } from './commands/node.js';
@@ -72,6 +73,7 @@ export function buildProgram(io: CliIo, errors: { text: string }): Command {
   registerPolicyCommands(program, ctx);
   registerBpfBandwidthCommands(program, ctx);
   registerServiceCommands(program, ctx);
+  registerFlowCommands(program, ctx);
   registerInspectionCommands(program, ctx);
   registerCleanupCommand(program, ctx);
   registerVersionCommand(program, ctx);

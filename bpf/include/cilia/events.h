@@ -39,6 +39,9 @@ struct cilia_packet_event {
 	__u32 dst_identity;
 	__u32 len;            /* skb->len */
 	__u32 target_ifindex; /* where it went (trace), 0 for the stack */
+	__u8 tcp_flags;       /* TCP header flags (FIN 0x01 … CWR 0x80), 0 for other protocols */
+	__u8 icmp_type;       /* ICMP type, 0 for other protocols */
+	__u16 pad;
 };
 
 /* How a policy verdict was reached (cilia_policy_verdict_event.match_type). */
@@ -72,6 +75,16 @@ struct cilia_policy_verdict_event {
 	__u16 endpoint_id;
 	__be16 proxy_port;    /* from the matched allow entry, 0 = none */
 	__u32 remote_identity;
+};
+
+/* How much forwarded traffic is traced (the MONITOR_AGGREGATION constant of the base objects),
+ * Cilium's monitor-aggregation levels. Drops and policy verdicts are always reported. */
+enum cilia_monitor_aggregation {
+	CILIA_MONITOR_AGG_NONE = 0,    /* every forwarded packet */
+	CILIA_MONITOR_AGG_LOWEST = 1,  /* every packet, but not at receive points (from-network) */
+	CILIA_MONITOR_AGG_LOW = 2,     /* as lowest */
+	CILIA_MONITOR_AGG_MEDIUM = 3,  /* new connections, and packets carrying SYN, FIN or RST */
+	CILIA_MONITOR_AGG_MAXIMUM = 4, /* new connections only */
 };
 
 /* Key 0 of the per-CPU array that counts records the producer could not reserve. */

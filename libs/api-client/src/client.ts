@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { AgentApiError, AgentClientError, AgentResponseError, AgentTimeoutError, AgentUnreachableError, isApiError } from './errors.js';
 import type {
   AgentStatus,
@@ -39,6 +39,7 @@ import type {
   PolicyTraceRequest,
   PolicyTraceResponse,
 } from './types.js';
+import type { FlowRecord, FlowsRequest, FlowsStatus, FlowsStreamItem, ServiceMapResponse } from './flows.js';
 import { waitForPolicyRevision, type PolicyWaitOptions } from './wait.js';
 
 /** Where the agent listens unless its config says otherwise (`agent.apiSocket`). */
@@ -211,6 +212,63 @@ export class AgentClient {
     /** Polls `GET /v1/endpoints` until every endpoint has realized `revision` (see {@link waitForPolicyRevision}). */
     wait: (revision: number, options?: PolicyWaitOptions): Promise<void> => waitForPolicyRevision(() => this.endpoints.list(), revision, options),
   };
+
+  /** `/v1/flows` (the `@cilia/flow` plugin). */
+  readonly flows = {
+    /** `POST /v1/flows`: the buffered flows matching `request` (oldest first). */
+    list: (request: Omit<FlowsRequest, 'follow'> = {}): Promise<FlowRecord[]> => this.request('POST', '/v1/flows', { body: { ...request, follow: false } }),
+    /**
+     * `POST /v1/flows` with `follow`: the buffered flows, then each new one and every report of
+     * events lost, as they come, until `signal` aborts (or the agent goes: then it throws).
+     */
+    follow: (request: Omit<FlowsRequest, 'follow'>, signal?: AbortSignal): AsyncIterable<FlowsStreamItem> =>
+      this.stream<FlowsStreamItem>('POST', '/v1/flows', { body: { ...request, follow: true } }, signal),
+    /** `GET /v1/flows/status`: flows buffered, seen, lost (datapath and agent side). */
+    status: (): Promise<FlowsStatus> => this.request('GET', '/v1/flows/status'),
+    /** `POST /v1/flows/servicemap`: the service map of the buffered flows matching `request`. */
+    serviceMap: (request: Omit<FlowsRequest, 'follow'> = {}): Promise<ServiceMapResponse> => this.request('POST', '/v1/flows/servicemap', { body: request }),
+  };
+
+  /**
+   * A request answered with NDJSON, one item a line, read as they come until the answer ends
+   * or `signal` aborts (which ends the iteration without an error).
+   */
+  async *stream<T>(method: HttpMethod, path: string, options: RequestOptions = {}, signal?: AbortSignal): AsyncGenerator<T> {
+    const route = `${method} ${path}`;
+    const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+    const headers: Record<string, string | number> = { accept: 'application/x-ndjson' };
+    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload.length });
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest({ socketPath: this.socketPath, path: withQuery(path, options.query), method, headers, ...(signal ? { signal } : {}) }, resolve);
+      req.on('error', (err: NodeJS.ErrnoException) => reject(err.name === 'AbortError' ? err : new AgentUnreachableError(this.socketPath, route, err)));
+      req.end(payload);
+    }).catch((err: Error) => {
+      if (err.name === 'AbortError') return undefined;
+      throw err;
+    });
+    if (!res) return;
+    if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) > 299) {
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      this.#interpret(route, res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'));
+      return;
+    }
+    let rest = '';
+    try {
+      for await (const chunk of res) {
+        rest += (chunk as Buffer).toString('utf8');
+        let nl: number;
+        while ((nl = rest.indexOf('\n')) >= 0) {
+          const line = rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+          if (line.trim() !== '') yield JSON.parse(line) as T;
+        }
+      }
+    } catch (err) {
+      if (signal?.aborted) return;
+      throw new AgentResponseError(this.socketPath, route, `the stream broke: ${(err as Error).message}`, { cause: err });
+    }
+  }
 
   /**
    * One request to any route (a plugin's own, say) and its parsed JSON answer. A non-2xx answer

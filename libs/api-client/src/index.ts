@@ -7,3 +7,4 @@ export { AgentClient, DEFAULT_SOCKET, type AgentClientOptions, type HttpMethod, 
 export { AgentApiError, AgentClientError, AgentResponseError, AgentTimeoutError, AgentUnreachableError, isApiError } from './errors.js';
 export { PolicyWaitTimeoutError, waitForPolicyRevision, type PolicyWaitOptions, type PolicyWaitProgress } from './wait.js';
 export type * from './types.js';
+export type * from './flows.js';

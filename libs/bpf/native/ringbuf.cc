@@ -32,7 +32,7 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
                        });
   }
 
-  // new NativeRingBuffer(mapFd, onBatch(batch: Buffer, bytes: number, count: number), batchBytes)
+  // new NativeRingBuffer(mapFd, onBatch(batch: Buffer, bytes: number, count: number), batchBytes, maxPerWakeup)
   explicit NativeRingBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeRingBuffer>(info) {
     Napi::Env env = info.Env();
     int mapFd = GetInt32(info[0], "mapFd");
@@ -40,6 +40,10 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     size_t batchBytes = info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : (1u << 20);
     if (batchBytes < 4096) batchBytes = 4096;
+    // 0: drain until the ring is empty. Otherwise a wakeup stops after this many records, so a
+    // producer faster than the consumer cannot keep the event loop from everything else: the
+    // epoll fd stays readable and the rest comes on the next turn of the loop.
+    maxPerWakeup_ = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
     batch_ = Napi::Persistent(Napi::Buffer<uint8_t>::New(env, batchBytes));
     batchData_ = batch_.Value().Data();
     batchCap_ = batchBytes;
@@ -77,6 +81,8 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
     self->used_ += need;
     self->pending_++;
     self->records_++;
+    // libbpf has consumed this record already; a negative return stops the drain after it.
+    if (self->budget_ != 0 && ++self->drained_ >= self->budget_) return -EAGAIN;
     return 0;
   }
 
@@ -100,21 +106,25 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
     }
   }
 
-  // Drains what is there now, delivering batches; returns the number of records.
-  uint64_t Drain() {
+  // Drains what is there now (at most `budget` records, 0 = all), delivering batches; returns
+  // the number of records.
+  uint64_t Drain(uint32_t budget = 0) {
     uint64_t before = records_;
     inDrain_ = true;
+    budget_ = budget;
+    drained_ = 0;
     int err = ring_buffer__consume(rb_);
+    budget_ = 0;
     inDrain_ = false;
     Flush();
-    if (err < 0 && err != -EINTR) lastError_ = -err;
+    if (err < 0 && err != -EINTR && err != -EAGAIN) lastError_ = -err;
     return records_ - before;
   }
 
   static void OnPoll(uv_poll_t* handle, int status, int events) {
     auto* self = static_cast<NativeRingBuffer*>(handle->data);
     if (status < 0 || self->rb_ == nullptr) return;
-    self->Drain();
+    self->Drain(self->maxPerWakeup_);
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -181,6 +191,9 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
   uint32_t pending_ = 0;
   uint64_t records_ = 0;
   uint64_t batches_ = 0;
+  uint32_t maxPerWakeup_ = 0;
+  uint32_t budget_ = 0;
+  uint32_t drained_ = 0;
   uint64_t oversized_ = 0;
   int lastError_ = 0;
   bool inDrain_ = false;

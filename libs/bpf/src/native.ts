@@ -92,6 +92,7 @@ export interface NativeAddon {
     mapFd: number,
     onBatch: (batch: Buffer, bytes: number, count: number) => void,
     batchBytes?: number,
+    maxPerWakeup?: number,
   ) => NativeRingBuffer;
   mapLookup(fd: number, key: Uint8Array | null, value: Uint8Array, flags?: number): boolean;
   mapLookupAndDelete(fd: number, key: Uint8Array | null, value: Uint8Array): boolean;

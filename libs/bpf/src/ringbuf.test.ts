@@ -72,6 +72,33 @@ describe('RingBufferConsumer', () => {
     expect(stats.records).toBe(delivered);
   });
 
+  it('with maxRecordsPerWakeup, delivers a full ring over several turns of the event loop, timers running between them', async () => {
+    const obj = producer(1000);
+    const turns: number[] = [];
+    let timerRan = 0;
+    let delivered = 0;
+    const consumer = new RingBufferConsumer(obj.map('cilia_events'), {
+      maxRecordsPerWakeup: 256,
+      onBatch: (batch) => {
+        delivered += batch.count;
+        turns.push(timerRan);
+      },
+    });
+    cleanups.push(() => consumer.close());
+    obj.program('cls_emit').testRun({ data: frame, repeat: 10 }); // 10 000 records wait in the ring
+    const ticker = setInterval(() => timerRan++, 0);
+    try {
+      for (let i = 0; i < 500 && delivered < 10_000; i++) await new Promise((r) => setTimeout(r, 5));
+    } finally {
+      clearInterval(ticker);
+    }
+    expect(delivered).toBe(10_000);
+    expect(turns.length).toBeGreaterThanOrEqual(10_000 / 256);
+    // The timer ran between wakeups: the drain did not hold the loop for the whole ring.
+    expect(new Set(turns).size).toBeGreaterThan(1);
+    expect(consumer.stats()).toMatchObject({ records: 10_000, lost: 0 });
+  });
+
   it('walks raw records and refuses maps that are not ring buffers', () => {
     const obj = producer(3);
     const lengths: number[] = [];

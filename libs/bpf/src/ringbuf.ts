@@ -28,6 +28,12 @@ export interface RingBufferOptions {
   readonly lostCounter?: PerCpuMap<number, number>;
   /** Bytes of the batch buffer (default 1 MiB). */
   readonly batchBytes?: number;
+  /**
+   * Records one wakeup of the event loop delivers at most (default: every record there is). A
+   * producer faster than the consumer would otherwise keep the loop draining, and nothing else
+   * (timers, sockets) would run; with a bound the rest is read on the next turn of the loop.
+   */
+  readonly maxRecordsPerWakeup?: number;
 }
 
 export interface RingBufferStats {
@@ -92,6 +98,7 @@ export class RingBufferConsumer {
           onBatch(batch);
         },
         options.batchBytes,
+        options.maxRecordsPerWakeup,
       );
       this.handle.start();
     } catch (err) {

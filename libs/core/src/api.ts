@@ -138,3 +138,16 @@ function parsePart(schema: z.ZodType | undefined, value: unknown, part: 'query' 
   const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : '';
   throw new ApiRequestError(`${first!.reason}${more}`, first!.path || part);
 }
+
+/**
+ * A page the agent serves on its HTTP address (`agent.metricsAddress`, beside `/metrics`), for
+ * browsers: contributed through `Tokens.WebPages`. Pages answer 503 until every plugin has
+ * started; a render that throws `ApiRequestError` answers its status with its message.
+ */
+export interface WebPage {
+  /** Path, e.g. `/servicemap`. */
+  readonly path: string;
+  /** e.g. `text/html; charset=utf-8`. */
+  readonly contentType: string;
+  render(query: Readonly<Record<string, string | undefined>>): string | Promise<string>;
+}

@@ -1,5 +1,5 @@
 import { defineToken } from './token.js';
-import type { ApiRoute, HealthReporter } from './api.js';
+import type { ApiRoute, HealthReporter, WebPage } from './api.js';
 import type { AgentConfig } from './services/config.js';
 import type { Datapath } from './services/datapath.js';
 import type { Encapsulation } from './services/encapsulation.js';
@@ -50,4 +50,6 @@ export const Tokens = {
   HealthReporters: defineToken<HealthReporter>('cilia.HealthReporters', { multiple: true }),
   /** Extension point: metric families the agent serves on `/metrics`, collected on every scrape. */
   MetricsCollectors: defineToken<MetricsCollector>('cilia.MetricsCollectors', { multiple: true }),
+  /** Extension point: pages the agent serves on its HTTP address beside `/metrics` (the service map). */
+  WebPages: defineToken<WebPage>('cilia.WebPages', { multiple: true }),
 } as const;

@@ -23,6 +23,12 @@ export const datapathConfig = z.strictObject({
     .describe(
       'IPv4 BIG TCP: GSO and GRO packets of up to 192 KiB on the egress device and endpoint veths, a third of the per-packet work at high throughput. Needs kernel ≥ 6.3, an egress device that segments them (tso_max_size ≥ 196608), and native routing or an overlay that carries them (VXLAN and Geneve do: their eBPF writes the outer headers with lengths of 0, as the kernel does for BIG TCP, and strips them on arrival; the egress device\'s GRO then stays at 64 KiB). true: required (the agent refuses to start without them); "auto": used where possible; false: off (an egress device left above 64 KiB is set back)',
     ),
+  monitorAggregation: z
+    .enum(['none', 'lowest', 'low', 'medium', 'maximum'])
+    .default('medium')
+    .describe(
+      "Which forwarded packets the datapath reports as trace events (Cilium's monitor-aggregation): none = every one; lowest, low = every one but at receive points; medium = a connection's first packet and packets carrying SYN, FIN or RST, so the event rate follows connections, not packets; maximum = a connection's first packet only. Drops and policy verdicts are always reported",
+    ),
   policy: z
     .strictObject({
       maxEntries: z

@@ -18,7 +18,7 @@ import { slotIndex } from './maps/slots.js';
 
 const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => silent };
 const REPO_BPF = new URL('../../../bpf/', import.meta.url);
-const config = { masquerade: true, egressDevice: 'auto', mtu: 'auto' as const, bigTcp: false, policy: { maxEntries: 262_144, maxEntriesPerEndpoint: 16_384 }, conntrack: { maxEntries: 65_536 } };
+const config = { masquerade: true, egressDevice: 'auto', mtu: 'auto' as const, bigTcp: false, monitorAggregation: 'medium' as const, policy: { maxEntries: 262_144, maxEntriesPerEndpoint: 16_384 }, conntrack: { maxEntries: 65_536 } };
 const node = { mtu: 1500, hostIPv4: ['192.0.2.1'] };
 
 describe('BpfDatapath (real kernel, nothing attached)', () => {

@@ -7,6 +7,7 @@ import { EndpointMaps } from './abi.js';
 import type { DatapathEndpoint, EndpointDatapath } from './backend.js';
 import { CtKey, CtValue, gcExpired } from './maps/conntrack.js';
 import { ENDPOINT_F_HOST } from './maps/endpoints.js';
+import { MonitorAggregation } from './maps/events.js';
 import { SnatKey, SnatValue } from './maps/nat.js';
 import { PolicyEndpointValue, PolicyMapKey, PolicyMapValue } from './maps/policy.js';
 import { PolicyMap } from './policy/map.js';
@@ -302,7 +303,7 @@ export class BpfDatapath implements Datapath, EndpointDatapath {
   #nodeConstants(node: NodeInfo): Record<string, ConstantValue> {
     const snat = this.#opts.config.masquerade ? node.egress?.ipv4 : undefined;
     // SNAT_IPV4 is host order in C (compared through bpf_htonl); 0 turns masquerading off.
-    return { SNAT_IPV4: snat ? ipv4HostOrder(snat) : 0 };
+    return { SNAT_IPV4: snat ? ipv4HostOrder(snat) : 0, MONITOR_AGGREGATION: MonitorAggregation[this.#opts.config.monitorAggregation] };
   }
 
   #requireMaps(): EndpointMaps {

@@ -483,7 +483,7 @@ export class CoreEndpointManager implements EndpointManager {
   }
 
   #ipcacheEntry(ep: Endpoint) {
-    return { prefix: `${ep.ipv4}/32`, identity: ep.identity, source: 'local' as const };
+    return { prefix: `${ep.ipv4}/32`, identity: ep.identity, namespace: ep.namespace, podName: ep.name, source: 'local' as const };
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -42,7 +42,7 @@ describe('datapath metrics from the pinned cilia_metrics map', () => {
     }
   });
 
-  it('sums each (reason, direction) over CPUs: drops by reason text, forwards (reason 0) by direction', async () => {
+  it('sums each (reason, direction) over CPUs: drops by Cilium\'s reason text and direction (INGRESS/EGRESS), forwards (reason 0) by direction', async () => {
     lxc = BpfObject.open(objectPath('lxc'), { pinRoot });
     lxc.load();
     const map = PerCpuMap.openPinnedPerCpu(join(pinRoot, MapName.metrics), { key: MetricsKey, value: MetricsValue });
@@ -53,6 +53,9 @@ describe('datapath metrics from the pinned cilia_metrics map', () => {
     try {
       map.update({ reason: DropReason.policyDenied, dir: Direction.ingress }, perCpu(3, 180));
       map.update({ reason: DropReason.policyNotRealized, dir: Direction.egress }, perCpu(1, 60));
+      // Two of Cilia's reasons Cilium names alike: one sample, their sum.
+      map.update({ reason: DropReason.rewriteFailed, dir: Direction.egress }, perCpu(4, 400));
+      map.update({ reason: DropReason.encapFailed, dir: Direction.egress }, perCpu(5, 500));
       map.update({ reason: DropReason.forwarded, dir: Direction.egress }, perCpu(10, 1000));
       map.update({ reason: DropReason.forwarded, dir: Direction.ingress }, perCpu(20, 3000));
       map.update({ reason: 99, dir: 7 }, perCpu(2, 2));
@@ -61,22 +64,24 @@ describe('datapath metrics from the pinned cilia_metrics map', () => {
     }
     const families = await collect(source(pinRoot));
     expect(samplesOf(families.get('cilia_drop_count_total'))).toEqual([
-      { labels: { reason: 'policy denied', direction: 'ingress' }, value: total(3) },
-      { labels: { reason: 'policy not realized (fail closed)', direction: 'egress' }, value: total(1) },
+      { labels: { reason: 'Error writing to packet', direction: 'EGRESS' }, value: total(9) },
+      { labels: { reason: 'Policy denied', direction: 'INGRESS' }, value: total(3) },
+      { labels: { reason: 'No configuration available to perform policy decision', direction: 'EGRESS' }, value: total(1) },
       { labels: { reason: 'unknown reason 99', direction: 'unknown direction 7' }, value: total(2) },
     ]);
     expect(samplesOf(families.get('cilia_drop_bytes_total'))).toEqual([
-      { labels: { reason: 'policy denied', direction: 'ingress' }, value: total(180) },
-      { labels: { reason: 'policy not realized (fail closed)', direction: 'egress' }, value: total(60) },
+      { labels: { reason: 'Error writing to packet', direction: 'EGRESS' }, value: total(900) },
+      { labels: { reason: 'Policy denied', direction: 'INGRESS' }, value: total(180) },
+      { labels: { reason: 'No configuration available to perform policy decision', direction: 'EGRESS' }, value: total(60) },
       { labels: { reason: 'unknown reason 99', direction: 'unknown direction 7' }, value: total(2) },
     ]);
     expect(samplesOf(families.get('cilia_forward_count_total'))).toEqual([
-      { labels: { direction: 'ingress' }, value: total(20) },
-      { labels: { direction: 'egress' }, value: total(10) },
+      { labels: { direction: 'INGRESS' }, value: total(20) },
+      { labels: { direction: 'EGRESS' }, value: total(10) },
     ]);
     expect(samplesOf(families.get('cilia_forward_bytes_total'))).toEqual([
-      { labels: { direction: 'ingress' }, value: total(3000) },
-      { labels: { direction: 'egress' }, value: total(1000) },
+      { labels: { direction: 'INGRESS' }, value: total(3000) },
+      { labels: { direction: 'EGRESS' }, value: total(1000) },
     ]);
   });
 

@@ -32,7 +32,8 @@ const ENDPOINT_STATES = Object.keys({
   disconnecting: 0,
 } satisfies Record<EndpointState, 0>) as EndpointState[];
 
-const DIRECTION_TEXT: Readonly<Record<number, string>> = { [Direction.ingress]: 'ingress', [Direction.egress]: 'egress' };
+/** As Cilium labels its datapath counters. */
+const DIRECTION_TEXT: Readonly<Record<number, string>> = { [Direction.ingress]: 'INGRESS', [Direction.egress]: 'EGRESS' };
 
 /**
  * Every entry of the pinned per-CPU `cilia_metrics` map, summed over CPUs, ordered by reason
@@ -74,8 +75,8 @@ export function datapathMetricsCollector(name: string, source: DatapathMetricsSo
       const dropLabels = (c: TrafficCount) => ({ reason: DROP_REASON_TEXT[c.reason] ?? `unknown reason ${c.reason}`, direction: directionText(c.dir) });
       const forwardLabels = (c: TrafficCount) => ({ direction: directionText(c.dir) });
       const families: MetricFamily[] = [
-        { name: 'cilia_drop_count_total', help: 'Packets dropped by the datapath, by reason and direction', type: 'counter', samples: drops.map((c) => ({ labels: dropLabels(c), value: c.packets })) },
-        { name: 'cilia_drop_bytes_total', help: 'Bytes dropped by the datapath, by reason and direction', type: 'counter', samples: drops.map((c) => ({ labels: dropLabels(c), value: c.bytes })) },
+        { name: 'cilia_drop_count_total', help: 'Packets dropped by the datapath, by reason and direction', type: 'counter', samples: summed(drops, dropLabels, (c) => c.packets) },
+        { name: 'cilia_drop_bytes_total', help: 'Bytes dropped by the datapath, by reason and direction', type: 'counter', samples: summed(drops, dropLabels, (c) => c.bytes) },
         { name: 'cilia_forward_count_total', help: 'Packets forwarded by the datapath, by direction', type: 'counter', samples: forwards.map((c) => ({ labels: forwardLabels(c), value: c.packets })) },
         { name: 'cilia_forward_bytes_total', help: 'Bytes forwarded by the datapath, by direction', type: 'counter', samples: forwards.map((c) => ({ labels: forwardLabels(c), value: c.bytes })) },
         ...endpointFamilies(source),
@@ -110,6 +111,19 @@ function endpointFamilies(source: DatapathMetricsSource): MetricFamily[] {
       samples: [{ value: source.failClosedEndpoints() }],
     },
   ];
+}
+
+/** One sample per label set: reasons Cilium names alike (two of Cilia's may share one of Cilium's) add up. */
+function summed(counts: readonly TrafficCount[], labels: (c: TrafficCount) => Record<string, string>, value: (c: TrafficCount) => number): MetricSample[] {
+  const out = new Map<string, { labels: Record<string, string>; value: number }>();
+  for (const c of counts) {
+    const l = labels(c);
+    const key = JSON.stringify(l);
+    const s = out.get(key);
+    if (s) s.value += value(c);
+    else out.set(key, { labels: l, value: value(c) });
+  }
+  return [...out.values()];
 }
 
 function directionText(dir: number): string {

@@ -40,7 +40,8 @@ export function decodeNode(value: Uint8Array): RegisteredNode | string {
 
 /**
  * The value under `ip/v1/<cluster>/<ip>`, shaped like Cilium's IPIdentityPair (IP, Mask,
- * HostIP = tunnel endpoint, ID, Key = encryption key index) plus the owning node's name.
+ * HostIP = tunnel endpoint, ID, Key = encryption key index, K8sNamespace and K8sPodName of a
+ * pod's address) plus the owning node's name.
  */
 interface IpIdentityPair {
   IP: string;
@@ -49,6 +50,8 @@ interface IpIdentityPair {
   ID: number;
   Key: number;
   Metadata: string;
+  K8sNamespace?: string;
+  K8sPodName?: string;
   NodeName: string;
 }
 
@@ -62,7 +65,17 @@ export function encodeIpEntry(entry: IpCacheEntry, node: string, tunnelEndpoint:
   const ip = entry.prefix.slice(0, slash);
   const len = Number(entry.prefix.slice(slash + 1));
   const host = ip.includes(':') ? len === 128 : len === 32;
-  const pair: IpIdentityPair = { IP: ip, Mask: host ? null : len, HostIP: tunnelEndpoint ?? '', ID: entry.identity, Key: 0, Metadata: '', NodeName: node };
+  const pair: IpIdentityPair = {
+    IP: ip,
+    Mask: host ? null : len,
+    HostIP: tunnelEndpoint ?? '',
+    ID: entry.identity,
+    Key: 0,
+    Metadata: '',
+    ...(entry.namespace ? { K8sNamespace: entry.namespace } : {}),
+    ...(entry.podName ? { K8sPodName: entry.podName } : {}),
+    NodeName: node,
+  };
   return encoder.encode(JSON.stringify(pair));
 }
 
@@ -84,6 +97,8 @@ export function decodeIpEntry(value: Uint8Array): IpCacheEntry | string {
     identity: p.ID,
     ...(p.HostIP ? { tunnelEndpoint: p.HostIP } : {}),
     ...(p.NodeName ? { node: p.NodeName } : {}),
+    ...(typeof p.K8sNamespace === 'string' && p.K8sNamespace ? { namespace: p.K8sNamespace } : {}),
+    ...(typeof p.K8sPodName === 'string' && p.K8sPodName ? { podName: p.K8sPodName } : {}),
     source: 'kvstore',
   };
 }

@@ -161,6 +161,15 @@ describe('node registry and ipcache sync on one embedded KvStore', () => {
     expect(decodeIpEntry((await kv.get(`${IPS}10.200.9.9`))!.value)).toMatchObject({ node: 'node-1', identity: 1111 });
   });
 
+  it("carries a pod's namespace and name to the other nodes (Cilium's K8sNamespace, K8sPodName)", async () => {
+    const kv = await store();
+    const a = await agent(kv, 1);
+    await agent(kv, 2, [{ ...ep('10.200.2.7', 2707), namespace: 'shop', podName: 'web-1' }]);
+    await expect.poll(() => a.ipcache.lookup('10.200.2.7')).toMatchObject({ identity: 2707, source: 'kvstore', node: 'node-2', namespace: 'shop', podName: 'web-1' });
+    const stored = JSON.parse(new TextDecoder().decode((await kv.get(`${IPS}10.200.2.7`))!.value)) as Record<string, unknown>;
+    expect(stored).toMatchObject({ K8sNamespace: 'shop', K8sPodName: 'web-1', NodeName: 'node-2' });
+  });
+
   it('drops entries a previous run of the same node left that are no longer local', async () => {
     const kv = await store();
     const lease = await kv.grantLease(30);

@@ -65,6 +65,8 @@ export class RoutingLab {
   constructor(
     readonly routing: string,
     readonly nodes: number,
+    /** `KEY=VALUE` settings every node's agent config gets (`lab up --set`). */
+    readonly settings: readonly string[] = [],
   ) {}
 
   node(k: number): string {
@@ -94,7 +96,7 @@ export class RoutingLab {
   }
 
   async up(): Promise<void> {
-    const r = await this.lab('up', '--nodes', String(this.nodes), '--routing', this.routing);
+    const r = await this.lab('up', '--nodes', String(this.nodes), '--routing', this.routing, ...this.settings.flatMap((s) => ['--set', s]));
     if (r.code !== 0) throw new Error(`lab up --routing ${this.routing} failed:\n${r.stdout}\n${r.stderr}`);
   }
 

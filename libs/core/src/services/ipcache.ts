@@ -16,6 +16,9 @@ export interface IpCacheEntry {
   readonly tunnelEndpoint?: IpAddress;
   /** The node that owns the address, if any. */
   readonly node?: string;
+  /** A pod's namespace and name, for an endpoint's address (flows show them for remote pods too). */
+  readonly namespace?: string;
+  readonly podName?: string;
   readonly source: IpCacheSource;
 }
 

@@ -21,7 +21,7 @@ export interface HistogramSample {
 
 /**
  * A metric family as Prometheus exposes it. `name` starts with `cilia_` (`cilia_agent_` is the
- * agent's own); counters end in `_total`, as in Cilium (`cilia_drop_count_total`). Label names
+ * agent's own), or `hubble_` for Hubble's flow metrics; counters end in `_total`, as in Cilium (`cilia_drop_count_total`). Label names
  * follow Prometheus (`[a-zA-Z_][a-zA-Z0-9_]*`); `le` is reserved for histogram buckets.
  */
 export type MetricFamily =

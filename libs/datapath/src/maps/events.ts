@@ -20,3 +20,6 @@ export const EventType = {
   l7: 4,
   debug: 5,
 } as const;
+
+/** `enum cilia_monitor_aggregation`: which forwarded packets are traced (the `MONITOR_AGGREGATION` constant), Cilium's levels. */
+export const MonitorAggregation = { none: 0, lowest: 1, low: 2, medium: 3, maximum: 4 } as const;

@@ -30,10 +30,11 @@ export {
   type Lb4BackendValue,
 } from './lb.js';
 export { BandwidthKey, BandwidthValue, type BandwidthKeyValue, type BandwidthEntry } from './bandwidth.js';
-export { EventHeader, EventType } from './events.js';
+export { EventHeader, EventType, MonitorAggregation } from './events.js';
 export {
   DropReason,
   DROP_REASON_TEXT,
+  CILIUM_DROP_REASON,
   TracePoint,
   Direction,
   MetricsKey,

@@ -26,27 +26,36 @@ export const DropReason = {
   bandwidthLimit: 18,
 } as const;
 
-/** A drop reason in words, for `cilia monitor` and metrics labels. */
+/**
+ * Each drop reason as Cilium numbers, names and words it (pkg/monitor/api/drop.go, Hubble's
+ * `DropReason` enum): what metrics labels, `cilia monitor` and flows show, so Cilium's
+ * dashboards and Hubble's clients read Cilia's drops as their own.
+ */
+export const CILIUM_DROP_REASON: Readonly<Record<number, { readonly code: number; readonly name: string; readonly text: string }>> = {
+  1: { code: 134, name: 'INVALID_PACKET_DROPPED', text: 'Invalid packet' },
+  2: { code: 139, name: 'UNSUPPORTED_L3_PROTOCOL', text: 'Unsupported L3 protocol' },
+  3: { code: 132, name: 'INVALID_SOURCE_IP', text: 'Invalid source ip' },
+  4: { code: 175, name: 'FIRST_LOGICAL_DATAGRAM_FRAGMENT_NOT_FOUND', text: 'First logical datagram fragment not found' },
+  5: { code: 155, name: 'CT_MAP_INSERTION_FAILED', text: 'CT: Map insertion failed' },
+  6: { code: 167, name: 'NO_MAPPING_FOR_NAT_MASQUERADE', text: 'No mapping for NAT masquerade' },
+  7: { code: 141, name: 'ERROR_WRITING_TO_PACKET', text: 'Error writing to packet' },
+  8: { code: 133, name: 'POLICY_DENIED', text: 'Policy denied' },
+  9: { code: 152, name: 'NO_MATCHING_LOCAL_CONTAINER_FOUND', text: 'No matching local container found' },
+  10: { code: 196, name: 'TTL_EXCEEDED', text: 'TTL exceeded' },
+  11: { code: 181, name: 'POLICY_DENY', text: 'Policy denied by denylist' },
+  12: { code: 165, name: 'NO_CONFIGURATION_AVAILABLE_TO_PERFORM_POLICY_DECISION', text: 'No configuration available to perform policy decision' },
+  13: { code: 160, name: 'NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT', text: 'No tunnel/encapsulation endpoint (datapath BUG!)' },
+  14: { code: 141, name: 'ERROR_WRITING_TO_PACKET', text: 'Error writing to packet' },
+  15: { code: 147, name: 'ERROR_RETRIEVING_TUNNEL_KEY', text: 'Error retrieving tunnel key' },
+  16: { code: 158, name: 'SERVICE_BACKEND_NOT_FOUND', text: 'Service backend not found' },
+  17: { code: 162, name: 'REACHED_EDT_RATE_LIMITING_DROP_HORIZON', text: 'Reached EDT rate-limiting drop horizon' },
+  18: { code: 198, name: 'DROP_RATE_LIMITED', text: 'Rate limited' },
+};
+
+/** A drop reason in Cilium's words (`Policy denied`), for metrics labels and `cilia monitor`. */
 export const DROP_REASON_TEXT: Readonly<Record<number, string>> = {
-  0: 'forwarded',
-  1: 'invalid packet',
-  2: 'unsupported L3 protocol',
-  3: 'invalid source address',
-  4: 'IPv4 fragment without its first',
-  5: 'conntrack entry could not be created',
-  6: 'no free masquerade port',
-  7: 'packet rewrite failed',
-  8: 'policy denied',
-  9: 'redirect failed',
-  10: 'TTL exceeded',
-  11: 'policy denied by a deny rule',
-  12: 'policy not realized (fail closed)',
-  13: 'no tunnel endpoint for the destination',
-  14: 'encapsulation failed',
-  15: 'decapsulation failed',
-  16: 'no service backend',
-  17: 'EDT departure time beyond the horizon',
-  18: 'ingress bandwidth limit exceeded',
+  0: 'Success',
+  ...Object.fromEntries(Object.entries(CILIUM_DROP_REASON).map(([reason, r]) => [reason, r.text])),
 };
 
 /** `enum cilia_trace_point`. */
@@ -79,6 +88,9 @@ export const PacketEvent = codec.struct('cilia_packet_event', {
   dstIdentity: codec.u32,
   len: codec.u32,
   targetIfindex: codec.u32,
+  tcpFlags: codec.u8,
+  icmpType: codec.u8,
+  pad: codec.pad(2),
 });
 
 export type PacketEventRecord = ReturnType<typeof PacketEvent.decode>;

@@ -56,6 +56,7 @@ import {
   SnatKey,
   SnatValue,
   TracePoint,
+  MonitorAggregation,
 } from '../../src/maps/index.js';
 import { objectPath } from './objects.js';
 
@@ -132,6 +133,7 @@ describe('the datapath ABI matches the BTF of the base objects', () => {
     expect(btfEnum(lxc, 'cilia_trace_point')).toEqual(mirror('CILIA_TRACE_', TracePoint));
     expect(btfEnum(lxc, 'cilia_direction')).toEqual(mirror('CILIA_DIR_', Direction));
     expect(btfEnum(lxc, 'cilia_event_type')).toEqual(mirror('CILIA_EVENT_', EventType));
+    expect(btfEnum(lxc, 'cilia_monitor_aggregation')).toEqual(mirror('CILIA_MONITOR_AGG_', MonitorAggregation));
     const policy = path('policy');
     expect(btfEnum(policy, 'cilia_policy_mode')).toEqual(mirror('CILIA_POLICY_', PolicyModeCode));
     expect(btfEnum(policy, 'cilia_policy_match')).toEqual(mirror('CILIA_POLICY_MATCH_', PolicyMatch));
