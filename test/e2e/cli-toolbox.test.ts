@@ -14,7 +14,6 @@ describe('cilia toolbox against a running agent', () => {
   let agent: RunningAgent;
   let failFile: string;
   let healthz: string;
-  const cilia = async (...args: string[]) => (await ciliaRuns([[...args, '--socket', agent.socket]]))[0]!;
   const probe = async () => {
     const r = await fetch(healthz);
     return { status: r.status, body: (await r.json()) as { health: string; problems: string[] } };
