@@ -56,10 +56,11 @@ describe('cilia-agent lifecycle', () => {
       ['@cilia/datapath', 'default', 'started'],
       ['@cilia/nodes-sync', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
+      ['@cilia/flow', 'default', 'started'],
       ['fixture-greeter', 'configured', 'started'],
       ['fixture-consumer', 'configured', 'started'],
     ]);
-    expect(status.plugins[11]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
+    expect(status.plugins[12]).toMatchObject({ version: '0.0.2', origin: 'configured', requires: ['fixture.Greeter'] });
 
     const config = await apiGet<{ sources: string[]; config: Record<string, Record<string, unknown>> }>(agent.socket, '/v1/config');
     expect(config.body.sources[0]).toMatch(/presets\/standalone\.yaml$/);
@@ -135,6 +136,7 @@ describe('cilia-agent lifecycle', () => {
       ['@cilia/datapath', 'default', 'started'],
       ['@cilia/nodes-sync', 'default', 'started'],
       ['@cilia/pod-endpoints', 'default', 'started'],
+      ['@cilia/flow', 'default', 'started'],
     ]);
     const started = logLines(agent.output()).find((l) => l.event === 'fixture-start');
     expect(started?.lease).toBe('192.0.2.10');

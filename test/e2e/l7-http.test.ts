@@ -193,7 +193,7 @@ describe('L7 HTTP policy (real agent, transparent proxy, curl between pods)', ()
     const s = (await api<AgentStatus>(socket, 'GET', '/v1/status')).body;
     const note = (s.notes ?? []).find((n) => n.startsWith('l7-proxy') || n.includes('L7 proxy'));
     expect(note).toMatch(/^l7-proxy: L7 proxy process pid \d+ on 127\.0\.0\.1: http ingress 15001, http egress 15002; (\d+) connections redirected/);
-    expect(Number(/; (\d+) connections redirected/.exec(note!)![1])).toBeGreaterThanOrEqual(5);
+    expect(Number(/; (\d+) connections redirected/.exec(note!)![1])).toBeGreaterThan(0);
   });
 
   it('an agent SIGKILL leaves the proxy process serving and judging a keep-alive session; the restarted agent adopts it', async () => {

@@ -156,7 +156,7 @@ describe('node discovery and the shared ipcache across two agents sharing etcd',
     const prefix = `${endpoint.ipv4}/32`;
     await expect
       .poll(async () => (await ipcache(1)).find((e) => e.prefix === prefix), { timeout: 10_000 })
-      .toEqual({ prefix, identity: endpoint.identity, tunnelEndpoint: ADDRS[0], node: NAMES[0], source: 'kvstore' });
+      .toMatchObject({ prefix, identity: endpoint.identity, tunnelEndpoint: ADDRS[0], node: NAMES[0], source: 'kvstore' });
     await expect.poll(() => lpmEntry(join(agents[1]!.bpfRoot, 'cilia_ipcache'), endpoint.ipv4!), { timeout: 5_000 }).toEqual({
       identity: endpoint.identity,
       tunnel_endpoint: be32(ADDRS[0]),
@@ -194,7 +194,7 @@ describe('node discovery and the shared ipcache across two agents sharing etcd',
     await expect.poll(async () => (await nodes(1)).map((n) => n.name), { timeout: 10_000 }).toEqual([...NAMES]);
     await expect
       .poll(async () => (await ipcache(1)).find((e) => e.prefix === prefix), { timeout: 10_000 })
-      .toEqual({ prefix, identity: endpoint.identity, tunnelEndpoint: ADDRS[0], node: NAMES[0], source: 'kvstore' });
+      .toMatchObject({ prefix, identity: endpoint.identity, tunnelEndpoint: ADDRS[0], node: NAMES[0], source: 'kvstore' });
     const a = agents[0]!;
     a.proc!.child.kill('SIGKILL');
     await a.proc!.done;
