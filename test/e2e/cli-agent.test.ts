@@ -37,6 +37,7 @@ describe('cilia CLI against a running agent', () => {
       '@cilia/datapath:started',
       '@cilia/nodes-sync:started',
       '@cilia/pod-endpoints:started',
+      '@cilia/flow:started',
       'fixture-greeter:started',
     ]);
   });
