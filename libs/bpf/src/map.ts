@@ -138,14 +138,9 @@ export class BpfMap<K = Buffer, V = Buffer> {
   /** The description of the map pinned at `path` (any type, per-CPU included), without keeping it open. */
   static pinnedInfo(path: string): MapInfo {
     const n = native();
-    let fd: number;
+    const fd = openPinnedFd(path);
     try {
-      fd = n.objGet(path);
-    } catch (err) {
-      throw toBpfError(err);
-    }
-    try {
-      return mapInfoFrom({ ...n.mapInfo(fd), internal: false, pinPath: path, fd });
+      return n.mapInfo(fd);
     } finally {
       n.closeFd(fd);
     }
@@ -154,12 +149,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
   /** Opens a map pinned in bpffs (e.g. `/sys/fs/bpf/cilia/ipcache`). Close it when done. */
   static openPinned<K = Buffer, V = Buffer>(path: string, codecs: { key?: Codec<K>; value?: Codec<V> } = {}): BpfMap<K, V> {
     const n = native();
-    let fd: number;
-    try {
-      fd = n.objGet(path);
-    } catch (err) {
-      throw toBpfError(err);
-    }
+    const fd = openPinnedFd(path);
     const info = n.mapInfo(fd);
     if (PERCPU_TYPES.has(info.type)) {
       n.closeFd(fd);
@@ -487,12 +477,7 @@ export class PerCpuMap<K = Buffer, V = Buffer> extends BpfMap<K, V[]> {
     codecs: { key?: Codec<K>; value?: Codec<V> } = {},
   ): PerCpuMap<K, V> {
     const n = native();
-    let fd: number;
-    try {
-      fd = n.objGet(path);
-    } catch (err) {
-      throw toBpfError(err);
-    }
+    const fd = openPinnedFd(path);
     const info = n.mapInfo(fd);
     if (!PERCPU_TYPES.has(info.type)) {
       n.closeFd(fd);
@@ -544,6 +529,15 @@ export class PerCpuMap<K = Buffer, V = Buffer> extends BpfMap<K, V[]> {
     if (typeof values[0] === 'bigint') return (values as bigint[]).reduce((a, b) => a + b, 0n) as V;
     if (typeof values[0] === 'number') return (values as number[]).reduce((a, b) => a + b, 0) as V;
     throw new TypeError(`map '${this.info.name}': sum() needs a number or bigint value codec`);
+  }
+}
+
+/** An fd of the object pinned at `path`, errors as BpfError. */
+function openPinnedFd(path: string): number {
+  try {
+    return native().objGet(path);
+  } catch (err) {
+    throw toBpfError(err);
   }
 }
 
