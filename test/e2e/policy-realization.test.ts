@@ -324,7 +324,7 @@ process.stdin.on('data',d=>{if(d.toString().includes('push'))for(const s of c)s.
 const LINE_CLIENT = `const s=require('net').connect(+process.argv[2],process.argv[1],()=>console.log('ready'));s.on('error',e=>console.log('error '+e.message));
 s.on('data',d=>console.log('got '+d.toString().trim().replace(/\\n/g,' ')));process.stdin.on('data',d=>s.write(d))`;
 // COUNT UDP datagrams to HOST:PORT, each from its own socket (so its own source port: a new flow).
-const FLOOD = `const d=require('dgram');const [h,p,n]=process.argv.slice(1);let left=+n,done=0;
+const FLOOD = `const d=require('dgram');const [h,p,n]=process.argv.slice(1);let done=0;
 for(let i=0;i<+n;i++){const u=d.createSocket('udp4');u.send('x',+p,h,()=>{u.close();if(++done===+n){console.log('sent '+done);process.exit(0)}})}`;
 
 describe('a full conntrack table (datapath.conntrack.maxEntries: 256)', () => {

@@ -16,7 +16,7 @@ interface Syscall {
 }
 
 /** Parses `strace -f -ttt -T` output. */
-export function parseStrace(text: string): Syscall[] {
+function parseStrace(text: string): Syscall[] {
   const out: Syscall[] = [];
   const open = new Map<string, { name: string; args: string; start: number }>();
   for (const line of text.split('\n')) {
@@ -44,7 +44,7 @@ export function parseStrace(text: string): Syscall[] {
  * record to the log and a sync of the log that began after that write ended and ended before the
  * acknowledgement. Returns the keys for which that does not hold.
  */
-export function unsyncedAcks(calls: readonly Syscall[], logPath: string): string[] {
+function unsyncedAcks(calls: readonly Syscall[], logPath: string): string[] {
   const logFds = new Set(calls.filter((c) => c.name === 'openat' && c.args.includes(`"${logPath}"`)).map((c) => c.result.split(' ')[0]!));
   const fdOf = (c: Syscall) => c.args.split(',')[0]!.trim();
   const logWrites = calls.filter((c) => /^(write|pwrite64|writev)$/.test(c.name) && logFds.has(fdOf(c)));
